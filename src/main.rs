@@ -1,1 +1,40 @@
-fn main() {}
+//! The `ld` binary: parses the command line and hands each subcommand to the crate that owns it.
+//!
+//! `ld` shares its name with the system linker. When it is invoked with a linker's arguments
+//! rather than a subcommand, it hands over to the next `ld` on PATH before anything else runs
+//! (see `linker`).
+
+mod cli;
+mod exit;
+mod import;
+mod linker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if linker::is_linker_invocation(&args) {
+        return linker::hand_over(&args);
+    }
+    let cli = match cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Import(args) => import::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}

@@ -1,1 +1,66 @@
-//! x
+//! Importers: turn recordings (HAR) and, later, API descriptions into `ld` plans.
+//!
+//! Every importer produces the same thing, an [`Import`]: a plan of `LD_start_test` with one HTTP
+//! task per kept request and a `status_code` assertion on each, the secrets moved out of it, and
+//! a summary of what was kept, dropped and why. The filters, task naming and secrets handling
+//! are shared by all formats.
+//!
+//! This crate depends on the plan model only. It must build without the engine's network stack
+//! (no tokio, hyper, reqwest), so that importing stays a fast, small, offline step.
+
+mod error;
+mod filter;
+mod form;
+pub mod har;
+mod naming;
+mod output;
+mod secrets;
+
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use output::{Import, ImportOptions, Summary};
+pub use secrets::Secret;
+
+/// The input formats `ld import` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Har,
+}
+
+impl Format {
+    /// Every format, in the order detection tries them.
+    pub const ALL: &'static [Format] = &[Format::Har];
+
+    /// The name used by `--from`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Har => "har",
+        }
+    }
+
+    /// The format named `name`, as given to `--from`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Recognises a format by looking at the start of the content.
+    pub fn detect(bytes: &[u8]) -> Option<Format> {
+        let head = &bytes[..bytes.len().min(64 * 1024)];
+        let text = String::from_utf8_lossy(head);
+        let text = text.trim_start_matches('\u{feff}').trim_start();
+        if text.starts_with('{') && har::looks_like_har(text) {
+            return Some(Format::Har);
+        }
+        None
+    }
+}
+
+/// Imports `bytes` (read from a file called `name`, used in error messages) as `format`.
+pub fn import(format: Format, name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
+    match format {
+        Format::Har => har::import(name, bytes, options),
+    }
+}

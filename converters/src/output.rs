@@ -1,0 +1,338 @@
+//! What every importer produces, and the shared steps that turn one request into a task:
+//! header rules, secrets, `--header` overrides, naming, the status assertion.
+
+use std::collections::BTreeMap;
+
+use ld_plan::{Action, Assertion, Plan, StartTest, Task, Tasks};
+use serde_json::{Map, Number, Value};
+
+use crate::Filter;
+use crate::secrets::{Secret, Secrets, render_env};
+
+/// How an import shapes its plan.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub filter: Filter,
+    /// Keep secrets in the plan instead of moving them to the side file.
+    pub inline_secrets: bool,
+    /// Keep the recorded pauses between requests as `think_time`.
+    pub think_time: bool,
+    /// `user_detail_dict.user` of the generated `LD_start_test`.
+    pub user: String,
+    pub users: u64,
+    pub spawn_rate: f64,
+    /// Seconds.
+    pub duration: u64,
+    /// Headers added to, or overriding, every kept task (`--header`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for ImportOptions {
+    /// LoadDensity's importer defaults: `fast_http_user`, 10 users, spawn rate 5, 60 s.
+    fn default() -> Self {
+        ImportOptions {
+            filter: Filter::default(),
+            inline_secrets: false,
+            think_time: false,
+            user: "fast_http_user".into(),
+            users: 10,
+            spawn_rate: 5.0,
+            duration: 60,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The result of an import.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub plan: Plan,
+    /// Secrets moved out of the plan, for the side file.
+    pub secrets: Vec<Secret>,
+    pub summary: Summary,
+}
+
+impl Import {
+    /// The side file's text (`NAME=value` lines), or `None` when no secret was moved.
+    pub fn secrets_env(&self) -> Option<String> {
+        (!self.secrets.is_empty()).then(|| render_env(&self.secrets))
+    }
+}
+
+/// What happened to the input's requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub read: usize,
+    pub kept: usize,
+    /// Dropped requests by reason, e.g. `"--exclude"` → 3.
+    pub dropped: BTreeMap<String, usize>,
+    /// Values replaced by `${env.NAME}` placeholders.
+    pub secrets_replaced: usize,
+    /// Things worth knowing that did not stop the import, grouped with counts.
+    pub warnings: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub(crate) fn drop(&mut self, reason: &str) {
+        *self.dropped.entry(reason.to_string()).or_default() += 1;
+    }
+
+    pub(crate) fn warn(&mut self, message: impl Into<String>) {
+        *self.warnings.entry(message.into()).or_default() += 1;
+    }
+
+    /// A few lines for stderr.
+    pub fn render(&self) -> String {
+        let mut out = format!("read {} requests, kept {}", self.read, self.kept);
+        if !self.dropped.is_empty() {
+            let parts: Vec<String> = self
+                .dropped
+                .iter()
+                .map(|(reason, n)| format!("{n} {reason}"))
+                .collect();
+            out.push_str(&format!("; dropped {}", parts.join(", ")));
+        }
+        if self.secrets_replaced > 0 {
+            out.push_str(&format!(
+                "; {} secret values moved out",
+                self.secrets_replaced
+            ));
+        }
+        for (message, n) in &self.warnings {
+            if *n > 1 {
+                out.push_str(&format!("\nwarning: {message} ({n} times)"));
+            } else {
+                out.push_str(&format!("\nwarning: {message}"));
+            }
+        }
+        out
+    }
+}
+
+/// Headers that must not be replayed as recorded: HTTP/2 pseudo-headers (`:authority`, ...),
+/// hop-by-hop headers, and those the client computes for the request it sends.
+pub(crate) fn is_dropped_header(name: &str) -> bool {
+    name.starts_with(':')
+        || [
+            "host",
+            "content-length",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+            "trailer",
+            "upgrade",
+        ]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// A request in the importer-neutral form the shared steps work on.
+#[derive(Debug, Default)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    /// Headers as recorded, in order, duplicates included.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Body,
+    /// The recorded or declared status, when there is one.
+    pub(crate) status: Option<u16>,
+    pub(crate) think_time: Option<f64>,
+}
+
+/// A request body as the plan will carry it.
+#[derive(Debug, Default)]
+pub(crate) enum Body {
+    #[default]
+    None,
+    Json(Value),
+    /// Form fields, sent urlencoded.
+    Form(Map<String, Value>),
+    /// Text sent verbatim (`data` as a string).
+    Text(String),
+    /// Bytes (`body: {"base64": ...}`).
+    Base64(String),
+    /// Parts (`body: {"multipart": [...]}`); the client writes the boundary, so a recorded
+    /// `Content-Type` is dropped.
+    Multipart(Vec<Value>),
+}
+
+/// Builds tasks with the shared rules and collects the plan.
+pub(crate) struct Builder<'a> {
+    options: &'a ImportOptions,
+    secrets: Secrets,
+    tasks: Vec<Task>,
+    pub(crate) summary: Summary,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(options: &'a ImportOptions) -> Builder<'a> {
+        Builder {
+            options,
+            secrets: Secrets::new(options.inline_secrets),
+            tasks: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    pub(crate) fn filter(&self) -> &Filter {
+        &self.options.filter
+    }
+
+    /// Turns one kept request into a task.
+    pub(crate) fn push(&mut self, request: Request) {
+        let name = crate::naming::task_name(&request.method, &request.url);
+        let url = self.protect_query(&request.url);
+        let mut headers = Map::new();
+        let mut seen_duplicate = false;
+        let multipart = matches!(request.body, Body::Multipart(_));
+        for (key, value) in &request.headers {
+            if is_dropped_header(key) || (multipart && key.eq_ignore_ascii_case("content-type")) {
+                continue;
+            }
+            let existing = headers
+                .keys()
+                .find(|k: &&String| k.eq_ignore_ascii_case(key))
+                .cloned();
+            match existing {
+                Some(k) => {
+                    // One name, several lines: HTTP allows joining them with ", " (cookies
+                    // with "; "), which is what the server would have seen as one list.
+                    seen_duplicate = true;
+                    let sep = if key.eq_ignore_ascii_case("cookie") {
+                        "; "
+                    } else {
+                        ", "
+                    };
+                    if let Some(Value::String(v)) = headers.get_mut(&k) {
+                        v.push_str(sep);
+                        v.push_str(value);
+                    }
+                }
+                None => {
+                    headers.insert(key.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+        if seen_duplicate {
+            self.summary
+                .warn("repeated header names were joined into one header");
+        }
+        for (key, value) in headers.iter_mut() {
+            if let Value::String(v) = value
+                && let Some(placeholder) = self.secrets.header(key, v)
+            {
+                *value = Value::String(placeholder);
+            }
+        }
+        for (key, value) in &self.options.headers {
+            let existing = headers
+                .keys()
+                .find(|k: &&String| k.eq_ignore_ascii_case(key))
+                .cloned();
+            if let Some(k) = existing {
+                headers.shift_remove(&k);
+            }
+            headers.insert(key.clone(), Value::String(value.clone()));
+        }
+        let mut task = Task {
+            method: Some(request.method.to_ascii_lowercase()),
+            request_url: Some(url),
+            name: Some(name),
+            headers: (!headers.is_empty()).then_some(headers),
+            ..Task::default()
+        };
+        match request.body {
+            Body::None => {}
+            Body::Json(v) => task.json = Some(v),
+            Body::Form(map) => task.data = Some(Value::Object(map)),
+            Body::Text(t) => task.data = Some(Value::String(t)),
+            Body::Base64(b) => {
+                let mut map = Map::new();
+                map.insert("base64".into(), Value::String(b));
+                task.body = Some(Value::Object(map));
+            }
+            Body::Multipart(parts) => {
+                let mut map = Map::new();
+                map.insert("multipart".into(), Value::Array(parts));
+                task.body = Some(Value::Object(map));
+            }
+        }
+        if let Some(status) = request.status {
+            task.assertions = Some(vec![Assertion::status_code(status)]);
+        }
+        if let Some(t) = request.think_time.filter(|t| *t > 0.0) {
+            task.think_time = Number::from_f64((t * 1000.0).round() / 1000.0).map(Value::Number);
+        }
+        self.summary.kept += 1;
+        self.tasks.push(task);
+    }
+
+    /// Replaces secret query values in a URL, leaving every other byte as recorded.
+    fn protect_query(&mut self, url: &str) -> String {
+        let (before_fragment, fragment) = match url.split_once('#') {
+            Some((a, b)) => (a, Some(b)),
+            None => (url, None),
+        };
+        let Some((base, query)) = before_fragment.split_once('?') else {
+            return url.to_string();
+        };
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) => {
+                    let key = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+                    match self.secrets.query(&key, v) {
+                        Some(placeholder) => format!("{k}={placeholder}"),
+                        None => pair.to_string(),
+                    }
+                }
+                None => pair.to_string(),
+            })
+            .collect();
+        let mut out = format!("{base}?{}", pairs.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+        out
+    }
+
+    /// The plan: one `LD_start_test` in sequence mode.
+    pub(crate) fn finish(mut self) -> Import {
+        let settings = StartTest {
+            user_detail_dict: {
+                let mut m = Map::new();
+                m.insert("user".into(), Value::String(self.options.user.clone()));
+                m
+            },
+            tasks: Some(Tasks::Mode {
+                mode: Some("sequence".into()),
+                tasks: std::mem::take(&mut self.tasks),
+            }),
+            user_count: Some(self.options.users),
+            spawn_rate: Some(number(self.options.spawn_rate)),
+            test_time: Some(Some(Number::from(self.options.duration))),
+            extra: Map::new(),
+        };
+        self.summary.secrets_replaced = self.secrets.replaced;
+        Import {
+            plan: Plan {
+                wrapped: true,
+                actions: vec![Action::start_test(&settings)],
+            },
+            secrets: self.secrets.found,
+            summary: self.summary,
+        }
+    }
+}
+
+/// Integers stay integers in the output (`5`, not `5.0`).
+fn number(v: f64) -> Number {
+    if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
+        Number::from(v as u64)
+    } else {
+        Number::from_f64(v).unwrap_or_else(|| Number::from(0))
+    }
+}

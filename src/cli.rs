@@ -1,0 +1,18 @@
+//! The command line: clap types only. Each subcommand's arguments are handed whole to the
+//! module that runs it.
+
+use clap::{Parser, Subcommand};
+
+/// Record, convert and replay API traffic.
+#[derive(Debug, Parser)]
+#[command(name = "ld", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Turn a recording or an API description into an action JSON plan
+    Import(crate::import::ImportArgs),
+}

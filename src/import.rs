@@ -1,0 +1,188 @@
+//! `ld import`: read a file, detect its format, run the importer, write the plan and the
+//! secrets side file atomically.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use ld_converters::{Filter, Format, ImportOptions};
+
+use crate::exit;
+
+/// Arguments of `ld import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The file to import (`-` reads standard input)
+    pub(crate) file: PathBuf,
+
+    /// Where to write the plan (`-` for standard output)
+    #[arg(short, long, default_value = "actions.json", value_name = "FILE")]
+    pub(crate) output: PathBuf,
+
+    /// The input format, when detection should not decide
+    #[arg(long, value_name = "FORMAT", value_parser = ["har"])]
+    pub(crate) from: Option<String>,
+
+    /// Keep only requests whose full URL matches this regex (repeatable; any one suffices)
+    #[arg(long, value_name = "RE", help_heading = "Filters")]
+    pub(crate) include: Vec<String>,
+
+    /// Drop requests whose full URL matches this regex (repeatable; wins over --include)
+    #[arg(long, value_name = "RE", help_heading = "Filters")]
+    pub(crate) exclude: Vec<String>,
+
+    /// Drop images, fonts, stylesheets, scripts and media (by MIME type and extension)
+    #[arg(long, help_heading = "Filters")]
+    pub(crate) skip_static: bool,
+
+    /// Add or override a header on every task, e.g. 'Authorization: Bearer ${env.TOKEN}'
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        help_heading = "Plan"
+    )]
+    pub(crate) headers: Vec<String>,
+
+    /// Keep credentials in the plan instead of moving them to the secrets file
+    #[arg(long, help_heading = "Plan")]
+    pub(crate) inline_secrets: bool,
+
+    /// Where secrets go [default: the plan's path + `.secrets.env`]
+    #[arg(long, value_name = "FILE", help_heading = "Plan")]
+    pub(crate) secrets_file: Option<PathBuf>,
+
+    /// Keep the recorded pauses between requests as think time
+    #[arg(long, help_heading = "Plan")]
+    pub(crate) think_time: bool,
+
+    /// Virtual users of the generated LD_start_test
+    #[arg(long, default_value_t = 10, help_heading = "Load")]
+    pub(crate) users: u64,
+
+    /// Users started per second
+    #[arg(long, default_value_t = 5.0, help_heading = "Load")]
+    pub(crate) spawn_rate: f64,
+
+    /// Test duration, e.g. 60s, 2m
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Load")]
+    pub(crate) duration: std::time::Duration,
+
+    /// User template (LoadDensity's user_detail_dict.user)
+    #[arg(long, default_value = "fast_http_user", help_heading = "Load")]
+    pub(crate) user: String,
+
+    /// Print nothing but errors
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let (name, bytes) = read_input(&args.file)?;
+    let format = match &args.from {
+        Some(f) => Format::from_name(f)
+            .ok_or_else(|| exit::input_error(format!("unknown format {f:?}")))?,
+        None => Format::detect(&bytes).ok_or_else(|| {
+            let tried: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+            exit::input_error(
+                ld_converters::Error::UnknownFormat {
+                    name: name.clone(),
+                    tried: tried.join(", "),
+                }
+                .to_string(),
+            )
+        })?,
+    };
+    let options = ImportOptions {
+        filter: Filter::new(&args.include, &args.exclude, args.skip_static)
+            .map_err(|e| exit::input_error(e.to_string()))?,
+        inline_secrets: args.inline_secrets,
+        think_time: args.think_time,
+        user: args.user.clone(),
+        users: args.users,
+        spawn_rate: args.spawn_rate,
+        duration: args.duration.as_secs(),
+        headers: parse_headers(&args.headers)?,
+    };
+    let import = ld_converters::import(format, &name, &bytes, &options)
+        .map_err(|e| exit::input_error(e.to_string()))?;
+    drop(bytes);
+
+    let plan_text = import.plan.to_json_string();
+    let to_stdout = args.output == Path::new("-");
+    if let Some(env) = import.secrets_env() {
+        let path = args.secrets_file.clone().unwrap_or_else(|| {
+            let base = if to_stdout {
+                PathBuf::from("actions.json")
+            } else {
+                args.output.clone()
+            };
+            let mut os = base.into_os_string();
+            os.push(".secrets.env");
+            PathBuf::from(os)
+        });
+        ld_plan::fs::write_atomic(&path, env.as_bytes(), true)
+            .with_context(|| format!("could not write the secrets file {}", path.display()))?;
+        if !args.quiet {
+            eprintln!(
+                "{} secret values moved to {} (mode 0600; keep it out of version control)",
+                import.secrets.len(),
+                path.display()
+            );
+        }
+    }
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out
+            .write_all(plan_text.as_bytes())
+            .and_then(|()| out.flush())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e).context("could not write the plan to standard output");
+        }
+    } else {
+        ld_plan::fs::write_atomic(&args.output, plan_text.as_bytes(), false)
+            .with_context(|| format!("could not write the plan {}", args.output.display()))?;
+    }
+    if !args.quiet {
+        eprintln!("{}", import.summary.render());
+        if !to_stdout {
+            eprintln!("wrote {}", args.output.display());
+        }
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn read_input(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
+    if file == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("could not read standard input")?;
+        return Ok(("<stdin>".into(), bytes));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| exit::input_error(format!("could not read {}: {e}", file.display())))?;
+    Ok((file.display().to_string(), bytes))
+}
+
+fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|h| {
+            let (name, value) = h.split_once(':').ok_or_else(|| {
+                exit::input_error(format!(
+                    "--header {h:?} has no colon; write it as 'Name: value'"
+                ))
+            })?;
+            let name = name.trim();
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(exit::input_error(format!(
+                    "--header {h:?}: {name:?} is not a header name"
+                )));
+            }
+            Ok((name.to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
