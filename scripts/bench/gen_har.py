@@ -5,7 +5,7 @@
 
 Deterministic for a given N and seed (default 20240611): N=20000 gives 47.1 MB (45 MiB).
 Entries look like a DevTools "Save all as HAR with content" export of a single-page app
-talking to its API: ~20 request headers, query strings, cookies, JSON / urlencoded form /
+talking to its API: 14-19 request headers (16 on average), query strings, cookies, JSON / form /
 text POST bodies, JSON and HTML response bodies of a few KB, Chrome's "_" fields,
 timings with -1 for reused connections. All URLs are on http://127.0.0.1:18765.
 Written as a stream of compact JSON (as Playwright's recordHar writes it), so memory stays flat.
