@@ -1,0 +1,406 @@
+//! The HTTP transport of one virtual user.
+//!
+//! Each virtual user owns its connections, as a browser tab or a wrk connection does: one
+//! per origin, kept alive and reused, HTTP/1.1 or HTTP/2 (ALPN over TLS, prior knowledge
+//! for cleartext when asked). There is no pool shared between users, so nothing on the hot
+//! path takes a lock. The jar keeps the cookies the server sets for this user.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::HttpVersion;
+use crate::cookies::Jar;
+use crate::task::Prepared;
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+struct Conn {
+    https: bool,
+    host: String,
+    port: u16,
+    tls: usize,
+    sender: Sender,
+}
+
+/// What came back.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    /// The body, decoded from gzip or deflate, when it was asked for.
+    pub(crate) body: Bytes,
+    /// Body bytes as received on the wire.
+    pub(crate) wire_bytes: u64,
+    /// The URL that answered (after redirects, when followed).
+    pub(crate) url: Arc<str>,
+}
+
+/// One virtual user's connections and cookies.
+pub(crate) struct HttpTransport {
+    conns: Vec<Conn>,
+    pub(crate) jar: Jar,
+    version: HttpVersion,
+}
+
+const MAX_REDIRECTS: usize = 10;
+
+impl HttpTransport {
+    pub(crate) fn new(version: HttpVersion) -> Self {
+        HttpTransport {
+            conns: Vec::new(),
+            jar: Jar::default(),
+            version,
+        }
+    }
+
+    /// Sends `method` with the prepared request; follows redirects when asked. Transport
+    /// failures come back as a message for the record.
+    pub(crate) async fn send(
+        &mut self,
+        method: &Method,
+        prepared: &Prepared,
+        tls: &Arc<rustls::ClientConfig>,
+        follow: bool,
+        want_body: bool,
+    ) -> Result<Reply, String> {
+        let mut reply = self.exchange(method, prepared, tls, want_body).await?;
+        if !follow {
+            return Ok(reply);
+        }
+        let mut current: Option<Prepared> = None;
+        let mut method = method.clone();
+        for _ in 0..MAX_REDIRECTS {
+            if !matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(reply);
+            }
+            let Some(location) = reply.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+                return Ok(reply);
+            };
+            let base = current.as_ref().unwrap_or(prepared);
+            let next_url = join_url(&base.url, location);
+            let mut next = retarget(base, &next_url)?;
+            if reply.status == 303 || (matches!(reply.status, 301 | 302) && method == Method::POST) {
+                method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
+                next.body = Bytes::new();
+                next.headers.remove(header::CONTENT_TYPE);
+            }
+            reply = self.exchange(&method, &next, tls, want_body).await?;
+            current = Some(next);
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+
+    async fn exchange(
+        &mut self,
+        method: &Method,
+        p: &Prepared,
+        tls: &Arc<rustls::ClientConfig>,
+        want_body: bool,
+    ) -> Result<Reply, String> {
+        let tls_id = Arc::as_ptr(tls) as usize;
+        let cookie = self.cookie_header(p);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (index, reused) = match self.find(p, tls_id) {
+                Some(i) => (i, true),
+                None => {
+                    let sender = connect(p, tls, self.version).await?;
+                    self.conns.push(Conn {
+                        https: p.https,
+                        host: p.host.clone(),
+                        port: p.port,
+                        tls: tls_id,
+                        sender,
+                    });
+                    (self.conns.len() - 1, false)
+                }
+            };
+            let conn = &mut self.conns[index];
+            let result = send_on(&mut conn.sender, method, p, cookie.as_ref()).await;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.conns.swap_remove(index);
+                    // A kept-alive connection the server has just closed: one fresh try.
+                    if reused && attempt == 1 {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let (parts, mut body) = response.into_parts();
+            let mut wire = 0u64;
+            let mut chunks: Vec<Bytes> = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.conns.swap_remove(index);
+                        return Err(chain("reading the body", &e));
+                    }
+                };
+                if let Ok(data) = frame.into_data() {
+                    wire += data.len() as u64;
+                    if want_body {
+                        chunks.push(data);
+                    }
+                }
+            }
+            let closing = parts
+                .headers
+                .get(header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            if closing {
+                self.conns.swap_remove(index);
+            }
+            for value in parts.headers.get_all(header::SET_COOKIE) {
+                if let Ok(text) = value.to_str() {
+                    let path = p.uri.path();
+                    self.jar.store(text, &p.host, path);
+                }
+            }
+            let body = if want_body {
+                let raw = concat(chunks);
+                decode(&parts.headers, raw)
+            } else {
+                Bytes::new()
+            };
+            return Ok(Reply {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+                wire_bytes: wire,
+                url: p.url.clone(),
+            });
+        }
+    }
+
+    fn find(&mut self, p: &Prepared, tls: usize) -> Option<usize> {
+        let i = self.conns.iter().position(|c| {
+            c.https == p.https && c.port == p.port && c.tls == tls && c.host == p.host
+        })?;
+        let closed = match &self.conns[i].sender {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        };
+        if closed {
+            self.conns.swap_remove(i);
+            return None;
+        }
+        Some(i)
+    }
+
+    /// The `Cookie` header: the task's own cookies, overridden by the jar's of the same name.
+    fn cookie_header(&self, p: &Prepared) -> Option<HeaderValue> {
+        if self.jar.is_empty() && p.cookies.is_empty() {
+            return None;
+        }
+        let mut pairs: Vec<(&str, &str)> = p.cookies.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        for (k, v) in self.jar.matching(&p.host, p.uri.path(), p.https) {
+            pairs.retain(|(n, _)| *n != k);
+            pairs.push((k, v));
+        }
+        if pairs.is_empty() {
+            return None;
+        }
+        let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        HeaderValue::from_str(&text.join("; ")).ok()
+    }
+}
+
+async fn send_on(
+    sender: &mut Sender,
+    method: &Method,
+    p: &Prepared,
+    cookie: Option<&HeaderValue>,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let mut req = Request::new(Full::new(p.body.clone()));
+    *req.method_mut() = method.clone();
+    *req.headers_mut() = p.headers.clone();
+    if let Some(c) = cookie {
+        req.headers_mut().insert(header::COOKIE, c.clone());
+    }
+    match sender {
+        Sender::H1(s) => {
+            *req.uri_mut() = p.origin_form.clone();
+            req.headers_mut().insert(header::HOST, p.authority.clone());
+            s.ready().await.map_err(|e| chain("connection", &e))?;
+            s.send_request(req).await.map_err(|e| chain("request", &e))
+        }
+        Sender::H2(s) => {
+            *req.uri_mut() = p.uri.clone();
+            for h in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE, header::TE] {
+                req.headers_mut().remove(h);
+            }
+            req.headers_mut().remove("keep-alive");
+            req.headers_mut().remove("proxy-connection");
+            s.ready().await.map_err(|e| chain("connection", &e))?;
+            s.send_request(req).await.map_err(|e| chain("request", &e))
+        }
+    }
+}
+
+async fn connect(p: &Prepared, tls: &Arc<rustls::ClientConfig>, version: HttpVersion) -> Result<Sender, String> {
+    let tcp = match p.host.parse::<IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, p.port)).await,
+        Err(_) => TcpStream::connect((p.host.as_str(), p.port)).await,
+    }
+    .map_err(|e| format!("connect to {}:{}: {e}", p.host, p.port))?;
+    let _ = tcp.set_nodelay(true);
+    if p.https {
+        let name = rustls::pki_types::ServerName::try_from(p.host.clone())
+            .map_err(|e| format!("invalid TLS server name {:?}: {e}", p.host))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {}:{}: {e}", p.host, p.port))?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        handshake(TokioIo::new(stream), h2).await
+    } else {
+        handshake(TokioIo::new(tcp), version == HttpVersion::Http2).await
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Sender, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if h2 {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| chain("HTTP/2 handshake", &e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::handshake(io)
+            .await
+            .map_err(|e| chain("HTTP/1.1 handshake", &e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H1(sender))
+    }
+}
+
+/// `what: error: cause: cause`, each cause once.
+fn chain(what: &str, e: &dyn std::error::Error) -> String {
+    let mut out = format!("{what}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in &chunks {
+                v.extend_from_slice(c);
+            }
+            Bytes::from(v)
+        }
+    }
+}
+
+fn decode(headers: &HeaderMap, raw: Bytes) -> Bytes {
+    use std::io::Read;
+    let coding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase());
+    let mut out = Vec::new();
+    let ok = match coding.as_deref() {
+        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).is_ok(),
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(&raw[..]).read_to_end(&mut out).is_ok()
+                || {
+                    out.clear();
+                    flate2::read::DeflateDecoder::new(&raw[..]).read_to_end(&mut out).is_ok()
+                }
+        }
+        _ => return raw,
+    };
+    if ok { Bytes::from(out) } else { raw }
+}
+
+/// Resolves a `Location` against the URL that answered.
+pub(crate) fn join_url(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if let Some(net) = location.strip_prefix("//") {
+        return format!("{scheme}://{net}");
+    }
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority_end..].split(['?', '#']).next().unwrap_or("/");
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    format!("{scheme}://{authority}{dir}{location}")
+}
+
+/// The same request sent to another URL (a redirect).
+fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("invalid redirect {url:?}: {e}"))?;
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or_else(|| format!("redirect {url:?} has no host"))?.trim_matches(['[', ']']).to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| host.clone());
+    Ok(Prepared {
+        url: Arc::from(url),
+        origin_form: crate::task::origin_form(&uri),
+        authority: HeaderValue::from_str(&authority).map_err(|_| "invalid redirect host".to_string())?,
+        uri,
+        https,
+        host,
+        port,
+        headers: p.headers.clone(),
+        cookies: p.cookies.clone(),
+        body: p.body.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_answering_url() {
+        let base = "http://127.0.0.1:9/a/b?x=1";
+        assert_eq!(join_url(base, "/c"), "http://127.0.0.1:9/c");
+        assert_eq!(join_url(base, "c"), "http://127.0.0.1:9/a/c");
+        assert_eq!(join_url(base, "https://h/z"), "https://h/z");
+        assert_eq!(join_url(base, "//h2/z"), "http://h2/z");
+    }
+}

@@ -1,0 +1,644 @@
+//! Virtual users and the load models that start, pace and stop them.
+//!
+//! Closed model (LoadDensity's): a number of users, started at a spawn rate, each running the
+//! scenario in a loop for a duration or a number of iterations; stages change the number of
+//! users over time. Open model: iterations start at a constant arrival rate whatever the
+//! server's speed; an arrival that finds no free user is counted as dropped, never delayed,
+//! and latency is measured from the intended start, so a slow server cannot hide its queue
+//! (no coordinated omission).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::HttpVersion;
+use crate::check::{Seen, snippet};
+use crate::compile::{Mode, TestSpec};
+use crate::http::HttpTransport;
+use crate::stats::{BatchSender, Buffer, Record};
+use crate::task::{HttpTask, Prepared, prepare};
+use crate::template::Scope;
+
+/// How the number of virtual users changes over time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Profile {
+    /// Linear ramps from the previous target to each stage's target (`--stages`).
+    Ramp(Vec<(Duration, u64)>),
+    /// LoadDensity's stages: hold `users`, reached at `spawn_rate` users per second.
+    Steps(Vec<(Duration, u64, f64)>),
+}
+
+impl Profile {
+    /// LoadDensity's `load_shape` with its `shape_config`.
+    pub(crate) fn from_shape(kind: &str, config: &Value) -> Result<Profile, String> {
+        let num = |k: &str, d: f64| config.get(k).and_then(Value::as_f64).unwrap_or(d);
+        let secs = |f: f64| Duration::from_secs_f64(f.max(0.0));
+        match kind {
+            "stages" => {
+                let Some(Value::Array(stages)) = config.get("stages") else {
+                    return Err("load_shape stages needs shape_config.stages".into());
+                };
+                Ok(Profile::Steps(
+                    stages
+                        .iter()
+                        .map(|s| {
+                            let g = |k: &str, d: f64| s.get(k).and_then(Value::as_f64).unwrap_or(d);
+                            (secs(g("duration", 0.0)), g("users", 0.0) as u64, g("spawn_rate", 1.0))
+                        })
+                        .collect(),
+                ))
+            }
+            "spike" => {
+                let base = num("baseline_users", 0.0) as u64;
+                let spike = num("spike_users", base as f64) as u64;
+                let rate = num("spawn_rate", 10.0);
+                Ok(Profile::Steps(vec![
+                    (secs(num("pre_seconds", 30.0)), base, rate),
+                    (secs(num("spike_seconds", 30.0)), spike, rate),
+                    (secs(num("post_seconds", 30.0)), base, rate),
+                ]))
+            }
+            "soak" => {
+                let users = num("users", 0.0) as u64;
+                Ok(Profile::Ramp(vec![
+                    (secs(num("ramp_seconds", 60.0)), users),
+                    (secs(num("hold_seconds", 600.0)), users),
+                    (secs(num("cooldown_seconds", 60.0)), 0),
+                ]))
+            }
+            other => Err(format!("unknown load_shape `{other}`: stages, spike or soak")),
+        }
+    }
+
+    fn total(&self) -> Duration {
+        match self {
+            Profile::Ramp(s) => s.iter().map(|(d, _)| *d).sum(),
+            Profile::Steps(s) => s.iter().map(|(d, _, _)| *d).sum(),
+        }
+    }
+
+    /// Target users and spawn rate at `t`; `None` once the profile is over.
+    fn at(&self, t: Duration) -> Option<(u64, f64)> {
+        let mut elapsed = Duration::ZERO;
+        match self {
+            Profile::Ramp(stages) => {
+                let mut from = 0u64;
+                for (d, target) in stages {
+                    if t < elapsed + *d {
+                        let f = (t - elapsed).as_secs_f64() / d.as_secs_f64().max(1e-9);
+                        let users = from as f64 + (*target as f64 - from as f64) * f;
+                        return Some((users.round() as u64, f64::INFINITY));
+                    }
+                    elapsed += *d;
+                    from = *target;
+                }
+                None
+            }
+            Profile::Steps(stages) => {
+                for (d, users, rate) in stages {
+                    if t < elapsed + *d {
+                        return Some((*users, *rate));
+                    }
+                    elapsed += *d;
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The load one `LD_start_test` runs with, after the command line's overrides.
+#[derive(Debug, Clone)]
+pub(crate) enum Load {
+    Closed {
+        users: u64,
+        spawn_rate: f64,
+        duration: Option<Duration>,
+        iterations: Option<u64>,
+        profile: Option<Profile>,
+    },
+    Open {
+        rate: f64,
+        duration: Option<Duration>,
+        max_users: u64,
+    },
+}
+
+/// What every virtual user of one test shares, read-only.
+pub(crate) struct TestCtx {
+    pub(crate) tasks: Vec<Arc<HttpTask>>,
+    pub(crate) mode: Mode,
+    pub(crate) vars: HashMap<String, String>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) epoch: Instant,
+    pub(crate) http: HttpVersion,
+    cumulative: Vec<u64>,
+}
+
+impl TestCtx {
+    pub(crate) fn new(
+        spec: &TestSpec,
+        vars: HashMap<String, String>,
+        seed: Option<u64>,
+        epoch: Instant,
+        http: HttpVersion,
+    ) -> Self {
+        let mut sum = 0;
+        let cumulative = spec
+            .tasks
+            .iter()
+            .map(|t| {
+                sum += t.weight;
+                sum
+            })
+            .collect();
+        TestCtx {
+            tasks: spec.tasks.clone(),
+            mode: spec.mode,
+            vars,
+            seed,
+            epoch,
+            http,
+            cumulative,
+        }
+    }
+
+    /// Weighted mode: one task, in proportion to the weights (weight 0 never).
+    fn pick(&self, rng: &mut SmallRng) -> Option<&Arc<HttpTask>> {
+        let total = *self.cumulative.last()?;
+        if total == 0 {
+            return None;
+        }
+        let x = rng.random_range(0..total);
+        let i = self.cumulative.partition_point(|c| *c <= x);
+        self.tasks.get(i)
+    }
+}
+
+/// One virtual user.
+struct Vu {
+    ctx: Arc<TestCtx>,
+    transport: HttpTransport,
+    vars: HashMap<String, String>,
+    session: HashMap<String, String>,
+    rng: SmallRng,
+    rows: Vec<(usize, Option<usize>)>,
+    buffer: Buffer,
+    stop: watch::Receiver<bool>,
+}
+
+impl Vu {
+    fn new(ctx: Arc<TestCtx>, id: u64, tx: BatchSender, stop: watch::Receiver<bool>) -> Self {
+        let rng = match ctx.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            None => SmallRng::from_os_rng(),
+        };
+        Vu {
+            transport: HttpTransport::new(ctx.http),
+            vars: ctx.vars.clone(),
+            session: HashMap::new(),
+            rng,
+            rows: Vec::new(),
+            buffer: Buffer::new(tx),
+            stop,
+            ctx,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sleeps, waking early when the user is stopped.
+    async fn pause(&mut self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.stop.changed() => {}
+        }
+    }
+
+    fn condition(&mut self, task: &HttpTask) -> bool {
+        if task.run_if.is_none() && task.skip_if.is_none() {
+            return true;
+        }
+        self.rows.clear();
+        let mut scope = Scope {
+            vars: &self.vars,
+            session: &self.session,
+            rng: &mut self.rng,
+            rows: &mut self.rows,
+        };
+        if let Some(p) = &task.run_if {
+            if !p.holds(&mut scope) {
+                return false;
+            }
+        }
+        if let Some(p) = &task.skip_if {
+            if p.holds(&mut scope) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One pass of the scenario; returns how many tasks ran.
+    async fn iteration(&mut self, mut intended: Option<Instant>) -> usize {
+        let ctx = self.ctx.clone();
+        let mut ran = 0;
+        if ctx.mode == Mode::Weighted {
+            let task = ctx.pick(&mut self.rng).cloned();
+            if let Some(task) = task {
+                if self.condition(&task) {
+                    self.exec(&task, intended).await;
+                    ran += 1;
+                }
+            }
+            return ran;
+        }
+        for task in &ctx.tasks {
+            if self.stopped() {
+                break;
+            }
+            if !self.condition(task) {
+                continue;
+            }
+            self.exec(task, intended.take()).await;
+            ran += 1;
+        }
+        ran
+    }
+
+    async fn exec(&mut self, task: &HttpTask, intended: Option<Instant>) {
+        if let Some(t) = &task.throttle {
+            let wait = t.reserve();
+            self.pause(wait).await;
+        }
+        self.rows.clear();
+        let prepared: Arc<Prepared> = match &task.prepared {
+            Some(p) => p.clone(),
+            None => {
+                let mut scope = Scope {
+                    vars: &self.vars,
+                    session: &self.session,
+                    rng: &mut self.rng,
+                    rows: &mut self.rows,
+                };
+                let fields = task.request.resolve(&mut scope);
+                match prepare(&fields, &task.base_dir, &mut self.rng) {
+                    Ok(p) => Arc::new(p),
+                    Err(message) => {
+                        let now = Instant::now();
+                        let url = fields.get("url").and_then(Value::as_str).unwrap_or("");
+                        self.record(task, now, now, 0, 0, Arc::from(url), Some(message));
+                        return;
+                    }
+                }
+            }
+        };
+        let start = intended.unwrap_or_else(Instant::now);
+        let mut attempt = 0;
+        let result = loop {
+            let sent = tokio::time::timeout(
+                task.timeout,
+                self.transport.send(
+                    &task.method,
+                    &prepared,
+                    &task.tls,
+                    task.follow_redirects,
+                    task.needs_body,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {}", humantime::format_duration(task.timeout))));
+            if sent.is_err() && attempt < task.retries && !self.stopped() {
+                attempt += 1;
+                let backoff = Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5));
+                self.pause(backoff).await;
+                continue;
+            }
+            break sent;
+        };
+        let end = Instant::now();
+        let latency = end.saturating_duration_since(start);
+        match result {
+            Ok(reply) => {
+                let mut seen = Seen::new(
+                    reply.status,
+                    &reply.headers,
+                    &reply.body,
+                    latency.as_secs_f64() * 1000.0,
+                );
+                let mut failed: Vec<String> = Vec::new();
+                if !task.checks.is_empty() {
+                    let mut scope = Scope {
+                        vars: &self.vars,
+                        session: &self.session,
+                        rng: &mut self.rng,
+                        rows: &mut self.rows,
+                    };
+                    for check in &task.checks {
+                        if let Some(m) = check.verify(&mut seen, &mut scope) {
+                            failed.push(m);
+                        }
+                    }
+                }
+                if failed.is_empty() {
+                    for e in &task.extract {
+                        if let Some(v) = e.take(&mut seen) {
+                            if e.session {
+                                self.session.insert(e.var.clone(), v);
+                            } else {
+                                self.vars.insert(e.var.clone(), v);
+                            }
+                        }
+                    }
+                }
+                let error = (!failed.is_empty()).then(|| {
+                    let mut m = failed.join("; ");
+                    if !reply.body.is_empty() {
+                        m.push_str("; body: ");
+                        m.push_str(&snippet(&reply.body));
+                    }
+                    m
+                });
+                self.record(task, start, end, reply.status, reply.wire_bytes, reply.url.clone(), error);
+            }
+            Err(message) => {
+                self.record(task, start, end, 0, 0, prepared.url.clone(), Some(message));
+            }
+        }
+        if let Some(think) = task.think {
+            let d = think.pick(&mut self.rng);
+            self.pause(d).await;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        task: &HttpTask,
+        start: Instant,
+        end: Instant,
+        status: u16,
+        bytes: u64,
+        url: Arc<str>,
+        error: Option<String>,
+    ) {
+        let record = Record {
+            name_id: task.name_id as u32,
+            status,
+            latency_us: end.saturating_duration_since(start).as_micros() as u64,
+            bytes,
+            at_us: start.saturating_duration_since(self.ctx.epoch).as_micros() as u64,
+            url,
+            error: error.map(|e| format!("{}: {e}", task.name).into_boxed_str()),
+        };
+        self.buffer.push(record, end);
+    }
+}
+
+/// Runs one test with `load` until it ends or `cancel` turns true; returns the count of
+/// dropped arrivals (open model).
+pub(crate) async fn run(
+    ctx: Arc<TestCtx>,
+    load: Load,
+    tx: BatchSender,
+    mut cancel: watch::Receiver<bool>,
+) -> u64 {
+    match load {
+        Load::Closed {
+            users,
+            spawn_rate,
+            duration,
+            iterations,
+            profile,
+        } => {
+            closed(ctx, users, spawn_rate, duration, iterations, profile, tx, &mut cancel).await;
+            0
+        }
+        Load::Open {
+            rate,
+            duration,
+            max_users,
+        } => open(ctx, rate, duration, max_users, tx, &mut cancel).await,
+    }
+}
+
+struct Handle {
+    stop: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+/// How long in-flight requests may finish once a test is over.
+const GRACE: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_millis(20);
+
+#[allow(clippy::too_many_arguments)]
+async fn closed(
+    ctx: Arc<TestCtx>,
+    users: u64,
+    spawn_rate: f64,
+    duration: Option<Duration>,
+    iterations: Option<u64>,
+    profile: Option<Profile>,
+    tx: BatchSender,
+    cancel: &mut watch::Receiver<bool>,
+) {
+    let start = Instant::now();
+    let deadline = match (&profile, duration) {
+        (Some(p), None) => Some(start + p.total()),
+        (_, Some(d)) => Some(start + d),
+        (None, None) => None,
+    };
+    let mut vus: Vec<Handle> = Vec::new();
+    let mut alive = 0usize;
+    let mut credit = 1.0f64;
+    let mut last = start;
+    loop {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) || *cancel.borrow() {
+            break;
+        }
+        let t = now - start;
+        let (target, rate) = match &profile {
+            Some(p) => match p.at(t) {
+                Some(x) => x,
+                None => break,
+            },
+            None => (users, spawn_rate),
+        };
+        let target = target as usize;
+        credit += rate * (now - last).as_secs_f64();
+        last = now;
+        if target > alive {
+            let room = target - alive;
+            let n = if rate.is_infinite() || rate <= 0.0 {
+                room
+            } else {
+                (credit.floor().max(0.0) as usize).min(room)
+            };
+            for _ in 0..n {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let id = vus.len() as u64;
+                let vu = Vu::new(ctx.clone(), id, tx.clone(), stop_rx);
+                let join = tokio::spawn(closed_user(vu, iterations));
+                vus.push(Handle { stop: stop_tx, join });
+            }
+            alive += n;
+            credit -= n as f64;
+        } else {
+            credit = credit.min(1.0);
+            if target < alive {
+                // The most recently started users leave first.
+                let mut to_stop = alive - target;
+                for h in vus.iter().rev() {
+                    if to_stop == 0 {
+                        break;
+                    }
+                    if !*h.stop.borrow() {
+                        let _ = h.stop.send(true);
+                        to_stop -= 1;
+                    }
+                }
+                alive = target;
+            }
+        }
+        if iterations.is_some()
+            && alive >= target
+            && profile.is_none()
+            && vus.iter().all(|h| h.join.is_finished())
+        {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = cancel.changed() => {}
+        }
+    }
+    finish(vus).await;
+}
+
+async fn closed_user(mut vu: Vu, iterations: Option<u64>) {
+    let mut done = 0u64;
+    while !vu.stopped() && iterations.is_none_or(|n| done < n) {
+        if vu.iteration(None).await == 0 {
+            // Nothing was eligible this time: do not spin.
+            vu.pause(Duration::from_millis(10)).await;
+        }
+        done += 1;
+    }
+    vu.buffer.flush(Instant::now());
+}
+
+async fn finish(vus: Vec<Handle>) {
+    for h in &vus {
+        let _ = h.stop.send(true);
+    }
+    let until = tokio::time::Instant::now() + GRACE;
+    for h in vus {
+        let abort = h.join.abort_handle();
+        if tokio::time::timeout_at(until, h.join).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+async fn open(
+    ctx: Arc<TestCtx>,
+    rate: f64,
+    duration: Option<Duration>,
+    max_users: u64,
+    tx: BatchSender,
+    cancel: &mut watch::Receiver<bool>,
+) -> u64 {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    let start = Instant::now();
+    let end = duration.map(|d| start + d);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<usize>();
+    let mut senders: Vec<mpsc::Sender<Instant>> = Vec::new();
+    let mut handles: Vec<Handle> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut dropped = 0u64;
+    let mut next = 0u64;
+    let intended = |i: u64| start + interval.mul_f64(i as f64);
+    loop {
+        let now = Instant::now();
+        if end.is_some_and(|e| now >= e) || *cancel.borrow() {
+            break;
+        }
+        while let Ok(id) = done_rx.try_recv() {
+            free.push(id);
+        }
+        loop {
+            let at = intended(next);
+            if at > now || end.is_some_and(|e| at >= e) {
+                break;
+            }
+            next += 1;
+            let id = match free.pop() {
+                Some(id) => Some(id),
+                None if (senders.len() as u64) < max_users => {
+                    let id = senders.len();
+                    let (job_tx, job_rx) = mpsc::channel::<Instant>(1);
+                    let (stop_tx, stop_rx) = watch::channel(false);
+                    let vu = Vu::new(ctx.clone(), id as u64, tx.clone(), stop_rx);
+                    let join = tokio::spawn(open_user(vu, id, job_rx, done_tx.clone()));
+                    senders.push(job_tx);
+                    handles.push(Handle { stop: stop_tx, join });
+                    Some(id)
+                }
+                None => None,
+            };
+            match id {
+                Some(id) if senders[id].try_send(at).is_ok() => {}
+                _ => dropped += 1,
+            }
+        }
+        let wake = tokio::time::Instant::from_std(intended(next));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            Some(id) = done_rx.recv() => free.push(id),
+            _ = cancel.changed() => {}
+        }
+    }
+    drop(senders);
+    finish(handles).await;
+    dropped
+}
+
+async fn open_user(mut vu: Vu, id: usize, mut jobs: mpsc::Receiver<Instant>, done: mpsc::UnboundedSender<usize>) {
+    while let Some(intended) = jobs.recv().await {
+        vu.iteration(Some(intended)).await;
+        if done.send(id).is_err() {
+            break;
+        }
+    }
+    vu.buffer.flush(Instant::now());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramps_interpolate_and_steps_hold() {
+        let p = Profile::Ramp(vec![(Duration::from_secs(10), 100), (Duration::from_secs(10), 100), (Duration::from_secs(10), 0)]);
+        assert_eq!(p.at(Duration::from_secs(5)).map(|x| x.0), Some(50));
+        assert_eq!(p.at(Duration::from_secs(15)).map(|x| x.0), Some(100));
+        assert_eq!(p.at(Duration::from_secs(25)).map(|x| x.0), Some(50));
+        assert_eq!(p.at(Duration::from_secs(31)), None);
+        let s = Profile::from_shape("stages", &serde_json::json!({"stages": [{"duration": 5, "users": 3, "spawn_rate": 1}]}))
+            .expect("stages");
+        assert_eq!(s.at(Duration::from_secs(1)), Some((3, 1.0)));
+        assert_eq!(s.total(), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,476 @@
+//! Results: every request's record, HDR latency histograms per name and in total, a timeline
+//! for the charts, and the failures grouped by message.
+//!
+//! Virtual users never touch this state. Each fills a buffer of its own and hands it over in
+//! batches through a channel; one collector task owns the histograms. Nothing on the hot path
+//! takes a lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use indexmap::IndexMap;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::compile::NameInfo;
+
+/// One request, as recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) name_id: u32,
+    /// 0 when no response came back.
+    pub(crate) status: u16,
+    pub(crate) latency_us: u64,
+    pub(crate) bytes: u64,
+    /// Start (intended start in the open model), in µs since the run began.
+    pub(crate) at_us: u64,
+    pub(crate) url: Arc<str>,
+    /// Why the request failed: transport error or failed assertions.
+    pub(crate) error: Option<Box<str>>,
+}
+
+/// At most this many records are kept for the per-record reports; counts and histograms
+/// always cover every request.
+const MAX_RECORDS: usize = 2_000_000;
+/// At most this many distinct failure messages are kept.
+const MAX_FAILURE_GROUPS: usize = 500;
+/// The timeline keeps at most this many buckets; past it, buckets merge pairwise.
+const MAX_BUCKETS: usize = 600;
+
+/// Figures a progress line reads while the run goes on.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) requests: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) p95_us: AtomicU64,
+}
+
+/// Per-name figures.
+#[derive(Debug)]
+pub(crate) struct NameStats {
+    pub(crate) all: Histogram<u64>,
+    pub(crate) ok: Histogram<u64>,
+    pub(crate) requests: u64,
+    pub(crate) failures: u64,
+    pub(crate) bytes: u64,
+}
+
+/// One timeline bucket.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    pub(crate) requests: u64,
+    pub(crate) failures: u64,
+    pub(crate) latency: Histogram<u64>,
+}
+
+/// A failure message and how often it happened.
+#[derive(Debug, Clone)]
+pub(crate) struct FailureGroup {
+    pub(crate) name_id: u32,
+    pub(crate) message: String,
+    pub(crate) count: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub(crate) struct Results {
+    pub(crate) names: Vec<NameInfo>,
+    pub(crate) per_name: Vec<NameStats>,
+    pub(crate) total: Histogram<u64>,
+    pub(crate) records: Vec<Record>,
+    pub(crate) records_not_kept: u64,
+    pub(crate) bucket_us: u64,
+    pub(crate) timeline: Vec<Bucket>,
+    pub(crate) failures: Vec<FailureGroup>,
+    failure_index: HashMap<(u32, String), usize>,
+    pub(crate) requests: u64,
+    pub(crate) failed: u64,
+    /// Open model: arrivals that found no free virtual user.
+    pub(crate) dropped: u64,
+    pub(crate) started_at: SystemTime,
+    pub(crate) epoch: Instant,
+    /// Time spent running tests (waits between them excluded).
+    pub(crate) busy: Duration,
+}
+
+fn histogram(sigfig: u8) -> Histogram<u64> {
+    // 1 µs to one hour with 2 or 3 significant figures: constant, valid bounds.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, sigfig).expect("valid histogram bounds")
+}
+
+impl Results {
+    pub(crate) fn new(names: Vec<NameInfo>) -> Self {
+        let per_name = names
+            .iter()
+            .map(|_| NameStats {
+                all: histogram(3),
+                ok: histogram(3),
+                requests: 0,
+                failures: 0,
+                bytes: 0,
+            })
+            .collect();
+        Results {
+            names,
+            per_name,
+            total: histogram(3),
+            records: Vec::new(),
+            records_not_kept: 0,
+            bucket_us: 1_000_000,
+            timeline: Vec::new(),
+            failures: Vec::new(),
+            failure_index: HashMap::new(),
+            requests: 0,
+            failed: 0,
+            dropped: 0,
+            started_at: SystemTime::now(),
+            epoch: Instant::now(),
+            busy: Duration::ZERO,
+        }
+    }
+
+    /// `LD_clear_records`: forgets what was measured so far.
+    pub(crate) fn clear(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        *self = Results::new(names);
+    }
+
+    fn add(&mut self, r: Record) {
+        let latency = r.latency_us.max(1);
+        let failed = r.error.is_some();
+        self.requests += 1;
+        self.total.saturating_record(latency);
+        if let Some(s) = self.per_name.get_mut(r.name_id as usize) {
+            s.requests += 1;
+            s.bytes += r.bytes;
+            s.all.saturating_record(latency);
+            if failed {
+                s.failures += 1;
+            } else {
+                s.ok.saturating_record(latency);
+            }
+        }
+        let mut index = (r.at_us / self.bucket_us) as usize;
+        while index >= MAX_BUCKETS {
+            self.merge_buckets();
+            index = (r.at_us / self.bucket_us) as usize;
+        }
+        while self.timeline.len() <= index {
+            self.timeline.push(Bucket {
+                requests: 0,
+                failures: 0,
+                latency: histogram(2),
+            });
+        }
+        let b = &mut self.timeline[index];
+        b.requests += 1;
+        b.latency.saturating_record(latency);
+        if let Some(e) = &r.error {
+            self.failed += 1;
+            b.failures += 1;
+            let key = (r.name_id, e.to_string());
+            match self.failure_index.get(&key) {
+                Some(&i) => self.failures[i].count += 1,
+                None if self.failures.len() < MAX_FAILURE_GROUPS => {
+                    self.failure_index.insert(key.clone(), self.failures.len());
+                    self.failures.push(FailureGroup {
+                        name_id: r.name_id,
+                        message: key.1,
+                        count: 1,
+                    });
+                }
+                None => {}
+            }
+        }
+        if self.records.len() < MAX_RECORDS {
+            self.records.push(r);
+        } else {
+            self.records_not_kept += 1;
+        }
+    }
+
+    fn merge_buckets(&mut self) {
+        let old = std::mem::take(&mut self.timeline);
+        let mut it = old.into_iter();
+        while let Some(mut a) = it.next() {
+            if let Some(b) = it.next() {
+                a.requests += b.requests;
+                a.failures += b.failures;
+                let _ = a.latency.add(&b.latency);
+            }
+            self.timeline.push(a);
+        }
+        self.bucket_us *= 2;
+    }
+
+    /// The run's summary with LoadDensity's field names.
+    pub(crate) fn summary(&self) -> Summary {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let pct = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q)) };
+        let mut per_name = IndexMap::new();
+        let mut table = Vec::new();
+        let secs = self.busy.as_secs_f64().max(1e-9);
+        for (info, s) in self.names.iter().zip(&self.per_name) {
+            if s.requests == 0 {
+                continue;
+            }
+            if !s.ok.is_empty() {
+                per_name.insert(
+                    info.name.to_string(),
+                    NameSummary {
+                        count: s.ok.len(),
+                        min_ms: ms(s.ok.min()),
+                        max_ms: ms(s.ok.max()),
+                        mean_ms: s.ok.mean() / 1000.0,
+                        p50_ms: pct(&s.ok, 0.50),
+                        p90_ms: pct(&s.ok, 0.90),
+                        p95_ms: pct(&s.ok, 0.95),
+                        p99_ms: pct(&s.ok, 0.99),
+                    },
+                );
+            }
+            table.push(NameRow {
+                name: info.name.to_string(),
+                method: info.method.to_ascii_uppercase(),
+                requests: s.requests,
+                failures: s.failures,
+                requests_per_s: s.requests as f64 / secs,
+                bytes: s.bytes,
+                mean_ms: s.all.mean() / 1000.0,
+                p50_ms: pct(&s.all, 0.50),
+                p90_ms: pct(&s.all, 0.90),
+                p95_ms: pct(&s.all, 0.95),
+                p99_ms: pct(&s.all, 0.99),
+                max_ms: if s.all.is_empty() { 0.0 } else { ms(s.all.max()) },
+            });
+        }
+        Summary {
+            totals: Totals {
+                requests: self.requests,
+                successes: self.requests - self.failed,
+                failures: self.failed,
+                failure_rate: self.failed as f64 / self.requests.max(1) as f64,
+            },
+            latency_overall: Overall {
+                count: self.total.len(),
+                p50_ms: pct(&self.total, 0.50),
+                p90_ms: pct(&self.total, 0.90),
+                p95_ms: pct(&self.total, 0.95),
+                p99_ms: pct(&self.total, 0.99),
+                max_ms: if self.total.is_empty() { 0.0 } else { ms(self.total.max()) },
+            },
+            per_name,
+            run: RunInfo {
+                started_at: chrono::DateTime::<chrono::Utc>::from(self.started_at)
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string(),
+                duration_s: self.busy.as_secs_f64(),
+                requests_per_s: self.requests as f64 / secs,
+                dropped: self.dropped,
+                names: table,
+            },
+        }
+    }
+}
+
+/// The summary report (`LD_summary`, `summary` report): LoadDensity's `totals`,
+/// `latency_overall` and `per_name` (successful requests, as LoadDensity counts them), and
+/// ld's `run` block.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub totals: Totals,
+    pub latency_overall: Overall,
+    pub per_name: IndexMap<String, NameSummary>,
+    pub run: RunInfo,
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub failure_rate: f64,
+}
+
+/// Latency of every request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overall {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Latency of one name's successful requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameSummary {
+    pub count: u64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// ld's additions: the run as a whole and one row per name over all its requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub started_at: String,
+    pub duration_s: f64,
+    pub requests_per_s: f64,
+    /// Open model arrivals that could not start on time.
+    pub dropped: u64,
+    pub names: Vec<NameRow>,
+}
+
+/// One name over all its requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameRow {
+    pub name: String,
+    pub method: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub requests_per_s: f64,
+    pub bytes: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Where virtual users send their batches.
+pub(crate) type BatchSender = mpsc::UnboundedSender<Vec<Record>>;
+
+/// Takes batches until every sender is gone, then hands the results back.
+pub(crate) async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Vec<Record>>,
+    mut results: Results,
+    live: Arc<Live>,
+) -> Results {
+    let mut last_p95 = Instant::now();
+    while let Some(batch) = rx.recv().await {
+        for r in batch {
+            results.add(r);
+        }
+        live.requests.store(results.requests, Ordering::Relaxed);
+        live.failures.store(results.failed, Ordering::Relaxed);
+        if last_p95.elapsed() > Duration::from_millis(250) {
+            last_p95 = Instant::now();
+            live.p95_us
+                .store(results.total.value_at_quantile(0.95), Ordering::Relaxed);
+        }
+    }
+    results
+}
+
+/// A virtual user's record buffer: handed to the collector in batches, and on drop, so a
+/// stopped user loses nothing.
+pub(crate) struct Buffer {
+    tx: BatchSender,
+    buf: Vec<Record>,
+    last: Instant,
+}
+
+const BATCH: usize = 256;
+const BATCH_AGE: Duration = Duration::from_millis(100);
+
+impl Buffer {
+    pub(crate) fn new(tx: BatchSender) -> Self {
+        Buffer {
+            tx,
+            buf: Vec::new(),
+            last: Instant::now(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, r: Record, now: Instant) {
+        self.buf.push(r);
+        if self.buf.len() >= BATCH || now.duration_since(self.last) >= BATCH_AGE {
+            self.flush(now);
+        }
+    }
+
+    pub(crate) fn flush(&mut self, now: Instant) {
+        self.last = now;
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name_id: u32, latency_ms: u64, at_s: u64, error: Option<&str>) -> Record {
+        Record {
+            name_id,
+            status: if error.is_some() { 500 } else { 200 },
+            latency_us: latency_ms * 1000,
+            bytes: 10,
+            at_us: at_s * 1_000_000,
+            url: Arc::from("http://h/"),
+            error: error.map(Box::from),
+        }
+    }
+
+    #[test]
+    fn summary_counts_and_percentiles() {
+        let names = vec![
+            NameInfo { name: Arc::from("a"), method: "get".into() },
+            NameInfo { name: Arc::from("b"), method: "post".into() },
+        ];
+        let mut r = Results::new(names);
+        for i in 1..=100 {
+            r.add(record(0, i, 0, None));
+        }
+        r.add(record(1, 5, 1, Some("status_code expected 200, got 500")));
+        r.add(record(1, 5, 1, Some("status_code expected 200, got 500")));
+        r.busy = Duration::from_secs(2);
+        let s = r.summary();
+        assert_eq!(s.totals.requests, 102);
+        assert_eq!(s.totals.failures, 2);
+        assert_eq!(s.latency_overall.count, 102);
+        let a = &s.per_name["a"];
+        assert_eq!(a.count, 100);
+        assert!((a.p50_ms - 50.0).abs() < 0.5, "{}", a.p50_ms);
+        assert!((a.p99_ms - 99.0).abs() < 0.5, "{}", a.p99_ms);
+        assert!(!s.per_name.contains_key("b"), "per_name counts successes only");
+        assert_eq!(r.failures.len(), 1);
+        assert_eq!(r.failures[0].count, 2);
+        assert_eq!(r.timeline.len(), 2);
+        let json = serde_json::to_value(&s).expect("json");
+        for key in ["/totals/requests", "/totals/failures", "/latency_overall/p95_ms", "/per_name/a/p90_ms"] {
+            assert!(json.pointer(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn long_runs_merge_timeline_buckets() {
+        let mut r = Results::new(vec![NameInfo { name: Arc::from("a"), method: "get".into() }]);
+        r.add(record(0, 1, 0, None));
+        r.add(record(0, 1, 1300, None));
+        assert!(r.timeline.len() <= MAX_BUCKETS);
+        assert_eq!(r.bucket_us, 4_000_000);
+        assert_eq!(r.timeline.iter().map(|b| b.requests).sum::<u64>(), 2);
+    }
+}

@@ -1,0 +1,616 @@
+//! A compiled HTTP task and the request it sends.
+//!
+//! Compilation (in `compile`) turns each plan task into an `HttpTask`. When none of the
+//! request's fields holds a run-time placeholder, the request is prepared once and every
+//! iteration reuses it: on the hot path a request is then a few clones of shared bytes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use rand::Rng;
+use rand::rngs::SmallRng;
+use serde_json::Value;
+
+use crate::check::{Check, Extract};
+use crate::template::{Scope, TValue, value_text};
+
+/// One HTTP task, ready to run.
+#[derive(Debug)]
+pub(crate) struct HttpTask {
+    /// Index of the task's name in the run's name table.
+    pub(crate) name_id: usize,
+    pub(crate) name: Arc<str>,
+    pub(crate) method: Method,
+    /// The request fields (`url`, `params`, `headers`, `cookies`, `json`, `data`, `body`,
+    /// `files`, `auth`), resolved per request when `prepared` is `None`.
+    pub(crate) request: TValue,
+    pub(crate) prepared: Option<Arc<Prepared>>,
+    /// Directory that relative `files` paths are read from.
+    pub(crate) base_dir: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) follow_redirects: bool,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) weight: u64,
+    pub(crate) run_if: Option<Predicate>,
+    pub(crate) skip_if: Option<Predicate>,
+    pub(crate) think: Option<Think>,
+    pub(crate) throttle: Option<Arc<Throttle>>,
+    pub(crate) retries: u32,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) extract: Vec<Extract>,
+    pub(crate) needs_body: bool,
+}
+
+/// A request ready to send.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) url: Arc<str>,
+    /// Absolute form, for HTTP/2.
+    pub(crate) uri: Uri,
+    /// Path and query, for HTTP/1.1.
+    pub(crate) origin_form: Uri,
+    /// The `Host` header of HTTP/1.1.
+    pub(crate) authority: HeaderValue,
+    pub(crate) https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) headers: HeaderMap,
+    /// Cookies the task sets itself (`cookies` and a recorded `Cookie` header), merged with the
+    /// virtual user's jar at send time.
+    pub(crate) cookies: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+}
+
+/// Waiting after a task: fixed, or uniform in `[min, max)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Think {
+    Fixed(Duration),
+    Between(Duration, Duration),
+}
+
+impl Think {
+    pub(crate) fn pick(self, rng: &mut SmallRng) -> Duration {
+        match self {
+            Think::Fixed(d) => d,
+            Think::Between(lo, hi) if hi > lo => lo + (hi - lo).mul_f64(rng.random::<f64>()),
+            Think::Between(lo, _) => lo,
+        }
+    }
+}
+
+/// `run_if` / `skip_if` as LoadDensity evaluates them.
+#[derive(Debug)]
+pub(crate) enum Predicate {
+    Constant(bool),
+    Truthy(TValue),
+    Equals(TValue, TValue),
+    NotEquals(TValue, TValue),
+    In(TValue, TValue),
+}
+
+impl Predicate {
+    pub(crate) fn holds(&self, scope: &mut Scope<'_>) -> bool {
+        match self {
+            Predicate::Constant(b) => *b,
+            Predicate::Truthy(v) => truthy(&v.resolve(scope)),
+            Predicate::Equals(a, b) => a.resolve(scope) == b.resolve(scope),
+            Predicate::NotEquals(a, b) => a.resolve(scope) != b.resolve(scope),
+            Predicate::In(a, list) => {
+                let a = a.resolve(scope);
+                match list.resolve(scope) {
+                    Value::Array(items) => items.contains(&a),
+                    Value::String(s) => match &a {
+                        Value::String(needle) => s.contains(needle.as_str()),
+                        _ => false,
+                    },
+                    Value::Object(map) => a.as_str().is_some_and(|k| map.contains_key(k)),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// LoadDensity's truthiness of a resolved value: an unresolved `${..}`, blank text, `false`,
+/// `0`, `no`, `none` and `null` are false.
+pub(crate) fn truthy(value: &Value) -> bool {
+    match value {
+        Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with("${") && t.ends_with('}') {
+                return false;
+            }
+            !matches!(
+                t.to_ascii_lowercase().as_str(),
+                "" | "false" | "0" | "no" | "none" | "null"
+            )
+        }
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::Null => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// A shared request-rate limit (`throttle: {rps, burst, key}`): a lock-free generic cell rate
+/// algorithm. Tasks with the same key share one.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    interval_ns: u64,
+    burst_ns: u64,
+    origin: Instant,
+    /// Theoretical arrival time of the next request, in ns since `origin`.
+    tat: AtomicU64,
+}
+
+impl Throttle {
+    pub(crate) fn new(rps: f64, burst: u64) -> Throttle {
+        let interval_ns = (1e9 / rps.max(1e-6)) as u64;
+        Throttle {
+            interval_ns,
+            burst_ns: interval_ns.saturating_mul(burst.saturating_sub(1)),
+            origin: Instant::now(),
+            tat: AtomicU64::new(0),
+        }
+    }
+
+    /// How long to wait before sending.
+    pub(crate) fn reserve(&self) -> Duration {
+        let now = self.origin.elapsed().as_nanos() as u64;
+        let mut current = self.tat.load(Ordering::Relaxed);
+        loop {
+            let t = current.max(now);
+            match self.tat.compare_exchange_weak(
+                current,
+                t + self.interval_ns,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    let allowed = t.saturating_sub(self.burst_ns);
+                    return Duration::from_nanos(allowed.saturating_sub(now));
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+/// Builds the request from resolved fields. Errors are messages for the record.
+pub(crate) fn prepare(fields: &Value, base_dir: &std::path::Path, rng: &mut SmallRng) -> Result<Prepared, String> {
+    let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
+    let raw_url = get("url").map(value_text).unwrap_or_default();
+    let mut url = raw_url.trim().to_string();
+    if let Some(params) = get("params") {
+        let query = encode_pairs(&pairs(params));
+        if !query.is_empty() {
+            let (before, fragment) = match url.split_once('#') {
+                Some((b, f)) => (b.to_string(), Some(f.to_string())),
+                None => (url.clone(), None),
+            };
+            let sep = if before.contains('?') {
+                if before.ends_with('?') || before.ends_with('&') { "" } else { "&" }
+            } else {
+                "?"
+            };
+            url = format!("{before}{sep}{query}");
+            if let Some(f) = fragment {
+                url.push('#');
+                url.push_str(&f);
+            }
+        }
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        Some(other) => return Err(format!("unsupported URL scheme `{other}` in {url:?}")),
+        None => return Err(format!("URL {url:?} is not absolute")),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("URL {url:?} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+
+    let mut headers = HeaderMap::new();
+    let mut cookies = Vec::new();
+    if let Some(Value::Object(map)) = get("headers") {
+        for (k, v) in map {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("invalid header name {k:?}"))?;
+            let text = value_text(v);
+            if name == header::HOST || name == header::CONTENT_LENGTH {
+                continue;
+            }
+            if name == header::COOKIE {
+                cookies.extend(parse_cookie_header(&text));
+                continue;
+            }
+            let text = if name == header::ACCEPT_ENCODING {
+                decodable_encodings(&text)
+            } else {
+                text
+            };
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| format!("invalid value for header {k:?}"))?;
+            headers.append(name, value);
+        }
+    }
+    if let Some(Value::Object(map)) = get("cookies") {
+        for (k, v) in map {
+            cookies.retain(|(n, _)| n != k);
+            cookies.push((k.clone(), value_text(v)));
+        }
+    }
+    if let Some(Value::Object(auth)) = get("auth") {
+        let kind = auth.get("type").map(value_text).unwrap_or_default().to_ascii_lowercase();
+        let value = match kind.as_str() {
+            "basic" => {
+                let user = auth.get("username").map(value_text).unwrap_or_default();
+                let pass = auth.get("password").map(value_text).unwrap_or_default();
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                Some(format!("Basic {token}"))
+            }
+            "bearer" => Some(format!(
+                "Bearer {}",
+                auth.get("token").map(value_text).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        if let Some(v) = value {
+            let v = HeaderValue::from_str(&v).map_err(|_| "invalid auth value".to_string())?;
+            headers.insert(header::AUTHORIZATION, v);
+        }
+    }
+
+    let (body, content_type) = body_bytes(fields, base_dir, rng)?;
+    if let Some(ct) = content_type {
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            let v = HeaderValue::from_str(&ct).map_err(|_| "invalid content type".to_string())?;
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+    }
+    if !headers.contains_key(header::USER_AGENT) {
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("ld/", env!("CARGO_PKG_VERSION"))),
+        );
+    }
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| host.clone());
+    let authority = HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in {url:?}"))?;
+    Ok(Prepared {
+        url: Arc::from(url.as_str()),
+        origin_form: origin_form(&uri),
+        authority,
+        uri,
+        https,
+        host,
+        port,
+        headers,
+        cookies,
+        body,
+    })
+}
+
+/// The request target of HTTP/1.1: path and query.
+pub(crate) fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// The body and the content type it implies.
+fn body_bytes(
+    fields: &Value,
+    base_dir: &std::path::Path,
+    rng: &mut SmallRng,
+) -> Result<(Bytes, Option<String>), String> {
+    let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
+    if let Some(body) = get("body") {
+        return match body {
+            Value::String(s) => Ok((Bytes::from(s.clone()), None)),
+            Value::Object(map) if map.contains_key("base64") => {
+                let text = map.get("base64").map(value_text).unwrap_or_default();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| format!("body.base64 is not base64: {e}"))?;
+                Ok((Bytes::from(bytes), None))
+            }
+            Value::Object(map) => match map.get("multipart") {
+                Some(Value::Array(parts)) => {
+                    let mut form = Multipart::new(rng);
+                    for part in parts {
+                        let name = part.get("name").map(value_text).unwrap_or_default();
+                        let data = match part.get("base64") {
+                            Some(b) => base64::engine::general_purpose::STANDARD
+                                .decode(value_text(b).trim())
+                                .map_err(|e| format!("multipart part {name:?}: {e}"))?,
+                            None => part
+                                .get("value")
+                                .map(value_text)
+                                .unwrap_or_default()
+                                .into_bytes(),
+                        };
+                        let filename = part.get("filename").map(value_text);
+                        let ct = part.get("content_type").map(value_text);
+                        form.part(&name, filename.as_deref(), ct.as_deref(), &data);
+                    }
+                    Ok(form.finish())
+                }
+                _ => Err("body must be a string, {\"base64\": ...} or {\"multipart\": [...]}".into()),
+            },
+            other => Ok((Bytes::from(other.to_string()), None)),
+        };
+    }
+    if let Some(files) = get("files") {
+        let mut form = Multipart::new(rng);
+        if let Some(data) = get("data") {
+            for (k, v) in pairs(data) {
+                form.part(&k, None, None, v.as_bytes());
+            }
+        }
+        let entries: Vec<(String, &Value)> = match files {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            _ => return Err("files must be an object of field name to file".into()),
+        };
+        for (field, spec) in entries {
+            let (filename, data, ct) = file_part(spec, base_dir)?;
+            form.part(&field, Some(&filename), ct.as_deref(), &data);
+        }
+        return Ok(form.finish());
+    }
+    if let Some(json) = get("json") {
+        let bytes = serde_json::to_vec(json).map_err(|e| e.to_string())?;
+        return Ok((Bytes::from(bytes), Some("application/json".into())));
+    }
+    if let Some(data) = get("data") {
+        return match data {
+            Value::String(s) => Ok((Bytes::from(s.clone()), None)),
+            other => Ok((
+                Bytes::from(encode_pairs(&pairs(other))),
+                Some("application/x-www-form-urlencoded".into()),
+            )),
+        };
+    }
+    Ok((Bytes::new(), None))
+}
+
+/// A `files` entry: a path, `[filename, content, content_type?]` or
+/// `{path | content, filename?, content_type?}`.
+fn file_part(spec: &Value, base_dir: &std::path::Path) -> Result<(String, Vec<u8>, Option<String>), String> {
+    let read = |p: &str| {
+        let path = base_dir.join(p);
+        std::fs::read(&path).map_err(|e| format!("cannot read file {}: {e}", path.display()))
+    };
+    let file_name = |p: &str| {
+        std::path::Path::new(p)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.to_string())
+    };
+    match spec {
+        Value::String(p) => Ok((file_name(p), read(p)?, None)),
+        Value::Array(items) => {
+            let filename = items.first().map(value_text).unwrap_or_default();
+            let content = items.get(1).map(value_text).unwrap_or_default().into_bytes();
+            Ok((filename, content, items.get(2).map(value_text)))
+        }
+        Value::Object(map) => {
+            let ct = map.get("content_type").map(value_text);
+            if let Some(p) = map.get("path") {
+                let p = value_text(p);
+                let filename = map.get("filename").map(value_text).unwrap_or_else(|| file_name(&p));
+                Ok((filename, read(&p)?, ct))
+            } else {
+                let filename = map.get("filename").map(value_text).unwrap_or_default();
+                let content = map.get("content").map(value_text).unwrap_or_default();
+                Ok((filename, content.into_bytes(), ct))
+            }
+        }
+        _ => Err("a files entry is a path, a list or an object".into()),
+    }
+}
+
+struct Multipart {
+    boundary: String,
+    out: Vec<u8>,
+}
+
+impl Multipart {
+    fn new(rng: &mut SmallRng) -> Self {
+        Multipart {
+            boundary: format!("ld-boundary-{:016x}", rng.random::<u64>()),
+            out: Vec::new(),
+        }
+    }
+
+    fn part(&mut self, name: &str, filename: Option<&str>, ct: Option<&str>, data: &[u8]) {
+        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        self.out
+            .extend_from_slice(format!("--{}\r\nContent-Disposition: form-data; name=\"{}\"", self.boundary, quote(name)).as_bytes());
+        if let Some(f) = filename {
+            self.out.extend_from_slice(format!("; filename=\"{}\"", quote(f)).as_bytes());
+        }
+        self.out.extend_from_slice(b"\r\n");
+        if let Some(ct) = ct {
+            self.out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        } else if filename.is_some() {
+            self.out.extend_from_slice(b"Content-Type: application/octet-stream\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(data);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn finish(mut self) -> (Bytes, Option<String>) {
+        self.out
+            .extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
+        (
+            Bytes::from(self.out),
+            Some(format!("multipart/form-data; boundary={}", self.boundary)),
+        )
+    }
+}
+
+/// Key/value pairs of `params` or form `data`: an object (a list value repeats the key) or a
+/// list of `[key, value]` pairs.
+fn pairs(value: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Array(items) => {
+                        out.extend(items.iter().map(|i| (k.clone(), value_text(i))))
+                    }
+                    Value::Null => {}
+                    other => out.push((k.clone(), value_text(other))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if let Value::Array(kv) = item {
+                    if let (Some(k), Some(v)) = (kv.first(), kv.get(1)) {
+                        out.push((value_text(k), value_text(v)));
+                    }
+                }
+            }
+        }
+        Value::String(s) => {
+            for part in s.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                out.push((k.to_string(), v.to_string()));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded`, as Python's `urlencode` writes it.
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    fn enc(s: &str, out: &mut String) {
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        enc(k, &mut out);
+        out.push('=');
+        enc(v, &mut out);
+    }
+    out
+}
+
+fn parse_cookie_header(text: &str) -> Vec<(String, String)> {
+    text.split(';')
+        .filter_map(|p| {
+            let p = p.trim();
+            let (k, v) = p.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Keeps only the content codings the engine can decode, so checks read a decoded body.
+fn decodable_encodings(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let coding = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            matches!(coding.as_str(), "gzip" | "deflate" | "identity" | "*")
+        })
+        .collect();
+    if kept.is_empty() {
+        "identity".to_string()
+    } else {
+        kept.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    fn prep(v: Value) -> Prepared {
+        prepare(&v, std::path::Path::new("."), &mut SmallRng::seed_from_u64(1)).expect("prepare")
+    }
+
+    #[test]
+    fn params_auth_and_form_data_are_encoded_like_requests() {
+        let p = prep(json!({
+            "url": "http://127.0.0.1:8080/s?x=1",
+            "params": {"q": "a b", "tag": ["1", "2"]},
+            "auth": {"type": "basic", "username": "u", "password": "p"},
+            "data": {"k": "v&w"}
+        }));
+        assert_eq!(&*p.url, "http://127.0.0.1:8080/s?x=1&q=a+b&tag=1&tag=2");
+        assert_eq!(p.port, 8080);
+        assert_eq!(p.headers["authorization"], "Basic dTpw");
+        assert_eq!(p.headers["content-type"], "application/x-www-form-urlencoded");
+        assert_eq!(&p.body[..], b"k=v%26w");
+    }
+
+    #[test]
+    fn body_forms_are_sent_as_given() {
+        let p = prep(json!({"url": "https://h/x", "body": "a+b=%2B", "headers": {"Cookie": "s=1; t=2"}}));
+        assert_eq!(&p.body[..], b"a+b=%2B");
+        assert!(p.https);
+        assert_eq!(p.cookies.len(), 2);
+        assert!(p.headers.get("cookie").is_none());
+        let p = prep(json!({"url": "http://h/x", "body": {"base64": "AAEC"}}));
+        assert_eq!(&p.body[..], &[0, 1, 2]);
+        let p = prep(json!({"url": "http://h/x", "body": {"multipart": [
+            {"name": "f", "base64": "aGk=", "filename": "a.txt", "content_type": "text/plain"},
+            {"name": "n", "value": "v"}
+        ]}}));
+        let text = String::from_utf8_lossy(&p.body).into_owned();
+        assert!(text.contains("name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"));
+        assert!(p.headers["content-type"].to_str().expect("ct").starts_with("multipart/form-data; boundary="));
+    }
+
+    #[test]
+    fn predicates_follow_loaddensity() {
+        assert!(!truthy(&json!("${var.x}")));
+        assert!(!truthy(&json!(" No ")));
+        assert!(truthy(&json!("yes")));
+        assert!(!truthy(&json!(0)));
+    }
+
+    #[test]
+    fn throttle_spaces_requests() {
+        let t = Throttle::new(10.0, 1);
+        assert_eq!(t.reserve(), Duration::ZERO);
+        let second = t.reserve();
+        assert!(second > Duration::from_millis(50), "{second:?}");
+    }
+}
