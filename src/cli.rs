@@ -15,4 +15,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Turn a recording or an API description into an action JSON plan
     Import(crate::import::ImportArgs),
+    /// Record HTTP, HTTPS and WebSocket traffic through a proxy into a HAR file
+    Record(crate::record::RecordArgs),
+    /// The recording proxy's certificate authority: path, export, install help
+    Ca(crate::ca::CaArgs),
 }

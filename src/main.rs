@@ -4,10 +4,12 @@
 //! rather than a subcommand, it hands over to the next `ld` on PATH before anything else runs
 //! (see `linker`).
 
+mod ca;
 mod cli;
 mod exit;
 mod import;
 mod linker;
+mod record;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         cli::Command::Import(args) => import::run(args),
+        cli::Command::Record(args) => record::run(args),
+        cli::Command::Ca(args) => ca::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,352 @@
+//! Capturing an exchange while it streams: [`Exchange`] collects what the proxy sees of one
+//! request and response, and [`TeeBody`] forwards each body frame the moment it arrives while
+//! keeping a reference to it for the record.
+//!
+//! Invariants:
+//! - Forwarding never waits for recording: a frame is passed on as it was received, and the
+//!   record keeps the same `Bytes` (a reference count, not a copy) up to `--max-body`.
+//! - An exchange is journaled exactly once, when the last of its holders (the proxy task and
+//!   the two bodies) lets go of it, i.e. when both bodies are finished or abandoned. Dropping is
+//!   also what happens to in-flight exchanges when the recorder stops, so they are journaled
+//!   then, marked incomplete, instead of being lost.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::entry::{Record, RequestHead, ResponseHead, WsMessage};
+use crate::journal::{Message, Stats};
+use crate::upstream::ConnInfo;
+
+/// Errors carried by bodies on their way through the proxy.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where finished exchanges go, shared by all of them.
+pub(crate) struct Sink {
+    pub(crate) tx: Mutex<mpsc::Sender<Message>>,
+    pub(crate) max_body: usize,
+    pub(crate) stats: Arc<Stats>,
+    /// Set when the recorder is stopping: an exchange cut off then says so.
+    pub(crate) stopping: AtomicBool,
+    /// Exchanges not yet journaled; the recorder waits for them (briefly) when it stops.
+    pub(crate) live: AtomicUsize,
+}
+
+impl Sink {
+    fn send(&self, line: Vec<u8>) {
+        if let Ok(tx) = self.tx.lock() {
+            // The writer only goes away after every exchange is dropped; nothing to do if not.
+            let _ = tx.send(Message::Entry(line));
+        }
+    }
+}
+
+/// Which body of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Request,
+    Response,
+}
+
+struct State {
+    record: Record,
+    begun: Instant,
+    request_end: Option<Instant>,
+    response_at: Option<Instant>,
+    response_end: Option<Instant>,
+    response_complete: bool,
+    conn: Option<ConnInfo>,
+}
+
+/// One exchange being captured. See the module documentation for when it is journaled.
+pub(crate) struct Exchange {
+    state: Mutex<State>,
+    sink: Arc<Sink>,
+}
+
+impl Exchange {
+    pub(crate) fn start(sink: &Arc<Sink>, request: RequestHead) -> Arc<Exchange> {
+        sink.live.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Exchange {
+            state: Mutex::new(State {
+                record: Record::new(SystemTime::now(), request),
+                begun: Instant::now(),
+                request_end: None,
+                response_at: None,
+                response_end: None,
+                response_complete: false,
+                conn: None,
+            }),
+            sink: Arc::clone(sink),
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+        self.state.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    /// The response head arrived from upstream over `conn`.
+    pub(crate) fn response(&self, head: ResponseHead, conn: Option<ConnInfo>) {
+        self.with(|s| {
+            s.response_at = Some(Instant::now());
+            s.record.response = Some(head);
+            s.conn = conn;
+        });
+    }
+
+    /// No response will come: `error` says why.
+    pub(crate) fn fail(&self, error: String) {
+        self.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.with(|s| {
+            s.response_at = Some(Instant::now());
+            s.record.error = Some(error);
+        });
+    }
+
+    /// Marks the exchange as a WebSocket session whose messages follow.
+    pub(crate) fn websocket(&self) {
+        self.with(|s| {
+            s.record.websocket = Some(Vec::new());
+            // The handshake is the whole HTTP exchange; messages do not count as `receive`.
+            s.response_end = s.response_at;
+            s.response_complete = true;
+        });
+    }
+
+    pub(crate) fn ws_message(&self, message: WsMessage) {
+        self.sink
+            .stats
+            .bytes
+            .fetch_add(message.data.len() as u64, Ordering::Relaxed);
+        self.with(|s| {
+            if let Some(messages) = s.record.websocket.as_mut() {
+                messages.push(message);
+            }
+        });
+    }
+
+    /// The recorded URL, for messages.
+    pub(crate) fn url(&self) -> String {
+        self.with(|s| s.record.request.url.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.sink.max_body
+    }
+
+    fn chunk(&self, side: Side, data: &Bytes) {
+        self.sink
+            .stats
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let max = self.sink.max_body;
+        self.with(|s| match side {
+            Side::Request => s.record.request_body.push(data, max),
+            Side::Response => s.record.response_body.push(data, max),
+        });
+    }
+
+    fn end(&self, side: Side) {
+        let now = Instant::now();
+        self.with(|s| match side {
+            Side::Request => s.request_end = Some(now),
+            Side::Response => {
+                s.response_end = Some(now);
+                s.response_complete = true;
+            }
+        });
+    }
+
+    fn cut(&self, side: Side, reason: String) {
+        let now = Instant::now();
+        self.with(|s| {
+            if side == Side::Response {
+                s.response_end = Some(now);
+            }
+            if s.record.incomplete.is_none() && s.record.error.is_none() {
+                s.record.incomplete = Some(reason);
+            }
+        });
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let stopping = self.sink.stopping.load(Ordering::Relaxed);
+        let Ok(state) = self.state.get_mut() else {
+            self.sink.live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        };
+        if state.record.response.is_some()
+            && !state.response_complete
+            && state.record.incomplete.is_none()
+        {
+            state.record.incomplete = Some(if stopping {
+                "the recorder stopped before the response ended".into()
+            } else {
+                "the client closed the connection before the response ended".into()
+            });
+        }
+        if state.record.response.is_none() && state.record.error.is_none() {
+            state.record.error = Some(if stopping {
+                "the recorder stopped before the response arrived".into()
+            } else {
+                "the client closed the connection before the response arrived".into()
+            });
+            state.record.incomplete = None;
+        }
+        if state.record.websocket.is_some() && stopping {
+            state.record.incomplete = Some("the recorder stopped with the WebSocket open".into());
+        }
+        fill_phases(state);
+        let line = state.record.to_json(self.sink.max_body);
+        self.sink.send(line);
+        self.sink.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Splits the time since the request arrived into HAR phases. Connection phases count only
+/// for the exchange that opened the connection; on a reused one they are -1, as in browsers.
+fn fill_phases(state: &mut State) {
+    let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
+    let now = Instant::now();
+    let phases = &mut state.record.phases;
+    let mut setup = 0.0;
+    if let Some(conn) = &state.conn {
+        state.record.server_ip = Some(conn.server_ip);
+        state.record.connection = Some(conn.local_port.to_string());
+        if let Some(t) = conn.take_setup() {
+            phases.dns = t.dns;
+            phases.connect = Some(t.connect);
+            phases.ssl = t.ssl;
+            setup = t.dns.unwrap_or(0.0) + t.connect;
+        }
+    }
+    let response_at = state.response_at.unwrap_or(now);
+    let until_response = ms(state.begun, response_at);
+    let send = state
+        .request_end
+        .map(|end| (ms(state.begun, end) - setup).clamp(0.0, (until_response - setup).max(0.0)))
+        .unwrap_or(0.0);
+    phases.send = send;
+    phases.wait = (until_response - setup - send).max(0.0);
+    phases.receive = state
+        .response_end
+        .map(|end| ms(response_at, end))
+        .unwrap_or(0.0);
+}
+
+/// A body forwarded frame by frame, each data frame noted in the exchange on the way.
+pub(crate) struct TeeBody<B> {
+    inner: B,
+    exchange: Arc<Exchange>,
+    side: Side,
+    /// Set once the end (or a failure) is noted. Atomic because hyper asks `is_end_stream`
+    /// through a shared reference, and that may be the only sign of the end it gives.
+    done: AtomicBool,
+}
+
+impl<B> TeeBody<B> {
+    pub(crate) fn new(inner: B, exchange: Arc<Exchange>, side: Side) -> TeeBody<B> {
+        TeeBody {
+            inner,
+            exchange,
+            side,
+            done: AtomicBool::new(false),
+        }
+    }
+
+    fn finish(&self) {
+        if !self.done.swap(true, Ordering::Relaxed) {
+            self.exchange.end(self.side);
+        }
+    }
+}
+
+impl<B> Body for TeeBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Poll::Ready(frame) = polled else {
+            return Poll::Pending;
+        };
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.exchange.chunk(this.side, data);
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                let e: BoxError = e.into();
+                if !this.done.swap(true, Ordering::Relaxed) {
+                    let reason = match this.side {
+                        Side::Request => format!("the request body broke off: {e}"),
+                        Side::Response => format!("the response body broke off: {e}"),
+                    };
+                    this.exchange.cut(this.side, reason);
+                }
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                this.finish();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // hyper may drop a body once it has all the bytes it announced (or at once when it is
+        // empty) without polling for the end: this answer is then the end.
+        let end = self.inner.is_end_stream();
+        if end {
+            self.finish();
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for TeeBody<B> {
+    fn drop(&mut self) {
+        if self.done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match self.side {
+            // An upstream may answer without reading the whole request body; what was read
+            // is what the record keeps.
+            Side::Request => self.exchange.end(Side::Request),
+            Side::Response => {
+                let reason = if self.exchange.sink.stopping.load(Ordering::Relaxed) {
+                    "the recorder stopped before the response ended"
+                } else {
+                    "the client closed the connection before the response ended"
+                };
+                self.exchange.cut(Side::Response, reason.into());
+            }
+        }
+    }
+}

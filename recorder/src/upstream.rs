@@ -1,0 +1,408 @@
+//! Connections to upstream servers: DNS, TCP and TLS, each timed for the HAR, and the TLS
+//! client configuration.
+//!
+//! The connector is handed to hyper-util's pooling client, which asks for a connection only
+//! when it has no idle one. The connection carries a [`ConnInfo`] that the client copies into
+//! every response it yields, so the proxy learns the server's address and, for the one exchange
+//! that opened the connection, how long DNS, connect and TLS took.
+//!
+//! Upstream certificates are checked against the operating system's trust store
+//! (`rustls-native-certs`), the same roots the user's own clients use, including a company CA
+//! installed there; the Mozilla roots compiled into `webpki-roots` are the fallback when the
+//! system store is empty or unreadable (minimal containers). `--upstream-ca` adds roots,
+//! `--insecure-upstream` disables the check.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::capture::BoxError;
+use crate::{Error, Result};
+
+/// How long one TCP connect may take before the next address is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the HAR wants to know about the connection an exchange used.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub(crate) server_ip: IpAddr,
+    pub(crate) local_port: u16,
+    setup: Setup,
+    /// Cleared by the first exchange that reports the setup times.
+    fresh: Arc<AtomicBool>,
+}
+
+/// Connection setup durations in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    pub(crate) dns: Option<f64>,
+    /// TCP and TLS together, as HAR defines `connect`.
+    pub(crate) connect: f64,
+    pub(crate) ssl: Option<f64>,
+}
+
+impl ConnInfo {
+    /// The setup times, for the first exchange on the connection only.
+    pub(crate) fn take_setup(&self) -> Option<Setup> {
+        self.fresh
+            .swap(false, Ordering::Relaxed)
+            .then_some(self.setup)
+    }
+}
+
+/// Upstream TLS settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// Extra PEM files of trusted roots (`--upstream-ca`).
+    pub extra_roots: Vec<PathBuf>,
+    /// Accept any upstream certificate (`--insecure-upstream`).
+    pub insecure: bool,
+}
+
+/// Builds the client configuration for `alpn` (in preference order).
+pub(crate) fn client_config(settings: &UpstreamTls, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?;
+    let mut config = if settings.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(roots(&settings.extra_roots)?)
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+fn roots(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
+    let mut store = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    // Individual unparsable system certificates are skipped, as browsers do.
+    let (added, _) = store.add_parsable_certificates(native.certs);
+    if added == 0 {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    for path in extra {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let certs = crate::ca::pem_certificates(&text);
+        if certs.is_empty() {
+            return Err(Error::UpstreamCa {
+                path: path.clone(),
+                message: "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into(),
+            });
+        }
+        for cert in certs {
+            store.add(cert).map_err(|e| Error::UpstreamCa {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(store)
+}
+
+/// `--insecure-upstream`: any certificate is accepted, signatures are still checked so the
+/// handshake itself is sound.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens upstream connections for hyper-util's client (and for WebSocket handshakes).
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tls: TlsConnector,
+}
+
+impl Connector {
+    pub(crate) fn new(config: Arc<ClientConfig>) -> Connector {
+        Connector {
+            tls: TlsConnector::from(config),
+        }
+    }
+
+    /// Connects to the host of `uri`, over TLS for `https`/`wss`.
+    pub(crate) async fn connect(&self, uri: &Uri) -> std::result::Result<Upstream, BoxError> {
+        let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+        let host = uri
+            .host()
+            .ok_or("the URL has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let begun = Instant::now();
+        let (addrs, dns) = match host.parse::<IpAddr>() {
+            Ok(ip) => (vec![SocketAddr::new(ip, port)], None),
+            Err(_) => {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .collect();
+                (addrs, Some(ms(begun)))
+            }
+        };
+        let connect_begun = Instant::now();
+        let mut last_error = None;
+        let mut tcp = None;
+        for addr in &addrs {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    tcp = Some(stream);
+                    break;
+                }
+                Ok(Err(e)) => last_error = Some(format!("cannot connect to {addr}: {e}")),
+                Err(_) => last_error = Some(format!("connecting to {addr} timed out")),
+            }
+        }
+        let Some(tcp) = tcp else {
+            return Err(last_error
+                .unwrap_or_else(|| format!("{host} has no address"))
+                .into());
+        };
+        let _ = tcp.set_nodelay(true);
+        let server_ip = tcp.peer_addr().map(|a| a.ip())?;
+        let local_port = tcp.local_addr().map(|a| a.port())?;
+        let (stream, ssl, h2) = if secure {
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+            let tls_begun = Instant::now();
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            (Stream::Tls(Box::new(tls)), Some(ms(tls_begun)), h2)
+        } else {
+            (Stream::Plain(tcp), None, false)
+        };
+        Ok(Upstream {
+            io: TokioIo::new(stream),
+            h2,
+            info: ConnInfo {
+                server_ip,
+                local_port,
+                setup: Setup {
+                    dns,
+                    connect: ms(connect_begun),
+                    ssl,
+                },
+                fresh: Arc::new(AtomicBool::new(true)),
+            },
+        })
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Upstream;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Upstream, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connector = self.clone();
+        Box::pin(async move { connector.connect(&uri).await })
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An open upstream connection, as hyper wants it.
+pub(crate) struct Upstream {
+    io: TokioIo<Stream>,
+    h2: bool,
+    info: ConnInfo,
+}
+
+impl Connection for Upstream {
+    fn connected(&self) -> Connected {
+        let connected = Connected::new().extra(self.info.clone());
+        if self.h2 {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
+    }
+}
+
+impl Upstream {
+    pub(crate) fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+}
+
+impl hyper::rt::Read for Upstream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Upstream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        hyper::rt::Write::is_write_vectored(&self.io)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
