@@ -19,4 +19,8 @@ pub(crate) enum Command {
     Record(crate::record::RecordArgs),
     /// The recording proxy's certificate authority: path, export, install help
     Ca(crate::ca::CaArgs),
+    /// Run a plan: a functional check (--once) or a load test, with reports
+    Replay(crate::replay::ReplayArgs),
+    /// Start a demo API, record, import and replay a session against it
+    Demo(crate::demo::DemoArgs),
 }

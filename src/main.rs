@@ -6,10 +6,12 @@
 
 mod ca;
 mod cli;
+mod demo;
 mod exit;
 mod import;
 mod linker;
 mod record;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,8 @@ fn main() -> ExitCode {
         cli::Command::Import(args) => import::run(args),
         cli::Command::Record(args) => record::run(args),
         cli::Command::Ca(args) => ca::run(args),
+        cli::Command::Replay(args) => replay::run(args),
+        cli::Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

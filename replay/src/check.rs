@@ -76,11 +76,6 @@ impl<'a> Seen<'a> {
 }
 
 impl Check {
-    /// True when the check reads the body.
-    pub(crate) fn needs_body(&self) -> bool {
-        !matches!(self, Check::Status(_) | Check::Header { .. } | Check::MaxLatency(_))
-    }
-
     /// `None` when the response satisfies the check, else what went wrong.
     pub(crate) fn verify(&self, seen: &mut Seen<'_>, scope: &mut Scope<'_>) -> Option<String> {
         match self {

@@ -728,7 +728,9 @@ impl Compiler<'_> {
             Some(Value::Object(m)) => m.get("transient").and_then(Value::as_u64).unwrap_or(5) as u32,
             Some(_) => return Err(err(file, &at("retry"), "expected an object")),
         };
-        let needs_body = checks.iter().any(Check::needs_body) || extract.iter().any(Extract::needs_body);
+        // A failed assertion quotes the body, so any check keeps it (a single-chunk body is
+        // kept without a copy).
+        let needs_body = !checks.is_empty() || extract.iter().any(Extract::needs_body);
         Ok(HttpTask {
             name_id,
             name: Arc::from(name_text.as_str()),

@@ -572,7 +572,7 @@ async fn open(
     let intended = |i: u64| start + interval.mul_f64(i as f64);
     loop {
         let now = Instant::now();
-        if end.is_some_and(|e| now >= e) || *cancel.borrow() {
+        if *cancel.borrow() {
             break;
         }
         while let Ok(id) = done_rx.try_recv() {
@@ -602,6 +602,11 @@ async fn open(
                 Some(id) if senders[id].try_send(at).is_ok() => {}
                 _ => dropped += 1,
             }
+        }
+        // Every arrival due before the end has been dispatched (or dropped) at this point, so
+        // a run of D seconds at R/s accounts for exactly ceil(R * D) arrivals.
+        if end.is_some_and(|e| now >= e) {
+            break;
         }
         let wake = tokio::time::Instant::from_std(intended(next));
         tokio::select! {

@@ -16,6 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// HTTP versions, for comparing with [`Received::version`].
+pub use ::http::Version as HttpVersion;
+
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -1,0 +1,147 @@
+//! `ld replay`: runs a plan through the engine and turns its outcome into an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use ld_replay::{HttpVersion, LoadOverrides, ReplayOptions, ReportKind};
+
+use crate::exit;
+
+/// Arguments of `ld replay`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The plan to run
+    #[arg(default_value = "actions.json", value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+
+    /// One user, one iteration: the functional check a CI job runs
+    #[arg(long, help_heading = "Load", conflicts_with_all = ["users", "spawn_rate", "duration", "iterations", "rate", "stages"])]
+    pub(crate) once: bool,
+
+    /// Virtual users (with --rate: the most that may run at once)
+    #[arg(short, long, help_heading = "Load")]
+    pub(crate) users: Option<u64>,
+
+    /// Users started per second
+    #[arg(long, help_heading = "Load")]
+    pub(crate) spawn_rate: Option<f64>,
+
+    /// How long the test runs, e.g. 30s, 2m
+    #[arg(short, long, value_parser = humantime::parse_duration, help_heading = "Load")]
+    pub(crate) duration: Option<Duration>,
+
+    /// Iterations per user; without --duration the run ends when every user has done them
+    #[arg(short = 'n', long, help_heading = "Load")]
+    pub(crate) iterations: Option<u64>,
+
+    /// Open model: start iterations at this constant rate, e.g. 500/s
+    #[arg(long, value_parser = ld_replay::parse_rate, help_heading = "Load", conflicts_with = "stages")]
+    pub(crate) rate: Option<f64>,
+
+    /// Ramp users linearly through DURATION:USERS stages, e.g. 30s:100,1m:100,30s:0
+    #[arg(long, value_parser = ld_replay::parse_stages, help_heading = "Load")]
+    pub(crate) stages: Option<Vec<ld_replay::Stage>>,
+
+    /// Accept any TLS certificate (self-signed targets)
+    #[arg(short = 'k', long, help_heading = "Connection")]
+    pub(crate) insecure: bool,
+
+    /// Also trust the CA certificates in this PEM file
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub(crate) ca_cert: Option<PathBuf>,
+
+    /// Timeout of a request where the task sets none, e.g. 10s [default: 30s]
+    #[arg(long, value_parser = humantime::parse_duration, help_heading = "Connection")]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Speak HTTP/1.1 only
+    #[arg(long = "http1.1", help_heading = "Connection", conflicts_with = "http2_prior_knowledge")]
+    pub(crate) http1: bool,
+
+    /// Speak HTTP/2 only: h2 over TLS, prior knowledge (h2c) in cleartext
+    #[arg(long, help_heading = "Connection")]
+    pub(crate) http2_prior_knowledge: bool,
+
+    /// Reports to write, comma-separated: html, json, xml, csv, junit, summary
+    #[arg(long, value_delimiter = ',', value_parser = parse_report, help_heading = "Output")]
+    pub(crate) report: Vec<ReportKind>,
+
+    /// Where reports go [default: the current directory]
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub(crate) report_dir: Option<PathBuf>,
+
+    /// Seed for every random choice (weighted picks, randint, uuid, faker, think times)
+    #[arg(long, help_heading = "Output")]
+    pub(crate) seed: Option<u64>,
+
+    /// No progress line, no summary table, no warnings
+    #[arg(short, long, help_heading = "Output")]
+    pub(crate) quiet: bool,
+}
+
+fn parse_report(s: &str) -> Result<ReportKind, String> {
+    s.parse()
+}
+
+impl ReplayArgs {
+    /// The engine's options for these arguments.
+    pub(crate) fn options(&self) -> ReplayOptions {
+        let mut o = ReplayOptions::new(&self.plan);
+        o.load = LoadOverrides {
+            once: self.once,
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            duration: self.duration,
+            iterations: self.iterations,
+            rate: self.rate,
+            stages: self.stages.clone(),
+        };
+        o.reports = self.report.clone();
+        o.report_dir = self.report_dir.clone();
+        o.seed = self.seed;
+        o.insecure = self.insecure;
+        o.ca_cert = self.ca_cert.clone();
+        o.timeout = self.timeout;
+        o.http = if self.http1 {
+            HttpVersion::Http1
+        } else if self.http2_prior_knowledge {
+            HttpVersion::Http2
+        } else {
+            HttpVersion::Auto
+        };
+        o.quiet = self.quiet;
+        o.progress = !self.quiet;
+        o
+    }
+}
+
+pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let quiet = args.quiet;
+    let outcome = execute(args.options())?;
+    if !quiet {
+        print!("{}", outcome.table());
+        for path in &outcome.reports {
+            eprintln!("report: {}", path.display());
+        }
+    }
+    Ok(ExitCode::from(if outcome.passed { exit::OK } else { exit::FAILED }))
+}
+
+/// Runs the engine; plan and option errors become input errors (exit 2).
+pub(crate) fn execute(options: ReplayOptions) -> anyhow::Result<ld_replay::Outcome> {
+    ld_replay::run(options).map_err(|e| {
+        if e.is_input_error() {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            exit::input_error(text)
+        } else {
+            anyhow::Error::new(e)
+        }
+    })
+}
