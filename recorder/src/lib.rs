@@ -178,9 +178,12 @@ pub fn record_until(
     server.http1().keep_alive(true);
     let shared = Arc::new(proxy::Shared {
         ca,
-        client: Client::builder(TokioExecutor::new())
+        client_h2: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(upstream::Connector::new(client_config)),
+        client_h1: Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(upstream::Connector::new(Arc::clone(&ws_config))),
         ws_connector: upstream::Connector::new(ws_config),
         server,
         sink: Arc::clone(&sink),

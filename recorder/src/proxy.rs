@@ -2,9 +2,10 @@
 //! (or tunnelling it untouched for `--passthrough` hosts), forwards every request upstream with
 //! its bodies teed into the record, and relays WebSocket sessions.
 //!
-//! Both legs speak HTTP/1.1 or HTTP/2 by ALPN, independently: the client's leg as the client
-//! offers (the leaf certificates offer `h2` and `http/1.1`), the upstream's as the server
-//! accepts. A failure on one connection or exchange is answered (502 for an unreachable
+//! Both legs speak HTTP/1.1 or HTTP/2 by ALPN: the client's leg as the client offers (the leaf
+//! certificates offer `h2` and `http/1.1`); upstream, the proxy offers what the client spoke
+//! (`h2` only to an HTTP/2 client), so the server sees the protocol it would have seen without
+//! the proxy, and the server's choice is recorded as the response's `httpVersion`. A failure on one connection or exchange is answered (502 for an unreachable
 //! upstream), counted and recorded; it never reaches the accept loop.
 
 use std::convert::Infallible;
@@ -45,7 +46,11 @@ pub(crate) const OWN_HOST: &str = "ld.proxy";
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) ca: LocalCa,
-    pub(crate) client: Client<Connector, ProxyBody>,
+    /// For clients that speak HTTP/2: offers `h2` and `http/1.1` upstream.
+    pub(crate) client_h2: Client<Connector, ProxyBody>,
+    /// For HTTP/1.x clients: offers `http/1.1` only, so the server sees the protocol it would
+    /// have seen without the proxy.
+    pub(crate) client_h1: Client<Connector, ProxyBody>,
     /// HTTP/1.1-only connector for WebSocket handshakes (an upgrade needs an HTTP/1.1 leg).
     pub(crate) ws_connector: Connector,
     pub(crate) server: auto::Builder<TokioExecutor>,
@@ -274,7 +279,12 @@ async fn forward(
         None => body.map_err(BoxError::from).boxed(),
     };
     let upstream = Request::from_parts(parts, body);
-    match shared.client.request(upstream).await {
+    let client = if client_version == Version::HTTP_2 {
+        &shared.client_h2
+    } else {
+        &shared.client_h1
+    };
+    match client.request(upstream).await {
         Ok(res) => {
             let (mut parts, body) = res.into_parts();
             if let Some(exchange) = &exchange {

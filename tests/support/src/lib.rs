@@ -5,3 +5,5 @@
 //! it down when dropped. Nothing here is shared between tests, so tests run in parallel.
 
 pub mod http;
+pub mod sse;
+pub mod ws;

@@ -1,0 +1,637 @@
+//! End-to-end tests of `ld record` and `ld ca`: the real binary as a child process on a port
+//! the system picks, real clients (curl, a WebSocket client) through it, real servers on
+//! 127.0.0.1. Each test has its own temporary directory for the CA (`LD_DATA_DIR`) and the
+//! recording, so tests run in parallel.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ld_test_support::http::{Kind, Reply, serve};
+use ld_test_support::ws::WsMessage;
+use serde_json::Value;
+
+/// How long a test waits for the recorder to do something before it fails with what it said.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn ld() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("ld")
+}
+
+/// A running `ld record`.
+struct Recorder {
+    child: Child,
+    addr: SocketAddr,
+    output: PathBuf,
+    data: PathBuf,
+    lines: mpsc::Receiver<String>,
+    said: Vec<String>,
+}
+
+impl Recorder {
+    fn start(dir: &Path, extra: &[&str]) -> Recorder {
+        let output = dir.join("rec.har");
+        let data = dir.join("data");
+        let mut child = Command::new(ld())
+            .args(["record", "--proxy", "127.0.0.1:0", "-o"])
+            .arg(&output)
+            .args(extra)
+            .env("LD_DATA_DIR", &data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ld record");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut recorder = Recorder {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            output,
+            data,
+            lines,
+            said: Vec::new(),
+        };
+        let line = recorder.wait_for("listening on http://");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        recorder.addr = addr;
+        recorder
+    }
+
+    /// Waits for a line of stderr containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.said.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.said.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "ld record never said {needle:?}; it said:\n{}",
+                    self.said.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn proxy(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.data.join("ca/ld-ca.pem")
+    }
+
+    fn journal(&self) -> PathBuf {
+        let mut p = self.output.clone().into_os_string();
+        p.push(".journal");
+        PathBuf::from(p)
+    }
+
+    /// Waits until the journal holds `n` finished exchanges.
+    fn wait_for_journal(&self, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let lines = std::fs::read_to_string(self.journal())
+                .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0);
+            if lines >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the journal never reached {n} entries ({lines})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM and waits for the recorder to exit; returns its status and all it said.
+    fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        let status = self.child.wait().expect("wait");
+        self.said.extend(self.lines.try_iter());
+        // The reader thread ends with the pipe; collect what is left.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.said.push(line);
+        }
+        (status, self.said.join("\n"))
+    }
+
+    fn kill(mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// curl, with proxy variables from the environment kept out.
+fn curl(args: &[&str]) -> Output {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn entries(har: &Value) -> &Vec<Value> {
+    har["log"]["entries"].as_array().expect("entries")
+}
+
+fn entry<'a>(har: &'a Value, url: &str) -> &'a Value {
+    entries(har)
+        .iter()
+        .find(|e| e["request"]["url"] == url)
+        .unwrap_or_else(|| {
+            let urls: Vec<&Value> = entries(har).iter().map(|e| &e["request"]["url"]).collect();
+            panic!("no entry for {url}; entries: {urls:?}")
+        })
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(data).expect("write");
+    }
+    child.wait_with_output().expect("gzip output").stdout
+}
+
+#[test]
+fn http_https_and_http2_exchanges_are_recorded_with_their_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = "<p>".repeat(400);
+    let compressed = gzip(page.as_bytes());
+    let gz = compressed.clone();
+    let (plain, plain_server) = serve(Kind::Http1, move |r| match r.path() {
+        "/json" => Reply::json(200, r#"{"ok":true}"#),
+        "/form" => Reply::new(201, "created"),
+        "/gzip" => Reply::new(200, gz.clone())
+            .header("content-type", "text/html")
+            .header("content-encoding", "gzip"),
+        _ => Reply::new(404, "no"),
+    });
+    let (secure, secure_server) = serve(Kind::Https, |r| {
+        Reply::json(200, format!(r#"{{"path":"{}"}}"#, r.path()))
+    });
+    let upstream_ca = dir.path().join("upstream.pem");
+    std::fs::write(
+        &upstream_ca,
+        secure_server.cert_pem.as_deref().expect("pem"),
+    )
+    .expect("pem");
+    let rec = Recorder::start(
+        dir.path(),
+        &["--upstream-ca", upstream_ca.to_str().expect("utf8")],
+    );
+    let proxy = rec.proxy();
+    let ca = rec.ca();
+    let ca = ca.to_str().expect("utf8");
+
+    let out = curl(&["-x", &proxy, &format!("http://{plain}/json")]);
+    assert_eq!(out.stdout, br#"{"ok":true}"#);
+    let out = curl(&[
+        "-x",
+        &proxy,
+        "-d",
+        "user=ann+lee&pw=x%21",
+        &format!("http://{plain}/form"),
+    ]);
+    assert_eq!(out.stdout, b"created");
+    // Without --compressed, curl shows the bytes as they came: the proxy forwards them as is.
+    let out = curl(&["-x", &proxy, &format!("http://{plain}/gzip")]);
+    assert_eq!(out.stdout, compressed);
+    let port = secure.port();
+    let out = curl(&[
+        "--http1.1",
+        "--cacert",
+        ca,
+        "-x",
+        &proxy,
+        &format!("https://127.0.0.1:{port}/one"),
+    ]);
+    assert_eq!(out.stdout, br#"{"path":"/one"}"#);
+    let out = curl(&[
+        "--http2",
+        "--cacert",
+        ca,
+        "-x",
+        &proxy,
+        "-w",
+        "%{http_version}",
+        &format!("https://localhost:{port}/two"),
+    ]);
+    assert_eq!(
+        out.stdout, br#"{"path":"/two"}2"#,
+        "HTTP/2 between curl and the proxy"
+    );
+
+    let (status, said) = rec.stop();
+    assert!(status.success(), "ld record failed:\n{said}");
+    assert!(said.contains("wrote"), "{said}");
+
+    let form = plain_server.received();
+    assert_eq!(form.len(), 3);
+    assert_eq!(&form[1].body[..], b"user=ann+lee&pw=x%21");
+    let secure_got = secure_server.received();
+    assert_eq!(secure_got.len(), 2);
+    assert_eq!(format!("{:?}", secure_got[0].version), "HTTP/1.1");
+    assert_eq!(
+        format!("{:?}", secure_got[1].version),
+        "HTTP/2.0",
+        "HTTP/2 to the upstream"
+    );
+
+    let har = read_har(&dir, "rec.har");
+    assert_eq!(har["log"]["version"], "1.2");
+    assert_eq!(entries(&har).len(), 5);
+    let json = entry(&har, &format!("http://{plain}/json"));
+    assert_eq!(json["response"]["status"], 200);
+    assert_eq!(json["response"]["content"]["text"], r#"{"ok":true}"#);
+    assert_eq!(json["response"]["content"]["mimeType"], "application/json");
+    assert_eq!(json["serverIPAddress"], "127.0.0.1");
+    assert!(json["timings"]["wait"].as_f64().expect("wait") >= 0.0);
+    let form = entry(&har, &format!("http://{plain}/form"));
+    assert_eq!(form["request"]["method"], "POST");
+    assert_eq!(form["request"]["postData"]["text"], "user=ann+lee&pw=x%21");
+    assert_eq!(form["request"]["postData"]["params"][0]["value"], "ann lee");
+    assert_eq!(form["request"]["postData"]["params"][1]["value"], "x!");
+    assert_eq!(form["response"]["status"], 201);
+    let zipped = entry(&har, &format!("http://{plain}/gzip"));
+    assert_eq!(zipped["response"]["content"]["text"], page);
+    assert_eq!(zipped["response"]["content"]["size"], page.len());
+    assert_eq!(zipped["response"]["bodySize"], compressed.len());
+    let one = entry(&har, &format!("https://127.0.0.1:{port}/one"));
+    assert_eq!(one["request"]["httpVersion"], "HTTP/1.1");
+    assert_eq!(one["response"]["content"]["text"], r#"{"path":"/one"}"#);
+    assert!(
+        one["timings"]["ssl"].as_f64().expect("ssl") >= 0.0,
+        "a new TLS connection"
+    );
+    let two = entry(&har, &format!("https://localhost:{port}/two"));
+    assert_eq!(two["request"]["httpVersion"], "HTTP/2.0");
+    assert_eq!(two["response"]["httpVersion"], "HTTP/2.0");
+    assert_eq!(two["response"]["content"]["text"], r#"{"path":"/two"}"#);
+    let mut journal = dir.path().join("rec.har").into_os_string();
+    journal.push(".journal");
+    assert!(
+        !Path::new(&journal).exists(),
+        "the journal is gone once the HAR is written"
+    );
+}
+
+fn read_har(dir: &tempfile::TempDir, name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.path().join(name)).expect("the HAR exists"))
+        .expect("the HAR is JSON")
+}
+
+#[test]
+fn websocket_messages_are_recorded_in_both_directions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, echo) = ld_test_support::ws::echo_server();
+    let rec = Recorder::start(dir.path(), &[]);
+    let sent = vec![
+        WsMessage::Text("hello".into()),
+        WsMessage::Binary(vec![1, 2, 3]),
+        WsMessage::Text("x".repeat(70_000)),
+    ];
+    let back =
+        ld_test_support::ws::exchange_via_proxy(rec.addr, server, "/chat?room=1", sent.clone())
+            .expect("websocket through the proxy");
+    assert_eq!(back, sent, "every message echoed through the proxy");
+    let arrived: Vec<WsMessage> = echo.messages.try_iter().collect();
+    assert_eq!(arrived, sent, "every message reached the server");
+    rec.wait_for_journal(1);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+
+    let har = read_har(&dir, "rec.har");
+    let ws = entry(&har, &format!("ws://{server}/chat?room=1"));
+    assert_eq!(ws["response"]["status"], 101);
+    assert_eq!(ws["_resourceType"], "websocket");
+    let messages = ws["_webSocketMessages"].as_array().expect("messages");
+    let summary: Vec<(String, u64, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().expect("type").to_string(),
+                m["opcode"].as_u64().expect("opcode"),
+                m["data"].as_str().expect("data").to_string(),
+            )
+        })
+        .collect();
+    let long = "x".repeat(70_000);
+    assert_eq!(
+        summary,
+        vec![
+            ("send".into(), 1, "hello".into()),
+            ("receive".into(), 1, "hello".into()),
+            ("send".into(), 2, "AQID".into()),
+            ("receive".into(), 2, "AQID".into()),
+            ("send".into(), 1, long.clone()),
+            ("receive".into(), 1, long),
+        ]
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["time"].as_f64().is_some_and(|t| t > 1.0e9))
+    );
+}
+
+#[test]
+fn a_server_sent_event_stream_is_forwarded_as_it_arrives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, sse) = ld_test_support::sse::server();
+    let rec = Recorder::start(dir.path(), &[]);
+    let mut client = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "60", "-x", &rec.proxy()])
+        .arg(format!("http://{server}/events"))
+        .env_remove("http_proxy")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut out = BufReader::new(client.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("read");
+    // The client holds the first event while the second does not exist yet: nothing was
+    // buffered on the way.
+    assert_eq!(first, "data: ready\n");
+    sse.send("two");
+    let mut rest = String::new();
+    let mut line = String::new();
+    while !rest.contains("data: two") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).expect("read") > 0,
+            "stream ended early: {rest:?}"
+        );
+        rest.push_str(&line);
+    }
+    sse.finish();
+    out.read_to_string(&mut rest).expect("read to end");
+    assert!(client.wait().expect("curl").success());
+    assert_eq!(
+        sse.requests.try_iter().collect::<Vec<_>>(),
+        vec!["/events".to_string()]
+    );
+    rec.wait_for_journal(1);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let events = entry(&har, &format!("http://{server}/events"));
+    assert_eq!(
+        events["response"]["content"]["mimeType"],
+        "text/event-stream"
+    );
+    assert_eq!(
+        events["response"]["content"]["text"],
+        "data: ready\n\ndata: two\n\n"
+    );
+    assert!(events.get("_incomplete").is_none());
+}
+
+#[test]
+fn a_killed_recorder_is_recovered_from_its_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |r| {
+        Reply::new(200, format!("page {}", r.path()))
+    });
+    let rec = Recorder::start(dir.path(), &[]);
+    for i in 0..3 {
+        let out = curl(&["-x", &rec.proxy(), &format!("http://{plain}/p{i}")]);
+        assert_eq!(out.stdout, format!("page /p{i}").as_bytes());
+    }
+    rec.wait_for_journal(3);
+    let output = rec.output.clone();
+    rec.kill();
+    assert!(!output.exists(), "a killed recorder writes no HAR");
+
+    let out = Command::new(ld())
+        .args(["record", "--recover"])
+        .arg(&output)
+        .output()
+        .expect("ld record --recover");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recovered 3 exchanges"));
+    let har = read_har(&dir, "rec.har");
+    let urls: Vec<&str> = entries(&har)
+        .iter()
+        .map(|e| e["request"]["url"].as_str().expect("url"))
+        .collect();
+    let expected: Vec<String> = (0..3).map(|i| format!("http://{plain}/p{i}")).collect();
+    assert_eq!(urls, expected);
+    for (i, e) in entries(&har).iter().enumerate() {
+        assert_eq!(e["response"]["content"]["text"], format!("page /p{i}"));
+    }
+
+    // Killed again, and this time the next `ld record` with the same output recovers it.
+    let rec = Recorder::start(dir.path(), &[]);
+    curl(&["-x", &rec.proxy(), &format!("http://{plain}/again")]);
+    rec.wait_for_journal(1);
+    rec.kill();
+    let mut rec = Recorder::start(dir.path(), &[]);
+    rec.wait_for("recovered 1 exchange");
+    curl(&["-x", &rec.proxy(), &format!("http://{plain}/later")]);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let urls: Vec<&str> = entries(&har)
+        .iter()
+        .map(|e| e["request"]["url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("http://{plain}/again"),
+            format!("http://{plain}/later")
+        ]
+    );
+}
+
+#[test]
+fn a_port_in_use_exits_3_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let out = Command::new(ld())
+        .args(["record", "--proxy", &addr.to_string(), "-o"])
+        .arg(dir.path().join("rec.har"))
+        .env("LD_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("ld record");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("already in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_upstream_gets_a_502_and_an_error_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port");
+    let rec = Recorder::start(dir.path(), &[]);
+    let out = curl(&[
+        "-x",
+        &rec.proxy(),
+        "-w",
+        "\n%{http_code}",
+        &format!("http://{closed}/gone"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n502"), "{text}");
+    assert!(text.contains("could not get a response"), "{text}");
+    // The proxy is still serving.
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "alive"));
+    assert_eq!(
+        curl(&["-x", &rec.proxy(), &format!("http://{plain}/")]).stdout,
+        b"alive"
+    );
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let gone = entry(&har, &format!("http://{closed}/gone"));
+    assert_eq!(gone["response"]["status"], 0);
+    assert!(gone["_error"].as_str().expect("error").contains("onnect"));
+    assert_eq!(
+        entry(&har, &format!("http://{plain}/"))["response"]["status"],
+        200
+    );
+}
+
+#[test]
+fn ca_commands_create_once_and_export_pem_and_der() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        Command::new(ld())
+            .arg("ca")
+            .args(args)
+            .env("LD_DATA_DIR", dir.path())
+            .output()
+            .expect("ld ca")
+    };
+    let path = run(&["path"]);
+    assert!(path.status.success());
+    let path = String::from_utf8(path.stdout).expect("utf8");
+    assert_eq!(Path::new(path.trim()), dir.path().join("ca/ld-ca.pem"));
+    let pem = run(&["export"]);
+    assert_eq!(pem.stdout, std::fs::read(path.trim()).expect("pem"));
+    let der = run(&["export", "--der"]);
+    assert_eq!(
+        der.stdout.first(),
+        Some(&0x30),
+        "DER starts with a SEQUENCE"
+    );
+    let help = String::from_utf8(run(&["install-help"]).stdout).expect("utf8");
+    for needle in [
+        "certutil",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "--cacert",
+        path.trim(),
+    ] {
+        assert!(help.contains(needle), "install-help lacks {needle}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ca/ld-ca-key.pem"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn the_proxy_serves_its_ca_and_enforces_auth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "secret"));
+    let rec = Recorder::start(dir.path(), &["--auth", "ann:pw"]);
+    let pem = curl(&["-x", &rec.proxy(), "http://ld.proxy/ld.pem"]);
+    assert_eq!(pem.stdout, std::fs::read(rec.ca()).expect("ca"));
+    let denied = curl(&[
+        "-x",
+        &rec.proxy(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{plain}/"),
+    ]);
+    assert_eq!(denied.stdout, b"407");
+    let allowed = curl(&[
+        "-x",
+        &rec.proxy(),
+        "-U",
+        "ann:pw",
+        &format!("http://{plain}/"),
+    ]);
+    assert_eq!(allowed.stdout, b"secret");
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let recorded = entry(&har, &format!("http://{plain}/"));
+    let headers = recorded["request"]["headers"].as_array().expect("headers");
+    assert!(
+        headers.iter().all(|h| h["name"] != "proxy-authorization"),
+        "proxy credentials stay out of the recording"
+    );
+}
