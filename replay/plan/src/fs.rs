@@ -9,6 +9,16 @@ use crate::{Error, Result};
 /// Writes `bytes` to `path` atomically. With `private`, the file is created with mode 0600
 /// (secrets), before any byte is written.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    write_atomic_with(path, private, |out| out.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content produced by `fill` into a buffered writer, so large
+/// outputs are never held whole in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    private: bool,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -21,20 +31,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let mut tmp = std::fs::OpenOptions::new();
-    tmp.write(true).create_new(true);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        tmp.mode(if private { 0o600 } else { 0o644 });
+        options.mode(if private { 0o600 } else { 0o644 });
     }
     #[cfg(not(unix))]
     let _ = private;
     let tmp_path = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = tmp.open(&tmp_path).map_err(io)?;
-    let result = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
+    let file = options.open(&tmp_path).map_err(io)?;
+    let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let result = fill(&mut writer)
+        .and_then(|()| writer.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp_path, path));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp_path);

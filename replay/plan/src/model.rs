@@ -88,22 +88,22 @@ impl Plan {
 
     /// The document as a JSON value.
     pub fn to_value(&self) -> Value {
-        let list = Value::Array(self.actions.iter().map(Action::to_value).collect());
-        if self.wrapped {
-            let mut map = Map::new();
-            map.insert("load_density".into(), list);
-            Value::Object(map)
-        } else {
-            list
-        }
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// The canonical text of the document: two-space indentation, keys in model order, a final
     /// newline. The same plan always gives the same bytes.
     pub fn to_json_string(&self) -> String {
-        let mut out = serde_json::to_string_pretty(&self.to_value()).unwrap_or_default();
-        out.push('\n');
-        out
+        let mut out = Vec::new();
+        // Writing into memory cannot fail, and every key is a string.
+        let _ = self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes the canonical text to `out` without building it in memory first.
+    pub fn write_json<W: std::io::Write>(&self, mut out: W) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut out, self).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
     }
 
     /// The JSON pointer of action `index`.
@@ -175,16 +175,6 @@ impl Action {
         Ok(Action { command, args })
     }
 
-    fn to_value(&self) -> Value {
-        let mut items = vec![Value::String(self.command.clone())];
-        match &self.args {
-            Args::None => {}
-            Args::Kwargs(map) => items.push(Value::Object(map.clone())),
-            Args::List(list) => items.push(Value::Array(list.clone())),
-        }
-        Value::Array(items)
-    }
-
     /// The keyword arguments, if the action has them.
     pub fn kwargs(&self) -> Option<&Map<String, Value>> {
         match &self.args {
@@ -210,6 +200,34 @@ impl Action {
             },
         };
         StartTest::from_value(value, &format!("{pointer}/1"))
+    }
+}
+
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.wrapped {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("load_density", &self.actions)?;
+            map.end()
+        } else {
+            self.actions.serialize(s)
+        }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let len = if matches!(self.args, Args::None) { 1 } else { 2 };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.command)?;
+        match &self.args {
+            Args::None => {}
+            Args::Kwargs(map) => seq.serialize_element(map)?,
+            Args::List(list) => seq.serialize_element(list)?,
+        }
+        seq.end()
     }
 }
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Fuzzes the HAR importer and the plan reader with libFuzzer (cargo-fuzz), seeded with the HAR
+# fixtures. Usage: scripts/fuzz.sh [SECONDS per target, default 300]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-300}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# cargo-fuzz needs nightly-only flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP.
+export RUSTC_BOOTSTRAP=1
+mkdir -p fuzz/corpus/har_import fuzz/corpus/plan_parse
+cargo fuzz run har_import fuzz/corpus/har_import fixtures/har -- -max_total_time="$seconds" -max_len=65536
+cargo fuzz run plan_parse fuzz/corpus/plan_parse fixtures/har -- -max_total_time="$seconds" -max_len=16384
