@@ -7,14 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use ld_converters::{Filter, Format, ImportOptions};
+use ld_converters::{Filter, Format, GivenLoad, ImportOptions};
 
 use crate::exit;
 
 /// Arguments of `ld import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    /// The file to import (`-` reads standard input)
+    /// The file to import: a HAR, Postman collection, OpenAPI description, cURL commands or
+    /// a JMeter plan (`-` reads standard input)
     pub(crate) file: PathBuf,
 
     /// Where to write the plan (`-` for standard output)
@@ -22,14 +23,32 @@ pub(crate) struct ImportArgs {
     pub(crate) output: PathBuf,
 
     /// The input format, when detection should not decide
-    #[arg(long, value_name = "FORMAT", value_parser = ["har"])]
+    #[arg(long, value_name = "FORMAT", value_parser = ["har", "postman", "openapi", "curl", "jmeter"])]
     pub(crate) from: Option<String>,
 
-    /// Keep only requests whose full URL matches this regex (repeatable; any one suffices)
+    /// A Postman environment file whose variables override the collection's
+    #[arg(long = "env", value_name = "FILE", help_heading = "Sources")]
+    pub(crate) environment: Option<PathBuf>,
+
+    /// The base URL of the API, replacing an OpenAPI description's servers
+    #[arg(long, value_name = "URL", help_heading = "Sources")]
+    pub(crate) server: Option<String>,
+
+    /// Keep only OpenAPI operations with this tag, or Postman requests in this folder (repeatable)
+    #[arg(long, value_name = "TAG", help_heading = "Filters")]
+    pub(crate) tag: Vec<String>,
+
+    /// Import OpenAPI operations marked deprecated
+    #[arg(long, help_heading = "Filters")]
+    pub(crate) include_deprecated: bool,
+
+    /// Keep only requests whose full URL (or OpenAPI operationId or tag) matches this regex
+    /// (repeatable; any one suffices)
     #[arg(long, value_name = "RE", help_heading = "Filters")]
     pub(crate) include: Vec<String>,
 
-    /// Drop requests whose full URL matches this regex (repeatable; wins over --include)
+    /// Drop requests whose full URL (or OpenAPI operationId or tag) matches this regex
+    /// (repeatable; wins over --include)
     #[arg(long, value_name = "RE", help_heading = "Filters")]
     pub(crate) exclude: Vec<String>,
 
@@ -58,17 +77,17 @@ pub(crate) struct ImportArgs {
     #[arg(long, help_heading = "Plan")]
     pub(crate) think_time: bool,
 
-    /// Virtual users of the generated LD_start_test
-    #[arg(long, default_value_t = 10, help_heading = "Load")]
-    pub(crate) users: u64,
+    /// Virtual users of the generated LD_start_test [default: 10, or a JMeter thread group's]
+    #[arg(long, help_heading = "Load")]
+    pub(crate) users: Option<u64>,
 
-    /// Users started per second
-    #[arg(long, default_value_t = 5.0, help_heading = "Load")]
-    pub(crate) spawn_rate: f64,
+    /// Users started per second [default: 5, or a JMeter thread group's ramp-up]
+    #[arg(long, help_heading = "Load")]
+    pub(crate) spawn_rate: Option<f64>,
 
-    /// Test duration, e.g. 60s, 2m
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Load")]
-    pub(crate) duration: std::time::Duration,
+    /// Test duration, e.g. 60s, 2m [default: 60s, or a JMeter thread group's]
+    #[arg(long, value_parser = humantime::parse_duration, help_heading = "Load")]
+    pub(crate) duration: Option<std::time::Duration>,
 
     /// User template (LoadDensity's user_detail_dict.user)
     #[arg(long, default_value = "fast_http_user", help_heading = "Load")]
@@ -95,16 +114,40 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             )
         })?,
     };
+    let defaults = ImportOptions::default();
+    let environment = match &args.environment {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                exit::input_error(format!("could not read {}: {e}", path.display()))
+            })?;
+            Some((path.display().to_string(), bytes))
+        }
+        None => None,
+    };
+    let base_dir = (args.file != Path::new("-")).then(|| match args.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
     let options = ImportOptions {
         filter: Filter::new(&args.include, &args.exclude, args.skip_static)
-            .map_err(|e| exit::input_error(e.to_string()))?,
+            .map_err(|e| exit::input_error(e.to_string()))?
+            .with_tags(&args.tag),
         inline_secrets: args.inline_secrets,
         think_time: args.think_time,
         user: args.user.clone(),
-        users: args.users,
-        spawn_rate: args.spawn_rate,
-        duration: args.duration.as_secs(),
+        users: args.users.unwrap_or(defaults.users),
+        spawn_rate: args.spawn_rate.unwrap_or(defaults.spawn_rate),
+        duration: args.duration.map_or(defaults.duration, |d| d.as_secs()),
         headers: parse_headers(&args.headers)?,
+        given: GivenLoad {
+            users: args.users.is_some(),
+            spawn_rate: args.spawn_rate.is_some(),
+            duration: args.duration.is_some(),
+        },
+        server: args.server.clone(),
+        include_deprecated: args.include_deprecated,
+        environment,
+        base_dir,
     };
     let import = ld_converters::import(format, &name, &bytes, &options)
         .map_err(|e| exit::input_error(e.to_string()))?;

@@ -1,5 +1,6 @@
-//! Which requests an import keeps: `--include`/`--exclude` regexes over the full URL and
-//! `--skip-static`. Shared by every importer.
+//! Which requests an import keeps: `--include`/`--exclude` regexes over the full URL (and, for
+//! API descriptions, over operation ids and tags), `--tag` and `--skip-static`. Shared by every
+//! importer.
 
 use regex::Regex;
 
@@ -11,6 +12,7 @@ pub struct Filter {
     include: Vec<Regex>,
     exclude: Vec<Regex>,
     skip_static: bool,
+    tags: Vec<String>,
 }
 
 /// Why a request was dropped by the filter.
@@ -19,6 +21,17 @@ pub(crate) enum Drop {
     NotIncluded,
     Excluded,
     Static,
+}
+
+impl Drop {
+    /// The reason as the summary counts it.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Drop::NotIncluded => "not matching --include",
+            Drop::Excluded => "matching --exclude",
+            Drop::Static => "static assets (--skip-static)",
+        }
+    }
 }
 
 impl Filter {
@@ -41,7 +54,46 @@ impl Filter {
                 .map(|p| compile("exclude", p))
                 .collect::<Result<_>>()?,
             skip_static,
+            tags: Vec::new(),
         })
+    }
+
+    /// Keeps only operations (or Postman folders) carrying one of `tags`, compared without
+    /// regard to case.
+    pub fn with_tags(mut self, tags: &[String]) -> Filter {
+        self.tags = tags.to_vec();
+        self
+    }
+
+    /// Whether `--tag` was given.
+    pub(crate) fn has_tags(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
+    /// Decides on an operation of an API description: the patterns are tried on the URL and on
+    /// each label (operation id, tags, folder names); `tags` are checked against `--tag`.
+    /// Returns the reason to drop it, as the summary counts it.
+    pub(crate) fn check_labels(
+        &self,
+        url: &str,
+        labels: &[&str],
+        tags: &[&str],
+    ) -> Option<&'static str> {
+        if !self.tags.is_empty()
+            && !tags
+                .iter()
+                .any(|t| self.tags.iter().any(|w| w.eq_ignore_ascii_case(t)))
+        {
+            return Some("not tagged with --tag");
+        }
+        let matches = |r: &Regex| r.is_match(url) || labels.iter().any(|l| r.is_match(l));
+        if !self.include.is_empty() && !self.include.iter().any(matches) {
+            return Some("not matching --include");
+        }
+        if self.exclude.iter().any(matches) {
+            return Some("matching --exclude");
+        }
+        None
     }
 
     /// Decides on one request. `mime` is the response content type when known, `resource_type`

@@ -1,4 +1,5 @@
-//! Importers: turn recordings (HAR) and, later, API descriptions into `ld` plans.
+//! Importers: turn recordings (HAR), API descriptions (OpenAPI, Postman collections), curl
+//! commands and JMeter plans into `ld` plans.
 //!
 //! Every importer produces the same thing, an [`Import`]: a plan of `LD_start_test` with one HTTP
 //! task per kept request and a `status_code` assertion on each, the secrets moved out of it, and
@@ -8,33 +9,41 @@
 //! This crate depends on the plan model only. It must build without the engine's network stack
 //! (no tokio, hyper, reqwest), so that importing stays a fast, small, offline step.
 
+pub mod curl;
 mod error;
 mod filter;
 mod form;
 pub mod har;
 mod naming;
+pub mod openapi;
 mod output;
 mod secrets;
 
 pub use error::{Error, Result};
 pub use filter::Filter;
-pub use output::{Import, ImportOptions, Summary};
+pub use output::{GivenLoad, Import, ImportOptions, Summary};
 pub use secrets::Secret;
 
 /// The input formats `ld import` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Har,
+    Postman,
+    OpenApi,
+    Curl,
 }
 
 impl Format {
     /// Every format, in the order detection tries them.
-    pub const ALL: &'static [Format] = &[Format::Har];
+    pub const ALL: &'static [Format] = &[Format::Har, Format::OpenApi, Format::Curl];
 
     /// The name used by `--from`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Har => "har",
+            Format::Postman => "postman",
+            Format::OpenApi => "openapi",
+            Format::Curl => "curl",
         }
     }
 
@@ -44,6 +53,10 @@ impl Format {
             .iter()
             .copied()
             .find(|f| f.name().eq_ignore_ascii_case(name))
+            .or(match name.to_ascii_lowercase().as_str() {
+                "swagger" => Some(Format::OpenApi),
+                _ => None,
+            })
     }
 
     /// Recognises a format by looking at the start of the content.
@@ -54,6 +67,12 @@ impl Format {
         if text.starts_with('{') && har::looks_like_har(text) {
             return Some(Format::Har);
         }
+        if openapi::looks_like_openapi(text) {
+            return Some(Format::OpenApi);
+        }
+        if curl::looks_like_curl(text) {
+            return Some(Format::Curl);
+        }
         None
     }
 }
@@ -62,5 +81,10 @@ impl Format {
 pub fn import(format: Format, name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     match format {
         Format::Har => har::import(name, bytes, options),
+        Format::OpenApi => openapi::import(name, bytes, options),
+        Format::Curl => curl::import(name, bytes, options),
+        Format::Postman => Err(Error::Invalid(format!(
+            "{name}: Postman import is not available"
+        ))),
     }
 }

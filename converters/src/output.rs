@@ -25,6 +25,26 @@ pub struct ImportOptions {
     pub duration: u64,
     /// Headers added to, or overriding, every kept task (`--header`).
     pub headers: Vec<(String, String)>,
+    /// Which of `users`, `spawn_rate` and `duration` were given on the command line. Settings
+    /// read from the input (a JMeter thread group) replace only the others.
+    pub given: GivenLoad,
+    /// The base URL that replaces an API description's servers (`--server`).
+    pub server: Option<String>,
+    /// Import operations marked deprecated (OpenAPI).
+    pub include_deprecated: bool,
+    /// A Postman environment file (`--env`): its name and content.
+    pub environment: Option<(String, Vec<u8>)>,
+    /// The directory of the input file, against which relative references (OpenAPI `$ref`s
+    /// to other files) are read; `None` for standard input.
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+/// Load settings given explicitly on the command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GivenLoad {
+    pub users: bool,
+    pub spawn_rate: bool,
+    pub duration: bool,
 }
 
 impl Default for ImportOptions {
@@ -39,6 +59,11 @@ impl Default for ImportOptions {
             spawn_rate: 5.0,
             duration: 60,
             headers: Vec::new(),
+            given: GivenLoad::default(),
+            server: None,
+            include_deprecated: false,
+            environment: None,
+            base_dir: None,
         }
     }
 }
@@ -139,6 +164,13 @@ pub(crate) struct Request {
     /// The recorded or declared status, when there is one.
     pub(crate) status: Option<u16>,
     pub(crate) think_time: Option<f64>,
+    /// The task's name; `None` derives it from the method and the URL's path.
+    pub(crate) name: Option<String>,
+    /// `verify: false` for TLS without certificate checks (curl `-k`).
+    pub(crate) verify: Option<bool>,
+    pub(crate) allow_redirects: Option<bool>,
+    /// Seconds.
+    pub(crate) timeout: Option<f64>,
 }
 
 /// A request body as the plan will carry it.
@@ -164,6 +196,14 @@ pub(crate) struct Builder<'a> {
     secrets: Secrets,
     tasks: Vec<Task>,
     pub(crate) summary: Summary,
+    /// Emitted as `LD_register_variables` before the test, for `${var.NAME}` placeholders.
+    variables: Map<String, Value>,
+    /// Emitted as `LD_register_csv_sources` (`{name, file_path, cycle}` each).
+    csv_sources: Vec<Value>,
+    /// Load settings read from the input.
+    users: Option<u64>,
+    spawn_rate: Option<f64>,
+    duration: Option<Option<u64>>,
 }
 
 impl<'a> Builder<'a> {
@@ -173,6 +213,58 @@ impl<'a> Builder<'a> {
             secrets: Secrets::new(options.inline_secrets),
             tasks: Vec::new(),
             summary: Summary::default(),
+            variables: Map::new(),
+            csv_sources: Vec::new(),
+            users: None,
+            spawn_rate: None,
+            duration: None,
+        }
+    }
+
+    pub(crate) fn options(&self) -> &ImportOptions {
+        self.options
+    }
+
+    /// Registers a variable for `${var.NAME}`; a later value for the same name wins.
+    pub(crate) fn variable(&mut self, name: &str, value: Value) {
+        self.variables.insert(name.to_string(), value);
+    }
+
+    /// Registers a CSV source for `${csv.NAME.COLUMN}`.
+    pub(crate) fn csv_source(&mut self, name: &str, file_path: &str, cycle: bool) {
+        let mut source = Map::new();
+        source.insert("name".into(), Value::String(name.to_string()));
+        source.insert("file_path".into(), Value::String(file_path.to_string()));
+        source.insert("cycle".into(), Value::Bool(cycle));
+        self.csv_sources.push(Value::Object(source));
+    }
+
+    /// Moves the value of a variable that holds a credential to the side file: the
+    /// placeholder to use instead of `${var.NAME}`, or `None` to keep it as a variable.
+    pub(crate) fn secret_variable(
+        &mut self,
+        name: &str,
+        value: &str,
+        forced: bool,
+    ) -> Option<String> {
+        self.secrets.variable(name, value, forced)
+    }
+
+    /// Load settings read from the input; those given on the command line still win.
+    pub(crate) fn load(
+        &mut self,
+        users: Option<u64>,
+        spawn_rate: Option<f64>,
+        duration: Option<Option<u64>>,
+    ) {
+        if !self.options.given.users && users.is_some() {
+            self.users = users;
+        }
+        if !self.options.given.spawn_rate && spawn_rate.is_some() {
+            self.spawn_rate = spawn_rate;
+        }
+        if !self.options.given.duration && duration.is_some() {
+            self.duration = duration;
         }
     }
 
@@ -182,7 +274,10 @@ impl<'a> Builder<'a> {
 
     /// Turns one kept request into a task.
     pub(crate) fn push(&mut self, request: Request) {
-        let name = crate::naming::task_name(&request.method, &request.url);
+        let name = match request.name {
+            Some(n) => n,
+            None => crate::naming::task_name(&request.method, &request.url),
+        };
         let url = self.protect_query(&request.url);
         let mut headers = Map::new();
         let mut seen_duplicate = false;
@@ -265,6 +360,11 @@ impl<'a> Builder<'a> {
         if let Some(t) = request.think_time.filter(|t| *t > 0.0) {
             task.think_time = Number::from_f64((t * 1000.0).round() / 1000.0).map(Value::Number);
         }
+        task.verify = request.verify.map(Value::Bool);
+        task.allow_redirects = request.allow_redirects;
+        if let Some(t) = request.timeout.filter(|t| *t > 0.0) {
+            task.timeout = Some(Value::Number(number(t)));
+        }
         self.summary.kept += 1;
         self.tasks.push(task);
     }
@@ -311,16 +411,37 @@ impl<'a> Builder<'a> {
                 mode: Some("sequence".into()),
                 tasks: std::mem::take(&mut self.tasks),
             }),
-            user_count: Some(self.options.users),
-            spawn_rate: Some(number(self.options.spawn_rate)),
-            test_time: Some(Some(Number::from(self.options.duration))),
+            user_count: Some(self.users.unwrap_or(self.options.users)),
+            spawn_rate: Some(number(
+                self.spawn_rate.unwrap_or(self.options.spawn_rate),
+            )),
+            test_time: Some(match self.duration {
+                Some(d) => d.map(Number::from),
+                None => Some(Number::from(self.options.duration)),
+            }),
             extra: Map::new(),
         };
         self.summary.secrets_replaced = self.secrets.replaced;
+        // LoadDensity's own generators register variables with an action before the test;
+        // its resolver is global, so every user sees them.
+        let mut actions = Vec::new();
+        if !self.variables.is_empty() {
+            let mut kwargs = Map::new();
+            let variables = std::mem::take(&mut self.variables);
+            kwargs.insert("variables".into(), Value::Object(variables));
+            actions.push(Action::with_kwargs("LD_register_variables", kwargs));
+        }
+        if !self.csv_sources.is_empty() {
+            let mut kwargs = Map::new();
+            let sources = std::mem::take(&mut self.csv_sources);
+            kwargs.insert("sources".into(), Value::Array(sources));
+            actions.push(Action::with_kwargs("LD_register_csv_sources", kwargs));
+        }
+        actions.push(Action::start_test(&settings));
         Import {
             plan: Plan {
                 wrapped: true,
-                actions: vec![Action::start_test(&settings)],
+                actions,
             },
             secrets: self.secrets.found,
             summary: self.summary,

@@ -69,6 +69,19 @@ impl Secrets {
         Some(self.placeholder(name, value))
     }
 
+    /// The placeholder for a variable (Postman `{{token}}`) whose value is a credential: known
+    /// by its name, or `forced` when it is used for authentication or marked secret.
+    pub(crate) fn variable(&mut self, name: &str, value: &str, forced: bool) -> Option<String> {
+        if self.inline
+            || value.is_empty()
+            || value.contains("${")
+            || !(forced || self.header_pattern.is_match(name) || self.query_pattern.is_match(name))
+        {
+            return None;
+        }
+        Some(self.placeholder(name, value))
+    }
+
     fn placeholder(&mut self, name: &str, value: &str) -> String {
         self.replaced += 1;
         let base = env_name(name);
@@ -106,7 +119,8 @@ pub(crate) fn render_env(secrets: &[Secret]) -> String {
     out
 }
 
-fn env_name(name: &str) -> String {
+/// An environment variable name for `name`: upper case, `_` for anything else.
+pub(crate) fn env_name(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| {

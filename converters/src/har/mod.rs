@@ -192,6 +192,7 @@ fn convert(
             body,
             status: Some(status),
             think_time: None,
+            ..Request::default()
         },
         start,
         duration,

@@ -1,0 +1,266 @@
+//! End-to-end tests of `ld import` for cURL, OpenAPI, Postman and JMeter inputs, on the real
+//! binary, against the golden files in `fixtures/<format>/`.
+//!
+//! Layout of a fixture directory: every file at its top level is an input, except golden
+//! files (`NAME.plan.json`, `NAME.plan.json.secrets.env`, `NAME.err`), argument files
+//! (`NAME.args`: extra `ld import` arguments, one per line) and Postman environments
+//! (`*.postman_environment.json`); subdirectories hold files that inputs refer to. An
+//! argument file whose first line is not an option names the input it applies to, making a
+//! variant of that input (`petstore_all.args` → `petstore.yaml --include-deprecated`). An input
+//! with a `NAME.err` beside it (or named `bad_*`) must fail with exit code 2, that exact
+//! stderr and no output file. `LD_BLESS=1` rewrites the golden files.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use serde_json::Value;
+
+fn ld() -> Command {
+    Command::cargo_bin("ld").expect("the ld binary is built")
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn blessing() -> bool {
+    std::env::var_os("LD_BLESS").is_some()
+}
+
+fn is_input(name: &str) -> bool {
+    !(name.ends_with(".plan.json")
+        || name.ends_with(".secrets.env")
+        || name.ends_with(".err")
+        || name.ends_with(".args")
+        || name.ends_with(".postman_environment.json")
+        || name.ends_with(".csv")
+        || name.starts_with('.')
+        || name == "README.md")
+}
+
+/// The file name without its input extension: `pets.yaml` → `pets`,
+/// `shop.postman_collection.json` → `shop`.
+fn stem(name: &str) -> String {
+    for ext in [
+        ".postman_collection.json",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".curl",
+        ".sh",
+        ".txt",
+        ".jmx",
+    ] {
+        if let Some(s) = name.strip_suffix(ext) {
+            return s.to_string();
+        }
+    }
+    name.to_string()
+}
+
+fn check_dir(format: &str) {
+    let dir = workspace().join("fixtures").join(format);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    // (case name, input file name, extra arguments)
+    let mut cases: Vec<(String, String, Vec<String>)> = Vec::new();
+    for entry in &entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let read_args = |stem: &str| -> Vec<String> {
+            std::fs::read_to_string(dir.join(format!("{stem}.args")))
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(stem) = name.strip_suffix(".args") {
+            let args = read_args(stem);
+            if let Some(first) = args.first().filter(|a| !a.starts_with('-')) {
+                cases.push((stem.to_string(), first.clone(), args[1..].to_vec()));
+            }
+            continue;
+        }
+        if is_input(&name) {
+            let stem = stem(&name);
+            let args = read_args(&stem);
+            if args.first().is_some_and(|a| !a.starts_with('-')) {
+                continue;
+            }
+            cases.push((stem, name, args));
+        }
+    }
+    let mut seen = 0;
+    for (stem, name, args) in cases {
+        seen += 1;
+        let relative = format!("fixtures/{format}/{name}");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let out_path = tmp.path().join(format!("{stem}.plan.json"));
+        let mut cmd = ld();
+        cmd.current_dir(workspace())
+            .arg("import")
+            .arg(&relative)
+            .arg("-o")
+            .arg(&out_path)
+            .args(&args);
+        let out = cmd.output().expect("run ld");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let err_golden = dir.join(format!("{stem}.err"));
+        if err_golden.exists() || stem.starts_with("bad_") {
+            if blessing() {
+                std::fs::write(&err_golden, &stderr).expect("bless err");
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(2), "{relative}: {stderr}");
+            let expected = std::fs::read_to_string(&err_golden).unwrap_or_else(|_| {
+                panic!("{} is missing; run with LD_BLESS=1", err_golden.display())
+            });
+            assert_eq!(stderr, expected, "{relative}: the error message changed");
+            assert!(!out_path.exists(), "{relative}: a plan was written");
+            continue;
+        }
+        assert!(out.status.success(), "{relative}: {stderr}");
+        let golden = dir.join(format!("{stem}.plan.json"));
+        let produced = std::fs::read_to_string(&out_path).expect("plan");
+        let secrets_out = tmp.path().join(format!("{stem}.plan.json.secrets.env"));
+        let secrets_golden = dir.join(format!("{stem}.plan.json.secrets.env"));
+        if blessing() {
+            std::fs::write(&golden, &produced).expect("bless");
+            if secrets_out.exists() {
+                std::fs::copy(&secrets_out, &secrets_golden).expect("bless secrets");
+            } else if secrets_golden.exists() {
+                std::fs::remove_file(&secrets_golden).expect("remove stale secrets");
+            }
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("{} is missing; run with LD_BLESS=1", golden.display()));
+        assert_eq!(
+            produced, expected,
+            "{relative}: the import differs from its golden plan"
+        );
+        assert_eq!(
+            secrets_out.exists(),
+            secrets_golden.exists(),
+            "{relative}: secrets file"
+        );
+        if secrets_out.exists() {
+            assert_eq!(
+                std::fs::read_to_string(&secrets_out).expect("secrets"),
+                std::fs::read_to_string(&secrets_golden).expect("golden secrets"),
+                "{relative}: secrets file"
+            );
+        }
+        let reread = ld_plan::Plan::parse(&expected).expect("golden plan parses");
+        assert_eq!(
+            reread.to_json_string(),
+            expected,
+            "{relative}: model round trip"
+        );
+    }
+    assert!(seen >= 1, "no fixtures in {}", dir.display());
+}
+
+#[test]
+fn curl_fixtures_import_to_their_golden_plans() {
+    check_dir("curl");
+}
+
+#[test]
+fn openapi_fixtures_import_to_their_golden_plans() {
+    check_dir("openapi");
+}
+
+fn tasks(plan: &Value) -> Vec<Value> {
+    let actions = plan["load_density"].as_array().expect("actions");
+    let start = actions
+        .iter()
+        .find(|a| a[0] == "LD_start_test")
+        .expect("LD_start_test");
+    start[1]["tasks"]["tasks"]
+        .as_array()
+        .expect("tasks list")
+        .clone()
+}
+
+fn import_stdin(args: &[&str], input: &str) -> (Option<i32>, Value, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = assert_cmd::Command::cargo_bin("ld")
+        .expect("the ld binary is built")
+        .current_dir(dir.path())
+        .arg("import")
+        .args(args)
+        .args(["-o", "-"])
+        .write_stdin(input.as_bytes().to_vec())
+        .output()
+        .expect("run");
+    let plan = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code(),
+        plan,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn curl_from_stdin_is_detected() {
+    let (code, plan, stderr) = import_stdin(
+        &["-"],
+        "curl -H 'Authorization: Bearer abc' https://api.test/v1/items -d '{\"a\":1}' -H 'Content-Type: application/json'\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let tasks = tasks(&plan);
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["method"], "post");
+    assert_eq!(tasks[0]["json"]["a"], 1);
+    assert_eq!(tasks[0]["headers"]["Authorization"], "${env.AUTHORIZATION}");
+}
+
+#[test]
+fn undetectable_input_lists_what_was_tried() {
+    let (code, _, stderr) = import_stdin(&["-"], "hello world\n");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("could not tell the format"), "{stderr}");
+    assert!(stderr.contains("tried har, "), "{stderr}");
+}
+
+/// Whatever bytes arrive, the importers answer with a plan or an error, never a panic.
+#[test]
+fn odd_inputs_never_panic() {
+    let inputs: &[&str] = &[
+        "",
+        "curl",
+        "curl '",
+        "curl $'\\x",
+        "curl http://a/ -H",
+        "curl -X",
+        "curl ^\n",
+        "{}",
+        "[]",
+        "{\"openapi\": \"3.0.0\"}",
+        "{\"openapi\": \"3.0.0\", \"paths\": {\"/a\": {\"get\": {\"parameters\": [{\"$ref\": \"#/x\"}]}}}}",
+        "{\"swagger\": \"2.0\", \"paths\": []}",
+        "openapi: 3.1.0\npaths:\n  /a:\n    get:\n      responses:\n        200: {}\n",
+        "openapi: [\n",
+        "{\"info\": {\"schema\": \"https://schema.getpostman.com/json/collection/v2.1.0/collection.json\"}, \"item\": 3}",
+        "{\"info\": {\"_postman_id\": \"x\"}, \"item\": [{\"request\": 1}]}",
+        "<?xml version=\"1.0\"?><jmeterTestPlan><hashTree/></jmeterTestPlan>",
+        "<jmeterTestPlan><hashTree><",
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        for from in ["curl", "openapi", "postman", "jmeter", "har"] {
+            let (code, _, stderr) = import_stdin(&["-", "--from", from], input);
+            assert!(
+                code == Some(0) || code == Some(2),
+                "input {i} as {from}: exit {code:?}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "input {i} as {from}: {stderr}");
+        }
+    }
+}
