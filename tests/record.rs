@@ -635,3 +635,72 @@ fn the_proxy_serves_its_ca_and_enforces_auth() {
         "proxy credentials stay out of the recording"
     );
 }
+
+#[test]
+fn a_recording_imports_with_actions_and_replays_against_the_same_servers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, plain_server) = serve(Kind::Http1, |r| match (r.method.as_str(), r.path()) {
+        ("GET", "/items") => Reply::json(200, r#"[{"id":1}]"#),
+        ("POST", "/items") => Reply::json(201, r#"{"id":2}"#),
+        _ => Reply::new(404, "no"),
+    });
+    let (secure, secure_server) = serve(Kind::Https, |_| Reply::json(200, r#"{"me":"ann"}"#));
+    let upstream_ca = dir.path().join("upstream.pem");
+    std::fs::write(
+        &upstream_ca,
+        secure_server.cert_pem.as_deref().expect("pem"),
+    )
+    .expect("pem");
+    let plan = dir.path().join("plan.json");
+    let rec = Recorder::start(
+        dir.path(),
+        &[
+            "--upstream-ca",
+            upstream_ca.to_str().expect("utf8"),
+            "--actions",
+            plan.to_str().expect("utf8"),
+        ],
+    );
+    let ca = rec.ca();
+    curl(&["-x", &rec.proxy(), &format!("http://{plain}/items")]);
+    curl(&[
+        "-x",
+        &rec.proxy(),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"name":"pen"}"#,
+        &format!("http://{plain}/items"),
+    ]);
+    curl(&[
+        "--cacert",
+        ca.to_str().expect("utf8"),
+        "-x",
+        &rec.proxy(),
+        &format!("https://localhost:{}/me", secure.port()),
+    ]);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    assert!(plan.exists(), "--actions wrote the plan:\n{said}");
+    let recorded = plain_server.received().len() + secure_server.received().len();
+    assert_eq!(recorded, 3);
+
+    let out = Command::new(ld())
+        .args(["replay", "--once", "--quiet", "--ca-cert"])
+        .arg(&upstream_ca)
+        .arg(&plan)
+        .current_dir(dir.path())
+        .output()
+        .expect("ld replay");
+    assert!(
+        out.status.success(),
+        "replay failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = plain_server.received();
+    assert_eq!(replayed.len(), 2);
+    assert_eq!(replayed[1].method, "POST");
+    assert_eq!(&replayed[1].body[..], br#"{"name":"pen"}"#);
+    assert_eq!(secure_server.received().len(), 1);
+}
