@@ -704,3 +704,83 @@ fn a_recording_imports_with_actions_and_replays_against_the_same_servers() {
     assert_eq!(&replayed[1].body[..], br#"{"name":"pen"}"#);
     assert_eq!(secure_server.received().len(), 1);
 }
+
+#[test]
+fn filters_passthrough_and_max_body_shape_what_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = "z".repeat(5000);
+    let body = big.clone();
+    let (plain, _server) = serve(Kind::Http1, move |r| match r.path() {
+        "/big" => Reply::new(200, body.clone()),
+        _ => Reply::new(200, "small"),
+    });
+    let (secure, secure_server) = serve(Kind::Https, |_| Reply::new(200, "untouched"));
+    let upstream_ca = dir.path().join("upstream.pem");
+    std::fs::write(
+        &upstream_ca,
+        secure_server.cert_pem.as_deref().expect("pem"),
+    )
+    .expect("pem");
+    let rec = Recorder::start(
+        dir.path(),
+        &[
+            "--exclude",
+            r"\.png$",
+            "--include",
+            "/api/|/big",
+            "--passthrough",
+            r"^localhost$",
+            "--max-body",
+            "1k",
+        ],
+    );
+    let proxy = rec.proxy();
+    assert_eq!(
+        curl(&["-x", &proxy, &format!("http://{plain}/api/a")]).stdout,
+        b"small"
+    );
+    assert_eq!(
+        curl(&["-x", &proxy, &format!("http://{plain}/api/logo.png")]).stdout,
+        b"small"
+    );
+    assert_eq!(
+        curl(&["-x", &proxy, &format!("http://{plain}/other")]).stdout,
+        b"small"
+    );
+    // The whole body is forwarded even though the record keeps 1 KiB of it.
+    assert_eq!(
+        curl(&["-x", &proxy, &format!("http://{plain}/big")]).stdout,
+        big.as_bytes()
+    );
+    // A passthrough host is tunnelled untouched: the client sees the server's own certificate.
+    let out = curl(&[
+        "--cacert",
+        upstream_ca.to_str().expect("utf8"),
+        "-x",
+        &proxy,
+        &format!("https://localhost:{}/pinned", secure.port()),
+    ]);
+    assert_eq!(out.stdout, b"untouched");
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let urls: Vec<&str> = entries(&har)
+        .iter()
+        .map(|e| e["request"]["url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("http://{plain}/api/a"),
+            format!("http://{plain}/big")
+        ]
+    );
+    let cut = entry(&har, &format!("http://{plain}/big"));
+    assert_eq!(
+        cut["response"]["content"]["text"].as_str().map(str::len),
+        Some(1024)
+    );
+    assert_eq!(cut["response"]["content"]["size"], 5000);
+    assert_eq!(cut["response"]["content"]["_truncated"], true);
+    assert_eq!(cut["response"]["bodySize"], 5000);
+}
