@@ -177,6 +177,11 @@ fn openapi_fixtures_import_to_their_golden_plans() {
     check_dir("openapi");
 }
 
+#[test]
+fn postman_fixtures_import_to_their_golden_plans() {
+    check_dir("postman");
+}
+
 fn tasks(plan: &Value) -> Vec<Value> {
     let actions = plan["load_density"].as_array().expect("actions");
     let start = actions

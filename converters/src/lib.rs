@@ -17,6 +17,7 @@ pub mod har;
 mod naming;
 pub mod openapi;
 mod output;
+pub mod postman;
 mod secrets;
 
 pub use error::{Error, Result};
@@ -35,7 +36,8 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order detection tries them.
-    pub const ALL: &'static [Format] = &[Format::Har, Format::OpenApi, Format::Curl];
+    pub const ALL: &'static [Format] =
+        &[Format::Har, Format::Postman, Format::OpenApi, Format::Curl];
 
     /// The name used by `--from`.
     pub fn name(self) -> &'static str {
@@ -64,6 +66,15 @@ impl Format {
         let head = &bytes[..bytes.len().min(64 * 1024)];
         let text = String::from_utf8_lossy(head);
         let text = text.trim_start_matches('\u{feff}').trim_start();
+        // A HAR's first key is `log`; a collection names its schema in `info`, which exporters
+        // put first or last. The HAR test on words comes after: a collection's requests may
+        // contain them.
+        if first_key(text) == Some("log") && har::looks_like_har(text) {
+            return Some(Format::Har);
+        }
+        if postman::looks_like_postman(text) {
+            return Some(Format::Postman);
+        }
         if text.starts_with('{') && har::looks_like_har(text) {
             return Some(Format::Har);
         }
@@ -77,14 +88,19 @@ impl Format {
     }
 }
 
+/// The first key of a JSON object text, if it is a plain string.
+fn first_key(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix('{')?.trim_start().strip_prefix('"')?;
+    let end = rest.find('"')?;
+    Some(&rest[..end])
+}
+
 /// Imports `bytes` (read from a file called `name`, used in error messages) as `format`.
 pub fn import(format: Format, name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     match format {
         Format::Har => har::import(name, bytes, options),
         Format::OpenApi => openapi::import(name, bytes, options),
         Format::Curl => curl::import(name, bytes, options),
-        Format::Postman => Err(Error::Invalid(format!(
-            "{name}: Postman import is not available"
-        ))),
+        Format::Postman => postman::import(name, bytes, options),
     }
 }

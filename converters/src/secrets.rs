@@ -79,7 +79,7 @@ impl Secrets {
         {
             return None;
         }
-        Some(self.placeholder(name, value))
+        Some(self.placeholder(&camel_env_name(name), value))
     }
 
     fn placeholder(&mut self, name: &str, value: &str) -> String {
@@ -117,6 +117,21 @@ pub(crate) fn render_env(secrets: &[Secret]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An environment variable name for an identifier written in camel case, as API descriptions
+/// name their variables and schemes: `bearerToken` → `BEARER_TOKEN`.
+pub(crate) fn camel_env_name(name: &str) -> String {
+    let mut spaced = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && previous_lower {
+            spaced.push('_');
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        spaced.push(c);
+    }
+    env_name(&spaced)
 }
 
 /// An environment variable name for `name`: upper case, `_` for anything else.

@@ -689,7 +689,7 @@ impl<'a> Api<'a> {
                     .warn(format!("security scheme `{name}` is not defined; ignored"));
                 continue;
             };
-            let env = format!("${{env.{}}}", scheme_env_name(name));
+            let env = format!("${{env.{}}}", crate::secrets::camel_env_name(name));
             let kind = scheme
                 .get("type")
                 .and_then(Value::as_str)
@@ -740,20 +740,6 @@ impl<'a> Api<'a> {
             ));
         }
     }
-}
-
-/// The environment variable for a security scheme's credential: `bearerAuth` → `BEARER_AUTH`.
-fn scheme_env_name(scheme: &str) -> String {
-    let mut spaced = String::with_capacity(scheme.len() + 4);
-    let mut previous_lower = false;
-    for c in scheme.chars() {
-        if c.is_ascii_uppercase() && previous_lower {
-            spaced.push('_');
-        }
-        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        spaced.push(c);
-    }
-    crate::secrets::env_name(&spaced)
 }
 
 /// The author's example for a parameter: `example`, the first of `examples`, or those of its
