@@ -56,7 +56,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let har_path = dir.join("session.har");
     let har = serde_json::to_vec_pretty(&session_har(&base)).context("HAR")?;
-    std::fs::write(&har_path, &har).with_context(|| format!("could not write {}", har_path.display()))?;
+    std::fs::write(&har_path, &har)
+        .with_context(|| format!("could not write {}", har_path.display()))?;
     eprintln!("recorded session:  {}", har_path.display());
 
     let options = ld_converters::ImportOptions::default();
@@ -74,7 +75,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         side.push(".secrets.env");
         ld_plan::fs::write_atomic(Path::new(&side), env.as_bytes(), true)?;
     }
-    eprintln!("imported plan:     {} ({})", plan_path.display(), import.summary.render().lines().next().unwrap_or(""));
+    eprintln!(
+        "imported plan:     {} ({})",
+        plan_path.display(),
+        import.summary.render().lines().next().unwrap_or("")
+    );
 
     eprintln!("\nfunctional check (ld replay --once):");
     let mut once = ld_replay::ReplayOptions::new(&plan_path);
@@ -107,13 +112,24 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// A HAR 1.2 document of one session against the demo API at `base`.
 fn session_har(base: &str) -> Value {
-    let entry = |method: &str, path: &str, req_headers: Vec<(&str, &str)>, body: Option<&str>, status: u16, resp: &str, ms: u64, at: &str| {
+    let entry = |method: &str,
+                 path: &str,
+                 req_headers: Vec<(&str, &str)>,
+                 body: Option<&str>,
+                 status: u16,
+                 resp: &str,
+                 ms: u64,
+                 at: &str| {
         let mut headers: Vec<Value> = vec![
             json!({"name": "Host", "value": base.trim_start_matches("http://")}),
             json!({"name": "Accept", "value": "application/json"}),
             json!({"name": "User-Agent", "value": "Mozilla/5.0 (X11; Linux x86_64) ld-demo"}),
         ];
-        headers.extend(req_headers.iter().map(|(k, v)| json!({"name": k, "value": v})));
+        headers.extend(
+            req_headers
+                .iter()
+                .map(|(k, v)| json!({"name": k, "value": v})),
+        );
         let mut request = json!({
             "method": method,
             "url": format!("{base}{path}"),
@@ -182,7 +198,9 @@ impl Drop for ApiHandle {
 }
 
 fn start_api() -> anyhow::Result<(SocketAddr, ApiHandle)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -228,11 +246,19 @@ async fn handle(req: Request<Incoming>, flaky: &AtomicU64) -> Response<Full<Byte
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {TOKEN}"));
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let reply = |status: u16, body: String| {
         let mut res = Response::new(Full::new(Bytes::from(body)));
         *res.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-        res.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
         res
     };
     let unauthorized = || reply(401, r#"{"error":"missing or wrong bearer token"}"#.into());
@@ -246,12 +272,18 @@ async fn handle(req: Request<Incoming>, flaky: &AtomicU64) -> Response<Full<Byte
                 reply(401, r#"{"error":"bad credentials"}"#.into())
             }
         }
-        ("GET", "/api/profile") if authorized => reply(200, r#"{"user":"ada","plan":"pro"}"#.into()),
-        ("GET", "/api/items") if authorized => reply(200, r#"{"items":[{"id":1},{"id":2},{"id":3}]}"#.into()),
+        ("GET", "/api/profile") if authorized => {
+            reply(200, r#"{"user":"ada","plan":"pro"}"#.into())
+        }
+        ("GET", "/api/items") if authorized => {
+            reply(200, r#"{"items":[{"id":1},{"id":2},{"id":3}]}"#.into())
+        }
         ("GET", p) if authorized && p.starts_with("/api/items/") => {
             let id = p.trim_start_matches("/api/items/");
             match id.parse::<u32>() {
-                Ok(n) if (1..=3).contains(&n) => reply(200, format!(r#"{{"id":{n},"name":"gear"}}"#)),
+                Ok(n) if (1..=3).contains(&n) => {
+                    reply(200, format!(r#"{{"id":{n},"name":"gear"}}"#))
+                }
                 _ => reply(404, r#"{"error":"no such item"}"#.into()),
             }
         }

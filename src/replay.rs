@@ -57,7 +57,11 @@ pub(crate) struct ReplayArgs {
     pub(crate) timeout: Option<Duration>,
 
     /// Speak HTTP/1.1 only
-    #[arg(long = "http1.1", help_heading = "Connection", conflicts_with = "http2_prior_knowledge")]
+    #[arg(
+        long = "http1.1",
+        help_heading = "Connection",
+        conflicts_with = "http2_prior_knowledge"
+    )]
     pub(crate) http1: bool,
 
     /// Speak HTTP/2 only: h2 over TLS, prior knowledge (h2c) in cleartext
@@ -126,7 +130,11 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             eprintln!("report: {}", path.display());
         }
     }
-    Ok(ExitCode::from(if outcome.passed { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(if outcome.passed {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
 /// Runs the engine; plan and option errors become input errors (exit 2).

@@ -38,7 +38,9 @@ fn text(out: &[u8]) -> String {
 fn api(r: &Received) -> Reply {
     match (r.method.as_str(), r.path()) {
         ("GET", "/api/health") => Reply::json(200, r#"{"status":"ok"}"#),
-        ("POST", "/api/login") => Reply::json(200, r#"{"token":"t-123","user":{"id":7}}"#).header("x-request-id", "req-1"),
+        ("POST", "/api/login") => {
+            Reply::json(200, r#"{"token":"t-123","user":{"id":7}}"#).header("x-request-id", "req-1")
+        }
         ("GET", "/api/items") => Reply::json(200, r#"{"items":[1,2]}"#),
         ("POST", "/api/form") => Reply::json(201, r#"{"ok":true}"#),
         ("GET", "/old") => Reply::new(302, "").header("location", "/new"),
@@ -49,16 +51,22 @@ fn api(r: &Received) -> Reply {
 }
 
 fn import_fixture(dir: &Path, addr: std::net::SocketAddr) -> PathBuf {
-    let har = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/har/replay_session.har"))
-        .expect("fixture")
-        .replace("127.0.0.1:9", &addr.to_string());
+    let har = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/har/replay_session.har"),
+    )
+    .expect("fixture")
+    .replace("127.0.0.1:9", &addr.to_string());
     let har_path = write(dir, "session.har", &har);
     let plan_path = dir.join("actions.json");
     ld().current_dir(dir)
         .args(["import", "session.har", "-o", "actions.json"])
         .assert()
         .success();
-    assert!(plan_path.is_file(), "import wrote no plan from {}", har_path.display());
+    assert!(
+        plan_path.is_file(),
+        "import wrote no plan from {}",
+        har_path.display()
+    );
     plan_path
 }
 
@@ -69,27 +77,69 @@ fn an_imported_har_replays_once_with_every_assertion_holding() {
     import_fixture(dir.path(), addr);
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "--once", "--report", "junit,summary", "--report-dir", "out"])
+        .args([
+            "replay",
+            "--once",
+            "--report",
+            "junit,summary",
+            "--report-dir",
+            "out",
+        ])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let got = server.received();
-    let seen: Vec<String> = got.iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    let seen: Vec<String> = got
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
     assert_eq!(
         seen,
-        ["GET /api/health", "POST /api/login", "GET /api/items?page=2", "POST /api/form", "GET /old", "DELETE /api/items/2"],
+        [
+            "GET /api/health",
+            "POST /api/login",
+            "GET /api/items?page=2",
+            "POST /api/form",
+            "GET /old",
+            "DELETE /api/items/2"
+        ],
         "the recorded hops, in order, and the redirect not followed"
     );
     assert_eq!(&got[1].body[..], br#"{"user":"ada","password":"pw"}"#);
-    assert_eq!(&got[3].body[..], b"a=hello+world&b=%2B1", "form body byte-identical");
-    assert_eq!(got[2].header("authorization"), "Bearer t-123", "secret restored from the side file");
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/loaddensity-summary.json")).expect("summary")).expect("json");
+    assert_eq!(
+        &got[3].body[..],
+        b"a=hello+world&b=%2B1",
+        "form body byte-identical"
+    );
+    assert_eq!(
+        got[2].header("authorization"),
+        "Bearer t-123",
+        "secret restored from the side file"
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
     assert_eq!(summary["totals"]["requests"], 6);
     assert_eq!(summary["totals"]["failures"], 0);
     assert!(summary["latency_overall"]["p95_ms"].is_number());
-    assert!(summary["per_name"].as_object().is_some_and(|m| m.len() == 6));
-    let junit = std::fs::read_to_string(dir.path().join("out/loaddensity-junit.xml")).expect("junit");
-    assert!(junit.contains(r#"<testsuite name="loaddensity" tests="6" failures="0">"#), "{junit}");
+    assert!(
+        summary["per_name"]
+            .as_object()
+            .is_some_and(|m| m.len() == 6)
+    );
+    let junit =
+        std::fs::read_to_string(dir.path().join("out/loaddensity-junit.xml")).expect("junit");
+    assert!(
+        junit.contains(r#"<testsuite name="loaddensity" tests="6" failures="0">"#),
+        "{junit}"
+    );
 }
 
 #[test]
@@ -115,15 +165,31 @@ fn a_changed_server_fails_exactly_the_changed_assertions() {
     write(dir.path(), "plan.json", &plan(tasks, json!({})));
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "plan.json", "--once", "--report", "junit", "--report-dir", "."])
+        .args([
+            "replay",
+            "plan.json",
+            "--once",
+            "--report",
+            "junit",
+            "--report-dir",
+            ".",
+        ])
         .output()
         .expect("run");
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("task b: status_code expected 200, got 500; body: \"{\\\"error\\\":\\\"database down\\\"}\""), "{stdout}");
     assert!(stdout.contains("task c: json_path state expected \"open\", got \"closed\"; body unexpectedly contains \"closed\""), "{stdout}");
     assert!(!stdout.contains("task a:"), "{stdout}");
-    assert!(!stdout.contains("x-version"), "the header assertion held: {stdout}");
+    assert!(
+        !stdout.contains("x-version"),
+        "the header assertion held: {stdout}"
+    );
     assert_eq!(server.received().len(), 3);
     let junit = std::fs::read_to_string(dir.path().join("loaddensity-junit.xml")).expect("junit");
     assert!(junit.contains(r#"tests="3" failures="2""#), "{junit}");
@@ -147,8 +213,16 @@ fn extracted_values_are_reused_by_later_tasks() {
          "headers": {"x-trace": "${rid}-${var.tok2}"}}
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &plan(tasks, json!({"variables": {"user": "ada"}})));
-    let out = ld().current_dir(dir.path()).args(["replay", "plan.json", "--once", "-q"]).output().expect("run");
+    write(
+        dir.path(),
+        "plan.json",
+        &plan(tasks, json!({"variables": {"user": "ada"}})),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "-q"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = server.received();
     assert_eq!(&got[0].body[..], br#"{"user":"ada"}"#);
@@ -177,11 +251,25 @@ fn weighted_mode_picks_in_proportion_and_a_seed_repeats_the_picks() {
         {"method": "get", "request_url": format!("{base}/skipped"), "weight": 2, "run_if": "${var.off}"}
     ]});
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &plan(tasks, json!({"variables": {"off": "no"}})));
+    write(
+        dir.path(),
+        "plan.json",
+        &plan(tasks, json!({"variables": {"off": "no"}})),
+    );
     let run = || {
         let out = ld()
             .current_dir(dir.path())
-            .args(["replay", "plan.json", "--users", "1", "--iterations", "600", "--seed", "42", "-q"])
+            .args([
+                "replay",
+                "plan.json",
+                "--users",
+                "1",
+                "--iterations",
+                "600",
+                "--seed",
+                "42",
+                "-q",
+            ])
             .output()
             .expect("run");
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -192,12 +280,19 @@ fn weighted_mode_picks_in_proportion_and_a_seed_repeats_the_picks() {
     let heavy = counts.get("/heavy").copied().unwrap_or(0);
     let light = counts.get("/light").copied().unwrap_or(0);
     assert_eq!(counts.get("/never"), None, "weight 0 is never picked");
-    assert_eq!(counts.get("/skipped"), None, "a picked task whose run_if is false does not run");
+    assert_eq!(
+        counts.get("/skipped"),
+        None,
+        "a picked task whose run_if is false does not run"
+    );
     // Weights 3:1:0:2 over 600 picks: /heavy 300, /light 100 expected; the bounds are
     // more than five standard deviations wide.
     assert!((240..=360).contains(&heavy), "{counts:?}");
     assert!((55..=145).contains(&light), "{counts:?}");
-    assert!(600 - heavy - light > 100, "the skipped task was picked and not sent: {counts:?}");
+    assert!(
+        600 - heavy - light > 100,
+        "the skipped task was picked and not sent: {counts:?}"
+    );
     let again = run();
     let a: Vec<&str> = first.iter().map(Received::path).collect();
     let b: Vec<&str> = again.iter().map(Received::path).collect();
@@ -223,20 +318,46 @@ fn conditional_mode_runs_the_tasks_whose_predicates_hold() {
         {"method": "get", "request_url": format!("{base}/never"), "run_if": false}
     ]});
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &plan(tasks, json!({"variables": {"flag": "true", "tier": "gold"}})));
+    write(
+        dir.path(),
+        "plan.json",
+        &plan(
+            tasks,
+            json!({"variables": {"flag": "true", "tier": "gold"}}),
+        ),
+    );
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "plan.json", "--http2-prior-knowledge", "--users", "2", "--iterations", "25", "--seed", "1", "-q"])
+        .args([
+            "replay",
+            "plan.json",
+            "--http2-prior-knowledge",
+            "--users",
+            "2",
+            "--iterations",
+            "25",
+            "--seed",
+            "1",
+            "-q",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = server.received();
-    assert!(got.iter().all(|r| r.version == HttpVersion::HTTP_2), "h2c was spoken");
+    assert!(
+        got.iter().all(|r| r.version == HttpVersion::HTTP_2),
+        "h2c was spoken"
+    );
     let counts = path_counts(&got);
-    let expected: HashMap<String, usize> = [("/state", 50), ("/if-open", 50), ("/if-in", 50), ("/truthy", 50)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let expected: HashMap<String, usize> = [
+        ("/state", 50),
+        ("/if-open", 50),
+        ("/if-in", 50),
+        ("/truthy", 50),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(counts, expected);
 }
 
@@ -249,32 +370,64 @@ fn plan_errors_exit_2_and_name_the_pointer_and_the_nearest_names() {
         r#"{"load_density": [["LD_start_test", {"tasks": {"mode": "sequence", "tasks": [
             {"method": "get", "request_url": "http://127.0.0.1:9/", "asserts": []}]}}]]}"#,
     );
-    let out = ld().current_dir(dir.path()).args(["replay", "--once"]).output().expect("run");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "--once"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("/load_density/0/1/tasks/tasks/0/asserts"), "{err}");
+    assert!(
+        err.contains("/load_density/0/1/tasks/tasks/0/asserts"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `assertions`"), "{err}");
 
     write(dir.path(), "cmd.json", r#"[["LD_start_tset", {}]]"#);
-    let out = ld().current_dir(dir.path()).args(["replay", "cmd.json"]).output().expect("run");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "cmd.json"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("/0/0: unknown command `LD_start_tset`; did you mean `LD_start_test`"), "{err}");
+    assert!(
+        err.contains("/0/0: unknown command `LD_start_tset`; did you mean `LD_start_test`"),
+        "{err}"
+    );
 
     write(dir.path(), "broken.json", "[\n  [\"LD_summary\"\n  [\n");
-    let out = ld().current_dir(dir.path()).args(["replay", "broken.json"]).output().expect("run");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "broken.json"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--> broken.json:3:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--> broken.json:3:"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = ld().current_dir(dir.path()).args(["replay", "missing.json"]).output().expect("run");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "missing.json"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]
 fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
-    let (addr, server) = serve(Kind::Https, |_r: &Received| Reply::json(200, r#"{"secure":true}"#));
+    let (addr, server) = serve(Kind::Https, |_r: &Received| {
+        Reply::json(200, r#"{"secure":true}"#)
+    });
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = write(dir.path(), "ca.pem", server.cert_pem.as_deref().expect("pem"));
+    let ca = write(
+        dir.path(),
+        "ca.pem",
+        server.cert_pem.as_deref().expect("pem"),
+    );
     let tasks = json!([{"method": "get", "request_url": format!("https://localhost:{}/s", addr.port()),
         "assertions": [{"type": "json_path", "path": "secure", "value": true}]}]);
     write(dir.path(), "plan.json", &plan(tasks, json!({})));
@@ -284,14 +437,32 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
         .arg(&ca)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].version, HttpVersion::HTTP_2, "ALPN chose h2");
 
-    let out = ld().current_dir(dir.path()).args(["replay", "plan.json", "--once"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(1), "an untrusted certificate is a failed request");
-    assert!(text(&out.stdout).contains("TLS handshake"), "{}", text(&out.stdout));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an untrusted certificate is a failed request"
+    );
+    assert!(
+        text(&out.stdout).contains("TLS handshake"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = ld()
         .current_dir(dir.path())
@@ -299,7 +470,10 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert_eq!(server.received().last().map(|r| r.version), Some(HttpVersion::HTTP_11));
+    assert_eq!(
+        server.received().last().map(|r| r.version),
+        Some(HttpVersion::HTTP_11)
+    );
 }
 
 #[test]
@@ -325,21 +499,44 @@ fn bodies_cookies_redirects_and_secrets_go_out_as_the_task_says() {
     ]);
     write(dir.path(), "plan.json", &plan(tasks, json!({})));
     write(dir.path(), "plan.json.secrets.env", "API_KEY=from-file\n");
-    let out = ld().current_dir(dir.path()).args(["replay", "plan.json", "--once", "-q"]).output().expect("run");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "-q"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = server.received();
     let paths: Vec<&str> = got.iter().map(Received::path).collect();
-    assert_eq!(paths, ["/login", "/raw", "/bin", "/multi", "/files", "/old", "/old", "/new", "/basic"]);
+    assert_eq!(
+        paths,
+        [
+            "/login", "/raw", "/bin", "/multi", "/files", "/old", "/old", "/new", "/basic"
+        ]
+    );
     assert_eq!(got[0].header("cookie"), "pref=dark");
     assert_eq!(&got[1].body[..], b"a+b=%2B&c");
-    assert_eq!(got[1].header("cookie"), "sid=s1", "the jar sends what the server set");
+    assert_eq!(
+        got[1].header("cookie"),
+        "sid=s1",
+        "the jar sends what the server set"
+    );
     assert_eq!(got[1].header("x-key"), "from-file");
     assert_eq!(&got[2].body[..], &[0u8, 1, 255]);
     let multi = String::from_utf8_lossy(&got[3].body).into_owned();
     assert!(multi.contains("name=\"note\"\r\n\r\nhi\r\n"), "{multi}");
-    assert!(multi.contains("name=\"f\"; filename=\"h.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"), "{multi}");
+    assert!(
+        multi.contains(
+            "name=\"f\"; filename=\"h.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        ),
+        "{multi}"
+    );
     let files = String::from_utf8_lossy(&got[4].body).into_owned();
-    assert!(files.contains("name=\"k\"\r\n\r\nv\r\n") && files.contains("filename=\"upload.txt\"") && files.contains("file content\n"), "{files}");
+    assert!(
+        files.contains("name=\"k\"\r\n\r\nv\r\n")
+            && files.contains("filename=\"upload.txt\"")
+            && files.contains("file content\n"),
+        "{files}"
+    );
     assert_eq!(got[8].header("authorization"), "Basic dTpw");
 
     // The process environment wins over the side file.
@@ -350,7 +547,12 @@ fn bodies_cookies_redirects_and_secrets_go_out_as_the_task_says() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0));
-    assert!(server.received().iter().any(|r| r.header("x-key") == "from-env"));
+    assert!(
+        server
+            .received()
+            .iter()
+            .any(|r| r.header("x-key") == "from-env")
+    );
 }
 
 #[test]
@@ -361,11 +563,24 @@ fn the_open_model_accounts_for_every_arrival() {
     write(dir.path(), "plan.json", &plan(tasks, json!({})));
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "plan.json", "--rate", "200/s", "--duration", "1s", "--report", "summary", "-q"])
+        .args([
+            "replay",
+            "plan.json",
+            "--rate",
+            "200/s",
+            "--duration",
+            "1s",
+            "--report",
+            "summary",
+            "-q",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary")).expect("json");
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
     let requests = summary["totals"]["requests"].as_u64().expect("requests");
     let dropped = summary["run"]["dropped"].as_u64().expect("dropped");
     assert_eq!(requests + dropped, 200, "{summary}");
@@ -375,7 +590,11 @@ fn the_open_model_accounts_for_every_arrival() {
 #[test]
 fn reports_from_plan_commands_keep_loaddensity_names() {
     let (addr, _server) = serve(Kind::Http1, |r: &Received| {
-        if r.path() == "/bad" { Reply::new(503, "busy") } else { Reply::new(200, "fine") }
+        if r.path() == "/bad" {
+            Reply::new(503, "busy")
+        } else {
+            Reply::new(200, "fine")
+        }
     });
     let base = format!("http://{addr}");
     let doc = json!({"load_density": [
@@ -391,21 +610,46 @@ fn reports_from_plan_commands_keep_loaddensity_names() {
         ["LD_generate_summary_report", {"report_name": "sum"}]
     ]});
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &serde_json::to_string(&doc).expect("doc"));
-    let out = ld().current_dir(dir.path()).args(["replay", "plan.json", "--once", "-q"]).output().expect("run");
+    write(
+        dir.path(),
+        "plan.json",
+        &serde_json::to_string(&doc).expect("doc"),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "-q"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    let read = |n: &str| {
+        std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}"))
+    };
     let csv = read("records.csv");
-    assert!(csv.starts_with("outcome,Method,test_url,name,status_code,response_time_ms,response_length,error\r\n"), "{csv}");
-    assert!(csv.contains(&format!("failure,get,{base}/bad,bad,503,")), "{csv}");
+    assert!(
+        csv.starts_with(
+            "outcome,Method,test_url,name,status_code,response_time_ms,response_length,error\r\n"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("failure,get,{base}/bad,bad,503,")),
+        "{csv}"
+    );
     let ok: Value = serde_json::from_str(&read("records_success.json")).expect("json");
     assert_eq!(ok["Success_Test1"]["name"], "ok");
     let failed: Value = serde_json::from_str(&read("records_failure.json")).expect("json");
-    assert!(failed["Failure_Test1"]["error"].as_str().is_some_and(|e| e.contains("status_code expected 200, got 503")));
+    assert!(
+        failed["Failure_Test1"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("status_code expected 200, got 503"))
+    );
     assert!(read("records_failure.xml").contains("<Failure_Test1>"));
     let html = read("records.html");
     assert!(html.contains("<svg") && html.contains("Requests by name") && html.contains("got 503"));
-    assert!(!html.contains("<script src") && !html.contains("<link"), "self-contained");
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "self-contained"
+    );
     assert!(read("loaddensity-junit.xml").contains(r#"tests="2" failures="1""#));
     let sum: Value = serde_json::from_str(&read("sum.json")).expect("json");
     assert_eq!(sum["totals"]["failures"], 1);
@@ -420,13 +664,22 @@ fn the_demo_imports_replays_and_writes_its_reports() {
         .output()
         .expect("run");
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     let html = dir.path().join("ld-report.html");
     let summary = dir.path().join("loaddensity-summary.json");
-    assert!(stdout.contains(&format!("report: {}", html.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("report: {}", html.display())),
+        "{stdout}"
+    );
     assert!(html.is_file() && summary.is_file());
     assert!(dir.path().join("session.har").is_file() && dir.path().join("actions.json").is_file());
-    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
     let names = s["run"]["names"].as_array().expect("names");
     let failures_of = |part: &str| {
         names
@@ -435,6 +688,13 @@ fn the_demo_imports_replays_and_writes_its_reports() {
             .map(|n| n["failures"].as_u64().unwrap_or(0))
             .sum::<u64>()
     };
-    assert!(failures_of("flaky") > 0, "the flaky endpoint fails by design: {s}");
-    assert_eq!(s["totals"]["failures"].as_u64(), Some(failures_of("flaky")), "only the flaky endpoint fails: {s}");
+    assert!(
+        failures_of("flaky") > 0,
+        "the flaky endpoint fails by design: {s}"
+    );
+    assert_eq!(
+        s["totals"]["failures"].as_u64(),
+        Some(failures_of("flaky")),
+        "only the flaky endpoint fails: {s}"
+    );
 }

@@ -47,7 +47,12 @@ pub(crate) struct Seen<'a> {
 }
 
 impl<'a> Seen<'a> {
-    pub(crate) fn new(status: u16, headers: &'a HeaderMap, body: &'a [u8], latency_ms: f64) -> Self {
+    pub(crate) fn new(
+        status: u16,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        latency_ms: f64,
+    ) -> Self {
         Seen {
             status,
             headers,
@@ -87,12 +92,17 @@ impl Check {
                     _ => false,
                 };
                 (!ok).then(|| {
-                    format!("status_code expected {}, got {}", value_text(&want), seen.status)
+                    format!(
+                        "status_code expected {}, got {}",
+                        value_text(&want),
+                        seen.status
+                    )
                 })
             }
             Check::Contains(needle) => {
                 let needle = value_text(&needle.resolve(scope));
-                (!seen.text().contains(&needle)).then(|| format!("body does not contain {needle:?}"))
+                (!seen.text().contains(&needle))
+                    .then(|| format!("body does not contain {needle:?}"))
             }
             Check::NotContains(needle) => {
                 let needle = value_text(&needle.resolve(scope));
@@ -113,14 +123,18 @@ impl Check {
                 let want = value_text(&value.resolve(scope));
                 let got = seen.header(name);
                 (got.as_deref() != Some(want.as_str())).then(|| {
-                    let got = got.map_or_else(|| "no such header".to_string(), |g| format!("{g:?}"));
+                    let got =
+                        got.map_or_else(|| "no such header".to_string(), |g| format!("{g:?}"));
                     format!("header {name} expected {want:?}, got {got}")
                 })
             }
             Check::Regex(re) => (!re.is_match(&seen.text()))
                 .then(|| format!("body does not match /{}/", re.as_str())),
             Check::MaxLatency(max) => (seen.latency_ms > *max).then(|| {
-                format!("latency {:.1} ms over max_latency_ms {max}", seen.latency_ms)
+                format!(
+                    "latency {:.1} ms over max_latency_ms {max}",
+                    seen.latency_ms
+                )
             }),
         }
     }
@@ -134,9 +148,10 @@ impl Extract {
     /// The value to store, as text; `None` when the response does not have it.
     pub(crate) fn take(&self, seen: &mut Seen<'_>) -> Option<String> {
         match &self.source {
-            Source::JsonPath(path) => seen.json().and_then(|j| json_path(j, path)).and_then(|v| {
-                (!v.is_null()).then(|| value_text(v))
-            }),
+            Source::JsonPath(path) => seen
+                .json()
+                .and_then(|j| json_path(j, path))
+                .and_then(|v| (!v.is_null()).then(|| value_text(v))),
             Source::Header(name) => seen.header(name),
             Source::Status => Some(seen.status.to_string()),
             Source::Regex(re) => {
@@ -175,7 +190,9 @@ fn same_json(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }

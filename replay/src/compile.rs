@@ -177,15 +177,13 @@ impl Compiler<'_> {
         if self.files.len() > 16 || self.files.iter().any(|f| f == path) {
             return Err(err(path, "", "LD_execute_files includes itself"));
         }
-        let plan = Plan::parse(text).map_err(|e| match e {
-            ld_plan::Error::Syntax { message, pos } => Error::plan(ld_plan::render_source_error(
-                &path.display().to_string(),
-                text,
-                pos,
-                &message,
-            )),
-            other => Error::plan(format!("{}: {other}", path.display())),
-        })?;
+        let plan =
+            Plan::parse(text).map_err(|e| match e {
+                ld_plan::Error::Syntax { message, pos } => Error::plan(
+                    ld_plan::render_source_error(&path.display().to_string(), text, pos, &message),
+                ),
+                other => Error::plan(format!("{}: {other}", path.display())),
+            })?;
         self.files.push(path.to_path_buf());
         let base = if plan.wrapped { "/load_density" } else { "" };
         let result = self.actions(path, &plan.actions, base);
@@ -202,14 +200,30 @@ impl Compiler<'_> {
 
     fn action(&mut self, file: &Path, action: &Action, pointer: &str) -> Result<()> {
         let cmd = action.command.as_str();
-        let report = |kind: ReportKind, param: &'static str, default: &str| (kind, param, default.to_string());
+        let report = |kind: ReportKind, param: &'static str, default: &str| {
+            (kind, param, default.to_string())
+        };
         let report_kind = match cmd {
-            "LD_generate_html_report" => Some(report(ReportKind::Html, "html_name", "default_name")),
-            "LD_generate_json_report" => Some(report(ReportKind::Json, "json_file_name", "default_name")),
-            "LD_generate_xml_report" => Some(report(ReportKind::Xml, "xml_file_name", "default_name")),
+            "LD_generate_html_report" => {
+                Some(report(ReportKind::Html, "html_name", "default_name"))
+            }
+            "LD_generate_json_report" => {
+                Some(report(ReportKind::Json, "json_file_name", "default_name"))
+            }
+            "LD_generate_xml_report" => {
+                Some(report(ReportKind::Xml, "xml_file_name", "default_name"))
+            }
             "LD_generate_csv_report" => Some(report(ReportKind::Csv, "csv_name", "default_name")),
-            "LD_generate_junit_report" => Some(report(ReportKind::Junit, "report_name", "loaddensity-junit")),
-            "LD_generate_summary_report" => Some(report(ReportKind::Summary, "report_name", "loaddensity-summary")),
+            "LD_generate_junit_report" => Some(report(
+                ReportKind::Junit,
+                "report_name",
+                "loaddensity-junit",
+            )),
+            "LD_generate_summary_report" => Some(report(
+                ReportKind::Summary,
+                "report_name",
+                "loaddensity-summary",
+            )),
             _ => None,
         };
         if let Some((kind, param, default)) = report_kind {
@@ -226,19 +240,24 @@ impl Compiler<'_> {
             }
             "LD_register_variable" => {
                 let kw = kwargs(file, action, &["name", "value"], pointer)?;
-                let name = kw
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| err(file, &format!("{pointer}/1"), "LD_register_variable needs a `name` string"))?;
+                let name = kw.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    err(
+                        file,
+                        &format!("{pointer}/1"),
+                        "LD_register_variable needs a `name` string",
+                    )
+                })?;
                 let value = kw.get("value").cloned().unwrap_or(Value::Null);
                 self.vars.push(name.to_string());
-                self.program
-                    .steps
-                    .push(Step::Variables(vec![(name.to_string(), value_text(&value))]));
+                self.program.steps.push(Step::Variables(vec![(
+                    name.to_string(),
+                    value_text(&value),
+                )]));
             }
             "LD_register_variables" => {
                 let kw = kwargs(file, action, &["variables"], pointer)?;
-                let vars = self.variables(file, kw.get("variables"), &format!("{pointer}/1/variables"))?;
+                let vars =
+                    self.variables(file, kw.get("variables"), &format!("{pointer}/1/variables"))?;
                 self.program.steps.push(Step::Variables(vars));
             }
             "LD_register_csv_source" => {
@@ -266,9 +285,9 @@ impl Compiler<'_> {
             "LD_wait" => {
                 let kw = kwargs(file, action, &["seconds"], pointer)?;
                 let secs = kw.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
-                self.program
-                    .steps
-                    .push(Step::Wait(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0))));
+                self.program.steps.push(Step::Wait(Duration::from_secs_f64(
+                    secs.clamp(0.0, 86_400.0),
+                )));
             }
             "LD_execute_action" => {
                 let list = match &action.args {
@@ -282,8 +301,8 @@ impl Compiler<'_> {
                     },
                     Args::None => Value::Array(Vec::new()),
                 };
-                let inner = Plan::from_value(list)
-                    .map_err(|e| err(file, &format!("{pointer}/1"), e))?;
+                let inner =
+                    Plan::from_value(list).map_err(|e| err(file, &format!("{pointer}/1"), e))?;
                 self.actions(file, &inner.actions, &format!("{pointer}/1"))?;
             }
             "LD_execute_files" => {
@@ -325,12 +344,19 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    fn variables(&mut self, file: &Path, value: Option<&Value>, pointer: &str) -> Result<Vec<(String, String)>> {
+    fn variables(
+        &mut self,
+        file: &Path,
+        value: Option<&Value>,
+        pointer: &str,
+    ) -> Result<Vec<(String, String)>> {
         match value {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Object(map)) => {
-                let vars: Vec<(String, String)> =
-                    map.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+                let vars: Vec<(String, String)> = map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_text(v)))
+                    .collect();
                 self.vars.extend(vars.iter().map(|(k, _)| k.clone()));
                 Ok(vars)
             }
@@ -372,7 +398,9 @@ impl Compiler<'_> {
         })?;
         let mut lines = parse_csv(&text).into_iter();
         let columns = lines.next().unwrap_or_default();
-        let rows: Vec<Vec<String>> = lines.filter(|r| !(r.len() == 1 && r[0].is_empty())).collect();
+        let rows: Vec<Vec<String>> = lines
+            .filter(|r| !(r.len() == 1 && r[0].is_empty()))
+            .collect();
         self.csv.insert(
             name.to_string(),
             Arc::new(CsvSource::new(columns, rows, cycle)),
@@ -380,18 +408,29 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    fn start_test(&mut self, file: &Path, kw: &Map<String, Value>, pointer: &str) -> Result<TestSpec> {
+    fn start_test(
+        &mut self,
+        file: &Path,
+        kw: &Map<String, Value>,
+        pointer: &str,
+    ) -> Result<TestSpec> {
         let at = |k: &str| format!("{pointer}/1/{k}");
         if let Some(ud) = kw.get("user_detail_dict") {
             let Value::Object(ud) = ud else {
                 return Err(err(file, &at("user_detail_dict"), "expected an object"));
             };
-            let user = ud.get("user").and_then(Value::as_str).unwrap_or("fast_http_user");
+            let user = ud
+                .get("user")
+                .and_then(Value::as_str)
+                .unwrap_or("fast_http_user");
             if !HTTP_USERS.contains(&user) {
                 return Err(err(
                     file,
                     &format!("{}/user", at("user_detail_dict")),
-                    format!("user `{user}` is not supported by ld replay yet (HTTP: {})", HTTP_USERS.join(", ")),
+                    format!(
+                        "user `{user}` is not supported by ld replay yet (HTTP: {})",
+                        HTTP_USERS.join(", ")
+                    ),
                 ));
             }
         }
@@ -417,7 +456,12 @@ impl Compiler<'_> {
             Some(Value::Null) => None,
             Some(_) => number("test_time")?.map(Duration::from_secs_f64),
         };
-        for k in ["db_sources", "master_bind_host", "master_host", "expected_workers"] {
+        for k in [
+            "db_sources",
+            "master_bind_host",
+            "master_host",
+            "expected_workers",
+        ] {
             if kw.contains_key(k) {
                 self.program
                     .notes
@@ -430,7 +474,13 @@ impl Compiler<'_> {
                 Profile::from_shape(kind, kw.get("shape_config").unwrap_or(&Value::Null))
                     .map_err(|m| err(file, &at("load_shape"), m))?,
             ),
-            Some(_) => return Err(err(file, &at("load_shape"), "expected stages, spike or soak")),
+            Some(_) => {
+                return Err(err(
+                    file,
+                    &at("load_shape"),
+                    "expected stages, spike or soak",
+                ));
+            }
         };
         let saved_vars = self.vars.clone();
         let variables = self.variables(file, kw.get("variables"), &at("variables"))?;
@@ -438,7 +488,7 @@ impl Compiler<'_> {
         self.csv_sources(file, kw.get("csv_sources"), &at("csv_sources"))?;
 
         let tasks_ptr = at("tasks");
-        let (mode, raw_tasks): (Mode, Vec<(String, Map<String, Value>)>) = match kw.get("tasks") {
+        let (mode, raw_tasks): (Mode, Vec<RawTask>) = match kw.get("tasks") {
             None | Some(Value::Null) => {
                 return Err(err(file, &tasks_ptr, "LD_start_test needs `tasks`"));
             }
@@ -452,11 +502,18 @@ impl Compiler<'_> {
                         "weighted" => Mode::Weighted,
                         "conditional" => Mode::Conditional,
                         other => {
-                            let hint = nearest(other, ["sequence", "weighted", "conditional"].into_iter());
-                            return Err(err(file, &format!("{tasks_ptr}/mode"), format!("unknown mode `{other}`{hint}")));
+                            let hint =
+                                nearest(other, ["sequence", "weighted", "conditional"].into_iter());
+                            return Err(err(
+                                file,
+                                &format!("{tasks_ptr}/mode"),
+                                format!("unknown mode `{other}`{hint}"),
+                            ));
                         }
                     },
-                    Some(_) => return Err(err(file, &format!("{tasks_ptr}/mode"), "expected a string")),
+                    Some(_) => {
+                        return Err(err(file, &format!("{tasks_ptr}/mode"), "expected a string"));
+                    }
                 };
                 let inner = format!("{tasks_ptr}/tasks");
                 let list = match map.get("tasks") {
@@ -466,8 +523,17 @@ impl Compiler<'_> {
                 };
                 (mode, list)
             }
-            Some(Value::Object(by_method)) => (Mode::Sequence, by_method_tasks(file, by_method, &tasks_ptr)?),
-            Some(_) => return Err(err(file, &tasks_ptr, "expected a list of tasks or {mode, tasks}")),
+            Some(Value::Object(by_method)) => (
+                Mode::Sequence,
+                by_method_tasks(file, by_method, &tasks_ptr)?,
+            ),
+            Some(_) => {
+                return Err(err(
+                    file,
+                    &tasks_ptr,
+                    "expected a list of tasks or {mode, tasks}",
+                ));
+            }
         };
         // Variables extractors will set are known names for the placeholder report.
         let mut session = Vec::new();
@@ -486,7 +552,13 @@ impl Compiler<'_> {
         }
         let mut tasks = Vec::new();
         for (p, t) in &raw_tasks {
-            tasks.push(Arc::new(self.task(file, t, p, host.as_deref(), &session)?));
+            tasks.push(Arc::new(self.task(
+                file,
+                t,
+                p,
+                host.as_deref(),
+                &session,
+            )?));
         }
         if tasks.is_empty() {
             return Err(err(file, &tasks_ptr, "LD_start_test has no tasks"));
@@ -525,12 +597,23 @@ impl Compiler<'_> {
         if method_text.is_empty() {
             return Err(err(file, pointer, "a task needs a `method`"));
         }
-        let method = http::Method::from_bytes(method_text.as_bytes())
-            .map_err(|_| err(file, &at("method"), format!("invalid method `{method_text}`")))?;
+        let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| {
+            err(
+                file,
+                &at("method"),
+                format!("invalid method `{method_text}`"),
+            )
+        })?;
         let (url_key, url) = match (t.get("request_url"), t.get("url")) {
             (Some(Value::String(u)), _) => ("request_url", u.clone()),
             (_, Some(Value::String(u))) => ("url", u.clone()),
-            _ => return Err(err(file, pointer, "a task needs a `request_url` (or `url`) string")),
+            _ => {
+                return Err(err(
+                    file,
+                    pointer,
+                    "a task needs a `request_url` (or `url`) string",
+                ));
+            }
         };
         let full_url = match host {
             Some(h) if url.starts_with('/') => format!("{h}{url}"),
@@ -555,12 +638,18 @@ impl Compiler<'_> {
 
         let mut request = Map::new();
         request.insert("url".into(), Value::String(full_url));
-        for k in ["params", "headers", "cookies", "json", "data", "body", "files", "auth"] {
+        for k in [
+            "params", "headers", "cookies", "json", "data", "body", "files", "auth",
+        ] {
             if let Some(v) = t.get(k) {
                 request.insert(k.into(), v.clone());
             }
         }
-        for (k, shape) in [("headers", "an object"), ("cookies", "an object"), ("auth", "an object")] {
+        for (k, shape) in [
+            ("headers", "an object"),
+            ("cookies", "an object"),
+            ("auth", "an object"),
+        ] {
             if let Some(v) = t.get(k) {
                 if !v.is_object() && !v.is_null() {
                     return Err(err(file, &at(k), format!("expected {shape}")));
@@ -568,10 +657,19 @@ impl Compiler<'_> {
             }
         }
         if let Some(Value::Object(auth)) = t.get("auth") {
-            check_keys(file, auth, &["type", "username", "password", "token"], &at("auth"))?;
+            check_keys(
+                file,
+                auth,
+                &["type", "username", "password", "token"],
+                &at("auth"),
+            )?;
             let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
             if !matches!(kind.to_ascii_lowercase().as_str(), "basic" | "bearer") {
-                return Err(err(file, &format!("{}/type", at("auth")), format!("unknown auth type `{kind}`: basic or bearer")));
+                return Err(err(
+                    file,
+                    &format!("{}/type", at("auth")),
+                    format!("unknown auth type `{kind}`: basic or bearer"),
+                ));
             }
         }
         let mut unresolved = std::mem::take(&mut self.program.unresolved);
@@ -603,7 +701,11 @@ impl Compiler<'_> {
         let mut checks = Vec::new();
         if let Some(list) = t.get("assertions") {
             let Value::Array(list) = list else {
-                return Err(err(file, &at("assertions"), "expected a list of assertions"));
+                return Err(err(
+                    file,
+                    &at("assertions"),
+                    "expected a list of assertions",
+                ));
             };
             for (i, a) in list.iter().enumerate() {
                 let p = format!("{}/{i}", at("assertions"));
@@ -659,7 +761,13 @@ impl Compiler<'_> {
             None | Some(Value::Null) | Some(Value::Bool(true)) => {}
             Some(Value::Bool(false)) => tls.verify = false,
             Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
-            Some(_) => return Err(err(file, &at("verify"), "expected a boolean or a CA bundle path")),
+            Some(_) => {
+                return Err(err(
+                    file,
+                    &at("verify"),
+                    "expected a boolean or a CA bundle path",
+                ));
+            }
         }
         match t.get("cert").or_else(|| t.get("client_cert")) {
             None | Some(Value::Null) => {}
@@ -684,7 +792,10 @@ impl Compiler<'_> {
         };
         let weight = match t.get("weight") {
             None | Some(Value::Null) => 1,
-            Some(v) => match v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(v) => match v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            {
                 Some(w) => w.max(0.0) as u64,
                 None => return Err(err(file, &at("weight"), "expected a number")),
             },
@@ -698,7 +809,13 @@ impl Compiler<'_> {
                 let hi = m.get("max").and_then(Value::as_f64).unwrap_or(lo);
                 Some(Think::Between(secs(lo), secs(hi)))
             }
-            Some(_) => return Err(err(file, &at("think_time"), "expected seconds or {min, max}")),
+            Some(_) => {
+                return Err(err(
+                    file,
+                    &at("think_time"),
+                    "expected seconds or {min, max}",
+                ));
+            }
         };
         let throttle = match t.get("throttle") {
             None | Some(Value::Null) => None,
@@ -725,7 +842,9 @@ impl Compiler<'_> {
         };
         let retries = match t.get("retry") {
             None | Some(Value::Null) => 0,
-            Some(Value::Object(m)) => m.get("transient").and_then(Value::as_u64).unwrap_or(5) as u32,
+            Some(Value::Object(m)) => {
+                m.get("transient").and_then(Value::as_u64).unwrap_or(5) as u32
+            }
             Some(_) => return Err(err(file, &at("retry"), "expected an object")),
         };
         // A failed assertion quotes the body, so any check keeps it (a single-chunk body is
@@ -763,7 +882,11 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
         return Err(err(file, p, "expected an assertion object"));
     };
     check_keys(file, m, ASSERTION_FIELDS, p)?;
-    let kind = m.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let kind = m
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let value = |binder: &mut Binder<'_>| -> Result<TValue> {
         m.get("value")
             .map(|v| binder.value(v, &format!("{p}/value")))
@@ -773,7 +896,13 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
         m.get(k)
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| err(file, p, format!("a `{kind}` assertion needs a `{k}` string")))
+            .ok_or_else(|| {
+                err(
+                    file,
+                    p,
+                    format!("a `{kind}` assertion needs a `{k}` string"),
+                )
+            })
     };
     Ok(match kind.as_str() {
         "status_code" => Check::Status(value(binder)?),
@@ -797,14 +926,22 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
                 regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
             )
         }
-        "max_latency_ms" => Check::MaxLatency(
-            m.get("value")
-                .and_then(Value::as_f64)
-                .ok_or_else(|| err(file, &format!("{p}/value"), "expected a number of milliseconds"))?,
-        ),
+        "max_latency_ms" => {
+            Check::MaxLatency(m.get("value").and_then(Value::as_f64).ok_or_else(|| {
+                err(
+                    file,
+                    &format!("{p}/value"),
+                    "expected a number of milliseconds",
+                )
+            })?)
+        }
         other => {
             let hint = nearest(other, ASSERTION_TYPES.iter().copied());
-            return Err(err(file, &format!("{p}/type"), format!("unknown assertion type `{other}`{hint}")));
+            return Err(err(
+                file,
+                &format!("{p}/type"),
+                format!("unknown assertion type `{other}`{hint}"),
+            ));
         }
     })
 }
@@ -820,7 +957,11 @@ fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
         .filter(|v| !v.is_empty())
         .ok_or_else(|| err(file, p, "an extractor needs a `var`"))?
         .to_string();
-    let from = m.get("from").and_then(Value::as_str).unwrap_or("json_path").to_ascii_lowercase();
+    let from = m
+        .get("from")
+        .and_then(Value::as_str)
+        .unwrap_or("json_path")
+        .to_ascii_lowercase();
     let field = |k: &str| -> Result<String> {
         m.get(k)
             .and_then(Value::as_str)
@@ -837,21 +978,35 @@ fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
                 .or_else(|| m.get("path"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(file, p, "a `regex` extractor needs a `pattern`"))?;
-            Source::Regex(regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?)
+            Source::Regex(
+                regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
+            )
         }
         other => {
             let hint = nearest(other, EXTRACT_SOURCES.iter().copied());
-            return Err(err(file, &format!("{p}/from"), format!("unknown extractor source `{other}`{hint}")));
+            return Err(err(
+                file,
+                &format!("{p}/from"),
+                format!("unknown extractor source `{other}`{hint}"),
+            ));
         }
     };
     let session = match m.get("scope").and_then(Value::as_str).unwrap_or("var") {
         "var" => false,
         "session" => true,
         other => {
-            return Err(err(file, &format!("{p}/scope"), format!("unknown scope `{other}`: var or session")));
+            return Err(err(
+                file,
+                &format!("{p}/scope"),
+                format!("unknown scope `{other}`: var or session"),
+            ));
         }
     };
-    Ok(Extract { var, session, source })
+    Ok(Extract {
+        var,
+        session,
+        source,
+    })
 }
 
 fn predicate(file: &Path, v: &Value, p: &str, binder: &mut Binder<'_>) -> Result<Predicate> {
@@ -900,7 +1055,10 @@ fn predicate(file: &Path, v: &Value, p: &str, binder: &mut Binder<'_>) -> Result
     })
 }
 
-fn task_objects(file: &Path, list: &[Value], pointer: &str) -> Result<Vec<(String, Map<String, Value>)>> {
+/// A task object with its JSON pointer.
+type RawTask = (String, Map<String, Value>);
+
+fn task_objects(file: &Path, list: &[Value], pointer: &str) -> Result<Vec<RawTask>> {
     list.iter()
         .enumerate()
         .map(|(i, t)| {
@@ -913,14 +1071,15 @@ fn task_objects(file: &Path, list: &[Value], pointer: &str) -> Result<Vec<(Strin
         .collect()
 }
 
-fn by_method_tasks(file: &Path, map: &Map<String, Value>, pointer: &str) -> Result<Vec<(String, Map<String, Value>)>> {
+fn by_method_tasks(file: &Path, map: &Map<String, Value>, pointer: &str) -> Result<Vec<RawTask>> {
     map.iter()
         .map(|(method, body)| {
             let p = format!("{pointer}/{}", escape_pointer(method));
             match body {
                 Value::Object(m) => {
                     let mut m = m.clone();
-                    m.entry("method").or_insert_with(|| Value::String(method.clone()));
+                    m.entry("method")
+                        .or_insert_with(|| Value::String(method.clone()));
                     Ok((p, m))
                 }
                 _ => Err(err(file, &p, "expected a task object")),
@@ -930,7 +1089,12 @@ fn by_method_tasks(file: &Path, map: &Map<String, Value>, pointer: &str) -> Resu
 }
 
 /// The keyword arguments of an action, from `{kwargs}` or positional `[args]`.
-fn kwargs(file: &Path, action: &Action, params: &[&str], pointer: &str) -> Result<Map<String, Value>> {
+fn kwargs(
+    file: &Path,
+    action: &Action,
+    params: &[&str],
+    pointer: &str,
+) -> Result<Map<String, Value>> {
     match &action.args {
         Args::None => Ok(Map::new()),
         Args::Kwargs(map) => {
@@ -982,9 +1146,11 @@ fn check_keys(file: &Path, map: &Map<String, Value>, known: &[&str], pointer: &s
 
 fn is_action_list(v: &Value) -> bool {
     v.as_array().is_some_and(|items| {
-        items
-            .iter()
-            .all(|i| i.as_array().and_then(|a| a.first()).is_some_and(Value::is_string))
+        items.iter().all(|i| {
+            i.as_array()
+                .and_then(|a| a.first())
+                .is_some_and(Value::is_string)
+        })
     })
 }
 
@@ -995,7 +1161,11 @@ fn resolve_path(file: &Path, rel: &str) -> PathBuf {
         return p.to_path_buf();
     }
     let beside = base_dir(file).join(p);
-    if beside.exists() || !p.exists() { beside } else { p.to_path_buf() }
+    if beside.exists() || !p.exists() {
+        beside
+    } else {
+        p.to_path_buf()
+    }
 }
 
 /// RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF.
@@ -1090,7 +1260,11 @@ mod tests {
         )
         .expect("compiles");
         assert_eq!(p.unresolved.len(), 1);
-        assert!(p.unresolved[0].hint.contains("`token`"), "{:?}", p.unresolved);
+        assert!(
+            p.unresolved[0].hint.contains("`token`"),
+            "{:?}",
+            p.unresolved
+        );
         assert_eq!(p.unresolved[0].pointer, "/1/1/tasks/0/request_url");
     }
 

@@ -76,7 +76,12 @@ impl Jar {
     }
 
     /// The cookies to send to `host` for `path`, as name/value pairs.
-    pub(crate) fn matching<'a>(&'a self, host: &'a str, path: &'a str, https: bool) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub(crate) fn matching<'a>(
+        &'a self,
+        host: &'a str,
+        path: &'a str,
+        https: bool,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.cookies
             .iter()
             .filter(move |c| {
@@ -126,6 +131,9 @@ mod tests {
         let other: Vec<_> = jar.matching("www.test", "/", false).collect();
         assert_eq!(other, vec![("wide", "w")]);
         jar.store("sid=; Max-Age=0; Path=/", "api.test", "/logout");
-        assert!(jar.matching("api.test", "/", false).all(|(n, _)| n != "sid"));
+        assert!(
+            jar.matching("api.test", "/", false)
+                .all(|(n, _)| n != "sid")
+        );
     }
 }

@@ -34,11 +34,15 @@ pub(crate) fn parse_env_file(text: &str) -> HashMap<String, String> {
         };
         let v = v.trim();
         let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
         {
             let inner = &v[1..v.len() - 1];
             if v.starts_with('"') {
-                inner.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\")
+                inner
+                    .replace("\\n", "\n")
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\")
             } else {
                 inner.to_string()
             }

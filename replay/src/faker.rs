@@ -180,7 +180,12 @@ impl Faker {
             }
             Faker::Latitude => format!("{:.6}", rng.random_range(-90.0..90.0_f64)),
             Faker::Longitude => format!("{:.6}", rng.random_range(-180.0..180.0_f64)),
-            Faker::Boolean => if rng.random::<bool>() { "True" } else { "False" }.to_string(),
+            Faker::Boolean => if rng.random::<bool>() {
+                "True"
+            } else {
+                "False"
+            }
+            .to_string(),
             Faker::RandomInt => rng.random_range(0..=9999).to_string(),
             Faker::BuildingNumber => address::raw::BuildingNumber(EN).fake_with_rng(rng),
         }

@@ -83,14 +83,23 @@ impl HttpTransport {
             if !matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(reply);
             }
-            let Some(location) = reply.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+            let Some(location) = reply
+                .headers
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
                 return Ok(reply);
             };
             let base = current.as_ref().unwrap_or(prepared);
             let next_url = join_url(&base.url, location);
             let mut next = retarget(base, &next_url)?;
-            if reply.status == 303 || (matches!(reply.status, 301 | 302) && method == Method::POST) {
-                method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
+            if reply.status == 303 || (matches!(reply.status, 301 | 302) && method == Method::POST)
+            {
+                method = if method == Method::HEAD {
+                    Method::HEAD
+                } else {
+                    Method::GET
+                };
                 next.body = Bytes::new();
                 next.headers.remove(header::CONTENT_TYPE);
             }
@@ -206,7 +215,11 @@ impl HttpTransport {
         if self.jar.is_empty() && p.cookies.is_empty() {
             return None;
         }
-        let mut pairs: Vec<(&str, &str)> = p.cookies.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> = p
+            .cookies
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         for (k, v) in self.jar.matching(&p.host, p.uri.path(), p.https) {
             pairs.retain(|(n, _)| *n != k);
             pairs.push((k, v));
@@ -240,7 +253,12 @@ async fn send_on(
         }
         Sender::H2(s) => {
             *req.uri_mut() = p.uri.clone();
-            for h in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE, header::TE] {
+            for h in [
+                header::CONNECTION,
+                header::TRANSFER_ENCODING,
+                header::UPGRADE,
+                header::TE,
+            ] {
                 req.headers_mut().remove(h);
             }
             req.headers_mut().remove("keep-alive");
@@ -251,7 +269,11 @@ async fn send_on(
     }
 }
 
-async fn connect(p: &Prepared, tls: &Arc<rustls::ClientConfig>, version: HttpVersion) -> Result<Sender, String> {
+async fn connect(
+    p: &Prepared,
+    tls: &Arc<rustls::ClientConfig>,
+    version: HttpVersion,
+) -> Result<Sender, String> {
     let tcp = match p.host.parse::<IpAddr>() {
         Ok(ip) => TcpStream::connect((ip, p.port)).await,
         Err(_) => TcpStream::connect((p.host.as_str(), p.port)).await,
@@ -332,12 +354,18 @@ fn decode(headers: &HeaderMap, raw: Bytes) -> Bytes {
         .map(|s| s.trim().to_ascii_lowercase());
     let mut out = Vec::new();
     let ok = match coding.as_deref() {
-        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).is_ok(),
+        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .is_ok(),
         Some("deflate") => {
-            flate2::read::ZlibDecoder::new(&raw[..]).read_to_end(&mut out).is_ok()
+            flate2::read::ZlibDecoder::new(&raw[..])
+                .read_to_end(&mut out)
+                .is_ok()
                 || {
                     out.clear();
-                    flate2::read::DeflateDecoder::new(&raw[..]).read_to_end(&mut out).is_ok()
+                    flate2::read::DeflateDecoder::new(&raw[..])
+                        .read_to_end(&mut out)
+                        .is_ok()
                 }
         }
         _ => return raw,
@@ -359,7 +387,10 @@ pub(crate) fn join_url(base: &str, location: &str) -> String {
     if location.starts_with('/') {
         return format!("{scheme}://{authority}{location}");
     }
-    let path = rest[authority_end..].split(['?', '#']).next().unwrap_or("/");
+    let path = rest[authority_end..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("/");
     let dir = match path.rfind('/') {
         Some(i) => &path[..=i],
         None => "/",
@@ -369,9 +400,15 @@ pub(crate) fn join_url(base: &str, location: &str) -> String {
 
 /// The same request sent to another URL (a redirect).
 fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("invalid redirect {url:?}: {e}"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid redirect {url:?}: {e}"))?;
     let https = uri.scheme_str() == Some("https");
-    let host = uri.host().ok_or_else(|| format!("redirect {url:?} has no host"))?.trim_matches(['[', ']']).to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("redirect {url:?} has no host"))?
+        .trim_matches(['[', ']'])
+        .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority = uri
         .authority()
@@ -380,7 +417,8 @@ fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
     Ok(Prepared {
         url: Arc::from(url),
         origin_form: crate::task::origin_form(&uri),
-        authority: HeaderValue::from_str(&authority).map_err(|_| "invalid redirect host".to_string())?,
+        authority: HeaderValue::from_str(&authority)
+            .map_err(|_| "invalid redirect host".to_string())?,
         uri,
         https,
         host,

@@ -147,7 +147,12 @@ impl Outcome {
     /// The end-of-run table: one row per name, the totals, then the most frequent failures.
     pub fn table(&self) -> String {
         let rows = &self.summary.run.names;
-        let width = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(4).clamp(4, 60);
+        let width = rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 60);
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -173,10 +178,21 @@ impl Outcome {
         let _ = writeln!(
             out,
             "{:<width$}  {:>9}  {:>7}  {:>9.1}  {:>9.2}  {:>9.2}  {:>9.2}  {:>9.2}",
-            "total", t.requests, t.failures, self.summary.run.requests_per_s, o.p50_ms, o.p95_ms, o.p99_ms, o.max_ms
+            "total",
+            t.requests,
+            t.failures,
+            self.summary.run.requests_per_s,
+            o.p50_ms,
+            o.p95_ms,
+            o.p99_ms,
+            o.max_ms
         );
         if self.summary.run.dropped > 0 {
-            let _ = writeln!(out, "dropped arrivals (open model): {}", self.summary.run.dropped);
+            let _ = writeln!(
+                out,
+                "dropped arrivals (open model): {}",
+                self.summary.run.dropped
+            );
         }
         if !self.failures.is_empty() {
             let _ = writeln!(out, "\nfailures:");
@@ -184,7 +200,11 @@ impl Outcome {
                 let _ = writeln!(out, "  {:>6} × {}", f.count, f.message);
             }
             if self.failures.len() > 20 {
-                let _ = writeln!(out, "  … and {} more distinct failures", self.failures.len() - 20);
+                let _ = writeln!(
+                    out,
+                    "  … and {} more distinct failures",
+                    self.failures.len() - 20
+                );
             }
         }
         out
@@ -194,7 +214,10 @@ impl Outcome {
 /// `500/s`, `500`, `30000/m`, `100/h` → arrivals per second.
 pub fn parse_rate(text: &str) -> std::result::Result<f64, String> {
     let (n, unit) = text.trim().split_once('/').unwrap_or((text.trim(), "s"));
-    let n: f64 = n.trim().parse().map_err(|_| format!("invalid rate `{text}`: expected N/s"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate `{text}`: expected N/s"))?;
     let per = match unit.trim() {
         "s" | "sec" | "second" => 1.0,
         "m" | "min" | "minute" => 60.0,
@@ -226,7 +249,13 @@ pub fn parse_stages(text: &str) -> std::result::Result<Vec<Stage>, String> {
             })
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .and_then(|v| if v.is_empty() { Err("no stage given".into()) } else { Ok(v) })
+        .and_then(|v| {
+            if v.is_empty() {
+                Err("no stage given".into())
+            } else {
+                Ok(v)
+            }
+        })
 }
 
 /// Runs the plan on a runtime of its own; blocks until the run and its reports are done.
@@ -273,7 +302,10 @@ fn warn(program: &Program) {
     let mut seen = std::collections::HashSet::new();
     for u in &program.unresolved {
         if seen.insert((u.pointer.clone(), u.raw.clone())) {
-            eprintln!("ld: warning: {}: {} stays as written: {}", u.pointer, u.raw, u.hint);
+            eprintln!(
+                "ld: warning: {}: {} stays as written: {}",
+                u.pointer, u.raw, u.hint
+            );
         }
     }
     for n in &program.notes {
@@ -288,7 +320,10 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
             let _ = cancel_tx.send(true);
         }
     });
-    let report_dir = options.report_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let report_dir = options
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut results = Results::new(program.names.clone());
     let mut globals: HashMap<String, String> = HashMap::new();
     let mut written = Vec::new();
@@ -320,11 +355,16 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
         }
     }
     for kind in &options.reports {
-        written.extend(report::write(*kind, &results, &report_dir, kind.default_name())?);
+        written.extend(report::write(
+            *kind,
+            &results,
+            &report_dir,
+            kind.default_name(),
+        )?);
     }
     signal.abort();
     let mut groups = results.failures.clone();
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let failures = groups
         .into_iter()
         .map(|g| FailureLine {
@@ -356,7 +396,10 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
         };
     }
     if let Some(rate) = o.rate {
-        let max_users = o.users.unwrap_or_else(|| spec.users.max(rate.ceil() as u64)).max(1);
+        let max_users = o
+            .users
+            .unwrap_or_else(|| spec.users.max(rate.ceil() as u64))
+            .max(1);
         return Load::Open {
             rate,
             duration: o.duration.or(spec.duration),
@@ -369,7 +412,9 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
             spawn_rate: f64::INFINITY,
             duration: o.duration,
             iterations: o.iterations,
-            profile: Some(Profile::Ramp(stages.iter().map(|s| (s.duration, s.target)).collect())),
+            profile: Some(Profile::Ramp(
+                stages.iter().map(|s| (s.duration, s.target)).collect(),
+            )),
         };
     }
     let overridden = o.users.is_some() || o.duration.is_some() || o.iterations.is_some();
@@ -381,7 +426,11 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
     Load::Closed {
         users: o.users.unwrap_or(spec.users),
         spawn_rate: o.spawn_rate.unwrap_or(spec.spawn_rate),
-        duration: if spec.shape.is_some() && !overridden { None } else { duration },
+        duration: if spec.shape.is_some() && !overridden {
+            None
+        } else {
+            duration
+        },
         iterations: o.iterations,
         profile: if overridden { None } else { spec.shape.clone() },
     }
@@ -396,7 +445,13 @@ async fn run_test(
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
-    let ctx = Arc::new(TestCtx::new(spec, vars, options.seed, results.epoch, options.http));
+    let ctx = Arc::new(TestCtx::new(
+        spec,
+        vars,
+        options.seed,
+        results.epoch,
+        options.http,
+    ));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());
     let collector = tokio::spawn(stats::collect(rx, results, live.clone()));
@@ -411,6 +466,7 @@ async fn run_test(
         p.finish();
     }
     results.busy += started.elapsed();
+    results.end_us = results.epoch.elapsed().as_micros() as u64;
     results.dropped += dropped;
     Ok(results)
 }
@@ -426,7 +482,13 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         let s = parse_stages("30s:100,1m:100,30s:0").expect("stages");
         assert_eq!(s.len(), 3);
-        assert_eq!(s[1], Stage { duration: Duration::from_secs(60), target: 100 });
+        assert_eq!(
+            s[1],
+            Stage {
+                duration: Duration::from_secs(60),
+                target: 100
+            }
+        );
         assert!(parse_stages("30s").is_err());
     }
 }

@@ -49,7 +49,11 @@ impl Profile {
                         .iter()
                         .map(|s| {
                             let g = |k: &str, d: f64| s.get(k).and_then(Value::as_f64).unwrap_or(d);
-                            (secs(g("duration", 0.0)), g("users", 0.0) as u64, g("spawn_rate", 1.0))
+                            (
+                                secs(g("duration", 0.0)),
+                                g("users", 0.0) as u64,
+                                g("spawn_rate", 1.0),
+                            )
                         })
                         .collect(),
                 ))
@@ -72,7 +76,9 @@ impl Profile {
                     (secs(num("cooldown_seconds", 60.0)), 0),
                 ]))
             }
-            other => Err(format!("unknown load_shape `{other}`: stages, spike or soak")),
+            other => Err(format!(
+                "unknown load_shape `{other}`: stages, spike or soak"
+            )),
         }
     }
 
@@ -318,10 +324,16 @@ impl Vu {
                 ),
             )
             .await
-            .unwrap_or_else(|_| Err(format!("timed out after {}", humantime::format_duration(task.timeout))));
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "timed out after {}",
+                    humantime::format_duration(task.timeout)
+                ))
+            });
             if sent.is_err() && attempt < task.retries && !self.stopped() {
                 attempt += 1;
-                let backoff = Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5));
+                let backoff =
+                    Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5));
                 self.pause(backoff).await;
                 continue;
             }
@@ -370,7 +382,15 @@ impl Vu {
                     }
                     m
                 });
-                self.record(task, start, end, reply.status, reply.wire_bytes, reply.url.clone(), error);
+                self.record(
+                    task,
+                    start,
+                    end,
+                    reply.status,
+                    reply.wire_bytes,
+                    reply.url.clone(),
+                    error,
+                );
             }
             Err(message) => {
                 self.record(task, start, end, 0, 0, prepared.url.clone(), Some(message));
@@ -422,7 +442,17 @@ pub(crate) async fn run(
             iterations,
             profile,
         } => {
-            closed(ctx, users, spawn_rate, duration, iterations, profile, tx, &mut cancel).await;
+            closed(
+                ctx,
+                users,
+                spawn_rate,
+                duration,
+                iterations,
+                profile,
+                tx,
+                &mut cancel,
+            )
+            .await;
             0
         }
         Load::Open {
@@ -491,7 +521,10 @@ async fn closed(
                 let id = vus.len() as u64;
                 let vu = Vu::new(ctx.clone(), id, tx.clone(), stop_rx);
                 let join = tokio::spawn(closed_user(vu, iterations));
-                vus.push(Handle { stop: stop_tx, join });
+                vus.push(Handle {
+                    stop: stop_tx,
+                    join,
+                });
             }
             alive += n;
             credit -= n as f64;
@@ -593,7 +626,10 @@ async fn open(
                     let vu = Vu::new(ctx.clone(), id as u64, tx.clone(), stop_rx);
                     let join = tokio::spawn(open_user(vu, id, job_rx, done_tx.clone()));
                     senders.push(job_tx);
-                    handles.push(Handle { stop: stop_tx, join });
+                    handles.push(Handle {
+                        stop: stop_tx,
+                        join,
+                    });
                     Some(id)
                 }
                 None => None,
@@ -620,7 +656,12 @@ async fn open(
     dropped
 }
 
-async fn open_user(mut vu: Vu, id: usize, mut jobs: mpsc::Receiver<Instant>, done: mpsc::UnboundedSender<usize>) {
+async fn open_user(
+    mut vu: Vu,
+    id: usize,
+    mut jobs: mpsc::Receiver<Instant>,
+    done: mpsc::UnboundedSender<usize>,
+) {
     while let Some(intended) = jobs.recv().await {
         vu.iteration(Some(intended)).await;
         if done.send(id).is_err() {
@@ -636,13 +677,20 @@ mod tests {
 
     #[test]
     fn ramps_interpolate_and_steps_hold() {
-        let p = Profile::Ramp(vec![(Duration::from_secs(10), 100), (Duration::from_secs(10), 100), (Duration::from_secs(10), 0)]);
+        let p = Profile::Ramp(vec![
+            (Duration::from_secs(10), 100),
+            (Duration::from_secs(10), 100),
+            (Duration::from_secs(10), 0),
+        ]);
         assert_eq!(p.at(Duration::from_secs(5)).map(|x| x.0), Some(50));
         assert_eq!(p.at(Duration::from_secs(15)).map(|x| x.0), Some(100));
         assert_eq!(p.at(Duration::from_secs(25)).map(|x| x.0), Some(50));
         assert_eq!(p.at(Duration::from_secs(31)), None);
-        let s = Profile::from_shape("stages", &serde_json::json!({"stages": [{"duration": 5, "users": 3, "spawn_rate": 1}]}))
-            .expect("stages");
+        let s = Profile::from_shape(
+            "stages",
+            &serde_json::json!({"stages": [{"duration": 5, "users": 3, "spawn_rate": 1}]}),
+        )
+        .expect("stages");
         assert_eq!(s.at(Duration::from_secs(1)), Some((3, 1.0)));
         assert_eq!(s.total(), Duration::from_secs(5));
     }

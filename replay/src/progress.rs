@@ -24,7 +24,10 @@ impl Progress {
             return None;
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         let line = bar.clone();
         let task = tokio::spawn(async move {
             let mut last = (Instant::now(), 0u64);
@@ -32,7 +35,8 @@ impl Progress {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let now = Instant::now();
                 let requests = live.requests.load(Ordering::Relaxed);
-                let rate = (requests - last.1.min(requests)) as f64 / (now - last.0).as_secs_f64().max(1e-3);
+                let rate = (requests - last.1.min(requests)) as f64
+                    / (now - last.0).as_secs_f64().max(1e-3);
                 last = (now, requests);
                 line.set_message(format!(
                     "{requests} requests  {rate:.0} req/s  p95 {:.1} ms  {} failed",

@@ -94,6 +94,8 @@ pub(crate) struct Results {
     pub(crate) epoch: Instant,
     /// Time spent running tests (waits between them excluded).
     pub(crate) busy: Duration,
+    /// When the last test ended, in µs since `epoch`: the end of the timeline.
+    pub(crate) end_us: u64,
 }
 
 fn histogram(sigfig: u8) -> Histogram<u64> {
@@ -130,6 +132,7 @@ impl Results {
             started_at: SystemTime::now(),
             epoch: Instant::now(),
             busy: Duration::ZERO,
+            end_us: 0,
         }
     }
 
@@ -210,7 +213,13 @@ impl Results {
     /// The run's summary with LoadDensity's field names.
     pub(crate) fn summary(&self) -> Summary {
         let ms = |us: u64| us as f64 / 1000.0;
-        let pct = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q)) };
+        let pct = |h: &Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(q))
+            }
+        };
         let mut per_name = IndexMap::new();
         let mut table = Vec::new();
         let secs = self.busy.as_secs_f64().max(1e-9);
@@ -245,7 +254,11 @@ impl Results {
                 p90_ms: pct(&s.all, 0.90),
                 p95_ms: pct(&s.all, 0.95),
                 p99_ms: pct(&s.all, 0.99),
-                max_ms: if s.all.is_empty() { 0.0 } else { ms(s.all.max()) },
+                max_ms: if s.all.is_empty() {
+                    0.0
+                } else {
+                    ms(s.all.max())
+                },
             });
         }
         Summary {
@@ -261,7 +274,11 @@ impl Results {
                 p90_ms: pct(&self.total, 0.90),
                 p95_ms: pct(&self.total, 0.95),
                 p99_ms: pct(&self.total, 0.99),
-                max_ms: if self.total.is_empty() { 0.0 } else { ms(self.total.max()) },
+                max_ms: if self.total.is_empty() {
+                    0.0
+                } else {
+                    ms(self.total.max())
+                },
             },
             per_name,
             run: RunInfo {
@@ -436,8 +453,14 @@ mod tests {
     #[test]
     fn summary_counts_and_percentiles() {
         let names = vec![
-            NameInfo { name: Arc::from("a"), method: "get".into() },
-            NameInfo { name: Arc::from("b"), method: "post".into() },
+            NameInfo {
+                name: Arc::from("a"),
+                method: "get".into(),
+            },
+            NameInfo {
+                name: Arc::from("b"),
+                method: "post".into(),
+            },
         ];
         let mut r = Results::new(names);
         for i in 1..=100 {
@@ -454,19 +477,30 @@ mod tests {
         assert_eq!(a.count, 100);
         assert!((a.p50_ms - 50.0).abs() < 0.5, "{}", a.p50_ms);
         assert!((a.p99_ms - 99.0).abs() < 0.5, "{}", a.p99_ms);
-        assert!(!s.per_name.contains_key("b"), "per_name counts successes only");
+        assert!(
+            !s.per_name.contains_key("b"),
+            "per_name counts successes only"
+        );
         assert_eq!(r.failures.len(), 1);
         assert_eq!(r.failures[0].count, 2);
         assert_eq!(r.timeline.len(), 2);
         let json = serde_json::to_value(&s).expect("json");
-        for key in ["/totals/requests", "/totals/failures", "/latency_overall/p95_ms", "/per_name/a/p90_ms"] {
+        for key in [
+            "/totals/requests",
+            "/totals/failures",
+            "/latency_overall/p95_ms",
+            "/per_name/a/p90_ms",
+        ] {
             assert!(json.pointer(key).is_some(), "{key}");
         }
     }
 
     #[test]
     fn long_runs_merge_timeline_buckets() {
-        let mut r = Results::new(vec![NameInfo { name: Arc::from("a"), method: "get".into() }]);
+        let mut r = Results::new(vec![NameInfo {
+            name: Arc::from("a"),
+            method: "get".into(),
+        }]);
         r.add(record(0, 1, 0, None));
         r.add(record(0, 1, 1300, None));
         assert!(r.timeline.len() <= MAX_BUCKETS);

@@ -184,7 +184,11 @@ impl Throttle {
 }
 
 /// Builds the request from resolved fields. Errors are messages for the record.
-pub(crate) fn prepare(fields: &Value, base_dir: &std::path::Path, rng: &mut SmallRng) -> Result<Prepared, String> {
+pub(crate) fn prepare(
+    fields: &Value,
+    base_dir: &std::path::Path,
+    rng: &mut SmallRng,
+) -> Result<Prepared, String> {
     let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
     let raw_url = get("url").map(value_text).unwrap_or_default();
     let mut url = raw_url.trim().to_string();
@@ -196,7 +200,11 @@ pub(crate) fn prepare(fields: &Value, base_dir: &std::path::Path, rng: &mut Smal
                 None => (url.clone(), None),
             };
             let sep = if before.contains('?') {
-                if before.ends_with('?') || before.ends_with('&') { "" } else { "&" }
+                if before.ends_with('?') || before.ends_with('&') {
+                    ""
+                } else {
+                    "&"
+                }
             } else {
                 "?"
             };
@@ -255,12 +263,17 @@ pub(crate) fn prepare(fields: &Value, base_dir: &std::path::Path, rng: &mut Smal
         }
     }
     if let Some(Value::Object(auth)) = get("auth") {
-        let kind = auth.get("type").map(value_text).unwrap_or_default().to_ascii_lowercase();
+        let kind = auth
+            .get("type")
+            .map(value_text)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let value = match kind.as_str() {
             "basic" => {
                 let user = auth.get("username").map(value_text).unwrap_or_default();
                 let pass = auth.get("password").map(value_text).unwrap_or_default();
-                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
                 Some(format!("Basic {token}"))
             }
             "bearer" => Some(format!(
@@ -292,7 +305,8 @@ pub(crate) fn prepare(fields: &Value, base_dir: &std::path::Path, rng: &mut Smal
         .authority()
         .map(|a| a.as_str().to_string())
         .unwrap_or_else(|| host.clone());
-    let authority = HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in {url:?}"))?;
+    let authority =
+        HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in {url:?}"))?;
     Ok(Prepared {
         url: Arc::from(url.as_str()),
         origin_form: origin_form(&uri),
@@ -354,7 +368,9 @@ fn body_bytes(
                     }
                     Ok(form.finish())
                 }
-                _ => Err("body must be a string, {\"base64\": ...} or {\"multipart\": [...]}".into()),
+                _ => {
+                    Err("body must be a string, {\"base64\": ...} or {\"multipart\": [...]}".into())
+                }
             },
             other => Ok((Bytes::from(other.to_string()), None)),
         };
@@ -394,7 +410,10 @@ fn body_bytes(
 
 /// A `files` entry: a path, `[filename, content, content_type?]` or
 /// `{path | content, filename?, content_type?}`.
-fn file_part(spec: &Value, base_dir: &std::path::Path) -> Result<(String, Vec<u8>, Option<String>), String> {
+fn file_part(
+    spec: &Value,
+    base_dir: &std::path::Path,
+) -> Result<(String, Vec<u8>, Option<String>), String> {
     let read = |p: &str| {
         let path = base_dir.join(p);
         std::fs::read(&path).map_err(|e| format!("cannot read file {}: {e}", path.display()))
@@ -409,14 +428,21 @@ fn file_part(spec: &Value, base_dir: &std::path::Path) -> Result<(String, Vec<u8
         Value::String(p) => Ok((file_name(p), read(p)?, None)),
         Value::Array(items) => {
             let filename = items.first().map(value_text).unwrap_or_default();
-            let content = items.get(1).map(value_text).unwrap_or_default().into_bytes();
+            let content = items
+                .get(1)
+                .map(value_text)
+                .unwrap_or_default()
+                .into_bytes();
             Ok((filename, content, items.get(2).map(value_text)))
         }
         Value::Object(map) => {
             let ct = map.get("content_type").map(value_text);
             if let Some(p) = map.get("path") {
                 let p = value_text(p);
-                let filename = map.get("filename").map(value_text).unwrap_or_else(|| file_name(&p));
+                let filename = map
+                    .get("filename")
+                    .map(value_text)
+                    .unwrap_or_else(|| file_name(&p));
                 Ok((filename, read(&p)?, ct))
             } else {
                 let filename = map.get("filename").map(value_text).unwrap_or_default();
@@ -443,16 +469,25 @@ impl Multipart {
 
     fn part(&mut self, name: &str, filename: Option<&str>, ct: Option<&str>, data: &[u8]) {
         let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        self.out
-            .extend_from_slice(format!("--{}\r\nContent-Disposition: form-data; name=\"{}\"", self.boundary, quote(name)).as_bytes());
+        self.out.extend_from_slice(
+            format!(
+                "--{}\r\nContent-Disposition: form-data; name=\"{}\"",
+                self.boundary,
+                quote(name)
+            )
+            .as_bytes(),
+        );
         if let Some(f) = filename {
-            self.out.extend_from_slice(format!("; filename=\"{}\"", quote(f)).as_bytes());
+            self.out
+                .extend_from_slice(format!("; filename=\"{}\"", quote(f)).as_bytes());
         }
         self.out.extend_from_slice(b"\r\n");
         if let Some(ct) = ct {
-            self.out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+            self.out
+                .extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
         } else if filename.is_some() {
-            self.out.extend_from_slice(b"Content-Type: application/octet-stream\r\n");
+            self.out
+                .extend_from_slice(b"Content-Type: application/octet-stream\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(data);
@@ -510,7 +545,9 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     fn enc(s: &str, out: &mut String) {
         for b in s.bytes() {
             match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(b as char)
+                }
                 b' ' => out.push('+'),
                 _ => out.push_str(&format!("%{b:02X}")),
             }
@@ -544,7 +581,12 @@ fn decodable_encodings(text: &str) -> String {
         .split(',')
         .map(str::trim)
         .filter(|t| {
-            let coding = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = t
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             matches!(coding.as_str(), "gzip" | "deflate" | "identity" | "*")
         })
         .collect();
@@ -562,7 +604,12 @@ mod tests {
     use serde_json::json;
 
     fn prep(v: Value) -> Prepared {
-        prepare(&v, std::path::Path::new("."), &mut SmallRng::seed_from_u64(1)).expect("prepare")
+        prepare(
+            &v,
+            std::path::Path::new("."),
+            &mut SmallRng::seed_from_u64(1),
+        )
+        .expect("prepare")
     }
 
     #[test]
@@ -576,13 +623,18 @@ mod tests {
         assert_eq!(&*p.url, "http://127.0.0.1:8080/s?x=1&q=a+b&tag=1&tag=2");
         assert_eq!(p.port, 8080);
         assert_eq!(p.headers["authorization"], "Basic dTpw");
-        assert_eq!(p.headers["content-type"], "application/x-www-form-urlencoded");
+        assert_eq!(
+            p.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
         assert_eq!(&p.body[..], b"k=v%26w");
     }
 
     #[test]
     fn body_forms_are_sent_as_given() {
-        let p = prep(json!({"url": "https://h/x", "body": "a+b=%2B", "headers": {"Cookie": "s=1; t=2"}}));
+        let p = prep(
+            json!({"url": "https://h/x", "body": "a+b=%2B", "headers": {"Cookie": "s=1; t=2"}}),
+        );
         assert_eq!(&p.body[..], b"a+b=%2B");
         assert!(p.https);
         assert_eq!(p.cookies.len(), 2);
@@ -594,8 +646,17 @@ mod tests {
             {"name": "n", "value": "v"}
         ]}}));
         let text = String::from_utf8_lossy(&p.body).into_owned();
-        assert!(text.contains("name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"));
-        assert!(p.headers["content-type"].to_str().expect("ct").starts_with("multipart/form-data; boundary="));
+        assert!(
+            text.contains(
+                "name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+            )
+        );
+        assert!(
+            p.headers["content-type"]
+                .to_str()
+                .expect("ct")
+                .starts_with("multipart/form-data; boundary=")
+        );
     }
 
     #[test]

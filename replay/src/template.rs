@@ -56,7 +56,10 @@ impl CsvSource {
 enum Placeholder {
     Var(String),
     Session(String),
-    Csv { source: Arc<CsvSource>, column: usize },
+    Csv {
+        source: Arc<CsvSource>,
+        column: usize,
+    },
     Uuid,
     Now,
     RandInt(i64, i64),
@@ -66,7 +69,10 @@ enum Placeholder {
 #[derive(Debug, Clone)]
 enum Segment {
     Text(String),
-    Hole { placeholder: Placeholder, raw: String },
+    Hole {
+        placeholder: Placeholder,
+        raw: String,
+    },
 }
 
 /// A string with placeholders.
@@ -185,7 +191,10 @@ impl Binder<'_> {
                     .collect();
                 if parts.iter().all(|(_, p)| matches!(p, TValue::Literal(_))) {
                     TValue::Literal(Value::Object(
-                        parts.into_iter().map(|(k, v)| (k, v.into_literal())).collect(),
+                        parts
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_literal()))
+                            .collect(),
                     ))
                 } else {
                     TValue::Object(parts)
@@ -238,9 +247,7 @@ impl Binder<'_> {
         match prefix.to_ascii_lowercase().as_str() {
             "env" => match self.env.get(rest) {
                 Some(v) => Bound::Literal(v.clone()),
-                None => {
-                    self.left(pointer, raw, format!("the environment has no `{rest}`"))
-                }
+                None => self.left(pointer, raw, format!("the environment has no `{rest}`")),
             },
             "var" => self.var(rest, pointer, raw),
             "session" => {
@@ -283,7 +290,10 @@ impl Binder<'_> {
                 }
             },
             other => {
-                let hint = nearest(other, ["env", "var", "session", "csv", "faker"].iter().copied());
+                let hint = nearest(
+                    other,
+                    ["env", "var", "session", "csv", "faker"].iter().copied(),
+                );
                 self.left(pointer, raw, format!("unknown namespace `{other}`{hint}"))
             }
         }
@@ -315,7 +325,9 @@ fn function_call(token: &str) -> Option<(&str, &str)> {
     let name = &token[..open];
     let mut chars = name.chars();
     let first = chars.next()?;
-    if !(first.is_ascii_alphabetic() || first == '_') || !chars.all(|c| c.is_alphanumeric() || c == '_') {
+    if !(first.is_ascii_alphabetic() || first == '_')
+        || !chars.all(|c| c.is_alphanumeric() || c == '_')
+    {
         return None;
     }
     Some((name, inner))
@@ -379,7 +391,11 @@ fn resolve(placeholder: &Placeholder, scope: &mut Scope<'_>) -> Option<String> {
         }
         Placeholder::Uuid => {
             let bytes: [u8; 16] = scope.rng.random();
-            Some(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
+            Some(
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string(),
+            )
         }
         Placeholder::Now => Some(chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()),
         Placeholder::RandInt(a, b) => Some(scope.rng.random_range(*a..=*b).to_string()),
@@ -443,7 +459,10 @@ mod tests {
             "users".to_string(),
             Arc::new(CsvSource::new(
                 vec!["name".into(), "pw".into()],
-                vec![vec!["ann".into(), "1".into()], vec!["bob".into(), "2".into()]],
+                vec![
+                    vec!["ann".into(), "1".into()],
+                    vec!["bob".into(), "2".into()],
+                ],
                 true,
             )),
         );

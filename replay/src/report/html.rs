@@ -30,7 +30,14 @@ fn chart(title: &str, unit: &str, bucket_s: f64, series: &[Series<'_>]) -> Strin
     let top = nice_ceiling(max);
     let plot_w = W - PAD_L - PAD_R;
     let plot_h = H - PAD_T - PAD_B;
-    let x = |i: usize| PAD_L + if n <= 1 { plot_w / 2.0 } else { plot_w * i as f64 / (n - 1) as f64 };
+    let x = |i: usize| {
+        PAD_L
+            + if n <= 1 {
+                plot_w / 2.0
+            } else {
+                plot_w * i as f64 / (n - 1) as f64
+            }
+    };
     let y = |v: f64| PAD_T + plot_h - if top > 0.0 { plot_h * v / top } else { 0.0 };
     let mut svg = format!(
         "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
@@ -51,7 +58,11 @@ fn chart(title: &str, unit: &str, bucket_s: f64, series: &[Series<'_>]) -> Strin
     }
     let ticks = n.clamp(1, 8);
     for k in 0..ticks {
-        let i = if ticks == 1 { 0 } else { k * (n.saturating_sub(1)) / (ticks - 1) };
+        let i = if ticks == 1 {
+            0
+        } else {
+            k * (n.saturating_sub(1)) / (ticks - 1)
+        };
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{}\" class=\"axis\" text-anchor=\"middle\">{}s</text>",
@@ -78,7 +89,13 @@ fn chart(title: &str, unit: &str, bucket_s: f64, series: &[Series<'_>]) -> Strin
             .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
             .collect();
         if pts.len() == 1 {
-            let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/>", x(0), y(s.points[0]), s.color);
+            let _ = write!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/>",
+                x(0),
+                y(s.points[0]),
+                s.color
+            );
         } else {
             let _ = write!(
                 svg,
@@ -125,25 +142,56 @@ fn short(v: f64) -> String {
 }
 
 fn ms(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 pub(super) fn render(results: &Results) -> String {
     let summary = results.summary();
     let bucket_s = results.bucket_us as f64 / 1e6;
+    // The last bucket is usually partial: rates divide by the time it actually covers, and a
+    // sliver of under a fifth of a bucket is left out rather than drawn as a cliff.
+    let end_s = results.end_us as f64 / 1e6;
+    let span = |i: usize| (end_s - i as f64 * bucket_s).clamp(0.0, bucket_s);
+    let shown = results
+        .timeline
+        .iter()
+        .enumerate()
+        .take_while(|(i, _)| {
+            *i + 1 < results.timeline.len() || end_s == 0.0 || span(*i) >= bucket_s * 0.2
+        })
+        .count();
+    let width = |i: usize| {
+        if end_s > 0.0 {
+            span(i).max(1e-9)
+        } else {
+            bucket_s
+        }
+    };
+    let timeline = &results.timeline[..shown];
     let rps = Series {
         label: "requests/s",
         color: "#2563eb",
-        points: results.timeline.iter().map(|b| b.requests as f64 / bucket_s).collect(),
+        points: timeline
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.requests as f64 / width(i))
+            .collect(),
     };
     let fps = Series {
         label: "failures/s",
         color: "#dc2626",
-        points: results.timeline.iter().map(|b| b.failures as f64 / bucket_s).collect(),
+        points: timeline
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.failures as f64 / width(i))
+            .collect(),
     };
     let q = |quantile: f64| -> Vec<f64> {
-        results
-            .timeline
+        timeline
             .iter()
             .map(|b| {
                 if b.latency.is_empty() {
@@ -155,13 +203,29 @@ pub(super) fn render(results: &Results) -> String {
             .collect()
     };
     let lat = [
-        Series { label: "p50", color: "#16a34a", points: q(0.50) },
-        Series { label: "p95", color: "#d97706", points: q(0.95) },
-        Series { label: "p99", color: "#dc2626", points: q(0.99) },
+        Series {
+            label: "p50",
+            color: "#16a34a",
+            points: q(0.50),
+        },
+        Series {
+            label: "p95",
+            color: "#d97706",
+            points: q(0.95),
+        },
+        Series {
+            label: "p99",
+            color: "#dc2626",
+            points: q(0.99),
+        },
     ];
     let t = &summary.totals;
     let o = &summary.latency_overall;
-    let verdict = if t.failures == 0 { ("pass", "every check held") } else { ("fail", "failures") };
+    let verdict = if t.failures == 0 {
+        ("pass", "every check held")
+    } else {
+        ("fail", "failures")
+    };
     let mut h = String::new();
     let _ = write!(
         h,
@@ -182,7 +246,10 @@ pub(super) fn render(results: &Results) -> String {
         p99 = ms(o.p99_ms),
         rate = t.failure_rate * 100.0,
         dropped = if summary.run.dropped > 0 {
-            format!("<div class=\"card fail\"><b>{}</b><span>dropped arrivals</span></div>", summary.run.dropped)
+            format!(
+                "<div class=\"card fail\"><b>{}</b><span>dropped arrivals</span></div>",
+                summary.run.dropped
+            )
         } else {
             String::new()
         }
@@ -215,11 +282,17 @@ pub(super) fn render(results: &Results) -> String {
     if results.failures.is_empty() {
         h.push_str("<p class=\"none\">No request failed.</p>");
     } else {
-        h.push_str("<table><thead><tr><th>count</th><th>name</th><th>message</th></tr></thead><tbody>");
+        h.push_str(
+            "<table><thead><tr><th>count</th><th>name</th><th>message</th></tr></thead><tbody>",
+        );
         let mut groups = results.failures.clone();
-        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
         for f in groups.iter().take(100) {
-            let name = results.names.get(f.name_id as usize).map(|n| n.name.to_string()).unwrap_or_default();
+            let name = results
+                .names
+                .get(f.name_id as usize)
+                .map(|n| n.name.to_string())
+                .unwrap_or_default();
             let _ = write!(
                 h,
                 "<tr class=\"bad\"><td>{}</td><td class=\"name\">{}</td><td class=\"msg\">{}</td></tr>",
@@ -252,6 +325,6 @@ figure{background:#fff;border:1px solid #e5e7eb;border-radius:8px;margin:0 0 16p
 svg{width:100%;height:auto}.grid{stroke:#e5e7eb}.axis{fill:#6b7280;font-size:11px}\
 .legend span{margin-right:14px;font-size:12px;color:#374151}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}\
 h2{font-size:17px;margin:20px 0 8px}table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb}\
-th,td{padding:6px 8px;border-bottom:1px solid #f3f4f6;text-align:right;white-space:nowrap}th{background:#f3f4f6;font-weight:600}\
+th,td{padding:6px 8px;border-bottom:1px solid #f3f4f6;text-align:right;white-space:nowrap}th{background:#f3f4f6;font-weight:600}th:first-child{text-align:left}\
 td.name,td.msg{text-align:left;white-space:normal;word-break:break-word}td.msg{font-family:ui-monospace,monospace;font-size:12px}tr.bad td:first-child{color:#b91c1c;font-weight:600}\
 .none{color:#16a34a}footer{color:#9ca3af;font-size:12px;margin-top:24px}";

@@ -65,15 +65,18 @@ impl std::str::FromStr for ReportKind {
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                format!(
-                    "unknown report `{s}`: one of html, json, xml, csv, junit, summary"
-                )
+                format!("unknown report `{s}`: one of html, json, xml, csv, junit, summary")
             })
     }
 }
 
 /// Writes one report under `dir` with base name `name`; returns the files written.
-pub(crate) fn write(kind: ReportKind, results: &Results, dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn write(
+    kind: ReportKind,
+    results: &Results,
+    dir: &Path,
+    name: &str,
+) -> Result<Vec<PathBuf>> {
     let path = |suffix: &str| dir.join(format!("{name}{suffix}"));
     let files: Vec<(PathBuf, String)> = match kind {
         ReportKind::Html => vec![(path(".html"), html::render(results))],
@@ -130,7 +133,11 @@ fn name(results: &Results, id: u32) -> String {
 }
 
 fn status_text(status: u16) -> String {
-    if status == 0 { "None".into() } else { status.to_string() }
+    if status == 0 {
+        "None".into()
+    } else {
+        status.to_string()
+    }
 }
 
 /// `Success_TestN` / `Failure_TestN` objects, as LoadDensity's `generate_json`.
@@ -227,7 +234,9 @@ fn csv_field(s: &str) -> String {
 
 /// LoadDensity's columns; successes first, then failures, as it writes them.
 fn csv(results: &Results) -> String {
-    let mut out = String::from("outcome,Method,test_url,name,status_code,response_time_ms,response_length,error\r\n");
+    let mut out = String::from(
+        "outcome,Method,test_url,name,status_code,response_time_ms,response_length,error\r\n",
+    );
     for pass in [false, true] {
         for r in results.records.iter().filter(|r| r.error.is_some() == pass) {
             let _ = write!(
@@ -237,7 +246,11 @@ fn csv(results: &Results) -> String {
                 csv_field(&method(results, r.name_id)),
                 csv_field(&r.url),
                 csv_field(&name(results, r.name_id)),
-                if r.status == 0 { String::new() } else { r.status.to_string() },
+                if r.status == 0 {
+                    String::new()
+                } else {
+                    r.status.to_string()
+                },
                 r.latency_us as f64 / 1000.0,
                 r.bytes,
                 csv_field(r.error.as_deref().unwrap_or("")),
@@ -262,7 +275,11 @@ fn junit(results: &Results) -> String {
             let time = r.latency_us as f64 / 1e6;
             match &r.error {
                 None => {
-                    let _ = write!(out, "<testcase classname=\"{classname}\" name=\"{}\" time=\"{time:.3}\"/>", escape_xml(&n));
+                    let _ = write!(
+                        out,
+                        "<testcase classname=\"{classname}\" name=\"{}\" time=\"{time:.3}\"/>",
+                        escape_xml(&n)
+                    );
                 }
                 Some(e) => {
                     let m = escape_xml(e);
@@ -287,7 +304,10 @@ mod tests {
     use std::sync::Arc;
 
     fn results() -> Results {
-        let mut r = Results::new(vec![NameInfo { name: Arc::from("GET /a"), method: "get".into() }]);
+        let mut r = Results::new(vec![NameInfo {
+            name: Arc::from("GET /a"),
+            method: "get".into(),
+        }]);
         let rec = |status, error: Option<&str>| Record {
             name_id: 0,
             status,
@@ -298,7 +318,8 @@ mod tests {
             error: error.map(Box::from),
         };
         r.records.push(rec(200, None));
-        r.records.push(rec(500, Some("GET /a: status_code expected 200, got 500")));
+        r.records
+            .push(rec(500, Some("GET /a: status_code expected 200, got 500")));
         r
     }
 
@@ -307,18 +328,31 @@ mod tests {
         let r = results();
         let text = csv(&r);
         let mut lines = text.lines();
-        assert_eq!(lines.next(), Some("outcome,Method,test_url,name,status_code,response_time_ms,response_length,error"));
-        assert_eq!(lines.next(), Some("success,get,\"http://h/a?x=1,2\",GET /a,200,1.500,3,"));
+        assert_eq!(
+            lines.next(),
+            Some("outcome,Method,test_url,name,status_code,response_time_ms,response_length,error")
+        );
+        assert_eq!(
+            lines.next(),
+            Some("success,get,\"http://h/a?x=1,2\",GET /a,200,1.500,3,")
+        );
         assert!(lines.next().is_some_and(|l| l.starts_with("failure,get,")));
         let j = junit(&r);
         assert!(j.contains("<testsuite name=\"loaddensity\" tests=\"2\" failures=\"1\">"));
-        assert!(j.contains("<testcase classname=\"get\" name=\"GET /a\" time=\"0.00"), "{j}");
+        assert!(
+            j.contains("<testcase classname=\"get\" name=\"GET /a\" time=\"0.00"),
+            "{j}"
+        );
         assert!(j.contains("<failure message=\"GET /a: status_code expected 200, got 500\">"));
         let (ok, failed) = json(&r);
         let ok: serde_json::Value = serde_json::from_str(&ok).expect("json");
         assert_eq!(ok["Success_Test1"]["status_code"], "200");
         let failed: serde_json::Value = serde_json::from_str(&failed).expect("json");
-        assert!(failed["Failure_Test1"]["error"].as_str().is_some_and(|e| e.contains("got 500")));
+        assert!(
+            failed["Failure_Test1"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("got 500"))
+        );
         let (x, _) = xml(&r);
         assert!(x.contains("<xml_data>") && x.contains("<Success_Test1>"));
     }

@@ -133,7 +133,10 @@ impl Drop for ServerHandle {
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
 /// Starts a server on `127.0.0.1:0` answering with `handler`.
-pub fn serve(kind: Kind, handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> (SocketAddr, ServerHandle) {
+pub fn serve(
+    kind: Kind,
+    handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+) -> (SocketAddr, ServerHandle) {
     let handler: Handler = Arc::new(handler);
     let (req_tx, req_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -141,7 +144,10 @@ pub fn serve(kind: Kind, handler: impl Fn(&Received) -> Reply + Send + Sync + 's
     let (tls, cert_pem) = match kind {
         Kind::Https => {
             let (config, pem) = tls_config();
-            (Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))), Some(pem))
+            (
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+                Some(pem),
+            )
         }
         _ => (None, None),
     };
@@ -151,8 +157,12 @@ pub fn serve(kind: Kind, handler: impl Fn(&Received) -> Reply + Send + Sync + 's
             .build()
             .expect("test server runtime");
         rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-            addr_tx.send(listener.local_addr().expect("local addr")).expect("send addr");
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            addr_tx
+                .send(listener.local_addr().expect("local addr"))
+                .expect("send addr");
             let mut stop_rx = stop_rx;
             loop {
                 let (stream, _) = tokio::select! {
@@ -185,9 +195,11 @@ pub fn serve(kind: Kind, handler: impl Fn(&Received) -> Reply + Send + Sync + 's
                         }
                         (Kind::Https, Some(acceptor)) => {
                             if let Ok(tls) = acceptor.accept(stream).await {
-                                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(tls), service)
-                                    .await;
+                                let _ = hyper_util::server::conn::auto::Builder::new(
+                                    TokioExecutor::new(),
+                                )
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await;
                             }
                         }
                         (Kind::Https, None) => {}
@@ -208,9 +220,17 @@ pub fn serve(kind: Kind, handler: impl Fn(&Received) -> Reply + Send + Sync + 's
     )
 }
 
-async fn answer(req: Request<Incoming>, handler: &Handler, tx: &mpsc::Sender<Received>) -> Response<Full<Bytes>> {
+async fn answer(
+    req: Request<Incoming>,
+    handler: &Handler,
+    tx: &mpsc::Sender<Received>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let received = Received {
         method: parts.method.to_string(),
         target: parts
@@ -228,9 +248,13 @@ async fn answer(req: Request<Incoming>, handler: &Handler, tx: &mpsc::Sender<Rec
         tokio::time::sleep(reply.delay).await;
     }
     let mut res = Response::new(Full::new(reply.body));
-    *res.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *res.status_mut() =
+        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(&v)) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
             res.headers_mut().append(k, v);
         }
     }
@@ -238,19 +262,22 @@ async fn answer(req: Request<Incoming>, handler: &Handler, tx: &mpsc::Sender<Rec
 }
 
 fn tls_config() -> (rustls::ServerConfig, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("self-signed certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("self-signed certificate");
     let pem = cert.cert.pem();
     let der = cert.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
         cert.signing_key.serialize_der(),
     ));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key)
-        .expect("server certificate");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![der], key)
+    .expect("server certificate");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (config, pem)
 }
