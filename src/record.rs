@@ -167,9 +167,9 @@ fn recorder_error(e: ld_recorder::Error) -> anyhow::Error {
                  proxy?); stop it or pick another port with --proxy"
             )
         }
-        e @ (ld_recorder::Error::NoJournal(_) | ld_recorder::Error::UpstreamCa { .. }) => {
-            exit::input_error(e.to_string())
-        }
+        e @ (ld_recorder::Error::NoJournal(_)
+        | ld_recorder::Error::UpstreamCa { .. }
+        | ld_recorder::Error::Option(_)) => exit::input_error(e.to_string()),
         other => anyhow::Error::new(other),
     }
 }

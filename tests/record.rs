@@ -538,6 +538,15 @@ fn an_unreachable_upstream_gets_a_502_and_an_error_entry() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.ends_with("\n502"), "{text}");
     assert!(text.contains("could not get a response"), "{text}");
+    // A malformed request gets a 400 and a line saying why.
+    {
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(rec.addr).expect("connect");
+        raw.write_all(b"NOT HTTP AT ALL\r\n\r\n").expect("write");
+        let mut answer = String::new();
+        let _ = raw.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    }
     // The proxy is still serving.
     let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "alive"));
     assert_eq!(
@@ -546,6 +555,7 @@ fn an_unreachable_upstream_gets_a_502_and_an_error_entry() {
     );
     let (status, said) = rec.stop();
     assert!(status.success(), "{said}");
+    assert!(said.contains("malformed request from 127.0.0.1:"), "{said}");
     let har = read_har(&dir, "rec.har");
     let gone = entry(&har, &format!("http://{closed}/gone"));
     assert_eq!(gone["response"]["status"], 0);

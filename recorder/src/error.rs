@@ -38,6 +38,9 @@ pub enum Error {
     /// `--recover` found nothing to recover.
     #[error("no journal to recover at {}", .0.display())]
     NoJournal(PathBuf),
+    /// An option value that cannot be used.
+    #[error("{0}")]
+    Option(String),
     /// The local certificate authority could not be created or loaded.
     #[error("certificate authority: {0}")]
     Ca(String),

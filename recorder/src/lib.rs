@@ -156,7 +156,7 @@ pub fn record_until(
             let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
             Some(
                 http::HeaderValue::from_str(&format!("Basic {encoded}"))
-                    .map_err(|e| Error::Ca(format!("--auth: {e}")))?,
+                    .map_err(|e| Error::Option(format!("--auth: {e}")))?,
             )
         }
         None => None,

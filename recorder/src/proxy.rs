@@ -84,6 +84,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service_shared = Arc::clone(&shared);
+    let peer = ctx.peer;
     let service = service_fn(move |req| {
         let shared = Arc::clone(&service_shared);
         let ctx = ctx.clone();
@@ -96,12 +97,24 @@ where
         // The guard `wait_for` returns must not live across an await.
         let _ = graceful.wait_for(|stop| *stop).await.map(|_| ());
     };
-    tokio::select! {
-        _ = conn.as_mut() => {}
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
         _ = stopping => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            conn.await
         }
+    };
+    // hyper has already answered a malformed request with 400; the user learns why. A client
+    // that simply went away is not worth a line.
+    if let Err(e) = served
+        && let Some(e) = e.downcast_ref::<hyper::Error>()
+        && e.is_parse()
+    {
+        shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
+        shared.notices.say(&format!(
+            "malformed request from {peer}: {}",
+            error_chain(e)
+        ));
     }
 }
 
@@ -308,7 +321,7 @@ async fn forward(
         }
         Err(e) => {
             let reason = error_chain(&e);
-            let host = parts_host(&exchange);
+            let host = exchange_url(&exchange);
             shared
                 .notices
                 .say(&format!("upstream error for {host}: {reason}"));
@@ -326,7 +339,7 @@ async fn forward(
     }
 }
 
-fn parts_host(exchange: &Option<Arc<Exchange>>) -> String {
+fn exchange_url(exchange: &Option<Arc<Exchange>>) -> String {
     exchange
         .as_ref()
         .map(|e| e.url())
