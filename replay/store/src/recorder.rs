@@ -1,0 +1,577 @@
+//! The engine's side of the store: a [`Recorder`] takes request records and sampled response
+//! bodies during a run and a writer thread stores them.
+//!
+//! Nothing here runs on the engine's hot path but a channel send per batch and, per request,
+//! one relaxed atomic load to decide whether to keep the body for the shape sampler. The
+//! writer thread owns the connection; it folds every request into per-name aggregates and
+//! inserts the records in batches, one `BEGIN IMMEDIATE` transaction per batch. The run row
+//! is written first with the outcome `incomplete` and completed by [`Recorder::finish`]: a
+//! process killed midway leaves its run marked incomplete with the batches committed so far,
+//! and every other run untouched.
+//!
+//! This module must not depend on the engine (no tokio, no hyper): the engine depends on it.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{Connection, params_from_iter};
+use serde_json::Value;
+
+use crate::aggregate::{Accumulator, RunFigures, summary};
+use crate::error::{Error, Result};
+use crate::schema::immediate;
+use crate::shape::MAX_BODY;
+
+/// One request as the engine measured it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Index into the names given to [`Recorder::names`].
+    pub name_id: u32,
+    /// 0 when no response came back.
+    pub status: u16,
+    pub latency_us: u64,
+    pub bytes: u64,
+    /// Start, in µs since the run began.
+    pub at_us: u64,
+    pub url: Arc<str>,
+    /// Why the request failed; `None` when it passed.
+    pub error: Option<Box<str>>,
+}
+
+/// What a run is: stored with it, shown by `ld runs`.
+#[derive(Debug, Clone, Default)]
+pub struct RunMeta {
+    pub label: Option<String>,
+    /// User metadata (`--meta branch=main`), LoadDensity's `metadata_json`.
+    pub metadata: serde_json::Map<String, Value>,
+    pub plan_path: Option<String>,
+    /// SHA-256 of the plan's bytes ([`crate::plan_hash`]).
+    pub plan_hash: Option<String>,
+    pub host: Option<String>,
+    pub tool_version: String,
+    /// The load options the run used.
+    pub load: Value,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every request answered and every assertion held.
+    Passed,
+    /// Some requests or assertions failed.
+    Failed,
+    /// The run stopped on an error (a report could not be written, the runtime failed).
+    Error,
+}
+
+impl RunEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunEnd::Passed => "passed",
+            RunEnd::Failed => "failed",
+            RunEnd::Error => "error",
+        }
+    }
+}
+
+enum Msg {
+    Names(Vec<(String, String)>),
+    Requests(Vec<Request>),
+    Sample {
+        name_id: u32,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    Finish(RunEnd),
+}
+
+/// Responses looked at per name, at most.
+const MAX_SAMPLES: u32 = 32;
+/// Time between two samples of one name.
+const SAMPLE_EVERY_US: u64 = 100_000;
+/// Rows per transaction, at most.
+const BATCH_ROWS: usize = 20_000;
+/// Pending rows are committed at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Rows per INSERT statement.
+const ROWS_PER_STATEMENT: usize = 64;
+
+struct Slot {
+    next_us: AtomicU64,
+    taken: AtomicU32,
+}
+
+/// Decides which responses the shape sampler looks at: the first successful one of each
+/// name, then one per [`SAMPLE_EVERY_US`], at most [`MAX_SAMPLES`].
+struct Sampler {
+    epoch: Instant,
+    slots: OnceLock<Vec<Slot>>,
+}
+
+impl Sampler {
+    fn wants(&self, name_id: u32) -> bool {
+        let Some(slot) = self.slots.get().and_then(|s| s.get(name_id as usize)) else {
+            return false;
+        };
+        let next = slot.next_us.load(Ordering::Relaxed);
+        if next == u64::MAX {
+            return false;
+        }
+        let now = self.epoch.elapsed().as_micros() as u64;
+        now >= next
+            && slot
+                .next_us
+                .compare_exchange(
+                    next,
+                    now + SAMPLE_EVERY_US,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Counts a sample taken; after the last one, no more bodies are asked for.
+    fn taken(&self, name_id: u32) -> bool {
+        let Some(slot) = self.slots.get().and_then(|s| s.get(name_id as usize)) else {
+            return false;
+        };
+        let n = slot.taken.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= MAX_SAMPLES {
+            slot.next_us.store(u64::MAX, Ordering::Relaxed);
+        }
+        n <= MAX_SAMPLES
+    }
+}
+
+struct Inner {
+    tx: Sender<Msg>,
+    sampler: Sampler,
+    join: Mutex<Option<JoinHandle<Result<Option<i64>>>>>,
+}
+
+/// The store's handle for one run; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, path: String, meta: RunMeta) -> Result<Recorder> {
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            path,
+            meta,
+            run_id: None,
+            names: Vec::new(),
+            accs: Vec::new(),
+            pending: Vec::new(),
+            started: Instant::now(),
+            started_at: iso_seconds(SystemTime::now()),
+            failed: None,
+        };
+        let join = std::thread::Builder::new()
+            .name("ld-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::Writer(e.to_string()))?;
+        Ok(Recorder {
+            inner: Arc::new(Inner {
+                tx,
+                sampler: Sampler {
+                    epoch: Instant::now(),
+                    slots: OnceLock::new(),
+                },
+                join: Mutex::new(Some(join)),
+            }),
+        })
+    }
+
+    /// The run's request names and methods, indexed by `name_id`; call once, before the
+    /// first request. This is what creates the run in the database.
+    pub fn names<I, N, M>(&self, names: I)
+    where
+        I: IntoIterator<Item = (N, M)>,
+        N: Into<String>,
+        M: Into<String>,
+    {
+        let names: Vec<(String, String)> = names
+            .into_iter()
+            .map(|(n, m)| (n.into(), m.into()))
+            .collect();
+        let _ = self.inner.sampler.slots.set(
+            names
+                .iter()
+                .map(|_| Slot {
+                    next_us: AtomicU64::new(0),
+                    taken: AtomicU32::new(0),
+                })
+                .collect(),
+        );
+        let _ = self.inner.tx.send(Msg::Names(names));
+    }
+
+    /// Hands over a batch of finished requests.
+    pub fn requests(&self, batch: Vec<Request>) {
+        if !batch.is_empty() {
+            let _ = self.inner.tx.send(Msg::Requests(batch));
+        }
+    }
+
+    /// Whether the engine should keep this response's body and pass it to [`Recorder::body`]:
+    /// true for the first response of each name and then for a sample.
+    #[inline]
+    pub fn wants_body(&self, name_id: u32) -> bool {
+        self.inner.sampler.wants(name_id)
+    }
+
+    /// A response body the sampler asked for. Only successful (2xx) responses shape the
+    /// fingerprint; a changed status is reported as such.
+    pub fn body(&self, name_id: u32, status: u16, content_type: Option<&str>, body: &[u8]) {
+        if !(200..300).contains(&status) || !self.inner.sampler.taken(name_id) {
+            return;
+        }
+        let body = if body.len() <= MAX_BODY {
+            body.to_vec()
+        } else {
+            Vec::new()
+        };
+        let _ = self.inner.tx.send(Msg::Sample {
+            name_id,
+            content_type: content_type.map(str::to_string),
+            body,
+        });
+    }
+
+    /// Ends the run: commits what is pending, stores the aggregates and the outcome, and
+    /// stops the writer. Returns the run's id (`None` when nothing was recorded: the plan
+    /// never started). A second call returns `Ok(None)`.
+    pub fn finish(&self, end: RunEnd) -> Result<Option<i64>> {
+        let join = match self.inner.join.lock() {
+            Ok(mut j) => j.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(join) = join else {
+            return Ok(None);
+        };
+        let _ = self.inner.tx.send(Msg::Finish(end));
+        join.join()
+            .map_err(|_| Error::Writer("the writer thread panicked".into()))?
+    }
+}
+
+/// `2024-05-01T12:00:00+00:00`: LoadDensity's `started_at` (UTC, to the second).
+pub(crate) fn iso_seconds(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
+}
+
+struct Writer {
+    conn: Connection,
+    path: String,
+    meta: RunMeta,
+    run_id: Option<i64>,
+    names: Vec<(String, String)>,
+    accs: Vec<Accumulator>,
+    pending: Vec<Request>,
+    started: Instant,
+    started_at: String,
+    /// The first write error; later batches are dropped and the error is returned at the end.
+    failed: Option<Error>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) -> Result<Option<i64>> {
+        let mut last_flush = Instant::now();
+        loop {
+            match rx.recv_timeout(FLUSH_EVERY) {
+                Ok(Msg::Names(names)) => {
+                    let names: Vec<(String, String)> = names
+                        .into_iter()
+                        .map(|(n, m)| (n, m.to_ascii_lowercase()))
+                        .collect();
+                    for (i, (n, m)) in names.iter().enumerate() {
+                        if let Some(acc) = self.accs.get_mut(i) {
+                            acc.name.clone_from(n);
+                            acc.method.clone_from(m);
+                        } else {
+                            self.accs.push(Accumulator::new(n.clone(), m.clone()));
+                        }
+                    }
+                    self.names = names;
+                    self.guard(Writer::ensure_run);
+                }
+                Ok(Msg::Requests(batch)) => {
+                    self.guard(Writer::ensure_run);
+                    for r in &batch {
+                        self.acc(r.name_id)
+                            .add(r.latency_us, r.status, r.bytes, r.error.is_some());
+                    }
+                    if self.failed.is_none() {
+                        self.pending.extend(batch);
+                    }
+                }
+                Ok(Msg::Sample {
+                    name_id,
+                    content_type,
+                    body,
+                }) => {
+                    self.acc(name_id)
+                        .shape
+                        .observe(content_type.as_deref(), &body);
+                }
+                Ok(Msg::Finish(end)) => {
+                    self.guard(Writer::flush);
+                    if self.run_id.is_some() {
+                        self.guard(|w| w.complete(end));
+                    }
+                    return match self.failed {
+                        Some(e) => Err(e),
+                        None => Ok(self.run_id),
+                    };
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Every handle is gone without a finish: keep what came, leave the run
+                    // marked incomplete.
+                    self.guard(Writer::flush);
+                    return match self.failed {
+                        Some(e) => Err(e),
+                        None => Ok(self.run_id),
+                    };
+                }
+            }
+            if self.pending.len() >= BATCH_ROWS
+                || (!self.pending.is_empty() && last_flush.elapsed() >= FLUSH_EVERY)
+            {
+                self.guard(Writer::flush);
+                last_flush = Instant::now();
+            }
+        }
+    }
+
+    /// Runs a write step unless an earlier one failed; keeps the first failure.
+    fn guard(&mut self, step: impl FnOnce(&mut Writer) -> Result<()>) {
+        if self.failed.is_none() {
+            if let Err(e) = step(self) {
+                self.pending.clear();
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    fn acc(&mut self, name_id: u32) -> &mut Accumulator {
+        let i = name_id as usize;
+        while self.accs.len() <= i {
+            let n = self.accs.len();
+            self.accs
+                .push(Accumulator::new(format!("#{n}"), String::new()));
+        }
+        &mut self.accs[i]
+    }
+
+    fn ensure_run(&mut self) -> Result<()> {
+        if self.run_id.is_some() {
+            return Ok(());
+        }
+        let m = &self.meta;
+        let metadata = Value::Object(m.metadata.clone()).to_string();
+        let load = m.load.to_string();
+        let id = immediate(&self.conn, &self.path, |c| {
+            c.execute(
+                "INSERT INTO load_density_runs (started_at, label, metadata_json, outcome, plan_path, plan_hash, host, tool_version, load_json)
+                 VALUES (?1, ?2, ?3, 'incomplete', ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![
+                    self.started_at,
+                    m.label,
+                    metadata,
+                    m.plan_path,
+                    m.plan_hash,
+                    m.host,
+                    m.tool_version,
+                    load
+                ],
+            )
+            .map_err(|e| Error::sqlite(&self.path, "create the run", e))?;
+            Ok(c.last_insert_rowid())
+        })?;
+        self.run_id = Some(id);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(run_id) = self.run_id else {
+            return Ok(());
+        };
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        let names = &self.names;
+        let path = self.path.as_str();
+        immediate(&self.conn, path, |c| {
+            insert_rows(c, path, run_id, names, &rows)
+        })
+    }
+
+    fn complete(&mut self, end: RunEnd) -> Result<()> {
+        let Some(run_id) = self.run_id else {
+            return Ok(());
+        };
+        let duration_s = self.started.elapsed().as_secs_f64();
+        let summary = summary(
+            &self.accs,
+            &RunFigures {
+                started_at: &self.started_at,
+                duration_s,
+            },
+        );
+        let (requests, failures) = (
+            summary["totals"]["requests"].as_u64().unwrap_or(0),
+            summary["totals"]["failures"].as_u64().unwrap_or(0),
+        );
+        let ended_at = iso_seconds(SystemTime::now());
+        let path = self.path.as_str();
+        let accs = &self.accs;
+        immediate(&self.conn, path, |c| {
+            let mut stmt = c
+                .prepare(
+                    "INSERT OR REPLACE INTO ld_aggregates (run_id, name, ord, method, requests, failures, bytes, min_ms, mean_ms,
+                     p50_ms, p90_ms, p95_ms, p99_ms, max_ms, statuses_json, shape_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(|e| Error::sqlite(path, "store the aggregates", e))?;
+            for (ord, a) in accs.iter().enumerate().filter(|(_, a)| a.requests() > 0) {
+                let g = a.aggregate();
+                let statuses: serde_json::Map<String, Value> = g
+                    .statuses
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                    .collect();
+                let shape = g
+                    .shape
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default());
+                stmt.execute(rusqlite::params![
+                    run_id,
+                    g.name,
+                    ord as i64,
+                    g.method,
+                    g.requests as i64,
+                    g.failures as i64,
+                    g.bytes as i64,
+                    g.min_ms,
+                    g.mean_ms,
+                    g.p50_ms,
+                    g.p90_ms,
+                    g.p95_ms,
+                    g.p99_ms,
+                    g.max_ms,
+                    Value::Object(statuses).to_string(),
+                    shape,
+                ])
+                .map_err(|e| Error::sqlite(path, "store the aggregates", e))?;
+            }
+            c.execute(
+                "UPDATE load_density_runs SET ended_at = ?1, outcome = ?2, requests = ?3, failures = ?4,
+                 duration_s = ?5, summary_json = ?6 WHERE id = ?7",
+                rusqlite::params![
+                    ended_at,
+                    end.as_str(),
+                    requests as i64,
+                    failures as i64,
+                    duration_s,
+                    summary.to_string(),
+                    run_id
+                ],
+            )
+            .map_err(|e| Error::sqlite(path, "complete the run", e))?;
+            Ok(())
+        })
+    }
+}
+
+const RECORD_INSERT: &str = "INSERT INTO load_density_records (run_id, outcome, method, test_url, name, status_code, response_time_ms, response_length, error, at_ms) VALUES ";
+const RECORD_VALUES: &str = "(?,?,?,?,?,?,?,?,?,?)";
+
+/// Inserts `rows` as LoadDensity's records, [`ROWS_PER_STATEMENT`] per statement.
+fn insert_rows(
+    c: &Connection,
+    path: &str,
+    run_id: i64,
+    names: &[(String, String)],
+    rows: &[Request],
+) -> Result<()> {
+    let many = format!(
+        "{RECORD_INSERT}{}",
+        vec![RECORD_VALUES; ROWS_PER_STATEMENT].join(",")
+    );
+    let one = format!("{RECORD_INSERT}{RECORD_VALUES}");
+    let err = |e| Error::sqlite(path, "store the records", e);
+    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+    {
+        let mut stmt = c.prepare_cached(&many).map_err(err)?;
+        let mut statuses: Vec<String> = Vec::with_capacity(ROWS_PER_STATEMENT);
+        for chunk in chunks.by_ref() {
+            statuses.clear();
+            statuses.extend(chunk.iter().map(|r| r.status.to_string()));
+            let params = chunk
+                .iter()
+                .zip(&statuses)
+                .flat_map(|(r, status)| row_params(run_id, names, r, status));
+            stmt.execute(params_from_iter(params)).map_err(err)?;
+        }
+    }
+    let mut stmt = c.prepare_cached(&one).map_err(err)?;
+    for r in chunks.remainder() {
+        let status = r.status.to_string();
+        stmt.execute(params_from_iter(row_params(run_id, names, r, &status)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One record's ten values, LoadDensity's way: lowercase method, status as text (NULL when
+/// no response came), latency in milliseconds.
+fn row_params<'a>(
+    run_id: i64,
+    names: &'a [(String, String)],
+    r: &'a Request,
+    status: &'a str,
+) -> [rusqlite::types::ToSqlOutput<'a>; 10] {
+    use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
+    let text = |s: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()));
+    let null = || ToSqlOutput::Owned(Sql::Null);
+    let (name, method) = names
+        .get(r.name_id as usize)
+        .map_or(("", ""), |(n, m)| (n.as_str(), m.as_str()));
+    [
+        ToSqlOutput::Owned(Sql::Integer(run_id)),
+        text(if r.error.is_none() {
+            "success"
+        } else {
+            "failure"
+        }),
+        text(method),
+        text(&r.url),
+        text(name),
+        if r.status == 0 { null() } else { text(status) },
+        ToSqlOutput::Owned(Sql::Real(r.latency_us as f64 / 1000.0)),
+        ToSqlOutput::Owned(Sql::Integer(r.bytes as i64)),
+        match &r.error {
+            Some(e) => text(e),
+            None => null(),
+        },
+        ToSqlOutput::Owned(Sql::Real(r.at_us as f64 / 1000.0)),
+    ]
+}
