@@ -231,6 +231,13 @@ fn fill_phases(state: &mut State) {
     }
     let response_at = state.response_at.unwrap_or(now);
     let until_response = ms(state.begun, response_at);
+    if state.record.response.is_none() {
+        // No answer: the whole time was spent waiting for one (connecting, usually).
+        phases.send = 0.0;
+        phases.wait = until_response;
+        phases.receive = 0.0;
+        return;
+    }
     let send = state
         .request_end
         .map(|end| (ms(state.begun, end) - setup).clamp(0.0, (until_response - setup).max(0.0)))

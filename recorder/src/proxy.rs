@@ -320,7 +320,11 @@ async fn forward(
             Response::from_parts(parts, body)
         }
         Err(e) => {
-            let reason = error_chain(&e);
+            // "client error (Connect)" says nothing the cause does not.
+            let reason = match std::error::Error::source(&e) {
+                Some(cause) if e.is_connect() => error_chain(cause),
+                _ => error_chain(&e),
+            };
             let host = exchange_url(&exchange);
             shared
                 .notices

@@ -89,16 +89,26 @@ pub(crate) fn client_config(settings: &UpstreamTls, alpn: &[&[u8]]) -> Result<Ar
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth()
     } else {
+        let (store, pinned) = roots(&settings.extra_roots)?;
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(store),
+            Arc::clone(&provider),
+        )
+        .build()
+        .map_err(|e| Error::Option(format!("upstream certificate roots: {e}")))?;
         builder
-            .with_root_certificates(roots(&settings.extra_roots)?)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RootsOrPinned { webpki, pinned }))
             .with_no_client_auth()
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
-fn roots(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
+/// The trust store, and the `--upstream-ca` certificates themselves.
+fn roots(extra: &[PathBuf]) -> Result<(rustls::RootCertStore, Vec<CertificateDer<'static>>)> {
     let mut store = rustls::RootCertStore::empty();
+    let mut pinned = Vec::new();
     let native = rustls_native_certs::load_native_certs();
     // Individual unparsable system certificates are skipped, as browsers do.
     let (added, _) = store.add_parsable_certificates(native.certs);
@@ -115,13 +125,67 @@ fn roots(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
             });
         }
         for cert in certs {
-            store.add(cert).map_err(|e| Error::UpstreamCa {
+            store.add(cert.clone()).map_err(|e| Error::UpstreamCa {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
+            pinned.push(cert);
         }
     }
-    Ok(store)
+    Ok((store, pinned))
+}
+
+/// The usual WebPKI check against the roots, plus: a server presenting exactly one of the
+/// `--upstream-ca` certificates is accepted. A test server's self-signed certificate made with
+/// `openssl req -x509` is marked as a CA, which WebPKI refuses as a server certificate even
+/// when it is a trusted root; given by the user for this purpose, it is trusted as is.
+#[derive(Debug)]
+struct RootsOrPinned {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for RootsOrPinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `--insecure-upstream`: any certificate is accepted, signatures are still checked so the
@@ -404,5 +468,55 @@ impl hyper::rt::Write for Upstream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed_ca(dir: &std::path::Path, name: &str) -> (PathBuf, CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        // What `openssl req -x509` makes: a self-signed certificate flagged as a CA.
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("cert");
+        let path = dir.join(name);
+        std::fs::write(&path, cert.pem()).expect("write");
+        (path, cert.der().clone())
+    }
+
+    #[test]
+    fn an_upstream_ca_file_pins_a_self_signed_server_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, der) = self_signed_ca(dir.path(), "server.pem");
+        let (_, other) = self_signed_ca(dir.path(), "other.pem");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (store, pinned) = roots(&[path]).expect("roots");
+        let webpki =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                .build()
+                .expect("verifier");
+        let verifier = RootsOrPinned { webpki, pinned };
+        let name = ServerName::try_from("localhost").expect("name");
+        assert!(
+            verifier
+                .verify_server_cert(&der, &[], &name, &[], UnixTime::now())
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_server_cert(&other, &[], &name, &[], UnixTime::now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "nothing here").expect("write");
+        assert!(matches!(roots(&[path]), Err(Error::UpstreamCa { .. })));
     }
 }
