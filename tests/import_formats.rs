@@ -182,6 +182,11 @@ fn postman_fixtures_import_to_their_golden_plans() {
     check_dir("postman");
 }
 
+#[test]
+fn jmeter_fixtures_import_to_their_golden_plans() {
+    check_dir("jmeter");
+}
+
 fn tasks(plan: &Value) -> Vec<Value> {
     let actions = plan["load_density"].as_array().expect("actions");
     let start = actions

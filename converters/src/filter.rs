@@ -65,11 +65,6 @@ impl Filter {
         self
     }
 
-    /// Whether `--tag` was given.
-    pub(crate) fn has_tags(&self) -> bool {
-        !self.tags.is_empty()
-    }
-
     /// Decides on an operation of an API description: the patterns are tried on the URL and on
     /// each label (operation id, tags, folder names); `tags` are checked against `--tag`.
     /// Returns the reason to drop it, as the summary counts it.

@@ -14,6 +14,7 @@ mod error;
 mod filter;
 mod form;
 pub mod har;
+pub mod jmeter;
 mod naming;
 pub mod openapi;
 mod output;
@@ -32,12 +33,18 @@ pub enum Format {
     Postman,
     OpenApi,
     Curl,
+    Jmeter,
 }
 
 impl Format {
     /// Every format, in the order detection tries them.
-    pub const ALL: &'static [Format] =
-        &[Format::Har, Format::Postman, Format::OpenApi, Format::Curl];
+    pub const ALL: &'static [Format] = &[
+        Format::Har,
+        Format::Postman,
+        Format::OpenApi,
+        Format::Curl,
+        Format::Jmeter,
+    ];
 
     /// The name used by `--from`.
     pub fn name(self) -> &'static str {
@@ -46,6 +53,7 @@ impl Format {
             Format::Postman => "postman",
             Format::OpenApi => "openapi",
             Format::Curl => "curl",
+            Format::Jmeter => "jmeter",
         }
     }
 
@@ -57,6 +65,7 @@ impl Format {
             .find(|f| f.name().eq_ignore_ascii_case(name))
             .or(match name.to_ascii_lowercase().as_str() {
                 "swagger" => Some(Format::OpenApi),
+                "jmx" => Some(Format::Jmeter),
                 _ => None,
             })
     }
@@ -81,6 +90,9 @@ impl Format {
         if openapi::looks_like_openapi(text) {
             return Some(Format::OpenApi);
         }
+        if text.starts_with('<') && jmeter::looks_like_jmeter(text) {
+            return Some(Format::Jmeter);
+        }
         if curl::looks_like_curl(text) {
             return Some(Format::Curl);
         }
@@ -102,5 +114,6 @@ pub fn import(format: Format, name: &str, bytes: &[u8], options: &ImportOptions)
         Format::OpenApi => openapi::import(name, bytes, options),
         Format::Curl => curl::import(name, bytes, options),
         Format::Postman => postman::import(name, bytes, options),
+        Format::Jmeter => jmeter::import(name, bytes, options),
     }
 }

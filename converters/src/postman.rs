@@ -493,10 +493,7 @@ fn request_task(
         }
     }
     let mut own_status = None;
-    for events in item.get("event") {
-        let Some(list) = events.as_array() else {
-            continue;
-        };
+    if let Some(list) = item.get("event").and_then(Value::as_array) {
         for event in list {
             if event.get("disabled").and_then(Value::as_bool) == Some(true) {
                 continue;

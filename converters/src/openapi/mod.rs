@@ -363,15 +363,14 @@ impl<'a> Api<'a> {
                     };
                     query_pairs(name, &value, style, explode, &mut query);
                 }
-                "header" => {
-                    // The description's Accept, Content-Type and Authorization parameters are
-                    // ignored by the specification: the body and security decide them.
+                // The description's Accept, Content-Type and Authorization parameters are
+                // ignored by the specification: the body and security decide them.
+                "header"
                     if !["accept", "content-type", "authorization"]
                         .iter()
-                        .any(|h| h.eq_ignore_ascii_case(name))
-                    {
-                        headers.push((name.to_string(), simple(&value)));
-                    }
+                        .any(|h| h.eq_ignore_ascii_case(name)) =>
+                {
+                    headers.push((name.to_string(), simple(&value)));
                 }
                 "cookie" => cookies.push((name.to_string(), simple(&value))),
                 "formData" => {
