@@ -221,10 +221,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub(crate) fn options(&self) -> &ImportOptions {
-        self.options
-    }
-
     /// Registers a variable for `${var.NAME}`; a later value for the same name wins.
     pub(crate) fn variable(&mut self, name: &str, value: Value) {
         self.variables.insert(name.to_string(), value);
