@@ -388,6 +388,47 @@ fn websocket_messages_are_recorded_in_both_directions() {
 }
 
 #[test]
+fn secure_websocket_messages_are_recorded_through_tls_interception() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, echo, server_pem) = ld_test_support::ws::echo_server_tls();
+    let upstream_ca = dir.path().join("upstream.pem");
+    std::fs::write(&upstream_ca, server_pem).expect("pem");
+    let rec = Recorder::start(
+        dir.path(),
+        &["--upstream-ca", upstream_ca.to_str().expect("utf8")],
+    );
+    let ca = std::fs::read_to_string(rec.ca()).expect("ld CA");
+    let authority = format!("localhost:{}", server.port());
+    let sent = vec![
+        WsMessage::Text("over tls".into()),
+        WsMessage::Binary(vec![0, 255]),
+    ];
+    let back = ld_test_support::ws::exchange_via_proxy_tls(
+        rec.addr,
+        &authority,
+        "/live",
+        &ca,
+        sent.clone(),
+    )
+    .expect("wss through the proxy");
+    assert_eq!(back, sent);
+    assert_eq!(echo.messages.try_iter().collect::<Vec<_>>(), sent);
+    rec.wait_for_journal(1);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let ws = entry(&har, &format!("wss://{authority}/live"));
+    assert_eq!(ws["response"]["status"], 101);
+    let data: Vec<&str> = ws["_webSocketMessages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["data"].as_str().expect("data"))
+        .collect();
+    assert_eq!(data, ["over tls", "over tls", "AP8=", "AP8="]);
+}
+
+#[test]
 fn a_server_sent_event_stream_is_forwarded_as_it_arrives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, sse) = ld_test_support::sse::server();

@@ -2,7 +2,7 @@
 //! proxy (CONNECT, then the handshake inside the tunnel), as browsers do.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,6 +54,32 @@ impl Drop for WsHandle {
 
 /// Starts an echo server on `127.0.0.1:0`: every text or binary message comes back as is.
 pub fn echo_server() -> (SocketAddr, WsHandle) {
+    start(None)
+}
+
+/// The same echo server behind TLS (`wss://`), with a self-signed certificate for localhost
+/// and 127.0.0.1; the certificate (PEM) comes back for `--upstream-ca`.
+pub fn echo_server_tls() -> (SocketAddr, WsHandle, String) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("server certificate");
+    let (addr, handle) = start(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))));
+    (addr, handle, pem)
+}
+
+fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> (SocketAddr, WsHandle) {
     let (msg_tx, msg_rx) = mpsc::channel();
     let (stop_tx, mut stop_rx) = oneshot::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
@@ -76,22 +102,15 @@ pub fn echo_server() -> (SocketAddr, WsHandle) {
                     _ = &mut stop_rx => break,
                 };
                 let msg_tx = msg_tx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    use futures_util::{SinkExt, StreamExt};
-                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                        return;
-                    };
-                    while let Some(Ok(message)) = ws.next().await {
-                        if message.is_close() {
-                            let _ = ws.close(None).await;
-                            break;
-                        }
-                        if let Some(m) = WsMessage::from_message(message.clone()) {
-                            let _ = msg_tx.send(m);
-                            if ws.send(message).await.is_err() {
-                                break;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                echo(stream, msg_tx).await;
                             }
                         }
+                        None => echo(stream, msg_tx).await,
                     }
                 });
             }
@@ -108,6 +127,28 @@ pub fn echo_server() -> (SocketAddr, WsHandle) {
     )
 }
 
+async fn echo<S>(stream: S, msg_tx: mpsc::Sender<WsMessage>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if message.is_close() {
+            let _ = ws.close(None).await;
+            break;
+        }
+        if let Some(m) = WsMessage::from_message(message.clone()) {
+            let _ = msg_tx.send(m);
+            if ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// Connects to `ws://{server}{path}` through the HTTP proxy at `proxy`, sends `outgoing` one
 /// by one (each answer awaited), closes, and returns what came back.
 pub fn exchange_via_proxy(
@@ -116,11 +157,36 @@ pub fn exchange_via_proxy(
     path: &str,
     outgoing: Vec<WsMessage>,
 ) -> std::io::Result<Vec<WsMessage>> {
+    exchange(proxy, &server.to_string(), path, None, outgoing)
+}
+
+/// Connects to `wss://{authority}{path}` through the HTTP proxy at `proxy`, trusting the CA
+/// certificate `ca_pem` (the proxy's), and exchanges messages as [`exchange_via_proxy`] does.
+pub fn exchange_via_proxy_tls(
+    proxy: SocketAddr,
+    authority: &str,
+    path: &str,
+    ca_pem: &str,
+    outgoing: Vec<WsMessage>,
+) -> std::io::Result<Vec<WsMessage>> {
+    exchange(proxy, authority, path, Some(ca_pem), outgoing)
+}
+
+fn exchange(
+    proxy: SocketAddr,
+    server: &str,
+    path: &str,
+    ca_pem: Option<&str>,
+    outgoing: Vec<WsMessage>,
+) -> std::io::Result<Vec<WsMessage>> {
+    let tls = match ca_pem {
+        Some(pem) => Some(client_tls(pem)?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        use futures_util::{SinkExt, StreamExt};
         let mut tcp = TcpStream::connect(proxy).await?;
         tcp.write_all(format!("CONNECT {server} HTTP/1.1\r\nHost: {server}\r\n\r\n").as_bytes())
             .await?;
@@ -138,10 +204,89 @@ pub fn exchange_via_proxy(
                 String::from_utf8_lossy(&head).into_owned(),
             ));
         }
-        let url = format!("ws://{server}{path}");
-        let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
-            .await
-            .map_err(std::io::Error::other)?;
+        match tls {
+            None => {
+                talk(
+                    tokio_tungstenite::client_async(format!("ws://{server}{path}"), tcp)
+                        .await
+                        .map_err(std::io::Error::other)?
+                        .0,
+                    outgoing,
+                )
+                .await
+            }
+            Some(connector) => {
+                let host = server
+                    .rsplit_once(':')
+                    .map_or(server, |(h, _)| h)
+                    .to_string();
+                let name =
+                    rustls::pki_types::ServerName::try_from(host).map_err(std::io::Error::other)?;
+                let stream = connector.connect(name, tcp).await?;
+                let url = format!("wss://{server}{path}");
+                let (ws, _) = tokio_tungstenite::client_async(url, stream)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                talk(ws, outgoing).await
+            }
+        }
+    })
+}
+
+fn client_tls(ca_pem: &str) -> std::io::Result<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    let b64: String = ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = decode_base64(&b64).ok_or_else(|| std::io::Error::other("bad PEM"))?;
+    roots
+        .add(rustls::pki_types::CertificateDer::from(der))
+        .map_err(std::io::Error::other)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(std::io::Error::other)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Standard base64 (the body of a PEM block).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+    {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+async fn talk<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    outgoing: Vec<WsMessage>,
+) -> std::io::Result<Vec<WsMessage>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    {
         let mut back = Vec::new();
         for m in outgoing {
             ws.send(m.into_message())
@@ -158,5 +303,5 @@ pub fn exchange_via_proxy(
         ws.close(None).await.map_err(std::io::Error::other)?;
         while let Some(Ok(_)) = ws.next().await {}
         Ok(back)
-    })
+    }
 }
