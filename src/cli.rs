@@ -23,4 +23,10 @@ pub(crate) enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Start a demo API, record, import and replay a session against it
     Demo(crate::demo::DemoArgs),
+    /// Compare a stored run with a baseline: what regressed, name by name
+    Diff(crate::diff::DiffArgs),
+    /// Name the runs later runs are compared with
+    Baseline(crate::baseline::BaselineArgs),
+    /// List, show, remove and prune stored runs
+    Runs(crate::runs::RunsArgs),
 }

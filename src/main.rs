@@ -4,14 +4,17 @@
 //! rather than a subcommand, it hands over to the next `ld` on PATH before anything else runs
 //! (see `linker`).
 
+mod baseline;
 mod ca;
 mod cli;
 mod demo;
+mod diff;
 mod exit;
 mod import;
 mod linker;
 mod record;
 mod replay;
+mod runs;
 
 use std::process::ExitCode;
 
@@ -40,6 +43,9 @@ fn main() -> ExitCode {
         cli::Command::Ca(args) => ca::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Demo(args) => demo::run(args),
+        cli::Command::Diff(args) => diff::run(args),
+        cli::Command::Baseline(args) => baseline::run(args),
+        cli::Command::Runs(args) => runs::run(args),
     };
     match result {
         Ok(code) => code,
