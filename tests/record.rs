@@ -835,3 +835,80 @@ fn filters_passthrough_and_max_body_shape_what_is_recorded() {
     assert_eq!(cut["response"]["content"]["_truncated"], true);
     assert_eq!(cut["response"]["bodySize"], 5000);
 }
+
+#[test]
+fn client_failures_are_reported_and_never_stop_the_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, sse) = ld_test_support::sse::server();
+    let (secure, _secure_server) = serve(Kind::Https, |_| Reply::new(200, "never seen"));
+    let rec = Recorder::start(dir.path(), &["--insecure-upstream"]);
+
+    // A client that does not trust the ld CA refuses the handshake.
+    let refused = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-x", &rec.proxy()])
+        .arg(format!("https://localhost:{}/", secure.port()))
+        .output()
+        .expect("curl");
+    assert!(
+        !refused.status.success(),
+        "curl must refuse an untrusted certificate"
+    );
+
+    // A client that goes away in the middle of a stream.
+    let mut client = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "60", "-x", &rec.proxy()])
+        .arg(format!("http://{server}/events"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut out = BufReader::new(client.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("read");
+    assert_eq!(first, "data: ready\n");
+    client.kill().expect("kill curl");
+    let _ = client.wait();
+    drop(out);
+    // The proxy learns of the departure when it next writes to that client.
+    let deadline = Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(rec.journal()).is_ok_and(|j| !j.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the cut exchange was never journaled"
+        );
+        sse.send("more");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "still here"));
+    assert_eq!(
+        curl(&["-x", &rec.proxy(), &format!("http://{plain}/")]).stdout,
+        b"still here"
+    );
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    assert!(
+        said.contains("TLS handshake with the client for localhost failed"),
+        "{said}"
+    );
+    assert!(said.contains("ld ca install-help"), "{said}");
+    let har = read_har(&dir, "rec.har");
+    let cut = entry(&har, &format!("http://{server}/events"));
+    assert_eq!(cut["_incomplete"], true);
+    assert!(
+        cut["response"]["content"]["text"]
+            .as_str()
+            .expect("text")
+            .starts_with("data: ready\n\n")
+    );
+    assert!(
+        cut["comment"]
+            .as_str()
+            .expect("comment")
+            .contains("the client closed the connection")
+    );
+    assert_eq!(
+        entry(&har, &format!("http://{plain}/"))["response"]["status"],
+        200
+    );
+}
