@@ -270,7 +270,190 @@ fn odd_inputs_never_panic() {
                 code == Some(0) || code == Some(2),
                 "input {i} as {from}: exit {code:?}: {stderr}"
             );
-            assert!(!stderr.contains("panicked"), "input {i} as {from}: {stderr}");
+            assert!(
+                !stderr.contains("panicked"),
+                "input {i} as {from}: {stderr}"
+            );
         }
     }
+}
+
+/// The pet store of `fixtures/openapi/petstore.yaml`, as a server: each operation answers with
+/// its declared status when the request carries what the description requires (credentials,
+/// required headers, a body of the declared type), and 4xx otherwise.
+fn petstore(r: &ld_test_support::http::Received) -> ld_test_support::http::Reply {
+    use ld_test_support::http::Reply;
+    let key_ok = r.header("x-api-key") == "key-123";
+    let bearer_ok = r.header("authorization") == "Bearer bearer-456";
+    let content_type = r.header("content-type").to_ascii_lowercase();
+    let segments: Vec<&str> = r.path().trim_start_matches('/').split('/').collect();
+    let deny = |why: &str| Reply::json(401, format!("{{\"error\":\"{why}\"}}"));
+    match (r.method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "pets"]) if !key_ok => deny("api key"),
+        ("GET", ["api", "pets"]) if r.target.contains("limit=") => {
+            Reply::json(200, r#"[{"id":1,"name":"Fido","species":"dog"}]"#)
+        }
+        ("POST", ["api", "pets"]) if !key_ok => deny("api key"),
+        ("POST", ["api", "pets"]) if content_type.starts_with("application/json") => {
+            match serde_json::from_slice::<Value>(&r.body) {
+                Ok(v) if v.get("name").is_some() && v.get("species").is_some() => {
+                    Reply::json(201, r#"{"id":2}"#)
+                }
+                _ => Reply::json(400, r#"{"error":"name and species are required"}"#),
+            }
+        }
+        ("GET", ["api", "pets", _]) if key_ok => Reply::json(200, r#"{"id":7,"name":"Rex"}"#),
+        ("PUT", ["api", "pets", _]) if bearer_ok => Reply::new(204, ""),
+        ("DELETE", ["api", "pets", _]) if key_ok => Reply::new(204, ""),
+        ("POST", ["api", "pets", _, "photo"])
+            if key_ok && content_type.starts_with("multipart/form-data") =>
+        {
+            Reply::json(201, r#"{"stored":true}"#)
+        }
+        ("POST", ["api", "store", "orders"])
+            if content_type.starts_with("application/x-www-form-urlencoded") =>
+        {
+            let body = String::from_utf8_lossy(&r.body);
+            if body.contains("petId=") && body.contains("quantity=") {
+                Reply::json(200, r#"{"placed":true}"#)
+            } else {
+                Reply::json(400, r#"{"error":"petId and quantity are required"}"#)
+            }
+        }
+        ("GET", ["api", "store", "inventory"]) if key_ok && !r.header("x-trace").is_empty() => {
+            Reply::json(200, r#"{"dog":3}"#)
+        }
+        (_, ["api", ..]) if !key_ok && !bearer_ok => deny("credentials"),
+        _ => Reply::json(404, r#"{"error":"no such operation"}"#),
+    }
+}
+
+/// Runs `ld replay --once` on `plan` in `dir` with the credentials in the environment, and
+/// returns the summary report.
+fn replay_once(dir: &std::path::Path, plan: &str) -> Value {
+    let out = ld()
+        .current_dir(dir)
+        .env("API_KEY", "key-123")
+        .env("BEARER_AUTH", "bearer-456")
+        .env("BEARER_TOKEN", "bearer-456")
+        .args([
+            "replay",
+            plan,
+            "--once",
+            "--report",
+            "summary",
+            "--report-dir",
+            "out",
+        ])
+        .output()
+        .expect("run ld replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every status assertion holds\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("summary json")
+}
+
+#[test]
+fn an_imported_openapi_plan_replays_against_a_server_implementing_the_spec() {
+    let (addr, server) = ld_test_support::http::serve(ld_test_support::http::Kind::Http1, petstore);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = workspace().join("fixtures/openapi/petstore.yaml");
+    let out = ld()
+        .current_dir(dir.path())
+        .arg("import")
+        .arg(&spec)
+        .args([
+            "--server",
+            &format!("http://{addr}/api"),
+            "-o",
+            "actions.json",
+        ])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(
+        summary["totals"]["requests"], 7,
+        "one request per operation but the deprecated one"
+    );
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    let seen: Vec<String> = got
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "GET /api/pets",
+            "POST /api/pets",
+            "GET /api/pets/7",
+            "PUT /api/pets/7",
+            "POST /api/pets/1/photo",
+            "POST /api/store/orders",
+            "GET /api/store/inventory"
+        ]
+    );
+    assert_eq!(
+        got[6].header("cookie"),
+        "session=abc123",
+        "cookie parameter from the side file"
+    );
+}
+
+#[test]
+fn an_imported_postman_plan_replays_against_a_server_implementing_the_spec() {
+    let (addr, server) = ld_test_support::http::serve(ld_test_support::http::Kind::Http1, petstore);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The collection was exported from the same description by openapi-to-postmanv2; the
+    // environment points it at the test server and supplies the API key as a secret.
+    let env = serde_json::json!({
+        "name": "test",
+        "values": [
+            {"key": "host", "value": addr.ip().to_string(), "enabled": true},
+            {"key": "port", "value": addr.port().to_string(), "enabled": true},
+            {"key": "apiKey", "value": "key-123", "type": "secret", "enabled": true}
+        ]
+    });
+    std::fs::write(
+        dir.path().join("test.postman_environment.json"),
+        env.to_string(),
+    )
+    .expect("env");
+    let collection = workspace().join("fixtures/postman/petstore.postman_collection.json");
+    let out = ld()
+        .current_dir(dir.path())
+        .arg("import")
+        .arg(&collection)
+        .args([
+            "--env",
+            "test.postman_environment.json",
+            "-o",
+            "actions.json",
+        ])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secrets =
+        std::fs::read_to_string(dir.path().join("actions.json.secrets.env")).expect("secrets");
+    assert!(secrets.contains("API_KEY=key-123"), "{secrets}");
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["requests"], 8);
+    assert_eq!(summary["totals"]["failures"], 0);
+    assert_eq!(server.received().len(), 8);
 }

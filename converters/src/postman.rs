@@ -805,13 +805,46 @@ fn url_of(url: Option<&Value>, vars: &Vars, builder: &mut Builder<'_>) -> String
             text.push_str(&q);
         }
     }
-    let text = vars.subst(text.trim(), builder);
+    let text = escape_url(&vars.subst(text.trim(), builder));
     if text.contains("://") || text.starts_with("${") || text.is_empty() {
         text
     } else {
         // Postman, like curl, assumes http:// for a URL without a scheme.
         format!("http://{text}")
     }
+}
+
+/// Percent-encodes what cannot appear in a URL (spaces, `<long>`-style placeholders written by
+/// converters, non-ASCII), as Postman does when it sends one; `${...}` placeholders are kept.
+fn escape_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while !rest.is_empty() {
+        if rest.starts_with("${")
+            && let Some(end) = rest.find('}')
+        {
+            out.push_str(&rest[..=end]);
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let Some(c) = rest.chars().next() else { break };
+        if c.is_ascii()
+            && !matches!(
+                c,
+                ' ' | '"' | '<' | '>' | '`' | '{' | '}' | '|' | '\\' | '^'
+            )
+            && !c.is_ascii_control()
+        {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Headers or query parameters for an auth block.
