@@ -12,7 +12,7 @@
 //! A line torn by a crash is skipped when the HAR is assembled.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +75,7 @@ impl Journal {
         let mut previous = Previous::default();
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         if len > 0 {
-            previous.entries = assemble_from(&mut file, &path)?.entries;
+            previous.entries = index(&file, &path)?.entries.len();
             // A torn last line must not glue onto the next entry.
             file.seek(SeekFrom::End(-1))
                 .map_err(|e| Error::io(&path, e))?;
@@ -131,8 +131,7 @@ impl Journal {
     /// Writes the HAR for `output` from the journal, then removes the journal. Call after
     /// [`Journal::close`].
     pub(crate) fn finish(self, output: &Path) -> Result<Assembled> {
-        let assembled = assemble(&self.path)?;
-        ld_plan::fs::write_atomic(output, &assembled.bytes, false).map_err(Error::Write)?;
+        let assembled = rebuild(&self.path, output)?;
         std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))?;
         Ok(assembled)
     }
@@ -186,58 +185,83 @@ fn write_loop(file: File, rx: mpsc::Receiver<Message>, stats: &Stats) -> std::io
     }
 }
 
-/// A HAR document built from a journal.
+/// What rebuilding a HAR from a journal found.
 #[derive(Debug)]
 pub(crate) struct Assembled {
-    pub(crate) bytes: Vec<u8>,
     pub(crate) entries: usize,
     pub(crate) skipped: usize,
 }
 
-pub(crate) fn assemble(path: &Path) -> Result<Assembled> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    assemble_from(&mut file, path)
+/// Where each whole entry sits in the journal, in start order.
+struct Index {
+    /// (startedDateTime, offset, length) of each entry line.
+    entries: Vec<(String, u64, usize)>,
+    skipped: usize,
 }
 
-fn assemble_from(file: &mut File, path: &Path) -> Result<Assembled> {
+fn index(file: &File, path: &Path) -> Result<Index> {
     #[derive(Deserialize)]
     struct Started {
         #[serde(rename = "startedDateTime")]
         started: String,
     }
-    let mut text = Vec::new();
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut text))
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    reader
+        .seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(path, e))?;
-    let mut lines = Vec::new();
+    let mut entries = Vec::new();
     let mut skipped = 0;
-    for line in text.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
         }
-        // Parsing checks the whole line, so a line torn by a crash is caught here.
-        match serde_json::from_slice::<Started>(line) {
-            Ok(s) => lines.push((s.started, line)),
-            Err(_) => skipped += 1,
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            // Parsing checks the whole line, so a line torn by a crash is caught here.
+            match serde_json::from_slice::<Started>(body) {
+                Ok(s) => entries.push((s.started, offset, body.len())),
+                Err(_) => skipped += 1,
+            }
         }
+        offset += n as u64;
     }
     // Exchanges are journaled as they finish; the HAR lists them as they started.
-    lines.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut bytes = Vec::with_capacity(text.len() + 256);
-    bytes.extend_from_slice(
-        b"{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"ld\",\"version\":\"",
-    );
-    bytes.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    bytes.extend_from_slice(b"\"},\"pages\":[],\"entries\":[");
-    for (i, (_, line)) in lines.iter().enumerate() {
-        bytes.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-        bytes.extend_from_slice(line);
-    }
-    bytes.extend_from_slice(b"\n]}}\n");
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Index { entries, skipped })
+}
+
+/// Writes the HAR at `output` from the journal at `journal`, atomically. Entries are copied
+/// one at a time from the journal, so memory does not grow with the recording.
+pub(crate) fn rebuild(journal: &Path, output: &Path) -> Result<Assembled> {
+    let file = File::open(journal).map_err(|e| Error::io(journal, e))?;
+    let index = index(&file, journal)?;
+    let mut source = BufReader::with_capacity(256 * 1024, file);
+    ld_plan::fs::write_atomic_with(output, false, |out| {
+        out.write_all(
+            b"{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"ld\",\"version\":\"",
+        )?;
+        out.write_all(env!("CARGO_PKG_VERSION").as_bytes())?;
+        out.write_all(b"\"},\"pages\":[],\"entries\":[")?;
+        let mut buf = Vec::new();
+        for (i, (_, offset, len)) in index.entries.iter().enumerate() {
+            buf.resize(*len, 0);
+            source.seek(SeekFrom::Start(*offset))?;
+            source.read_exact(&mut buf)?;
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(&buf)?;
+        }
+        out.write_all(b"\n]}}\n")
+    })
+    .map_err(Error::Write)?;
     Ok(Assembled {
-        bytes,
-        entries: lines.len(),
-        skipped,
+        entries: index.entries.len(),
+        skipped: index.skipped,
     })
 }
 
@@ -270,8 +294,7 @@ pub fn recover(path: &Path) -> Result<Recovered> {
         .open(&journal)
         .map_err(|e| Error::io(&journal, e))?;
     lock(&file, &output, &journal)?;
-    let assembled = assemble(&journal)?;
-    ld_plan::fs::write_atomic(&output, &assembled.bytes, false).map_err(Error::Write)?;
+    let assembled = rebuild(&journal, &output)?;
     std::fs::remove_file(&journal).map_err(|e| Error::io(&journal, e))?;
     Ok(Recovered {
         output,

@@ -131,9 +131,7 @@ pub fn record_until(
     let (mut journal, previous) = Journal::open(&options.output, Arc::clone(&stats))?;
     if previous.entries > 0 {
         // Safe on disk before anything else happens; this session's exchanges are appended.
-        let assembled = journal::assemble(journal.path())?;
-        ld_plan::fs::write_atomic(&options.output, &assembled.bytes, false)
-            .map_err(Error::Write)?;
+        let assembled = journal::rebuild(journal.path(), &options.output)?;
         notices.say(&format!(
             "recovered {} exchange{} of an interrupted recording into {}; this session adds to them",
             assembled.entries,
