@@ -2,14 +2,14 @@
 //! a baseline (`--diff NAME`), gate it on SLA rules (`--sla FILE`).
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use ld_store::Store;
 use ld_store::diff::{Threshold, Thresholds, Unit, parse_threshold};
 use ld_store::render::{self, Format};
+use ld_store::{Recorder, RunEnd, RunMeta, Store, sla};
 
 use crate::exit;
 use crate::runs::{DbArgs, open_existing, store_error};
@@ -176,4 +176,306 @@ fn default_baseline(store: &Store, current: i64) -> anyhow::Result<(i64, Option<
              (`ld baseline set RUN --name NAME`, then `ld diff --baseline NAME`)"
         ))),
     }
+}
+/// `ld replay`'s run database options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReplayStoreArgs {
+    /// Do not store this run
+    #[arg(long, help_heading = "Baselines")]
+    pub(crate) no_store: bool,
+
+    /// The run database [default: ld.db beside the plan]
+    #[arg(long, value_name = "PATH", env = "LD_DB", help_heading = "Baselines")]
+    pub(crate) db: Option<PathBuf>,
+
+    /// A label for this run, e.g. the branch or the pull request
+    #[arg(long, help_heading = "Baselines")]
+    pub(crate) label: Option<String>,
+
+    /// Metadata stored with the run, KEY=VALUE; repeat it (branch=main, commit=abc123)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Baselines")]
+    pub(crate) meta: Vec<(String, String)>,
+
+    /// Compare this run with baseline NAME; exit 1 on a regression
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "no_store",
+        help_heading = "Baselines"
+    )]
+    pub(crate) diff: Option<String>,
+
+    /// Format of the --diff output
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table, help_heading = "Baselines")]
+    pub(crate) diff_format: DiffFormat,
+
+    /// Gate the run on SLA rules (LoadDensity's shape, a JSON list); exit 1 on a breach
+    #[arg(long, value_name = "FILE", help_heading = "Baselines")]
+    pub(crate) sla: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) thresholds: ThresholdArgs,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// What `ld replay` stores and checks around one run. Everything that can be refused
+/// (a bad database, an unknown baseline, unreadable SLA rules) is refused before the run.
+pub(crate) struct ReplayStore {
+    recorder: Option<Recorder>,
+    db: PathBuf,
+    diff: Option<(String, i64)>,
+    format: Format,
+    thresholds: Thresholds,
+    sla: Option<Vec<serde_json::Value>>,
+}
+
+/// What came of storing and checking a run, printed after the replay's own table.
+pub(crate) struct Gate {
+    /// Text for stdout: the diff, the SLA verdicts.
+    pub(crate) text: String,
+    /// Notes for stderr (where the run was stored).
+    pub(crate) notes: Vec<String>,
+    /// False when the diff found a regression or an SLA rule was breached.
+    pub(crate) passed: bool,
+    /// The store failed: reported, and the exit code is 3.
+    pub(crate) error: Option<anyhow::Error>,
+}
+
+impl ReplayStore {
+    /// Opens the database (creating it), checks `--diff` and `--sla`, starts the recorder.
+    pub(crate) fn open(replay: &crate::replay::ReplayArgs) -> anyhow::Result<ReplayStore> {
+        let args = &replay.store;
+        let plan = replay.plan.as_path();
+        let sla = match &args.sla {
+            Some(file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    exit::input_error(format!("cannot read SLA rules {}: {e}", file.display()))
+                })?;
+                Some(
+                    sla::parse_rules(&text)
+                        .map_err(|e| exit::input_error(format!("{}: {e}", file.display())))?,
+                )
+            }
+            None => None,
+        };
+        let db = args.db.clone().unwrap_or_else(|| match plan.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join("ld.db"),
+            _ => PathBuf::from("ld.db"),
+        });
+        let mut me = ReplayStore {
+            recorder: None,
+            db: db.clone(),
+            diff: None,
+            format: Format::from(args.diff_format),
+            thresholds: args.thresholds.thresholds(),
+            sla,
+        };
+        if args.no_store {
+            return Ok(me);
+        }
+        let store = Store::open(&db).map_err(store_error).with_context(|| {
+            "cannot store the run (pass --no-store to run without storing)".to_string()
+        })?;
+        if let Some(name) = &args.diff {
+            let base = store.baseline(name).map_err(store_error)?;
+            me.diff = Some((name.clone(), base));
+        }
+        let plan_bytes = std::fs::read(plan).ok();
+        let meta = RunMeta {
+            label: args.label.clone(),
+            metadata: args
+                .meta
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+            plan_path: Some(
+                std::fs::canonicalize(plan)
+                    .unwrap_or_else(|_| plan.to_path_buf())
+                    .display()
+                    .to_string(),
+            ),
+            plan_hash: plan_bytes.as_deref().map(ld_store::plan_hash),
+            host: host(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            load: load_json(replay),
+        };
+        me.recorder = Some(store.recorder(meta).map_err(store_error)?);
+        Ok(me)
+    }
+
+    /// The recorder the engine feeds; `None` with `--no-store`.
+    pub(crate) fn recorder(&self) -> Option<Recorder> {
+        self.recorder.clone()
+    }
+
+    /// Completes the stored run, compares it with the baseline, evaluates the SLA rules, and
+    /// adds the diff to the HTML reports the run wrote.
+    pub(crate) fn finish(self, result: &anyhow::Result<ld_replay::Outcome>) -> Gate {
+        let mut gate = Gate {
+            text: String::new(),
+            notes: Vec::new(),
+            passed: true,
+            error: None,
+        };
+        let end = match result {
+            Ok(o) if o.passed => RunEnd::Passed,
+            Ok(_) => RunEnd::Failed,
+            Err(_) => RunEnd::Error,
+        };
+        let mut stored = None;
+        if let Some(rec) = &self.recorder {
+            match rec.finish(end) {
+                Ok(Some(id)) => {
+                    gate.notes
+                        .push(format!("stored as run {id} in {}", self.db.display()));
+                    stored = Some(id);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    gate.error = Some(anyhow::Error::new(e).context("cannot store the run"));
+                    return gate;
+                }
+            }
+        }
+        let Ok(outcome) = result else {
+            return gate;
+        };
+        if let (Some((name, base)), Some(id)) = (&self.diff, stored) {
+            match Store::open_existing(&self.db)
+                .and_then(|s| s.diff(*base, Some(name), id, &self.thresholds))
+            {
+                Ok(diff) => {
+                    gate.text
+                        .push_str(&render::render(&diff, self.format, false));
+                    gate.passed &= !diff.has_regressions();
+                    let section = render::html_section(&diff);
+                    for report in outcome
+                        .reports
+                        .iter()
+                        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+                    {
+                        if let Err(e) = embed(report, &section) {
+                            gate.notes
+                                .push(format!("cannot add the diff to {}: {e}", report.display()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    gate.error =
+                        Some(store_error(e).context("cannot compare the run with its baseline"));
+                    return gate;
+                }
+            }
+        }
+        if let Some(rules) = &self.sla {
+            let summary = serde_json::to_value(&outcome.summary).unwrap_or_default();
+            let results = sla::evaluate(rules, &summary);
+            if !gate.text.is_empty() {
+                gate.text.push('\n');
+            }
+            gate.text.push_str(&sla::render(&results));
+            gate.passed &= sla::all_passed(&results);
+        }
+        gate
+    }
+}
+
+impl Gate {
+    /// Prints what the store and the checks have to say, after the replay's table.
+    pub(crate) fn print(&self, quiet: bool) {
+        if !quiet {
+            for n in &self.notes {
+                eprintln!("{n}");
+            }
+        }
+        if !self.text.is_empty() {
+            println!();
+            print!("{}", self.text);
+        }
+    }
+
+    /// The exit code: a store failure is a runtime error (3), then assertions, regressions
+    /// and SLA breaches (1).
+    pub(crate) fn exit_code(self, run_passed: bool) -> ExitCode {
+        if let Some(e) = self.error {
+            return exit::report(&e);
+        }
+        ExitCode::from(if run_passed && self.passed {
+            exit::OK
+        } else {
+            exit::FAILED
+        })
+    }
+}
+
+/// Adds the diff section to an HTML report, before its footer (or at the end of its body).
+fn embed(report: &Path, section: &str) -> std::io::Result<()> {
+    let html = std::fs::read_to_string(report)?;
+    let at = html
+        .rfind("<footer")
+        .or_else(|| html.rfind("</body>"))
+        .unwrap_or(html.len());
+    let mut out = String::with_capacity(html.len() + section.len());
+    out.push_str(&html[..at]);
+    out.push_str(section);
+    out.push_str(&html[at..]);
+    std::fs::write(report, out)
+}
+
+/// The load options of the run as given on the command line (the plan's apply otherwise).
+fn load_json(a: &crate::replay::ReplayArgs) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            m.insert(k.to_string(), v);
+        }
+    };
+    put(
+        "once",
+        if a.once {
+            true.into()
+        } else {
+            serde_json::Value::Null
+        },
+    );
+    put("users", a.users.into());
+    put("spawn_rate", a.spawn_rate.into());
+    put(
+        "duration",
+        a.duration
+            .map(|d| humantime::format_duration(d).to_string())
+            .into(),
+    );
+    put("iterations", a.iterations.into());
+    put("rate_per_s", a.rate.into());
+    put(
+        "stages",
+        a.stages
+            .as_ref()
+            .map(|st| {
+                st.iter()
+                    .map(|s| format!("{}:{}", humantime::format_duration(s.duration), s.target))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .into(),
+    );
+    put("seed", a.seed.into());
+    serde_json::Value::Object(m)
+}
+
+/// This machine's name, for the run's record.
+fn host() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }

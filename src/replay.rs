@@ -83,6 +83,9 @@ pub(crate) struct ReplayArgs {
     /// No progress line, no summary table, no warnings
     #[arg(short, long, help_heading = "Output")]
     pub(crate) quiet: bool,
+
+    #[command(flatten)]
+    pub(crate) store: crate::diff::ReplayStoreArgs,
 }
 
 fn parse_report(s: &str) -> Result<ReportKind, String> {
@@ -123,18 +126,20 @@ impl ReplayArgs {
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
-    let outcome = execute(args.options())?;
+    let store = crate::diff::ReplayStore::open(&args)?;
+    let mut options = args.options();
+    options.store = store.recorder();
+    let result = execute(options);
+    let gate = store.finish(&result);
+    let outcome = result?;
     if !quiet {
         print!("{}", outcome.table());
         for path in &outcome.reports {
             eprintln!("report: {}", path.display());
         }
     }
-    Ok(ExitCode::from(if outcome.passed {
-        exit::OK
-    } else {
-        exit::FAILED
-    }))
+    gate.print(quiet);
+    Ok(gate.exit_code(outcome.passed))
 }
 
 /// Runs the engine; plan and option errors become input errors (exit 2).

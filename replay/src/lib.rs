@@ -22,6 +22,7 @@ mod load;
 mod progress;
 mod report;
 mod stats;
+mod store;
 mod task;
 mod template;
 mod tls;
@@ -102,6 +103,8 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// No warnings on stderr.
     pub quiet: bool,
+    /// Stores the run (names, every record, sampled response shapes); `None`: not stored.
+    pub store: Option<ld_store::Recorder>,
 }
 
 impl ReplayOptions {
@@ -119,6 +122,7 @@ impl ReplayOptions {
             http: HttpVersion::Auto,
             progress: true,
             quiet: false,
+            store: None,
         }
     }
 }
@@ -325,6 +329,7 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let mut results = Results::new(program.names.clone());
+    store::names(options.store.as_ref(), &program.names);
     let mut globals: HashMap<String, String> = HashMap::new();
     let mut written = Vec::new();
     for step in &program.steps {
@@ -454,6 +459,7 @@ async fn run_test(
     ));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());
+    let rx = store::tee(rx, options.store.clone());
     let collector = tokio::spawn(stats::collect(rx, results, live.clone()));
     let progress = progress::Progress::start(options.progress && !options.quiet, live);
     let started = Instant::now();
