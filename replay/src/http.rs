@@ -53,6 +53,7 @@ pub(crate) struct HttpTransport {
 }
 
 const MAX_REDIRECTS: usize = 10;
+const READ_BUF: usize = 4096;
 
 impl HttpTransport {
     pub(crate) fn new(version: HttpVersion) -> Self {
@@ -307,7 +308,12 @@ where
         });
         Ok(Sender::H2(sender))
     } else {
-        let (sender, conn) = http1::handshake(io)
+        // Many idle users each keep a connection: a 4 KiB read buffer (hyper's default
+        // starts at 8 KiB and keeps it) halves what an idle connection holds; bodies larger
+        // than it are simply read in several steps.
+        let (sender, conn) = http1::Builder::new()
+            .read_buf_exact_size(Some(READ_BUF))
+            .handshake(io)
             .await
             .map_err(|e| chain("HTTP/1.1 handshake", &e))?;
         tokio::spawn(async move {

@@ -313,15 +313,17 @@ impl Vu {
         let start = intended.unwrap_or_else(Instant::now);
         let mut attempt = 0;
         let result = loop {
+            // Boxed: a user waiting on think time then holds a small future, not the
+            // largest state of a request in flight.
             let sent = tokio::time::timeout(
                 task.timeout,
-                self.transport.send(
+                Box::pin(self.transport.send(
                     &task.method,
                     &prepared,
                     &task.tls,
                     task.follow_redirects,
                     task.needs_body,
-                ),
+                )),
             )
             .await
             .unwrap_or_else(|_| {
