@@ -114,7 +114,7 @@ fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
 struct Parsed {
     method: Option<String>,
     urls: Vec<String>,
-    /// `-H` headers in order; an empty value (`-H 'X:'`) removes a header.
+    /// `-H` headers in order; an empty value (`-H 'X:'`) removes the header.
     headers: Vec<(String, Option<String>)>,
     /// Headers curl derives from other options (`-A`, `-e`, `-b`, `-u`), overridden by `-H`.
     derived: Vec<(String, String)>,
@@ -663,9 +663,10 @@ impl Parsed {
         // then those derived from other options unless `-H` named them.
         let mut headers: Vec<(String, String)> = Vec::new();
         for (k, v) in &self.headers {
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
-            if let Some(v) = v {
-                headers.push((k.clone(), v.clone()));
+            match v {
+                // curl sends each `-H` line; the shared step joins lines of one name.
+                Some(v) => headers.push((k.clone(), v.clone())),
+                None => headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k)),
             }
         }
         for (k, v) in &self.derived {
@@ -788,7 +789,7 @@ mod tests {
             ..ImportOptions::default()
         };
         let import = import("t.curl", command.as_bytes(), &options).expect("imports");
-        let action = import.plan.actions.last().expect("action").clone();
+        let action = import.plan().actions.last().expect("action").clone();
         let start = action.as_start_test("/0").expect("start");
         start.tasks.expect("tasks").to_list().remove(0)
     }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reference run (not a test): does ld read curl commands the way the npm package curlconverter
+# does? Installs curlconverter in a temporary directory, generates a varied corpus of curl
+# commands (every option ld's importer handles, quoting styles, continuations), converts each
+# with both, compares method, URL, headers and body, and prints the agreement rate and the
+# disagreements by kind.
+#
+#   scripts/compat/curl_agreement.sh            # 240 commands
+#   COUNT=500 SEED=7 scripts/compat/curl_agreement.sh
+#   VERBOSE=1 scripts/compat/curl_agreement.sh  # print every disagreement
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+(cd "$root" && cargo build -q --bin ld)
+ld_bin="${CARGO_TARGET_DIR:-$root/target}/debug/ld"
+
+cd "$work"
+npm init -y >/dev/null
+npm install --silent --no-audit --no-fund "curlconverter@${CURLCONVERTER_VERSION:-4}" >/dev/null 2>&1
+cp "$root/scripts/compat/curl_agreement.mjs" "$work/"
+node curl_agreement.mjs "$ld_bin" "${COUNT:-240}" "${SEED:-1}"
