@@ -11,6 +11,14 @@ use crate::exit;
 
 /// Arguments of `ld replay`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Behaviour worth knowing:
+  - Redirects are not followed unless a task sets \"allow_redirects\": true: a plan imported
+    from a recording replays each recorded hop, and the recorded 302 is what is checked.
+  - ${env.NAME} reads <plan>.secrets.env (written by `ld import`) and the process environment;
+    the process environment wins when both define a name.
+  - Exit status: 0 every assertion held, 1 an assertion or a request failed, 2 the plan or an
+    option is invalid, 3 a runtime error.")]
 pub(crate) struct ReplayArgs {
     /// The plan to run
     #[arg(default_value = "actions.json", value_name = "PLAN")]
@@ -41,8 +49,8 @@ pub(crate) struct ReplayArgs {
     pub(crate) rate: Option<f64>,
 
     /// Ramp users linearly through DURATION:USERS stages, e.g. 30s:100,1m:100,30s:0
-    #[arg(long, value_parser = ld_replay::parse_stages, help_heading = "Load")]
-    pub(crate) stages: Option<Vec<ld_replay::Stage>>,
+    #[arg(long, value_parser = parse_stages, help_heading = "Load")]
+    pub(crate) stages: Option<StageList>,
 
     /// Accept any TLS certificate (self-signed targets)
     #[arg(short = 'k', long, help_heading = "Connection")]
@@ -88,6 +96,22 @@ pub(crate) struct ReplayArgs {
     pub(crate) store: crate::diff::ReplayStoreArgs,
 }
 
+/// The stages of `--stages`, as one value.
+#[derive(Debug, Clone)]
+pub(crate) struct StageList(Vec<ld_replay::Stage>);
+
+impl std::ops::Deref for StageList {
+    type Target = [ld_replay::Stage];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+fn parse_stages(s: &str) -> Result<StageList, String> {
+    ld_replay::parse_stages(s).map(StageList)
+}
+
 fn parse_report(s: &str) -> Result<ReportKind, String> {
     s.parse()
 }
@@ -103,7 +127,7 @@ impl ReplayArgs {
             duration: self.duration,
             iterations: self.iterations,
             rate: self.rate,
-            stages: self.stages.clone(),
+            stages: self.stages.as_ref().map(|s| s.0.clone()),
         };
         o.reports = self.report.clone();
         o.report_dir = self.report_dir.clone();

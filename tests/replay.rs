@@ -698,3 +698,23 @@ fn the_demo_imports_replays_and_writes_its_reports() {
         "only the flaky endpoint fails: {s}"
     );
 }
+
+#[test]
+fn stages_ramp_users_up_and_down_and_the_run_ends_with_them() {
+    let (addr, server) = serve(Kind::Http1, |_r: &Received| Reply::new(200, "ok"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([{"method": "get", "request_url": format!("http://{addr}/s"), "think_time": 0.05,
+        "assertions": [{"type": "status_code", "value": 200}]}]);
+    write(
+        dir.path(),
+        "plan.json",
+        &plan(tasks, json!({"test_time": 600})),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--stages", "500ms:3,500ms:0", "-q"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!server.received().is_empty(), "the ramp started users");
+}
