@@ -450,13 +450,9 @@ async fn run_test(
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
-    let ctx = Arc::new(TestCtx::new(
-        spec,
-        vars,
-        options.seed,
-        results.epoch,
-        options.http,
-    ));
+    let ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http)
+        .with_store(options.store.clone());
+    let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());
     let rx = store::tee(rx, options.store.clone());

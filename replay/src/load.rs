@@ -144,6 +144,8 @@ pub(crate) struct TestCtx {
     pub(crate) seed: Option<u64>,
     pub(crate) epoch: Instant,
     pub(crate) http: HttpVersion,
+    /// The run store's recorder, for sampled response bodies (see `store`).
+    pub(crate) store: Option<ld_store::Recorder>,
     cumulative: Vec<u64>,
 }
 
@@ -171,6 +173,7 @@ impl TestCtx {
             seed,
             epoch,
             http,
+            store: None,
             cumulative,
         }
     }
@@ -311,6 +314,7 @@ impl Vu {
             }
         };
         let start = intended.unwrap_or_else(Instant::now);
+        let sample = crate::store::wants_body(self.ctx.store.as_ref(), task.name_id);
         let mut attempt = 0;
         let result = loop {
             // Boxed: a user waiting on think time then holds a small future, not the
@@ -322,7 +326,7 @@ impl Vu {
                     &prepared,
                     &task.tls,
                     task.follow_redirects,
-                    task.needs_body,
+                    task.needs_body || sample,
                 )),
             )
             .await
@@ -345,6 +349,9 @@ impl Vu {
         let latency = end.saturating_duration_since(start);
         match result {
             Ok(reply) => {
+                if sample {
+                    crate::store::sample(self.ctx.store.as_ref(), task.name_id, &reply);
+                }
                 let mut seen = Seen::new(
                     reply.status,
                     &reply.headers,

@@ -9,6 +9,8 @@ use ld_store::Recorder;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::compile::NameInfo;
+use crate::http::Reply;
+use crate::load::TestCtx;
 use crate::stats::Record;
 
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
@@ -50,4 +52,29 @@ pub(crate) fn tee(
         }
     });
     out
+}
+
+impl TestCtx {
+    /// Gives the test's virtual users the store's recorder, for the shape sampler.
+    pub(crate) fn with_store(mut self, store: Option<Recorder>) -> Self {
+        self.store = store;
+        self
+    }
+}
+
+/// Whether to keep this response's body for the shape sampler: the first response of each
+/// name, then a sample (the store decides, with one atomic load).
+pub(crate) fn wants_body(store: Option<&Recorder>, name_id: usize) -> bool {
+    store.is_some_and(|s| s.wants_body(name_id as u32))
+}
+
+/// Hands a sampled response to the store's shape fingerprint.
+pub(crate) fn sample(store: Option<&Recorder>, name_id: usize, reply: &Reply) {
+    if let Some(s) = store {
+        let content_type = reply
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        s.body(name_id as u32, reply.status, content_type, &reply.body);
+    }
 }
