@@ -5,8 +5,17 @@
 //! Both legs speak HTTP/1.1 or HTTP/2 by ALPN: the client's leg as the client offers (the leaf
 //! certificates offer `h2` and `http/1.1`); upstream, the proxy offers what the client spoke
 //! (`h2` only to an HTTP/2 client), so the server sees the protocol it would have seen without
-//! the proxy, and the server's choice is recorded as the response's `httpVersion`. A failure on one connection or exchange is answered (502 for an unreachable
-//! upstream), counted and recorded; it never reaches the accept loop.
+//! the proxy, and the server's choice is recorded as the response's `httpVersion`.
+//!
+//! A failure on one connection or exchange is answered (502 for an unreachable upstream),
+//! counted and recorded; it never reaches the accept loop.
+//!
+//! The proxy is written on hyper-util and tokio-rustls directly rather than on hudsucker, whose
+//! published releases (0.23 to 0.25) turn on tokio-rustls's default features and so build and
+//! link the aws-lc-rs provider next to the ring provider the rest of `ld` uses. Owning this
+//! layer also lets the recorder forward a WebSocket handshake to the upstream and return the
+//! upstream's own 101 (with its negotiated subprotocol) instead of answering it locally, time
+//! DNS, connect and TLS per connection, and stop without waiting on endless streams.
 
 use std::convert::Infallible;
 use std::io;
