@@ -69,7 +69,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .context("importing the demo HAR")?;
     let plan_path = dir.join("actions.json");
-    ld_plan::fs::write_atomic(&plan_path, import.plan.to_json_string().as_bytes(), false)?;
+    ld_plan::fs::write_atomic(&plan_path, import.to_json_string().as_bytes(), false)?;
     if let Some(env) = import.secrets_env() {
         let mut side = plan_path.clone().into_os_string();
         side.push(".secrets.env");

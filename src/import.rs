@@ -99,11 +99,21 @@ pub(crate) struct ImportArgs {
 }
 
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let (name, bytes) = read_input(&args.file)?;
+    let stdin = args.file == Path::new("-");
+    // Files are streamed by the importers that can; detection needs only their start.
+    let (name, head) = if stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("could not read standard input")?;
+        ("<stdin>".to_string(), bytes)
+    } else {
+        (args.file.display().to_string(), read_head(&args.file)?)
+    };
     let format = match &args.from {
         Some(f) => Format::from_name(f)
             .ok_or_else(|| exit::input_error(format!("unknown format {f:?}")))?,
-        None => Format::detect(&bytes).ok_or_else(|| {
+        None => Format::detect(&head).ok_or_else(|| {
             let tried: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
             exit::input_error(
                 ld_converters::Error::UnknownFormat {
@@ -149,11 +159,22 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         environment,
         base_dir,
     };
-    let import = ld_converters::import(format, &name, &bytes, &options)
-        .map_err(|e| exit::input_error(e.to_string()))?;
-    drop(bytes);
+    let result = if stdin {
+        ld_converters::import(format, &name, &head, &options)
+    } else {
+        drop(head);
+        ld_converters::import_file(format, &args.file, &options)
+    };
+    let import = result.map_err(|e| match e {
+        ld_converters::Error::Read { .. } => exit::input_error(format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        )),
+        other => exit::input_error(other.to_string()),
+    })?;
 
-    let plan_text = import.plan.to_json_string();
     let to_stdout = args.output == Path::new("-");
     if let Some(env) = import.secrets_env() {
         let path = args.secrets_file.clone().unwrap_or_else(|| {
@@ -177,16 +198,14 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if to_stdout {
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = out
-            .write_all(plan_text.as_bytes())
-            .and_then(|()| out.flush())
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if let Err(e) = import.write_plan(&mut out).and_then(|()| out.flush())
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             return Err(e).context("could not write the plan to standard output");
         }
     } else {
-        ld_plan::fs::write_atomic(&args.output, plan_text.as_bytes(), false)
+        ld_plan::fs::write_atomic_with(&args.output, false, |out| import.write_plan(out))
             .with_context(|| format!("could not write the plan {}", args.output.display()))?;
     }
     if !args.quiet {
@@ -198,17 +217,13 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-fn read_input(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    if file == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("could not read standard input")?;
-        return Ok(("<stdin>".into(), bytes));
-    }
-    let bytes = std::fs::read(file)
+/// The first 64 KiB of a file, enough to tell its format.
+fn read_head(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(file)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
         .map_err(|e| exit::input_error(format!("could not read {}: {e}", file.display())))?;
-    Ok((file.display().to_string(), bytes))
+    Ok(head)
 }
 
 fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {

@@ -204,7 +204,7 @@ fn import(har: &Path, actions: &Path, args: &RecordArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let plan = import.plan.to_json_string();
+    let plan = import.to_json_string();
     ld_plan::fs::write_atomic(actions, plan.as_bytes(), false)
         .with_context(|| format!("could not write the plan {}", actions.display()))?;
     if !args.quiet {

@@ -14,6 +14,13 @@ pub enum Error {
     /// No importer recognised the input.
     #[error("{name}: could not tell the format of this file (tried {tried}); name it with --from")]
     UnknownFormat { name: String, tried: String },
+    /// The input file could not be read.
+    #[error("could not read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// An `--include`, `--exclude` or `--header` option is malformed.
     #[error("{0}")]
     Option(String),

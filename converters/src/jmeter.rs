@@ -806,9 +806,10 @@ mod tests {
     #[test]
     fn samplers_defaults_variables_and_load() {
         let import = import("p.jmx", PLAN.as_bytes(), &ImportOptions::default()).expect("imports");
-        let vars = import.plan.actions[0].kwargs().expect("kwargs");
+        let plan = import.plan();
+        let vars = plan.actions[0].kwargs().expect("kwargs");
         assert_eq!(vars["variables"]["host"], "api.test");
-        let start = import.plan.actions[1].as_start_test("/1").expect("start");
+        let start = plan.actions[1].as_start_test("/1").expect("start");
         assert_eq!(start.user_count, Some(20));
         assert_eq!(start.spawn_rate, Some(serde_json::Number::from(2)));
         assert_eq!(start.test_time, Some(Some(serde_json::Number::from(120))));

@@ -117,3 +117,22 @@ pub fn import(format: Format, name: &str, bytes: &[u8], options: &ImportOptions)
         Format::Jmeter => jmeter::import(name, bytes, options),
     }
 }
+
+/// Imports the file at `path` as `format`. A HAR is streamed (never held whole in memory);
+/// the other formats are small enough to be read at once.
+pub fn import_file(
+    format: Format,
+    path: &std::path::Path,
+    options: &ImportOptions,
+) -> Result<Import> {
+    match format {
+        Format::Har => har::import_file(path, options),
+        _ => {
+            let bytes = std::fs::read(path).map_err(|source| Error::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            import(format, &path.display().to_string(), &bytes, options)
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ld_plan::{Action, Assertion, Plan, StartTest, Task, Tasks};
+use ld_plan::{Action, Args, Assertion, Plan, StartTest, Task};
 use serde_json::{Map, Number, Value};
 
 use crate::Filter;
@@ -69,18 +69,93 @@ impl Default for ImportOptions {
 }
 
 /// The result of an import.
+///
+/// The tasks are held as text, each already in the plan's canonical form, not as a JSON value
+/// tree: a tree costs several times the text's size, and a 20,000-request recording would need
+/// far more memory for its plan than for the recording. [`Import::write_plan`] streams the text
+/// out; [`Import::plan`] builds the document for callers that want to inspect it.
 #[derive(Debug, Clone)]
 pub struct Import {
-    pub plan: Plan,
+    /// The plan with [`TASKS_SENTINEL`] standing for the tasks of its `LD_start_test`.
+    skeleton: Plan,
+    /// Each task pretty-printed as a top-level value.
+    tasks: Vec<Box<str>>,
     /// Secrets moved out of the plan, for the side file.
     pub secrets: Vec<Secret>,
     pub summary: Summary,
 }
 
+/// Stands for the task list in [`Import::skeleton`]; control characters keep it from colliding
+/// with anything a plan holds.
+const TASKS_SENTINEL: &str = "\u{1}ld-tasks\u{1}";
+/// The sentinel as it appears in the skeleton's JSON text.
+const TASKS_SENTINEL_JSON: &str = "\"\\u0001ld-tasks\\u0001\"";
+
 impl Import {
     /// The side file's text (`NAME=value` lines), or `None` when no secret was moved.
     pub fn secrets_env(&self) -> Option<String> {
         (!self.secrets.is_empty()).then(|| render_env(&self.secrets))
+    }
+
+    /// The number of tasks in the plan.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The whole plan as a document.
+    pub fn plan(&self) -> Plan {
+        let tasks: Vec<Value> = self
+            .tasks
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect();
+        let mut plan = self.skeleton.clone();
+        let mut tasks = Some(tasks);
+        for action in &mut plan.actions {
+            if let Args::Kwargs(kwargs) = &mut action.args
+                && let Some(Value::Object(t)) = kwargs.get_mut("tasks")
+                && let Some(list) = t.get_mut("tasks")
+                && let Some(tasks) = tasks.take()
+            {
+                *list = Value::Array(tasks);
+            }
+        }
+        plan
+    }
+
+    /// Writes the plan's canonical text (as [`Plan::write_json`] would write [`Import::plan`]).
+    pub fn write_plan<W: std::io::Write>(&self, mut out: W) -> std::io::Result<()> {
+        let skeleton = self.skeleton.to_json_string();
+        let Some(at) = skeleton.find(TASKS_SENTINEL_JSON) else {
+            return out.write_all(skeleton.as_bytes());
+        };
+        let line_start = skeleton[..at].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &skeleton[line_start..at];
+        let after = &skeleton[at + TASKS_SENTINEL_JSON.len()..];
+        if self.tasks.is_empty() {
+            // `[` ends the line before the sentinel's; an empty list is written `[]`.
+            let open = skeleton[..line_start].trim_end_matches('\n');
+            out.write_all(open.as_bytes())?;
+            let close = after.trim_start_matches('\n').trim_start();
+            return out.write_all(close.as_bytes());
+        }
+        out.write_all(skeleton[..line_start].as_bytes())?;
+        let nested = format!("\n{indent}");
+        for (i, task) in self.tasks.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",\n")?;
+            }
+            out.write_all(indent.as_bytes())?;
+            out.write_all(task.replace('\n', &nested).as_bytes())?;
+        }
+        out.write_all(after.as_bytes())
+    }
+
+    /// The plan's canonical text.
+    pub fn to_json_string(&self) -> String {
+        let mut out = Vec::new();
+        let _ = self.write_plan(&mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -194,7 +269,8 @@ pub(crate) enum Body {
 pub(crate) struct Builder<'a> {
     options: &'a ImportOptions,
     secrets: Secrets,
-    tasks: Vec<Task>,
+    /// Tasks in their canonical text (see [`Import`]).
+    tasks: Vec<Box<str>>,
     pub(crate) summary: Summary,
     /// Emitted as `LD_register_variables` before the test, for `${var.NAME}` placeholders.
     variables: Map<String, Value>,
@@ -278,16 +354,16 @@ impl<'a> Builder<'a> {
         let mut headers = Map::new();
         let mut seen_duplicate = false;
         let multipart = matches!(request.body, Body::Multipart(_));
-        for (key, value) in &request.headers {
-            if is_dropped_header(key) || (multipart && key.eq_ignore_ascii_case("content-type")) {
+        for (key, value) in request.headers {
+            if is_dropped_header(&key) || (multipart && key.eq_ignore_ascii_case("content-type"))
+            {
                 continue;
             }
             let existing = headers
-                .keys()
-                .find(|k: &&String| k.eq_ignore_ascii_case(key))
-                .cloned();
+                .iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key));
             match existing {
-                Some(k) => {
+                Some((_, Value::String(v))) => {
                     // One name, several lines: HTTP allows joining them with ", " (cookies
                     // with "; "), which is what the server would have seen as one list.
                     seen_duplicate = true;
@@ -296,13 +372,12 @@ impl<'a> Builder<'a> {
                     } else {
                         ", "
                     };
-                    if let Some(Value::String(v)) = headers.get_mut(&k) {
-                        v.push_str(sep);
-                        v.push_str(value);
-                    }
+                    v.push_str(sep);
+                    v.push_str(&value);
                 }
+                Some(_) => {}
                 None => {
-                    headers.insert(key.clone(), Value::String(value.clone()));
+                    headers.insert(key, Value::String(value));
                 }
             }
         }
@@ -362,7 +437,9 @@ impl<'a> Builder<'a> {
             task.timeout = Some(Value::Number(number(t)));
         }
         self.summary.kept += 1;
-        self.tasks.push(task);
+        if let Ok(text) = serde_json::to_string_pretty(&task) {
+            self.tasks.push(text.into_boxed_str());
+        }
     }
 
     /// Replaces secret query values in a URL, leaving every other byte as recorded.
@@ -403,20 +480,26 @@ impl<'a> Builder<'a> {
                 m.insert("user".into(), Value::String(self.options.user.clone()));
                 m
             },
-            tasks: Some(Tasks::Mode {
-                mode: Some("sequence".into()),
-                tasks: std::mem::take(&mut self.tasks),
-            }),
+            tasks: None,
             user_count: Some(self.users.unwrap_or(self.options.users)),
-            spawn_rate: Some(number(
-                self.spawn_rate.unwrap_or(self.options.spawn_rate),
-            )),
+            spawn_rate: Some(number(self.spawn_rate.unwrap_or(self.options.spawn_rate))),
             test_time: Some(match self.duration {
                 Some(d) => d.map(Number::from),
                 None => Some(Number::from(self.options.duration)),
             }),
             extra: Map::new(),
         };
+        let mut tasks = Map::new();
+        tasks.insert("mode".into(), Value::String("sequence".into()));
+        tasks.insert(
+            "tasks".into(),
+            Value::Array(vec![Value::String(TASKS_SENTINEL.into())]),
+        );
+        let mut action = Action::start_test(&settings);
+        if let Args::Kwargs(kwargs) = &mut action.args {
+            // `tasks` goes where the typed model puts it, after `user_detail_dict`.
+            kwargs.shift_insert(1, "tasks".into(), Value::Object(tasks));
+        }
         self.summary.secrets_replaced = self.secrets.replaced;
         // LoadDensity's own generators register variables with an action before the test;
         // its resolver is global, so every user sees them.
@@ -433,12 +516,13 @@ impl<'a> Builder<'a> {
             kwargs.insert("sources".into(), Value::Array(sources));
             actions.push(Action::with_kwargs("LD_register_csv_sources", kwargs));
         }
-        actions.push(Action::start_test(&settings));
+        actions.push(action);
         Import {
-            plan: Plan {
+            skeleton: Plan {
                 wrapped: true,
                 actions,
             },
+            tasks: self.tasks,
             secrets: self.secrets.found,
             summary: self.summary,
         }
@@ -451,5 +535,41 @@ fn number(v: f64) -> Number {
         Number::from(v as u64)
     } else {
         Number::from_f64(v).unwrap_or_else(|| Number::from(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import_of(urls: &[&str]) -> Import {
+        let options = ImportOptions::default();
+        let mut builder = Builder::new(&options);
+        for url in urls {
+            builder.push(Request {
+                method: "GET".into(),
+                url: (*url).into(),
+                headers: vec![("Accept".into(), "application/json".into())],
+                status: Some(200),
+                ..Request::default()
+            });
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn streamed_text_equals_the_document_written_whole() {
+        for urls in [
+            &[][..],
+            &["http://h/a"][..],
+            &["http://h/a", "http://h/b?x=1"][..],
+        ] {
+            let import = import_of(urls);
+            let plan = import.plan();
+            assert_eq!(import.to_json_string(), plan.to_json_string(), "{urls:?}");
+            let start = plan.actions[0].as_start_test("/0").expect("start");
+            assert_eq!(start.tasks.expect("tasks").to_list().len(), urls.len());
+            assert!(!import.to_json_string().contains("ld-tasks"));
+        }
     }
 }

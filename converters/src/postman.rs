@@ -1102,7 +1102,7 @@ mod tests {
     }
 
     fn tasks(import: &Import) -> Vec<ld_plan::Task> {
-        let action = import.plan.actions.last().expect("action").clone();
+        let action = import.plan().actions.last().expect("action").clone();
         action
             .as_start_test("/0")
             .expect("start")
@@ -1133,7 +1133,7 @@ mod tests {
     fn variables_auth_scripts_and_folders() {
         let env = r#"{"name": "local", "values": [{"key": "port", "value": "9090", "enabled": true}, {"key": "pw", "value": "s3cret", "type": "secret"}]}"#;
         let import = plan(COLLECTION, Some(env), false);
-        let start = &import.plan.actions[0];
+        let start = &import.plan().actions[0];
         assert_eq!(start.command, "LD_register_variables");
         let vars = &start.kwargs().expect("kwargs")["variables"];
         assert_eq!(vars["baseUrl"], "http://127.0.0.1:9090");

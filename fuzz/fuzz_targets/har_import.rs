@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         ..ImportOptions::default()
     };
     if let Ok(import) = ld_converters::import(Format::Har, "fuzz.har", data, &options) {
-        let text = import.plan.to_json_string();
+        let text = import.to_json_string();
         let again = ld_plan::Plan::parse(&text).expect("a written plan reads back");
         assert_eq!(again.to_json_string(), text);
     }

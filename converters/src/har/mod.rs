@@ -24,11 +24,265 @@ pub(crate) fn looks_like_har(head: &str) -> bool {
             || head.contains("\"version\""))
 }
 
-/// Imports a HAR document read from `name`.
+/// Imports a HAR document held in memory, read from `name`.
 pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let file: model::HarFile =
-        serde_json::from_slice(bytes).map_err(|e| parse_error(name, bytes, &e))?;
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match stream(&mut de, name, options) {
+        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::OutOfOrder) => {
+            let file: model::HarFile =
+                serde_json::from_slice(bytes).map_err(|e| parse_error(name, bytes, &e))?;
+            build(name, file, options)
+        }
+        Err(Failure::Import(e)) => Err(e),
+        Err(Failure::Json(e)) => Err(parse_error(name, bytes, &e)),
+    }
+}
+
+/// Imports a HAR file, streaming it: neither the file nor its entries are ever held in memory
+/// whole. Each entry becomes a task as soon as it is read, and response bodies, most of a HAR's
+/// size, are skipped as they are read.
+pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Import> {
+    use std::io::BufRead;
+    let name = path.display().to_string();
+    let read_error = |e: std::io::Error| Error::Read {
+        path: name.clone(),
+        source: e,
+    };
+    let open = || -> Result<std::io::BufReader<std::fs::File>> {
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        if reader.fill_buf().map_err(read_error)?.starts_with(BOM) {
+            reader.consume(BOM.len());
+        }
+        Ok(reader)
+    };
+    let json_error = |e: serde_json::Error| -> Error {
+        // Only on this path is the text needed, to show the offending line.
+        match std::fs::read(path) {
+            Ok(bytes) => parse_error(&name, bytes.strip_prefix(BOM).unwrap_or(&bytes), &e),
+            Err(io) => read_error(io),
+        }
+    };
+    let mut de = serde_json::Deserializer::from_reader(open()?);
+    match stream(&mut de, &name, options) {
+        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::OutOfOrder) => {
+            // Sorting needs every entry at hand: read the file again, whole.
+            let file: model::HarFile = serde_json::from_reader(open()?).map_err(json_error)?;
+            build(&name, file, options)
+        }
+        Err(Failure::Import(e)) => Err(e),
+        Err(Failure::Json(e)) => Err(json_error(e)),
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+enum Streamed {
+    Done(Import),
+    /// Entries are not in `startedDateTime` order; the caller imports the whole list instead.
+    OutOfOrder,
+}
+
+enum Failure {
+    Import(Error),
+    Json(serde_json::Error),
+}
+
+/// The one-pass import: entries are converted in file order as the parser reaches them.
+fn stream<'de, D>(de: D, name: &str, options: &ImportOptions) -> Result<Streamed, Failure>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    use serde::de::DeserializeSeed;
+    let mut state = StreamState {
+        name,
+        builder: Builder::new(options),
+        think_time: options.think_time,
+        latin1: false,
+        index: 0,
+        last_start: None,
+        missing_start: false,
+        pending: None,
+        failure: None,
+        out_of_order: false,
+    };
+    let parsed = Root(&mut state).deserialize(de);
+    if state.out_of_order {
+        return Ok(Streamed::OutOfOrder);
+    }
+    if let Some(e) = state.failure.take() {
+        return Err(Failure::Import(e));
+    }
+    parsed.map_err(Failure::Json)?;
+    if let Some((request, _, _)) = state.pending.take() {
+        state.builder.push(request);
+    }
+    let mut builder = state.builder;
+    builder.summary.read = state.index;
+    if state.missing_start && state.index > 0 {
+        builder
+            .summary
+            .warn("some entries have no readable startedDateTime; kept in file order");
+    }
+    Ok(Streamed::Done(builder.finish()))
+}
+
+struct StreamState<'a> {
+    name: &'a str,
+    builder: Builder<'a>,
+    think_time: bool,
+    latin1: bool,
+    index: usize,
+    last_start: Option<f64>,
+    missing_start: bool,
+    /// The last kept request, held until the next kept one gives its think time.
+    pending: Option<(Request, Option<f64>, f64)>,
+    failure: Option<Error>,
+    out_of_order: bool,
+}
+
+impl StreamState<'_> {
+    /// Takes one entry; `false` stops the parse (an error, or entries out of order).
+    fn entry(&mut self, entry: model::Entry) -> bool {
+        let index = self.index;
+        self.index += 1;
+        match entry.started.as_deref().and_then(parse_timestamp) {
+            Some(start) => {
+                if self.last_start.is_some_and(|last| start < last) {
+                    self.out_of_order = true;
+                    return false;
+                }
+                self.last_start = Some(start);
+            }
+            None => self.missing_start = true,
+        }
+        let kept = match convert(self.name, index, entry, self.latin1, &mut self.builder) {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.failure = Some(e);
+                return false;
+            }
+        };
+        let Some(current) = kept else {
+            return true;
+        };
+        if !self.think_time {
+            self.builder.push(current.0);
+            return true;
+        }
+        if let Some((mut request, start, duration)) = self.pending.take() {
+            if let (Some(start), Some(next)) = (start, current.1) {
+                request.think_time = Some((next - (start + duration / 1000.0)).max(0.0));
+            }
+            self.builder.push(request);
+        }
+        self.pending = Some(current);
+        true
+    }
+}
+
+/// `{"log": ...}`: everything but `log` is skipped.
+struct Root<'s, 'a>(&'s mut StreamState<'a>);
+/// `log`: `creator` (which producer wrote the file) and `entries`.
+struct Log<'s, 'a>(&'s mut StreamState<'a>);
+/// `log.entries`, one entry at a time.
+struct Entries<'s, 'a>(&'s mut StreamState<'a>);
+
+const STOP: &str = "import stopped";
+
+impl<'de> serde::de::DeserializeSeed<'de> for Root<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Root<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a HAR document: an object with a `log`")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen_log = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "log" && !seen_log {
+                seen_log = true;
+                map.next_value_seed(Log(&mut *self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        if !seen_log {
+            return Err(serde::de::Error::missing_field("log"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Log<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Log<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the HAR `log` object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen_entries = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "creator" => {
+                    let creator: Option<model::Creator> = map.next_value()?;
+                    // mitmproxy writes bodies that are not UTF-8 one byte per character.
+                    self.0.latin1 =
+                        creator.is_some_and(|c| c.name.to_ascii_lowercase().contains("mitmproxy"));
+                }
+                "entries" if !seen_entries => {
+                    seen_entries = true;
+                    map.next_value_seed(Entries(&mut *self.0))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !seen_entries {
+            return Err(serde::de::Error::missing_field("entries"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entries<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of HAR entries")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<model::Entry>()? {
+            if !self.0.entry(entry) {
+                return Err(serde::de::Error::custom(STOP));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn build(name: &str, file: model::HarFile, options: &ImportOptions) -> Result<Import> {
     let creator = file
         .log
         .creator
@@ -171,17 +425,23 @@ fn convert(
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
+    let recorded_a_body = declared_length > 0 || entry.request.body_size.is_some_and(|s| s > 0.0);
     let body = match entry.request.post_data {
         Some(post) => body_of(post, bytes_as_latin1, builder),
-        None => {
-            if declared_length > 0 || entry.request.body_size.is_some_and(|s| s > 0.0) {
-                builder.summary.warn(
-                    "request bodies missing from the recording (browsers leave out multipart uploads); those tasks send no body",
-                );
-            }
-            Body::None
-        }
+        None => Body::None,
     };
+    let empty = match &body {
+        Body::None => true,
+        Body::Text(t) | Body::Base64(t) => t.is_empty(),
+        _ => false,
+    };
+    if recorded_a_body && empty {
+        // Chromium leaves out multipart uploads and binary bodies while the headers show
+        // their length: the task can only send what was recorded.
+        builder.summary.warn(
+            "request bodies missing from the recording (browsers leave out multipart and binary uploads); those tasks send no body",
+        );
+    }
     let start = entry.started.as_deref().and_then(parse_timestamp);
     let duration = entry.time.filter(|t| *t > 0.0).unwrap_or(0.0);
     Ok(Some((

@@ -938,7 +938,7 @@ mod tests {
 
     fn tasks(spec: &str, options: &ImportOptions) -> Vec<ld_plan::Task> {
         let import = import("spec.yaml", spec.as_bytes(), options).expect("imports");
-        let action = import.plan.actions.last().expect("action").clone();
+        let action = import.plan().actions.last().expect("action").clone();
         action
             .as_start_test("/0")
             .expect("start")

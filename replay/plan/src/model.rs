@@ -219,7 +219,11 @@ impl Serialize for Plan {
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let len = if matches!(self.args, Args::None) { 1 } else { 2 };
+        let len = if matches!(self.args, Args::None) {
+            1
+        } else {
+            2
+        };
         let mut seq = s.serialize_seq(Some(len))?;
         seq.serialize_element(&self.command)?;
         match &self.args {
