@@ -14,7 +14,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 (cd "$root" && cargo build -q --bin ld)
-ld_bin="${CARGO_TARGET_DIR:-$root/target}/debug/ld"
+# A private copy: a rebuild of the workspace during the run must not swap the binary.
+cp "${CARGO_TARGET_DIR:-$root/target}/debug/ld" "$work/ld-under-test"
+ld_bin="$work/ld-under-test"
 
 cd "$work"
 npm init -y >/dev/null

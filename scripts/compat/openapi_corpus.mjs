@@ -61,6 +61,10 @@ for (const file of files) {
   } else if (r.status === 2 && /^ld: error: \S/.test(r.stderr)) {
     counts.invalid++;
     invalid.push(`${name}: ${r.stderr.split("\n")[0].slice(0, 160)}`);
+  } else if (r.error) {
+    // The binary could not be started at all: not a verdict on the spec.
+    counts.unrun = (counts.unrun || 0) + 1;
+    crashed.push(`${name}: not run: ${r.error.message}`);
   } else {
     counts.crashed++;
     crashed.push(`${name}: exit ${r.status} signal ${r.signal}: ${(r.stderr || "").slice(0, 300)}`);
@@ -88,6 +92,7 @@ console.log(`specs: ${files.length}`);
 console.log(`  imported: ${counts.valid}`);
 console.log(`  invalid, with an error message (exit 2): ${counts.invalid}`);
 console.log(`  crashes or panics: ${counts.crashed}`);
+if (counts.unrun) console.log(`  not run (the binary could not be started): ${counts.unrun}`);
 console.log(`one task per operation: ${agree}/${counts.valid} imported specs (${totalTasks} tasks for ${totalOps} operations)`);
 console.log(`ld time: ${(ldMillis / 1000).toFixed(1)} s in total, ${(ldMillis / Math.max(files.length, 1)).toFixed(1)} ms per spec (binary: ${ldBin})`);
 console.log(`damaged copies: ${damaged.clear + damaged.unclear.length + damaged.crashed.length}; exit 2 with a file:line:column or JSON pointer: ${damaged.clear}; other errors: ${damaged.unclear.length}; crashes: ${damaged.crashed.length}`);

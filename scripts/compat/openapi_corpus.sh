@@ -19,7 +19,9 @@ if [ "$profile" = release ]; then
 else
   (cd "$root" && cargo build -q --bin ld)
 fi
-ld_bin="${CARGO_TARGET_DIR:-$root/target}/$profile/ld"
+# A private copy: a rebuild of the workspace during the run must not swap the binary.
+cp "${CARGO_TARGET_DIR:-$root/target}/$profile/ld" "$work/ld-under-test"
+ld_bin="$work/ld-under-test"
 
 cd "$work"
 npm init -y >/dev/null

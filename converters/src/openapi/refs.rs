@@ -67,6 +67,14 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Value> {
             }
         }
     }
+    if let Some(pos) = too_deep(text) {
+        return Err(Error::Syntax(ld_plan::render_source_error(
+            name,
+            text,
+            pos,
+            &format!("not valid YAML: flow collections nested deeper than {MAX_FLOW_DEPTH} levels"),
+        )));
+    }
     serde_norway::from_str::<Value>(text).map_err(|e| {
         let raw = e.to_string();
         let message = without_position(&raw);
@@ -83,6 +91,57 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Value> {
             None => Error::Syntax(format!("{name}: not valid YAML: {message}")),
         }
     })
+}
+
+/// Deeper flow nesting (`[[[[…`) is refused before parsing: the YAML parser's time grows with
+/// the square of it, and its deserializer would refuse past 128 levels anyway.
+const MAX_FLOW_DEPTH: usize = 512;
+
+/// Where flow collections (`[`, `{` starting a token, outside quotes and comments) first nest
+/// deeper than [`MAX_FLOW_DEPTH`].
+fn too_deep(text: &str) -> Option<ld_plan::SourcePos> {
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            comment = false;
+            previous = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\''
+                    if matches!(previous, ' ' | '\t' | '\n' | ':' | ',' | '[' | '{' | '-') =>
+                {
+                    quote = Some(c);
+                }
+                '#' if matches!(previous, ' ' | '\t' | '\n') => comment = true,
+                '[' | '{'
+                    if matches!(previous, ' ' | '\t' | '\n' | ':' | ',' | '[' | '{' | '-') =>
+                {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(ld_plan::SourcePos { line, column });
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    None
 }
 
 /// serde_norway writes the position into its messages (`... at line L column C, while ...`);
@@ -297,6 +356,14 @@ mod tests {
         assert!(text.contains("x.yaml:4:"), "{text}");
         let err = parse("x.json", "{\"a\": [1}").expect_err("bad");
         assert!(err.to_string().contains("x.json:1:9"), "{err}");
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_quickly() {
+        let text = format!("openapi: 3.0.0\nx: {}\n", "[".repeat(100_000));
+        let err = parse("d.yaml", &text).expect_err("too deep");
+        assert!(err.to_string().contains("deeper than"), "{err}");
+        assert!(too_deep("a: ['[[[[', \"{{{{\"]  # [[[[\nb: a[0]\n").is_none());
     }
 
     #[test]
