@@ -273,8 +273,11 @@ impl Vu {
             }
             return ran;
         }
+        // An open-model arrival already counts as sent: it runs to its end (within the grace
+        // period), whereas a closed-model user leaves at the next task once stopped.
+        let open = intended.is_some();
         for task in &ctx.tasks {
-            if self.stopped() {
+            if !open && self.stopped() {
                 break;
             }
             if !self.condition(task) {
