@@ -176,6 +176,7 @@ impl Recorder {
             names: Vec::new(),
             accs: Vec::new(),
             pending: Vec::new(),
+            codes: status_texts(),
             started: Instant::now(),
             started_at: iso_seconds(SystemTime::now()),
             failed: None,
@@ -284,6 +285,7 @@ struct Writer {
     names: Vec<(String, String)>,
     accs: Vec<Accumulator>,
     pending: Vec<Request>,
+    codes: Vec<String>,
     started: Instant,
     started_at: String,
     /// The first write error; later batches are dropped and the error is returned at the end.
@@ -418,9 +420,10 @@ impl Writer {
         }
         let rows = std::mem::take(&mut self.pending);
         let names = &self.names;
+        let codes = &self.codes;
         let path = self.path.as_str();
         immediate(&self.conn, path, |c| {
-            insert_rows(c, path, run_id, names, &rows)
+            insert_rows(c, path, run_id, names, codes, &rows)
         })
     }
 
@@ -510,6 +513,7 @@ fn insert_rows(
     path: &str,
     run_id: i64,
     names: &[(String, String)],
+    codes: &[String],
     rows: &[Request],
 ) -> Result<()> {
     let many = format!(
@@ -521,24 +525,25 @@ fn insert_rows(
     let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
     {
         let mut stmt = c.prepare_cached(&many).map_err(err)?;
-        let mut statuses: Vec<String> = Vec::with_capacity(ROWS_PER_STATEMENT);
         for chunk in chunks.by_ref() {
-            statuses.clear();
-            statuses.extend(chunk.iter().map(|r| r.status.to_string()));
             let params = chunk
                 .iter()
-                .zip(&statuses)
-                .flat_map(|(r, status)| row_params(run_id, names, r, status));
+                .flat_map(|r| row_params(run_id, names, codes, r));
             stmt.execute(params_from_iter(params)).map_err(err)?;
         }
     }
     let mut stmt = c.prepare_cached(&one).map_err(err)?;
     for r in chunks.remainder() {
-        let status = r.status.to_string();
-        stmt.execute(params_from_iter(row_params(run_id, names, r, &status)))
+        stmt.execute(params_from_iter(row_params(run_id, names, codes, r)))
             .map_err(err)?;
     }
     Ok(())
+}
+
+/// Status codes as text, indexed by code (HTTP codes are below 1000): a record's status is
+/// bound as a borrowed string, not formatted for every row.
+fn status_texts() -> Vec<String> {
+    (0..1000u16).map(|c| c.to_string()).collect()
 }
 
 /// One record's ten values, LoadDensity's way: lowercase method, status as text (NULL when
@@ -546,8 +551,8 @@ fn insert_rows(
 fn row_params<'a>(
     run_id: i64,
     names: &'a [(String, String)],
+    codes: &'a [String],
     r: &'a Request,
-    status: &'a str,
 ) -> [rusqlite::types::ToSqlOutput<'a>; 10] {
     use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
     let text = |s: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()));
@@ -565,7 +570,10 @@ fn row_params<'a>(
         text(method),
         text(&r.url),
         text(name),
-        if r.status == 0 { null() } else { text(status) },
+        match codes.get(r.status as usize) {
+            Some(code) if r.status != 0 => text(code),
+            _ => null(),
+        },
         ToSqlOutput::Owned(Sql::Real(r.latency_us as f64 / 1000.0)),
         ToSqlOutput::Owned(Sql::Integer(r.bytes as i64)),
         match &r.error {
