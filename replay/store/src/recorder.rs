@@ -364,11 +364,11 @@ impl Writer {
 
     /// Runs a write step unless an earlier one failed; keeps the first failure.
     fn guard(&mut self, step: impl FnOnce(&mut Writer) -> Result<()>) {
-        if self.failed.is_none() {
-            if let Err(e) = step(self) {
-                self.pending.clear();
-                self.failed = Some(e);
-            }
+        if self.failed.is_none()
+            && let Err(e) = step(self)
+        {
+            self.pending.clear();
+            self.failed = Some(e);
         }
     }
 
