@@ -1,6 +1,7 @@
-//! `ld demo`: the product in one command. Starts a small JSON API on loopback, writes a HAR
-//! of a session against it, imports it into a plan, replays the plan under a little load and
-//! prints where the reports are.
+//! `ld demo`: the product in one command. Starts a small JSON API on loopback, records a
+//! session against it through `ld record`'s proxy (the real recorder, in process), imports the
+//! recording into a plan, replays the plan once and under a little load, and prints where the
+//! reports are.
 //!
 //! The API has a login that returns a token, an endpoint that needs it, a slow endpoint and a
 //! flaky one that fails every fifth request, so the report has something to show.
@@ -55,19 +56,16 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!("demo API listening on {base}");
 
     let har_path = dir.join("session.har");
-    let har = serde_json::to_vec_pretty(&session_har(&base)).context("HAR")?;
-    std::fs::write(&har_path, &har)
-        .with_context(|| format!("could not write {}", har_path.display()))?;
-    eprintln!("recorded session:  {}", har_path.display());
+    let recorded = record_session(addr, &har_path, &dir.join("ca"))
+        .context("could not record the demo session through the proxy")?;
+    eprintln!(
+        "recorded session:  {} ({recorded} exchanges through ld record's proxy)",
+        har_path.display()
+    );
 
     let options = ld_converters::ImportOptions::default();
-    let import = ld_converters::import(
-        ld_converters::Format::Har,
-        &har_path.display().to_string(),
-        &har,
-        &options,
-    )
-    .context("importing the demo HAR")?;
+    let import = ld_converters::import_file(ld_converters::Format::Har, &har_path, &options)
+        .context("importing the demo recording")?;
     let plan_path = dir.join("actions.json");
     ld_plan::fs::write_atomic(&plan_path, import.to_json_string().as_bytes(), false)?;
     if let Some(env) = import.secrets_env() {
@@ -110,74 +108,90 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-/// A HAR 1.2 document of one session against the demo API at `base`.
-fn session_har(base: &str) -> Value {
-    let entry = |method: &str,
-                 path: &str,
-                 req_headers: Vec<(&str, &str)>,
-                 body: Option<&str>,
-                 status: u16,
-                 resp: &str,
-                 ms: u64,
-                 at: &str| {
-        let mut headers: Vec<Value> = vec![
-            json!({"name": "Host", "value": base.trim_start_matches("http://")}),
-            json!({"name": "Accept", "value": "application/json"}),
-            json!({"name": "User-Agent", "value": "Mozilla/5.0 (X11; Linux x86_64) ld-demo"}),
-        ];
-        headers.extend(
-            req_headers
-                .iter()
-                .map(|(k, v)| json!({"name": k, "value": v})),
-        );
-        let mut request = json!({
-            "method": method,
-            "url": format!("{base}{path}"),
-            "httpVersion": "HTTP/1.1",
-            "cookies": [],
-            "headers": headers,
-            "queryString": [],
-            "headersSize": -1,
-            "bodySize": body.map_or(0, |b| b.len() as i64),
-        });
-        if let Some(b) = body {
-            request["postData"] = json!({"mimeType": "application/json", "text": b});
-        }
-        json!({
-            "startedDateTime": at,
-            "time": ms,
-            "request": request,
-            "response": {
-                "status": status,
-                "statusText": if status == 200 { "OK" } else { "" },
-                "httpVersion": "HTTP/1.1",
-                "cookies": [],
-                "headers": [{"name": "Content-Type", "value": "application/json"}],
-                "content": {"size": resp.len(), "mimeType": "application/json", "text": resp},
-                "redirectURL": "",
-                "headersSize": -1,
-                "bodySize": resp.len(),
-            },
-            "cache": {},
-            "timings": {"send": 0, "wait": ms, "receive": 0},
-        })
+/// Records a session of a client against the API at `api` through the recording proxy into
+/// `har`, as a person would with `ld record`; returns how many exchanges were recorded.
+fn record_session(api: SocketAddr, har: &Path, ca_dir: &Path) -> anyhow::Result<u64> {
+    let proxy = {
+        // The recorder takes an address to bind; a free one is found the usual way.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
+        probe.local_addr()?
     };
-    let bearer = format!("Bearer {TOKEN}");
-    json!({
-        "log": {
-            "version": "1.2",
-            "creator": {"name": "ld demo", "version": env!("CARGO_PKG_VERSION")},
-            "entries": [
-                entry("GET", "/api/health", vec![], None, 200, r#"{"status":"ok"}"#, 2, "2026-01-01T10:00:00.000Z"),
-                entry("POST", "/api/login", vec![("Content-Type", "application/json")], Some(r#"{"user":"ada","password":"lovelace"}"#), 200, &format!(r#"{{"token":"{TOKEN}"}}"#), 5, "2026-01-01T10:00:01.000Z"),
-                entry("GET", "/api/profile", vec![("Authorization", &bearer)], None, 200, r#"{"user":"ada","plan":"pro"}"#, 3, "2026-01-01T10:00:02.000Z"),
-                entry("GET", "/api/items?page=1", vec![("Authorization", &bearer)], None, 200, r#"{"items":[{"id":1},{"id":2},{"id":3}]}"#, 4, "2026-01-01T10:00:03.000Z"),
-                entry("GET", "/api/items/2", vec![("Authorization", &bearer)], None, 200, r#"{"id":2,"name":"gear"}"#, 3, "2026-01-01T10:00:04.000Z"),
-                entry("GET", "/api/slow", vec![], None, 200, r#"{"slow":true}"#, 150, "2026-01-01T10:00:05.000Z"),
-                entry("GET", "/api/flaky", vec![], None, 200, r#"{"flaky":"ok"}"#, 2, "2026-01-01T10:00:06.000Z"),
-            ]
+    let mut options = ld_recorder::Options::new(proxy, har.to_path_buf(), ca_dir.to_path_buf());
+    options.quiet = true;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let recorder = std::thread::spawn(move || {
+        ld_recorder::record_until(options, async move {
+            let _ = stop_rx.await;
+        })
+    });
+    let session = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(drive_session(proxy, api));
+    let _ = stop_tx.send(());
+    let summary = match recorder.join() {
+        Ok(result) => result.context("the recording proxy failed")?,
+        Err(_) => anyhow::bail!("the recording proxy stopped unexpectedly"),
+    };
+    session?;
+    Ok(summary.recorded)
+}
+
+/// The session: health, login, then authenticated calls with the token the login returned.
+async fn drive_session(proxy: SocketAddr, api: SocketAddr) -> anyhow::Result<()> {
+    let mut stream = None;
+    for _ in 0..100 {
+        match tokio::net::TcpStream::connect(proxy).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
-    })
+    }
+    let stream = stream.context("the recording proxy did not start")?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let base = format!("http://{api}");
+    let mut call = async |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"))
+            .header("Host", api.to_string())
+            .header("Accept", "application/json")
+            .header("User-Agent", concat!("ld-demo/", env!("CARGO_PKG_VERSION")));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header("Content-Type", "application/json");
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        send.ready().await?;
+        let resp = send.send_request(req.body(Full::new(body))?).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(status.is_success(), "{method} {path} answered {status}");
+        anyhow::Ok(serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+    };
+    call("GET", "/api/health", None, None).await?;
+    let login = call(
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"user": "ada", "password": "lovelace"})),
+    )
+    .await?;
+    let token = login["token"].as_str().unwrap_or_default().to_string();
+    call("GET", "/api/profile", Some(&token), None).await?;
+    call("GET", "/api/items?page=1", Some(&token), None).await?;
+    call("GET", "/api/items/2", Some(&token), None).await?;
+    call("GET", "/api/slow", None, None).await?;
+    call("GET", "/api/flaky", None, None).await?;
+    Ok(())
 }
 
 /// Stops the demo API when dropped.

@@ -678,6 +678,16 @@ fn the_demo_imports_replays_and_writes_its_reports() {
     );
     assert!(html.is_file() && summary.is_file());
     assert!(dir.path().join("session.har").is_file() && dir.path().join("actions.json").is_file());
+    // The session went through the recording proxy: the HAR is the recorder's, with every
+    // exchange of the session and the proxy's view of the server.
+    let har: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("session.har")).expect("har"),
+    )
+    .expect("har json");
+    assert_eq!(har["log"]["creator"]["name"], "ld");
+    let entries = har["log"]["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 7, "{har}");
+    assert!(entries.iter().all(|e| e["serverIPAddress"] == "127.0.0.1"));
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
     let names = s["run"]["names"].as_array().expect("names");
