@@ -90,8 +90,9 @@ URL="http://127.0.0.1:$PORT/index.html"
 
 # 1a. wrk
 log "wrk: $CONNS connections, ${DURATION}s, core 1"
-WRK_OUT="$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL")"
+WRK_OUT="$(/usr/bin/time -f '%U %S' -o "$BENCH_DIR/cpu-wrk.txt" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL")"
 WRK_RPS="$(printf '%s\n' "$WRK_OUT" | awk '/Requests\/sec/ {print $2}')"
+WRK_REQ="$(printf '%s\n' "$WRK_OUT" | awk '/requests in/ {print $1}')"
 
 # 1b. ld replay: the same URL, a status assertion on every response.
 cat > "$BENCH_DIR/plan.json" <<JSON
@@ -100,17 +101,18 @@ cat > "$BENCH_DIR/plan.json" <<JSON
 JSON
 log "ld replay: $CONNS users, ${DURATION}s, core 1"
 rm -f "$BENCH_DIR/loaddensity-summary.json"
-taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" --users "$CONNS" --spawn-rate 100000 \
+/usr/bin/time -f '%U %S' -o "$BENCH_DIR/cpu-ld.txt" taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" --users "$CONNS" --spawn-rate 100000 \
   --duration "${DURATION}s" --report summary --report-dir "$BENCH_DIR" -q || true
-read -r LD_RPS LD_FAIL LD_P99 < <(python3 - "$BENCH_DIR/loaddensity-summary.json" <<'PY'
+read -r LD_RPS LD_FAIL LD_P99 LD_REQ < <(python3 - "$BENCH_DIR/loaddensity-summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f'{s["run"]["requests_per_s"]:.0f} {s["totals"]["failures"]} {s["latency_overall"]["p99_ms"]:.2f}')
+print(f'{s["run"]["requests_per_s"]:.0f} {s["totals"]["failures"]} {s["latency_overall"]["p99_ms"]:.2f} {s["totals"]["requests"]}')
 PY
 )
 
 # 1c. Locust FastHttpUser, no wait, one process on core 1.
 LOCUST_RPS="n/a"
+LOCUST_REQ=""
 if [ "$SKIP_LOCUST" != 1 ]; then
   if [ ! -x "$LOCUST_VENV/bin/locust" ]; then
     log "installing locust into $LOCUST_VENV"
@@ -129,7 +131,7 @@ class Static(FastHttpUser):
                 r.failure(f"status {r.status_code}")
 PY
   log "locust FastHttpUser: $CONNS users, ${DURATION}s, core 1"
-  (cd "$BENCH_DIR" && taskset -c 1 "$LOCUST_VENV/bin/locust" -f locustfile.py --headless \
+  (cd "$BENCH_DIR" && /usr/bin/time -f '%U %S' -o "$BENCH_DIR/cpu-locust.txt" taskset -c 1 "$LOCUST_VENV/bin/locust" -f locustfile.py --headless \
     -u "$CONNS" -r "$CONNS" -t "${DURATION}s" --host "http://127.0.0.1:$PORT" \
     --csv locust --only-summary >/dev/null 2>&1) || true
   LOCUST_RPS="$(python3 - "$BENCH_DIR/locust_stats.csv" <<'PY'
@@ -139,6 +141,7 @@ for row in csv.DictReader(open(sys.argv[1])):
         print(f'{float(row["Requests/s"]):.0f}')
 PY
 )"
+  LOCUST_REQ="$(python3 -c 'import csv,sys; print(next(r["Request Count"] for r in csv.DictReader(open(sys.argv[1])) if r["Name"] == "Aggregated"))' "$BENCH_DIR/locust_stats.csv")"
 fi
 
 # 2. 10,000 users on think time: peak RSS.
@@ -174,6 +177,14 @@ printf '%-34s %12s\n' "client" "requests/s"
 printf '%-34s %12s\n' "wrk" "$WRK_RPS"
 printf '%-34s %12s   (failures %s, p99 %s ms)\n' "ld replay (status assertion)" "$LD_RPS" "$LD_FAIL" "$LD_P99"
 printf '%-34s %12s\n' "locust FastHttpUser (no wait)" "$LOCUST_RPS"
+# CPU time per request on the client's core: robust when other work shares the machine and
+# the server, not the client, sets the pace.
+cpu_us() { awk -v n="$2" '{ if (n > 0) printf "%.1f", ($1 + $2) * 1e6 / n; else print "n/a" }' "$1" 2>/dev/null || echo n/a; }
+echo
+printf '%-34s %12s\n' "client CPU per request" "µs"
+printf '%-34s %12s\n' "wrk" "$(cpu_us "$BENCH_DIR/cpu-wrk.txt" "$WRK_REQ")"
+printf '%-34s %12s\n' "ld replay (status assertion)" "$(cpu_us "$BENCH_DIR/cpu-ld.txt" "$LD_REQ")"
+[ -n "$LOCUST_REQ" ] && printf '%-34s %12s\n' "locust FastHttpUser (no wait)" "$(cpu_us "$BENCH_DIR/cpu-locust.txt" "$LOCUST_REQ")"
 python3 - "$WRK_RPS" "$LD_RPS" "$LOCUST_RPS" <<'PY'
 import sys
 wrk, ld, locust = sys.argv[1:]
