@@ -650,10 +650,11 @@ impl Compiler<'_> {
             ("cookies", "an object"),
             ("auth", "an object"),
         ] {
-            if let Some(v) = t.get(k) {
-                if !v.is_object() && !v.is_null() {
-                    return Err(err(file, &at(k), format!("expected {shape}")));
-                }
+            if let Some(v) = t.get(k)
+                && !v.is_object()
+                && !v.is_null()
+            {
+                return Err(err(file, &at(k), format!("expected {shape}")));
             }
         }
         if let Some(Value::Object(auth)) = t.get("auth") {

@@ -140,10 +140,11 @@ impl HttpTransport {
             let result = send_on(&mut conn.sender, method, p, cookie.as_ref()).await;
             let response = match result {
                 Ok(r) => r,
-                Err(e) => {
+                Err((e, unsent)) => {
                     self.conns.swap_remove(index);
-                    // A kept-alive connection the server has just closed: one fresh try.
-                    if reused && attempt == 1 {
+                    // A kept-alive connection the server has just closed: one fresh try, when
+                    // the request surely did not reach the server or repeating it is harmless.
+                    if reused && attempt == 1 && (unsent || is_idempotent(method)) {
                         continue;
                     }
                     return Err(e);
@@ -238,7 +239,12 @@ async fn send_on(
     method: &Method,
     p: &Prepared,
     cookie: Option<&HeaderValue>,
-) -> Result<http::Response<hyper::body::Incoming>, String> {
+) -> Result<http::Response<hyper::body::Incoming>, (String, bool)> {
+    // The flag tells whether the request was certainly not sent.
+    let failed = |what: &str, e: hyper::Error| {
+        let unsent = e.is_canceled() || what == "connection";
+        (chain(what, &e), unsent)
+    };
     let mut req = Request::new(Full::new(p.body.clone()));
     *req.method_mut() = method.clone();
     *req.headers_mut() = p.headers.clone();
@@ -249,8 +255,8 @@ async fn send_on(
         Sender::H1(s) => {
             *req.uri_mut() = p.origin_form.clone();
             req.headers_mut().insert(header::HOST, p.authority.clone());
-            s.ready().await.map_err(|e| chain("connection", &e))?;
-            s.send_request(req).await.map_err(|e| chain("request", &e))
+            s.ready().await.map_err(|e| failed("connection", e))?;
+            s.send_request(req).await.map_err(|e| failed("request", e))
         }
         Sender::H2(s) => {
             *req.uri_mut() = p.uri.clone();
@@ -264,8 +270,8 @@ async fn send_on(
             }
             req.headers_mut().remove("keep-alive");
             req.headers_mut().remove("proxy-connection");
-            s.ready().await.map_err(|e| chain("connection", &e))?;
-            s.send_request(req).await.map_err(|e| chain("request", &e))
+            s.ready().await.map_err(|e| failed("connection", e))?;
+            s.send_request(req).await.map_err(|e| failed("request", e))
         }
     }
 }
@@ -377,6 +383,13 @@ fn decode(headers: &HeaderMap, raw: Bytes) -> Bytes {
         _ => return raw,
     };
     if ok { Bytes::from(out) } else { raw }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 /// Resolves a `Location` against the URL that answered.

@@ -287,13 +287,13 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
         http: options.http,
         env,
     };
-    if let Some(ca) = &options.ca_cert {
-        if !ca.is_file() {
-            return Err(Error::Read {
-                path: ca.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
-        }
+    if let Some(ca) = &options.ca_cert
+        && !ca.is_file()
+    {
+        return Err(Error::Read {
+            path: ca.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
     }
     let program = compile::compile(&options.plan, &text, &settings)?;
     if !options.quiet {

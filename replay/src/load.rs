@@ -246,15 +246,15 @@ impl Vu {
             rng: &mut self.rng,
             rows: &mut self.rows,
         };
-        if let Some(p) = &task.run_if {
-            if !p.holds(&mut scope) {
-                return false;
-            }
+        if let Some(p) = &task.run_if
+            && !p.holds(&mut scope)
+        {
+            return false;
         }
-        if let Some(p) = &task.skip_if {
-            if p.holds(&mut scope) {
-                return false;
-            }
+        if let Some(p) = &task.skip_if
+            && p.holds(&mut scope)
+        {
+            return false;
         }
         true
     }
@@ -265,11 +265,11 @@ impl Vu {
         let mut ran = 0;
         if ctx.mode == Mode::Weighted {
             let task = ctx.pick(&mut self.rng).cloned();
-            if let Some(task) = task {
-                if self.condition(&task) {
-                    self.exec(&task, intended).await;
-                    ran += 1;
-                }
+            if let Some(task) = task
+                && self.condition(&task)
+            {
+                self.exec(&task, intended).await;
+                ran += 1;
             }
             return ran;
         }

@@ -289,11 +289,11 @@ pub(crate) fn prepare(
     }
 
     let (body, content_type) = body_bytes(fields, base_dir, rng)?;
-    if let Some(ct) = content_type {
-        if !headers.contains_key(header::CONTENT_TYPE) {
-            let v = HeaderValue::from_str(&ct).map_err(|_| "invalid content type".to_string())?;
-            headers.insert(header::CONTENT_TYPE, v);
-        }
+    if let Some(ct) = content_type
+        && !headers.contains_key(header::CONTENT_TYPE)
+    {
+        let v = HeaderValue::from_str(&ct).map_err(|_| "invalid content type".to_string())?;
+        headers.insert(header::CONTENT_TYPE, v);
     }
     if !headers.contains_key(header::USER_AGENT) {
         headers.insert(
@@ -522,10 +522,10 @@ fn pairs(value: &Value) -> Vec<(String, String)> {
         }
         Value::Array(items) => {
             for item in items {
-                if let Value::Array(kv) = item {
-                    if let (Some(k), Some(v)) = (kv.first(), kv.get(1)) {
-                        out.push((value_text(k), value_text(v)));
-                    }
+                if let Value::Array(kv) = item
+                    && let (Some(k), Some(v)) = (kv.first(), kv.get(1))
+                {
+                    out.push((value_text(k), value_text(v)));
                 }
             }
         }
