@@ -474,6 +474,21 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
         server.received().last().map(|r| r.version),
         Some(HttpVersion::HTTP_11)
     );
+
+    // A task's own `verify: false` accepts the certificate without -k.
+    let tasks = json!([{"method": "get", "request_url": format!("https://127.0.0.1:{}/v", addr.port()),
+        "verify": false, "assertions": [{"type": "status_code", "value": 200}]}]);
+    write(dir.path(), "verify.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "verify.json", "--once"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        server.received().last().map(|r| r.path().to_string()),
+        Some("/v".to_string())
+    );
 }
 
 #[test]
