@@ -537,3 +537,82 @@ fn bad_databases_are_refused_before_the_run_and_left_unchanged() {
     let (code, out) = replay(dir.path(), &["--no-store"]);
     assert_eq!(code, 0, "--no-store runs without the database: {out}");
 }
+
+#[test]
+fn loaddensity_persistence_and_sla_commands_run_in_the_plan() {
+    let switches = Arc::new(Switches::default());
+    let (addr, _server) = api(&switches);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = |p: &str| {
+        json!({"method": "get", "request_url": format!("http://{addr}{p}"), "name": format!("GET {p}"),
+               "assertions": [{"type": "status_code", "value": 200}]})
+    };
+    let doc = json!({"load_density": [
+        ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 1,
+                           "test_time": 60, "tasks": [task("/api/users"), task("/api/item")]}],
+        ["LD_persist_records", {"database_path": "history.db", "label": "from-plan", "metadata": {"branch": "main"}}],
+        ["LD_list_runs", {"database_path": "history.db"}],
+        ["LD_fetch_run_records", ["history.db", 1]],
+        ["LD_evaluate_sla", {"rules": [{"type": "requests", "op": "gte", "value": 1000}]}],
+        ["LD_assert_sla", {"rules": [{"type": "failure_rate", "op": "lte", "value": 0},
+                                     {"type": "latency_p95", "name": "GET /api/users", "op": "lt", "value": 0.001}]}],
+    ]});
+    std::fs::write(dir.path().join("actions.json"), doc.to_string()).expect("plan");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "-q", "--once", "--no-store"])
+        .output()
+        .expect("ld replay");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "LD_assert_sla breached: {stdout}{stderr}"
+    );
+    assert!(stderr.contains("2 records stored as run 1"), "{stderr}");
+    assert!(
+        stdout.contains("\"label\": \"from-plan\""),
+        "LD_list_runs: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"status_code\": \"200\""),
+        "LD_fetch_run_records: {stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  requests(overall) gte 1000: actual 2"),
+        "LD_evaluate_sla: {stdout}"
+    );
+    assert!(
+        stdout.contains("pass  failure_rate(overall) lte 0: actual 0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("LD_assert_sla: SLA gates failed: latency_p95(GET /api/users)="),
+        "{stderr}"
+    );
+    // ld reads the run the plan persisted.
+    let show = ld()
+        .current_dir(dir.path())
+        .args(["runs", "show", "1", "--db", "history.db", "--json"])
+        .output()
+        .expect("runs show");
+    let doc: Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(doc["run"]["label"], "from-plan");
+    assert_eq!(doc["run"]["metadata"]["branch"], "main");
+    assert_eq!(doc["names"].as_array().map(Vec::len), Some(2));
+
+    // A bad SLA rule in the plan is a plan error, found before anything runs.
+    let bad = json!({"load_density": [["LD_assert_sla", {"rules": [{"type": "latency_p42", "value": 1}]}]]});
+    std::fs::write(dir.path().join("bad.json"), bad.to_string()).expect("plan");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "bad.json", "--no-store"])
+        .output()
+        .expect("ld replay");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/0/1: invalid SLA rules: rule 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -50,6 +50,7 @@ pub(crate) enum Step {
     Summary,
     ClearRecords,
     Wait(Duration),
+    Store(crate::store::StoreStep),
 }
 
 /// How tasks are picked in an iteration.
@@ -119,18 +120,8 @@ const EXTRACT_FIELDS: &[&str] = &["var", "from", "path", "name", "pattern", "sco
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
 const HTTP_USERS: &[&str] = &["fast_http_user", "http_user"];
 
-/// Commands whose effect belongs to other parts of ld (persistence, SLA gates) or that only
-/// return data to a Python caller: accepted, and skipped with a note.
-const SKIPPED_COMMANDS: &[&str] = &[
-    "LD_persist_records",
-    "LD_list_runs",
-    "LD_fetch_run_records",
-    "LD_evaluate_sla",
-    "LD_assert_sla",
-    "LD_generate_html",
-    "LD_generate_json",
-    "LD_generate_xml",
-];
+/// Commands that only return data to a Python caller: accepted, and skipped with a note.
+const SKIPPED_COMMANDS: &[&str] = &["LD_generate_html", "LD_generate_json", "LD_generate_xml"];
 
 struct Compiler<'s> {
     settings: &'s Settings,
@@ -277,6 +268,16 @@ impl Compiler<'_> {
             "LD_clear_records" => {
                 kwargs(file, action, &[], pointer)?;
                 self.program.steps.push(Step::ClearRecords);
+            }
+            "LD_persist_records"
+            | "LD_list_runs"
+            | "LD_fetch_run_records"
+            | "LD_evaluate_sla"
+            | "LD_assert_sla" => {
+                let kw = kwargs(file, action, crate::store::params(cmd), pointer)?;
+                let step = crate::store::command(cmd, kw, &base_dir(file))
+                    .map_err(|m| err(file, &format!("{pointer}/1"), m))?;
+                self.program.steps.push(Step::Store(step));
             }
             "LD_summary" => {
                 kwargs(file, action, &["success", "failures"], pointer)?;

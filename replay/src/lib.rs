@@ -332,6 +332,7 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
     store::names(options.store.as_ref(), &program.names);
     let mut globals: HashMap<String, String> = HashMap::new();
     let mut written = Vec::new();
+    let mut gates_passed = true;
     for step in &program.steps {
         if *cancel_rx.borrow() {
             break;
@@ -350,6 +351,7 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
                 println!("{text}");
             }
             Step::ClearRecords => results.clear(),
+            Step::Store(s) => gates_passed &= store::run_step(s, &results),
             Step::Wait(d) => {
                 let mut c = cancel_rx.clone();
                 tokio::select! {
@@ -383,7 +385,7 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
         })
         .collect();
     Ok(Outcome {
-        passed: results.failed == 0,
+        passed: results.failed == 0 && gates_passed,
         summary: results.summary(),
         reports: written,
         failures,

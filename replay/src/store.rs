@@ -1,17 +1,20 @@
 //! The engine's hooks into the run store (`ld-store`), kept in one place so the engine's own
 //! modules each carry a single call: the request names when a plan starts, every batch of
-//! records on its way to the collector, and a sample of response bodies for the shape
-//! fingerprints.
+//! records on its way to the collector, a sample of response bodies for the shape
+//! fingerprints, and LoadDensity's persistence and SLA commands.
 //!
 //! The store's writer runs on a thread of its own; nothing here blocks or takes a lock.
 
-use ld_store::Recorder;
+use std::path::{Path, PathBuf};
+
+use ld_store::{LdRecord, Recorder, Store};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::compile::NameInfo;
 use crate::http::Reply;
 use crate::load::TestCtx;
-use crate::stats::Record;
+use crate::stats::{Record, Results};
 
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
 pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
@@ -77,4 +80,202 @@ pub(crate) fn sample(store: Option<&Recorder>, name_id: usize, reply: &Reply) {
             .and_then(|v| v.to_str().ok());
         s.body(name_id as u32, reply.status, content_type, &reply.body);
     }
+}
+
+/// LoadDensity's persistence and SLA commands, compiled: `LD_persist_records`,
+/// `LD_list_runs`, `LD_fetch_run_records` (on the database they name, which may be ld's own),
+/// `LD_evaluate_sla` and `LD_assert_sla` (on the records measured so far, or on the
+/// `summary` they are given).
+#[derive(Debug)]
+pub(crate) enum StoreStep {
+    Persist {
+        db: PathBuf,
+        label: Option<String>,
+        metadata: Value,
+    },
+    ListRuns {
+        db: PathBuf,
+        limit: usize,
+    },
+    FetchRecords {
+        db: PathBuf,
+        run_id: i64,
+    },
+    Sla {
+        rules: Vec<Value>,
+        summary: Option<Value>,
+        /// `LD_assert_sla`: a breach fails the run.
+        assert: bool,
+    },
+}
+
+/// The parameters of each command, in LoadDensity's order (for list arguments).
+pub(crate) fn params(command: &str) -> &'static [&'static str] {
+    match command {
+        "LD_persist_records" => &["database_path", "label", "metadata"],
+        "LD_list_runs" => &["database_path", "limit"],
+        "LD_fetch_run_records" => &["database_path", "run_id"],
+        _ => &["rules", "summary"],
+    }
+}
+
+/// Compiles one of the commands from its keyword arguments; a relative database path is
+/// the plan's directory's. The error is a message for the plan's pointer.
+pub(crate) fn command(
+    command: &str,
+    kw: Map<String, Value>,
+    plan_dir: &Path,
+) -> std::result::Result<StoreStep, String> {
+    let db = || match kw.get("database_path") {
+        Some(Value::String(p)) if !p.is_empty() => Ok(plan_dir.join(p)),
+        _ => Err(format!("`{command}` needs `database_path`, a file path")),
+    };
+    match command {
+        "LD_persist_records" => Ok(StoreStep::Persist {
+            db: db()?,
+            label: match kw.get("label") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            },
+            metadata: match kw.get("metadata") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(m @ Value::Object(_)) => m.clone(),
+                Some(_) => return Err("`metadata` must be an object".into()),
+            },
+        }),
+        "LD_list_runs" => Ok(StoreStep::ListRuns {
+            db: db()?,
+            limit: match kw.get("limit") {
+                None | Some(Value::Null) => 20,
+                Some(v) => v
+                    .as_u64()
+                    .ok_or("`limit` must be a whole number")?
+                    .try_into()
+                    .unwrap_or(usize::MAX),
+            },
+        }),
+        "LD_fetch_run_records" => Ok(StoreStep::FetchRecords {
+            db: db()?,
+            run_id: kw
+                .get("run_id")
+                .and_then(Value::as_i64)
+                .ok_or("`LD_fetch_run_records` needs `run_id`, a number")?,
+        }),
+        _ => Ok(StoreStep::Sla {
+            rules: ld_store::sla::rules_from_value(kw.get("rules").cloned().unwrap_or(Value::Null))
+                .map_err(|e| e.to_string())?,
+            summary: match kw.get("summary") {
+                None | Some(Value::Null) => None,
+                Some(s @ Value::Object(_)) => Some(s.clone()),
+                Some(_) => return Err("`summary` must be an object".into()),
+            },
+            assert: command == "LD_assert_sla",
+        }),
+    }
+}
+
+/// Runs one of the commands on what the run measured so far. A failure is reported and
+/// fails the run, and the plan goes on, as LoadDensity does; returns false then, or when
+/// `LD_assert_sla` found a breach.
+pub(crate) fn run_step(step: &StoreStep, results: &Results) -> bool {
+    match step {
+        StoreStep::Persist {
+            db,
+            label,
+            metadata,
+        } => {
+            let records: Vec<LdRecord> = results
+                .records
+                .iter()
+                .map(|r| {
+                    let info = results.names.get(r.name_id as usize);
+                    LdRecord {
+                        outcome: if r.error.is_none() {
+                            "success"
+                        } else {
+                            "failure"
+                        }
+                        .into(),
+                        method: info.map(|n| n.method.to_ascii_lowercase()),
+                        test_url: Some(r.url.to_string()),
+                        name: info.map(|n| n.name.to_string()),
+                        status_code: (r.status != 0).then(|| r.status.to_string()),
+                        response_time_ms: Some(r.latency_us as f64 / 1000.0),
+                        response_length: Some(r.bytes as i64),
+                        error: r.error.as_deref().map(str::to_string),
+                    }
+                })
+                .collect();
+            match Store::open(db)
+                .and_then(|s| s.persist_records(label.as_deref(), metadata, &records))
+            {
+                Ok(id) => {
+                    eprintln!(
+                        "ld: note: LD_persist_records: {} records stored as run {id} in {}",
+                        records.len(),
+                        db.display()
+                    );
+                    true
+                }
+                Err(e) => failed("LD_persist_records", &e),
+            }
+        }
+        StoreStep::ListRuns { db, limit } => {
+            match Store::open_existing(db).and_then(|s| s.list_runs(*limit)) {
+                Ok(runs) => print_json(&runs),
+                Err(e) => failed("LD_list_runs", &e),
+            }
+        }
+        StoreStep::FetchRecords { db, run_id } => {
+            match Store::open_existing(db).and_then(|s| s.fetch_run_records(*run_id)) {
+                Ok(records) => print_json(&records),
+                Err(e) => failed("LD_fetch_run_records", &e),
+            }
+        }
+        StoreStep::Sla {
+            rules,
+            summary,
+            assert,
+        } => {
+            let summary = match summary {
+                Some(s) => s.clone(),
+                None => serde_json::to_value(results.summary()).unwrap_or_default(),
+            };
+            let verdicts = ld_store::sla::evaluate(rules, &summary);
+            print!("{}", ld_store::sla::render(&verdicts));
+            if *assert && !ld_store::sla::all_passed(&verdicts) {
+                let reasons: Vec<&str> = verdicts
+                    .iter()
+                    .filter(|v| !v.passed)
+                    .map(|v| v.reason.as_str())
+                    .collect();
+                eprintln!(
+                    "ld: error: LD_assert_sla: SLA gates failed: {}",
+                    reasons.join("; ")
+                );
+                return false;
+            }
+            true
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> bool {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+    true
+}
+
+fn failed(command: &str, e: &ld_store::Error) -> bool {
+    let mut text = format!("ld: error: {command}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    eprintln!("{text}");
+    false
 }

@@ -47,6 +47,10 @@ if [ -z "${LD_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --bin ld >&2)
 fi
 
+# A copy: the shared target directory may be rebuilt while the benchmark runs.
+cp "$LD_BIN" "$BENCH_DIR/ld-under-test"
+LD_BIN="$BENCH_DIR/ld-under-test"
+
 NG="$BENCH_DIR/nginx"
 mkdir -p "$NG/html" "$NG/logs" "$NG/tmp"
 printf '{"id":17,"name":"lamp","tags":["a","b"],"price":12.5}\n' > "$NG/html/item.json"
