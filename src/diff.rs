@@ -47,17 +47,99 @@ fn bytes(s: &str) -> Result<Threshold, String> {
 }
 
 impl ThresholdArgs {
-    /// The thresholds: each flag given, else the default.
-    pub(crate) fn thresholds(&self) -> Thresholds {
+    /// The thresholds: each flag given, else the plan's (see [`plan_thresholds`]), else the
+    /// default.
+    pub(crate) fn thresholds(&self, plan: &ThresholdArgs) -> Thresholds {
         let d = Thresholds::default();
+        let pick = |flag: Option<Threshold>, planned: Option<Threshold>, default| {
+            flag.or(planned).unwrap_or(default)
+        };
         Thresholds {
-            p50: self.max_p50_regression.unwrap_or(d.p50),
-            p95: self.max_p95_regression.unwrap_or(d.p95),
-            p99: self.max_p99_regression.unwrap_or(d.p99),
-            failure_rate: self.max_failure_rate_increase.unwrap_or(d.failure_rate),
-            size: self.max_size_change.unwrap_or(d.size),
+            p50: pick(self.max_p50_regression, plan.max_p50_regression, d.p50),
+            p95: pick(self.max_p95_regression, plan.max_p95_regression, d.p95),
+            p99: pick(self.max_p99_regression, plan.max_p99_regression, d.p99),
+            failure_rate: pick(
+                self.max_failure_rate_increase,
+                plan.max_failure_rate_increase,
+                d.failure_rate,
+            ),
+            size: pick(self.max_size_change, plan.max_size_change, d.size),
         }
     }
+}
+
+/// The variables through which a plan sets its regression thresholds, with their units.
+/// Plain variables, so LoadDensity runs the plan unchanged.
+const PLAN_VARIABLES: &[(&str, Unit)] = &[
+    ("ld_max_p50_regression", Unit::Millis),
+    ("ld_max_p95_regression", Unit::Millis),
+    ("ld_max_p99_regression", Unit::Millis),
+    ("ld_max_failure_rate_increase", Unit::Rate),
+    ("ld_max_size_change", Unit::Bytes),
+];
+
+/// Thresholds a plan sets with variables (`LD_register_variable`, `LD_register_variables`
+/// or `LD_start_test`'s `variables`), e.g. `"ld_max_p95_regression": "20%,5ms"`. A plan
+/// that cannot be read sets none; a value that is not a threshold is an input error.
+pub(crate) fn plan_thresholds(plan: &Path) -> anyhow::Result<ThresholdArgs> {
+    let mut t = ThresholdArgs::default();
+    let Ok(text) = std::fs::read_to_string(plan) else {
+        return Ok(t);
+    };
+    let Ok(doc) = ld_plan::Plan::parse(&text) else {
+        return Ok(t);
+    };
+    let mut vars: Vec<(String, serde_json::Value)> = Vec::new();
+    for action in &doc.actions {
+        let kw = match &action.args {
+            ld_plan::Args::Kwargs(map) => map.clone(),
+            ld_plan::Args::List(list) if action.command == "LD_register_variable" => {
+                let mut m = serde_json::Map::new();
+                if let (Some(n), Some(v)) = (list.first(), list.get(1)) {
+                    m.insert("name".into(), n.clone());
+                    m.insert("value".into(), v.clone());
+                }
+                m
+            }
+            _ => continue,
+        };
+        match action.command.as_str() {
+            "LD_register_variable" => {
+                if let (Some(n), Some(v)) =
+                    (kw.get("name").and_then(|n| n.as_str()), kw.get("value"))
+                {
+                    vars.push((n.to_string(), v.clone()));
+                }
+            }
+            "LD_register_variables" | "LD_start_test" => {
+                if let Some(serde_json::Value::Object(m)) = kw.get("variables") {
+                    vars.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, value) in vars {
+        let Some((_, unit)) = PLAN_VARIABLES.iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        let text = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let parsed = parse_threshold(&text, *unit).map_err(|e| {
+            exit::input_error(format!("{}: variable `{name}`: {e}", plan.display()))
+        })?;
+        let slot = match name.as_str() {
+            "ld_max_p50_regression" => &mut t.max_p50_regression,
+            "ld_max_p95_regression" => &mut t.max_p95_regression,
+            "ld_max_p99_regression" => &mut t.max_p99_regression,
+            "ld_max_failure_rate_increase" => &mut t.max_failure_rate_increase,
+            _ => &mut t.max_size_change,
+        };
+        *slot = Some(parsed);
+    }
+    Ok(t)
 }
 
 /// Output format of a diff.
@@ -134,12 +216,16 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         (None, Some(run)) => (store.resolve(run).map_err(store_error)?, None),
         (None, None) => default_baseline(&store, current)?,
     };
+    let planned = match store.run(current).map_err(store_error)?.plan_path {
+        Some(p) => plan_thresholds(Path::new(&p))?,
+        None => ThresholdArgs::default(),
+    };
     let diff = store
         .diff(
             base,
             name.as_deref(),
             current,
-            &args.thresholds.thresholds(),
+            &args.thresholds.thresholds(&planned),
         )
         .map_err(store_error)?;
     let color = match args.color {
@@ -273,7 +359,10 @@ impl ReplayStore {
             db: db.clone(),
             diff: None,
             format: Format::from(args.diff_format),
-            thresholds: args.thresholds.thresholds(),
+            thresholds: match args.diff {
+                Some(_) => args.thresholds.thresholds(&plan_thresholds(plan)?),
+                None => Thresholds::default(),
+            },
             sla,
         };
         if args.no_store {

@@ -616,3 +616,58 @@ fn loaddensity_persistence_and_sla_commands_run_in_the_plan() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn thresholds_in_the_plan_apply_and_flags_override_them() {
+    let switches = Arc::new(Switches::default());
+    let (addr, _server) = api(&switches);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_path = plan(dir.path(), addr, &["/api/users", "/api/slow"]);
+    // Plain LoadDensity variables: a slowdown under one second is tolerated.
+    doc_with(
+        &plan_path,
+        json!({
+            "ld_max_p50_regression": "100%,1s",
+            "ld_max_p95_regression": "100%,1s",
+            "ld_max_p99_regression": "100%,1s",
+        }),
+    );
+    assert_eq!(replay(dir.path(), &[]).0, 0);
+    ld().current_dir(dir.path())
+        .args(["baseline", "set", "--name", "main"])
+        .assert()
+        .success();
+    switches.slow.store(true, Ordering::SeqCst);
+    let (code, out) = replay(dir.path(), &["--diff", "main"]);
+    assert_eq!(code, 0, "the plan's thresholds hold: {out}");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["diff"])
+        .output()
+        .expect("diff");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ld diff reads the run's plan: {}",
+        text(&out.stdout)
+    );
+    let (code, doc) = diff_json(dir.path(), &[]);
+    assert_eq!(code, 1, "flags override the plan: {doc:#}");
+    assert_eq!(regressions(&doc)[0].0, "GET /api/slow");
+
+    doc_with(&plan_path, json!({"ld_max_p95_regression": "fast"}));
+    let (code, out) = replay(dir.path(), &["--diff", "main"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("variable `ld_max_p95_regression`: invalid threshold `fast`"),
+        "{out}"
+    );
+}
+
+/// Replaces the variables of the plan's `LD_start_test`.
+fn doc_with(plan_path: &Path, variables: Value) {
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(plan_path).expect("read")).expect("json");
+    doc["load_density"][0][1]["variables"] = variables;
+    std::fs::write(plan_path, doc.to_string()).expect("write");
+}
