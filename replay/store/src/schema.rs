@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// How long a statement waits for another process's lock before the store retries.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statement waits for another process's lock before the store retries (a few
+/// times, see [`retry`]): another `ld replay` holds the lock for one batch at a time.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// LoadDensity's tables and run index, as LoadDensity 0.0.79 creates them.
 const LOADDENSITY_SCHEMA: &str = "
@@ -130,6 +131,11 @@ pub(crate) enum Access {
 
 /// Opens `path` (or `:memory:`), checks it and brings its schema to [`SCHEMA_VERSION`].
 pub(crate) fn open(path: &Path, access: Access) -> Result<Connection> {
+    open_with(path, access, BUSY_TIMEOUT)
+}
+
+/// [`open`] with another busy timeout.
+fn open_with(path: &Path, access: Access, busy: Duration) -> Result<Connection> {
     let name = path.display().to_string();
     let memory = name == ":memory:";
     let exists = memory || path.exists();
@@ -148,7 +154,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn =
         Connection::open_with_flags(path, flags).map_err(|e| Error::sqlite(&name, "open", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_timeout(busy)
         .map_err(|e| Error::sqlite(&name, "set the busy timeout", e))?;
     // The first read: fails with "not a database" on anything that is not SQLite, before
     // anything is written.
@@ -194,6 +200,10 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection> {
             return Err(Error::ReadOnly { path: name });
         }
         migrate(&conn, &name)?;
+    } else if access == Access::Write && !memory {
+        // A database another process keeps locked is found now, before a run starts, not
+        // when the run's first batch cannot be stored.
+        immediate(&conn, &name, |_| Ok(()))?;
     }
     Ok(conn)
 }
@@ -325,7 +335,7 @@ pub(crate) fn retry<T>(name: &str, mut f: impl FnMut() -> rusqlite::Result<T>) -
         match f() {
             Ok(v) => return Ok(v),
             Err(e)
-                if attempt < 4
+                if attempt < 3
                     && matches!(
                         e.sqlite_error_code(),
                         Some(
@@ -334,7 +344,7 @@ pub(crate) fn retry<T>(name: &str, mut f: impl FnMut() -> rusqlite::Result<T>) -
                     ) =>
             {
                 attempt += 1;
-                std::thread::sleep(Duration::from_millis(50 << attempt));
+                std::thread::sleep(Duration::from_millis(100 << attempt));
             }
             Err(e) => return Err(Error::sqlite(name, "lock the database", e)),
         }
@@ -424,6 +434,27 @@ mod tests {
             Err(Error::Missing { .. })
         ));
         assert!(!missing.exists(), "reading never creates");
+    }
+
+    #[test]
+    fn a_database_locked_by_another_process_is_refused_in_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("locked.db");
+        drop(open(&path, Access::Write).expect("create"));
+        let other = Connection::open(&path).expect("other writer");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("hold the write lock");
+        let err = open_with(&path, Access::Write, Duration::from_millis(50)).expect_err("locked");
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
+        // Readers are not blocked in WAL mode.
+        open_with(&path, Access::Read, Duration::from_millis(50)).expect("read while locked");
+        other.execute_batch("COMMIT").expect("release");
+        open_with(&path, Access::Write, Duration::from_millis(50)).expect("free again");
     }
 
     #[test]
