@@ -283,6 +283,8 @@ fn an_unchanged_server_diffs_clean_run_after_run() {
                 LATENCY,
                 "--max-p95-regression",
                 LATENCY,
+                "--max-p99-regression",
+                LATENCY,
             ],
         );
         let code_note = format!("round {round}: {out}");
