@@ -309,7 +309,7 @@ async fn handle(req: Request<Incoming>, flaky: &AtomicU64) -> Response<Full<Byte
         }
         ("GET", "/api/flaky") => {
             let n = flaky.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % FLAKY_EVERY == 0 {
+            if n.is_multiple_of(FLAKY_EVERY) {
                 reply(503, r#"{"error":"temporarily unavailable"}"#.into())
             } else {
                 reply(200, r#"{"flaky":"ok"}"#.into())

@@ -83,7 +83,7 @@ fn next_linker(path: &OsStr, seen: &[PathBuf]) -> Option<PathBuf> {
             let real = candidate
                 .canonicalize()
                 .unwrap_or_else(|_| candidate.clone());
-            !seen.iter().any(|s| *s == real)
+            !seen.contains(&real)
         })
 }
 

@@ -102,10 +102,10 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    if let Some(auth) = &args.auth {
-        if !auth.contains(':') {
-            return Err(exit::input_error("--auth wants USER:PASS"));
-        }
+    if let Some(auth) = &args.auth
+        && !auth.contains(':')
+    {
+        return Err(exit::input_error("--auth wants USER:PASS"));
     }
     let mut options =
         ld_recorder::Options::new(listen, args.output.clone(), crate::ca::data_dir()?);

@@ -342,10 +342,12 @@ impl Reader<'_> {
             .unwrap_or_default();
         let negated = kind & 4 != 0;
         let status = strings.first().and_then(|s| s.parse::<u16>().ok());
-        if field == "Assertion.response_code" && !negated && strings.len() == 1 {
-            if let Some(s) = status.filter(|s| (100..600).contains(s)) {
-                return Some(s);
-            }
+        if field == "Assertion.response_code"
+            && !negated
+            && strings.len() == 1
+            && let Some(s) = status.filter(|s| (100..600).contains(s))
+        {
+            return Some(s);
         }
         self.builder
             .summary

@@ -28,10 +28,10 @@ pub struct SseHandle {
 impl SseHandle {
     /// Sends `data: {text}` followed by a blank line to the connected client.
     pub fn send(&self, text: &str) {
-        if let Ok(current) = self.current.lock() {
-            if let Some(tx) = current.as_ref() {
-                let _ = tx.send(Ok(Frame::data(Bytes::from(format!("data: {text}\n\n")))));
-            }
+        if let Ok(current) = self.current.lock()
+            && let Some(tx) = current.as_ref()
+        {
+            let _ = tx.send(Ok(Frame::data(Bytes::from(format!("data: {text}\n\n")))));
         }
     }
 
