@@ -7,17 +7,20 @@
 pub(crate) fn task_name(method: &str, url: &str) -> String {
     let path = crate::har::url::split(url).map(|u| u.path).unwrap_or("/");
     let path = if path.is_empty() { "/" } else { path };
-    let segments: Vec<String> = path
-        .split('/')
-        .map(|s| {
-            if is_identifier(s) {
-                "{id}".to_string()
-            } else {
-                s.to_string()
-            }
-        })
-        .collect();
-    format!("{} {}", method.to_ascii_uppercase(), segments.join("/"))
+    let mut name = String::with_capacity(method.len() + 1 + path.len());
+    name.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    name.push(' ');
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            name.push('/');
+        }
+        name.push_str(if is_identifier(segment) {
+            "{id}"
+        } else {
+            segment
+        });
+    }
+    name
 }
 
 fn is_identifier(segment: &str) -> bool {

@@ -78,7 +78,7 @@ impl Default for ImportOptions {
 pub struct Import {
     /// The plan with [`TASKS_SENTINEL`] standing for the tasks of its `LD_start_test`.
     skeleton: Plan,
-    /// Each task pretty-printed as a top-level value.
+    /// Each task pretty-printed as it stands in the plan, [`TASK_LEVEL`] levels deep.
     tasks: Vec<Box<str>>,
     /// Secrets moved out of the plan, for the side file.
     pub secrets: Vec<Secret>,
@@ -90,6 +90,12 @@ pub struct Import {
 const TASKS_SENTINEL: &str = "\u{1}ld-tasks\u{1}";
 /// The sentinel as it appears in the skeleton's JSON text.
 const TASKS_SENTINEL_JSON: &str = "\"\\u0001ld-tasks\\u0001\"";
+/// How deep the tasks stand in the plan's text: `{"load_density": [["LD_start_test", {"tasks":
+/// {"tasks": [` (see [`Builder::finish`]). Tasks are written at this depth once, when they are
+/// made, so that writing the plan copies them as they are.
+const TASK_LEVEL: usize = 6;
+/// The indentation of a line [`TASK_LEVEL`] levels deep.
+const TASK_INDENT: &str = "            ";
 
 impl Import {
     /// The side file's text (`NAME=value` lines), or `None` when no secret was moved.
@@ -139,14 +145,20 @@ impl Import {
             let close = after.trim_start_matches('\n').trim_start();
             return out.write_all(close.as_bytes());
         }
-        out.write_all(skeleton[..line_start].as_bytes())?;
-        let nested = format!("\n{indent}");
+        out.write_all(&skeleton.as_bytes()[..line_start])?;
+        // Each line of a task starts with at least TASK_INDENT: written at another depth, a
+        // task is indented again.
+        let reindent =
+            (indent != TASK_INDENT).then(|| (format!("\n{TASK_INDENT}"), format!("\n{indent}")));
         for (i, task) in self.tasks.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",\n")?;
             }
             out.write_all(indent.as_bytes())?;
-            out.write_all(task.replace('\n', &nested).as_bytes())?;
+            match &reindent {
+                None => out.write_all(task.as_bytes())?,
+                Some((from, to)) => out.write_all(task.replace(from, to).as_bytes())?,
+            }
         }
         out.write_all(after.as_bytes())
     }
@@ -271,6 +283,8 @@ pub(crate) struct Builder<'a> {
     secrets: Secrets,
     /// Tasks in their canonical text (see [`Import`]).
     tasks: Vec<Box<str>>,
+    /// Where a task is written before it is stored, kept to save an allocation per task.
+    scratch: Vec<u8>,
     pub(crate) summary: Summary,
     /// Emitted as `LD_register_variables` before the test, for `${var.NAME}` placeholders.
     variables: Map<String, Value>,
@@ -288,6 +302,7 @@ impl<'a> Builder<'a> {
             options,
             secrets: Secrets::new(options.inline_secrets),
             tasks: Vec::new(),
+            scratch: Vec::new(),
             summary: Summary::default(),
             variables: Map::new(),
             csv_sources: Vec::new(),
@@ -351,19 +366,20 @@ impl<'a> Builder<'a> {
             None => crate::naming::task_name(&request.method, &request.url),
         };
         let url = self.protect_query(&request.url);
-        let mut headers = Map::new();
+        // Gathered in a list, which the few headers of a request make cheaper to search by
+        // name than a map, and turned into the task's map once.
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len());
         let mut seen_duplicate = false;
         let multipart = matches!(request.body, Body::Multipart(_));
         for (key, value) in request.headers {
-            if is_dropped_header(&key) || (multipart && key.eq_ignore_ascii_case("content-type"))
-            {
+            if is_dropped_header(&key) || (multipart && key.eq_ignore_ascii_case("content-type")) {
                 continue;
             }
-            let existing = headers
+            match headers
                 .iter_mut()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&key));
-            match existing {
-                Some((_, Value::String(v))) => {
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+            {
+                Some((_, v)) => {
                     // One name, several lines: HTTP allows joining them with ", " (cookies
                     // with "; "), which is what the server would have seen as one list.
                     seen_duplicate = true;
@@ -375,10 +391,7 @@ impl<'a> Builder<'a> {
                     v.push_str(sep);
                     v.push_str(&value);
                 }
-                Some(_) => {}
-                None => {
-                    headers.insert(key, Value::String(value));
-                }
+                None => headers.push((key, value)),
             }
         }
         if seen_duplicate {
@@ -386,22 +399,24 @@ impl<'a> Builder<'a> {
                 .warn("repeated header names were joined into one header");
         }
         for (key, value) in headers.iter_mut() {
-            if let Value::String(v) = value
-                && let Some(placeholder) = self.secrets.header(key, v)
-            {
-                *value = Value::String(placeholder);
+            if let Some(placeholder) = self.secrets.header(key, value) {
+                *value = placeholder;
             }
         }
         for (key, value) in &self.options.headers {
-            let existing = headers
-                .keys()
-                .find(|k: &&String| k.eq_ignore_ascii_case(key))
-                .cloned();
-            if let Some(k) = existing {
-                headers.shift_remove(&k);
+            if let Some(i) = headers
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key))
+            {
+                headers.remove(i);
             }
-            headers.insert(key.clone(), Value::String(value.clone()));
+            headers.push((key.clone(), value.clone()));
         }
+        // Names are distinct, even ignoring case: the map keeps the list's order.
+        let headers: Map<String, Value> = headers
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
         let mut task = Task {
             method: Some(request.method.to_ascii_lowercase()),
             request_url: Some(url),
@@ -437,8 +452,12 @@ impl<'a> Builder<'a> {
             task.timeout = Some(Value::Number(number(t)));
         }
         self.summary.kept += 1;
-        if let Ok(text) = serde_json::to_string_pretty(&task) {
-            self.tasks.push(text.into_boxed_str());
+        self.scratch.clear();
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.scratch, Nested::default());
+        if serde::Serialize::serialize(&task, &mut ser).is_ok()
+            && let Ok(text) = std::str::from_utf8(&self.scratch)
+        {
+            self.tasks.push(text.into());
         }
     }
 
@@ -451,20 +470,28 @@ impl<'a> Builder<'a> {
         let Some((base, query)) = before_fragment.split_once('?') else {
             return url.to_string();
         };
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, v)) => {
-                    let key = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
-                    match self.secrets.query(&key, v) {
-                        Some(placeholder) => format!("{k}={placeholder}"),
-                        None => pair.to_string(),
-                    }
+        let mut out = String::with_capacity(url.len());
+        out.push_str(base);
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            let replaced = pair.split_once('=').and_then(|(k, v)| {
+                let key = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+                self.secrets
+                    .query(&key, v)
+                    .map(|placeholder| (k, placeholder))
+            });
+            match replaced {
+                Some((k, placeholder)) => {
+                    out.push_str(k);
+                    out.push('=');
+                    out.push_str(&placeholder);
                 }
-                None => pair.to_string(),
-            })
-            .collect();
-        let mut out = format!("{base}?{}", pairs.join("&"));
+                None => out.push_str(pair),
+            }
+        }
         if let Some(f) = fragment {
             out.push('#');
             out.push_str(f);
@@ -529,6 +556,105 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// serde_json's pretty format (two spaces, as [`Plan::write_json`] writes) for a value that
+/// stands [`TASK_LEVEL`] levels deep in a document: the same bytes as the value pretty-printed
+/// on its own with [`TASK_INDENT`] after every line break.
+struct Nested {
+    level: usize,
+    has_value: bool,
+}
+
+impl Default for Nested {
+    fn default() -> Self {
+        Nested {
+            level: TASK_LEVEL,
+            has_value: false,
+        }
+    }
+}
+
+impl Nested {
+    fn line<W: ?Sized + std::io::Write>(&self, out: &mut W, first: bool) -> std::io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        self.indent(out)
+    }
+
+    fn indent<W: ?Sized + std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        for _ in 0..self.level {
+            out.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn close<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.level = self.level.saturating_sub(1);
+        if self.has_value {
+            out.write_all(b"\n")?;
+            self.indent(out)?;
+        }
+        out.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(out, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(out, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 /// Integers stay integers in the output (`5`, not `5.0`).
 fn number(v: f64) -> Number {
     if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
@@ -555,6 +681,24 @@ mod tests {
             });
         }
         builder.finish()
+    }
+
+    #[test]
+    fn nested_text_is_the_pretty_text_indented() {
+        let value: Value = serde_json::from_str(
+            r#"{"a": [], "b": {}, "c": [1, {"d": [[], {}], "e": "x\ny"}], "f": null, "g": [[1]]}"#,
+        )
+        .expect("json");
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Nested::default());
+        serde::Serialize::serialize(&value, &mut ser).expect("serialize");
+        let pretty = serde_json::to_string_pretty(&value).expect("pretty");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            pretty.replace('\n', &format!("\n{TASK_INDENT}"))
+        );
+        assert_eq!(TASK_INDENT.len(), 2 * TASK_LEVEL);
+        assert!(TASK_INDENT.bytes().all(|b| b == b' '));
     }
 
     #[test]

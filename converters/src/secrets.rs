@@ -20,7 +20,10 @@ pub(crate) struct Secrets {
     inline: bool,
     header_pattern: Regex,
     query_pattern: Regex,
-    by_value: HashMap<(String, String), String>,
+    /// The name given to each value, by the base name it was derived from: nested so that a
+    /// value is looked up as it is, not copied into a key first (a cookie can be long, and is
+    /// sent by nearly every request).
+    by_value: HashMap<String, HashMap<String, String>>,
     taken: HashMap<String, usize>,
     pub(crate) found: Vec<Secret>,
     pub(crate) replaced: usize,
@@ -85,18 +88,20 @@ impl Secrets {
     fn placeholder(&mut self, name: &str, value: &str) -> String {
         self.replaced += 1;
         let base = env_name(name);
-        let key = (base.clone(), value.to_string());
-        if let Some(existing) = self.by_value.get(&key) {
+        if let Some(existing) = self.by_value.get(&base).and_then(|names| names.get(value)) {
             return format!("${{env.{existing}}}");
         }
         let count = self.taken.entry(base.clone()).or_insert(0);
         *count += 1;
         let env = if *count == 1 {
-            base
+            base.clone()
         } else {
             format!("{base}_{count}")
         };
-        self.by_value.insert(key, env.clone());
+        self.by_value
+            .entry(base)
+            .or_default()
+            .insert(value.to_string(), env.clone());
         self.found.push(Secret {
             name: env.clone(),
             value: value.to_string(),

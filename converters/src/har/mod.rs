@@ -7,6 +7,7 @@
 //! `CONNECT` tunnels, aborted requests) are counted and reported, never fatal.
 
 mod model;
+mod scan;
 pub(crate) mod url;
 
 use base64::Engine;
@@ -26,18 +27,41 @@ pub(crate) fn looks_like_har(head: &str) -> bool {
 
 /// Imports a HAR document held in memory, read from `name`.
 pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
+    import_with_chunk(name, bytes, options, scan::CHUNK)
+}
+
+fn import_with_chunk(
+    name: &str,
+    bytes: &[u8],
+    options: &ImportOptions,
+    chunk: usize,
+) -> Result<Import> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    match fast(scan::Source::with_chunk(bytes, chunk), name, options) {
+        Some(Ok(Streamed::Done(import))) => Ok(import),
+        Some(Ok(Streamed::OutOfOrder)) => whole_slice(name, bytes, options),
+        Some(Err(e)) => Err(e),
+        None => import_streaming(name, bytes, options),
+    }
+}
+
+/// The reference import of a document in memory (without its BOM): the serde visitors over
+/// the whole text. The fast path gives up to it on anything unusual.
+fn import_streaming(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match stream(&mut de, name, options) {
         Ok(Streamed::Done(import)) => Ok(import),
-        Ok(Streamed::OutOfOrder) => {
-            let file: model::HarFile =
-                serde_json::from_slice(bytes).map_err(|e| parse_error(name, bytes, &e))?;
-            build(name, file, options)
-        }
+        Ok(Streamed::OutOfOrder) => whole_slice(name, bytes, options),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(parse_error(name, bytes, &e)),
     }
+}
+
+/// Entries out of order: sorting needs every entry at hand.
+fn whole_slice(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
+    let file: model::HarFile =
+        serde_json::from_slice(bytes).map_err(|e| parse_error(name, bytes, &e))?;
+    build(name, file, options)
 }
 
 /// Imports a HAR file, streaming it: neither the file nor its entries are ever held in memory
@@ -65,14 +89,26 @@ pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Im
             Err(io) => read_error(io),
         }
     };
+    let whole = || -> Result<Import> {
+        // Sorting needs every entry at hand: read the file again, whole.
+        let file: model::HarFile = serde_json::from_reader(open()?).map_err(json_error)?;
+        build(&name, file, options)
+    };
+    let mut source = scan::Source::new(std::fs::File::open(path).map_err(read_error)?);
+    let fast = match source.skip_bom() {
+        Ok(()) => fast(source, &name, options),
+        Err(scan::Unsure) => None,
+    };
+    match fast {
+        Some(Ok(Streamed::Done(import))) => return Ok(import),
+        Some(Ok(Streamed::OutOfOrder)) => return whole(),
+        Some(Err(e)) => return Err(e),
+        None => {}
+    }
     let mut de = serde_json::Deserializer::from_reader(open()?);
     match stream(&mut de, &name, options) {
         Ok(Streamed::Done(import)) => Ok(import),
-        Ok(Streamed::OutOfOrder) => {
-            // Sorting needs every entry at hand: read the file again, whole.
-            let file: model::HarFile = serde_json::from_reader(open()?).map_err(json_error)?;
-            build(&name, file, options)
-        }
+        Ok(Streamed::OutOfOrder) => whole(),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(json_error(e)),
     }
@@ -91,43 +127,31 @@ enum Failure {
     Json(serde_json::Error),
 }
 
+/// The one-pass import on the fast path (see `scan`), or `None` when it gave up.
+fn fast<R: std::io::Read>(
+    source: scan::Source<R>,
+    name: &str,
+    options: &ImportOptions,
+) -> Option<Result<Streamed>> {
+    let mut state = StreamState::new(name, options);
+    // The source, and its buffer, are gone before the plan is written.
+    scan::import(source, &mut state).ok()?;
+    Some(state.finish(Ok(())).map_err(|failure| match failure {
+        Failure::Import(e) => e,
+        // Not reached: the fast path never gives a parse error.
+        Failure::Json(e) => Error::Invalid(e.to_string()),
+    }))
+}
+
 /// The one-pass import: entries are converted in file order as the parser reaches them.
 fn stream<'de, D>(de: D, name: &str, options: &ImportOptions) -> Result<Streamed, Failure>
 where
     D: serde::Deserializer<'de, Error = serde_json::Error>,
 {
     use serde::de::DeserializeSeed;
-    let mut state = StreamState {
-        name,
-        builder: Builder::new(options),
-        think_time: options.think_time,
-        latin1: false,
-        index: 0,
-        last_start: None,
-        missing_start: false,
-        pending: None,
-        failure: None,
-        out_of_order: false,
-    };
+    let mut state = StreamState::new(name, options);
     let parsed = Root(&mut state).deserialize(de);
-    if state.out_of_order {
-        return Ok(Streamed::OutOfOrder);
-    }
-    if let Some(e) = state.failure.take() {
-        return Err(Failure::Import(e));
-    }
-    parsed.map_err(Failure::Json)?;
-    if let Some((request, _, _)) = state.pending.take() {
-        state.builder.push(request);
-    }
-    let mut builder = state.builder;
-    builder.summary.read = state.index;
-    if state.missing_start && state.index > 0 {
-        builder
-            .summary
-            .warn("some entries have no readable startedDateTime; kept in file order");
-    }
-    Ok(Streamed::Done(builder.finish()))
+    state.finish(parsed)
 }
 
 struct StreamState<'a> {
@@ -144,7 +168,44 @@ struct StreamState<'a> {
     out_of_order: bool,
 }
 
-impl StreamState<'_> {
+impl<'a> StreamState<'a> {
+    fn new(name: &'a str, options: &'a ImportOptions) -> StreamState<'a> {
+        StreamState {
+            name,
+            builder: Builder::new(options),
+            think_time: options.think_time,
+            latin1: false,
+            index: 0,
+            last_start: None,
+            missing_start: false,
+            pending: None,
+            failure: None,
+            out_of_order: false,
+        }
+    }
+
+    /// The import once the parse has ended (`parsed`), or stopped at an entry.
+    fn finish(mut self, parsed: Result<(), serde_json::Error>) -> Result<Streamed, Failure> {
+        if self.out_of_order {
+            return Ok(Streamed::OutOfOrder);
+        }
+        if let Some(e) = self.failure.take() {
+            return Err(Failure::Import(e));
+        }
+        parsed.map_err(Failure::Json)?;
+        if let Some((request, _, _)) = self.pending.take() {
+            self.builder.push(request);
+        }
+        let mut builder = self.builder;
+        builder.summary.read = self.index;
+        if self.missing_start && self.index > 0 {
+            builder
+                .summary
+                .warn("some entries have no readable startedDateTime; kept in file order");
+        }
+        Ok(Streamed::Done(builder.finish()))
+    }
+
     /// Takes one entry; `false` stops the parse (an error, or entries out of order).
     fn entry(&mut self, entry: model::Entry) -> bool {
         let index = self.index;
@@ -182,6 +243,11 @@ impl StreamState<'_> {
         self.pending = Some(current);
         true
     }
+}
+
+/// mitmproxy writes bodies that are not UTF-8 one byte per character.
+fn is_mitmproxy(creator: Option<&model::Creator>) -> bool {
+    creator.is_some_and(|c| c.name.to_ascii_lowercase().contains("mitmproxy"))
 }
 
 /// `{"log": ...}`: everything but `log` is skipped.
@@ -240,9 +306,7 @@ impl<'de> serde::de::Visitor<'de> for Log<'_, '_> {
             match key.as_ref() {
                 "creator" => {
                     let creator: Option<model::Creator> = map.next_value()?;
-                    // mitmproxy writes bodies that are not UTF-8 one byte per character.
-                    self.0.latin1 =
-                        creator.is_some_and(|c| c.name.to_ascii_lowercase().contains("mitmproxy"));
+                    self.0.latin1 = is_mitmproxy(creator.as_ref());
                 }
                 "entries" if !seen_entries => {
                     seen_entries = true;

@@ -6,6 +6,7 @@
 //! types read HAR 1.1 and 1.2 in one pass and skip what an importer does not need (response
 //! bodies above all), so memory stays close to the size of the requests.
 
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Deserialize)]
@@ -98,17 +99,112 @@ pub(crate) struct Content {
 }
 
 /// A number, a numeric string (`"200"`), or null / anything else as absent.
+///
+/// Parsed as an untagged enum of a number, a text and anything else would be (every array and
+/// object read through, so that a malformed one gives the same error), without building
+/// anything.
 fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrText {
-        Number(f64),
-        Text(String),
-        Other(serde::de::IgnoredAny),
+    struct Lenient;
+    impl<'de> Visitor<'de> for Lenient {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Option<f64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Option<f64>, E> {
+            Ok(v.trim().parse().ok())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<f64>, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_seq(seq).map(|_| None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<f64>, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_map(map).map(|_| None)
+        }
     }
-    Ok(match Option::<NumberOrText>::deserialize(d)? {
-        Some(NumberOrText::Number(n)) => Some(n),
-        Some(NumberOrText::Text(t)) => t.trim().parse().ok(),
-        Some(NumberOrText::Other(_)) | None => None,
-    })
+    d.deserialize_any(Lenient)
+}
+
+thread_local! {
+    /// Set when a number field held an array or an object. Those are read as values, not
+    /// skipped, so they count against serde_json's recursion limit: the fast path, which parses
+    /// an entry on its own, a few levels less deep than in the document, leaves such an entry to
+    /// the streaming parser.
+    static NESTED_NUMBER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a number field held an array or an object since the last call.
+pub(crate) fn take_nested_number() -> bool {
+    NESTED_NUMBER.with(|n| n.replace(false))
+}
+
+/// Any value, read through as an untagged enum's buffer would read it, and dropped.
+struct Any;
+
+impl<'de> Deserialize<'de> for Any {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Any, D::Error> {
+        d.deserialize_any(AnyVisitor)
+    }
+}
+
+struct AnyVisitor;
+
+impl<'de> Visitor<'de> for AnyVisitor {
+    type Value = Any;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_unit<E>(self) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_none<E>(self) -> Result<Any, E> {
+        Ok(Any)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Any, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Any, A::Error> {
+        while seq.next_element::<Any>()?.is_some() {}
+        Ok(Any)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Any, A::Error> {
+        while map.next_entry::<Any, Any>()?.is_some() {}
+        Ok(Any)
+    }
 }
