@@ -4,8 +4,8 @@
 #
 #   1. a one-worker nginx pinned to core 0 serves a small JSON file; `ld replay` pinned to
 #      core 1 makes REQUESTS requests (a status assertion on each), alternately with
-#      --no-store and storing into a fresh database, ROUNDS times each; wall times are
-#      printed side by side with the median overhead;
+#      --no-store and storing into one database, ROUNDS times each (which goes first
+#      alternates); wall and CPU times are printed side by side with the overhead;
 #   2. `ld diff` of the last two stored runs (REQUESTS requests each), timed, and
 #      `ld runs show` of one of them.
 #
@@ -15,6 +15,8 @@
 #   REQUESTS   requests per run (default 1000000)
 #   USERS      virtual users (default 50)
 #   ROUNDS     runs of each kind (default 3)
+#   LD_CPUS    cores ld may run on (default 1: the core nginx leaves free; 0-1 lets the
+#              store's writer thread use what nginx leaves of core 0)
 #   BENCH_DIR  work directory (default /tmp/ld-bench-store)
 set -euo pipefail
 
@@ -26,6 +28,7 @@ ROUNDS="${ROUNDS:-3}"
 BENCH_DIR="${BENCH_DIR:-/tmp/ld-bench-store}"
 PORT="${PORT:-18091}"
 ITERATIONS=$(( REQUESTS / USERS ))
+LD_CPUS="${LD_CPUS:-1}"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 mkdir -p "$BENCH_DIR"
@@ -93,7 +96,7 @@ rm -f "$DB" "$DB-wal" "$DB-shm"
 run_once() { # $1: store|no-store → prints "wall_s cpu_s" (cpu: user + system of ld)
   local args=(replay "$BENCH_DIR/actions.json" -q -u "$USERS" --spawn-rate 1000 -n "$ITERATIONS")
   if [ "$1" = no-store ]; then args+=(--no-store); else args+=(--db "$DB"); fi
-  /usr/bin/time -f '%e %U %S' -o "$BENCH_DIR/time.txt" taskset -c 1 "$LD_BIN" "${args[@]}" >/dev/null
+  /usr/bin/time -f '%e %U %S' -o "$BENCH_DIR/time.txt" taskset -c "$LD_CPUS" "$LD_BIN" "${args[@]}" >/dev/null
   awk '{printf "%s %.2f\n", $1, $2 + $3}' "$BENCH_DIR/time.txt"
 }
 
@@ -104,11 +107,15 @@ run_once no-store >/dev/null
 ITERATIONS=$REQUESTS_SAVED
 
 plain=(); stored=(); plain_cpu=(); stored_cpu=()
+# Alternate which kind goes first, so a machine whose load drifts favours neither.
 for i in $(seq 1 "$ROUNDS"); do
-  log "round $i/$ROUNDS: --no-store"
-  read -r w c <<<"$(run_once no-store)"; plain+=("$w"); plain_cpu+=("$c")
-  log "round $i/$ROUNDS: stored"
-  read -r w c <<<"$(run_once store)"; stored+=("$w"); stored_cpu+=("$c")
+  order=(no-store store)
+  if [ $(( i % 2 )) -eq 0 ]; then order=(store no-store); fi
+  for kind in "${order[@]}"; do
+    log "round $i/$ROUNDS: $kind"
+    read -r w c <<<"$(run_once "$kind")"
+    if [ "$kind" = store ]; then stored+=("$w"); stored_cpu+=("$c"); else plain+=("$w"); plain_cpu+=("$c"); fi
+  done
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -119,7 +126,7 @@ np=$(minimum "${plain[@]}"); ns=$(minimum "${stored[@]}")
 cp=$(median "${plain_cpu[@]}"); cs=$(median "${stored_cpu[@]}")
 
 echo
-echo "== storing a run of $REQUESTS requests ($USERS users, nginx on core 0, ld on core 1)"
+echo "== storing a run of $REQUESTS requests ($USERS users, nginx on core 0, ld on cores $LD_CPUS)"
 printf '%-8s %12s %12s %14s %14s\n' round "plain wall s" "stored wall s" "plain cpu s" "stored cpu s"
 for i in $(seq 0 $(( ROUNDS - 1 ))); do
   printf '%-8s %12.2f %12.2f %14.2f %14.2f\n' "$(( i + 1 ))" "${plain[$i]}" "${stored[$i]}" "${plain_cpu[$i]}" "${stored_cpu[$i]}"
