@@ -72,9 +72,10 @@ fn quantile(h: &Histogram<u64>, q: f64) -> f64 {
 pub(crate) struct Accumulator {
     pub(crate) name: String,
     pub(crate) method: String,
-    all: Histogram<u64>,
-    /// Successful requests only: LoadDensity's `per_name` counts those.
+    /// Successful requests: LoadDensity's `per_name` counts those.
     ok: Histogram<u64>,
+    /// Failed requests; with `ok`, every request (each is recorded once).
+    failed: Histogram<u64>,
     requests: u64,
     failures: u64,
     bytes: u64,
@@ -87,8 +88,8 @@ impl Accumulator {
         Accumulator {
             name,
             method,
-            all: histogram(),
             ok: histogram(),
+            failed: histogram(),
             requests: 0,
             failures: 0,
             bytes: 0,
@@ -101,9 +102,9 @@ impl Accumulator {
         let latency = latency_us.max(1);
         self.requests += 1;
         self.bytes += bytes;
-        self.all.saturating_record(latency);
         if failed {
             self.failures += 1;
+            self.failed.saturating_record(latency);
         } else {
             self.ok.saturating_record(latency);
         }
@@ -114,8 +115,16 @@ impl Accumulator {
         self.requests
     }
 
+    /// Every request's latency.
+    fn all(&self) -> Histogram<u64> {
+        let mut all = self.ok.clone();
+        let _ = all.add(&self.failed);
+        all
+    }
+
     pub(crate) fn aggregate(&self) -> Aggregate {
-        let h = &self.all;
+        let all = self.all();
+        let h = &all;
         Aggregate {
             name: self.name.clone(),
             method: self.method.to_ascii_uppercase(),
@@ -150,7 +159,8 @@ pub(crate) fn summary(accs: &[Accumulator], run: &RunFigures<'_>) -> Value {
     let mut names = Vec::new();
     let secs = run.duration_s.max(1e-9);
     for a in accs.iter().filter(|a| a.requests > 0) {
-        let _ = total.add(&a.all);
+        let _ = total.add(&a.ok);
+        let _ = total.add(&a.failed);
         requests += a.requests;
         failures += a.failures;
         if !a.ok.is_empty() {

@@ -423,13 +423,17 @@ impl Writer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.pending);
+        let mut rows = std::mem::take(&mut self.pending);
         let names = &self.names;
         let codes = &self.codes;
         let path = self.path.as_str();
-        immediate(&self.conn, path, |c| {
+        let stored = immediate(&self.conn, path, |c| {
             insert_rows(c, path, run_id, names, codes, &rows)
-        })
+        });
+        // The next batch reuses the memory: fresh pages would each cost a page fault.
+        rows.clear();
+        self.pending = rows;
+        stored
     }
 
     fn complete(&mut self, end: RunEnd) -> Result<()> {
