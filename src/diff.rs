@@ -14,22 +14,23 @@ use ld_store::{Recorder, RunEnd, RunMeta, Store, sla};
 use crate::exit;
 use crate::runs::{DbArgs, open_existing, store_error};
 
-/// Regression thresholds: a change counts only when it exceeds both parts.
+/// Regression thresholds: a change counts only when it exceeds both parts. A plan may set
+/// each one with a variable of the same name (`ld_max_p95_regression`, ...); a flag wins.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ThresholdArgs {
-    /// p50 rise that counts as a regression, RELATIVE%,ABSOLUTE; both must be exceeded [default: 20%,5ms]
+    /// p50 rise that counts as a regression, RELATIVE%,ABSOLUTE; both must be exceeded (plan variable ld_max_p50_regression) [default: 20%,5ms]
     #[arg(long, value_name = "REL%,ABS", value_parser = latency, help_heading = "Regression thresholds")]
     pub(crate) max_p50_regression: Option<Threshold>,
-    /// p95 rise that counts as a regression [default: 20%,5ms]
+    /// p95 rise that counts as a regression (ld_max_p95_regression) [default: 20%,5ms]
     #[arg(long, value_name = "REL%,ABS", value_parser = latency, help_heading = "Regression thresholds")]
     pub(crate) max_p95_regression: Option<Threshold>,
-    /// p99 rise that counts as a regression [default: 30%,10ms]
+    /// p99 rise that counts as a regression (ld_max_p99_regression) [default: 30%,10ms]
     #[arg(long, value_name = "REL%,ABS", value_parser = latency, help_heading = "Regression thresholds")]
     pub(crate) max_p99_regression: Option<Threshold>,
-    /// Failure-rate rise that counts, e.g. 10%,1pp; new failures where there were none always count [default: 10%,1pp]
+    /// Failure-rate rise that counts, e.g. 10%,1pp; new failures where there were none always count (ld_max_failure_rate_increase) [default: 10%,1pp]
     #[arg(long, value_name = "REL%,ABS", value_parser = rate, help_heading = "Regression thresholds")]
     pub(crate) max_failure_rate_increase: Option<Threshold>,
-    /// Change of the mean response size, either way, that counts [default: 20%,100B]
+    /// Change of the mean response size, either way, that counts (ld_max_size_change) [default: 20%,100B]
     #[arg(long, value_name = "REL%,ABS", value_parser = bytes, help_heading = "Regression thresholds")]
     pub(crate) max_size_change: Option<Threshold>,
 }
