@@ -74,14 +74,28 @@ impl HttpTransport {
         follow: bool,
         want_body: bool,
     ) -> Result<Reply, String> {
-        let mut reply = self.exchange(method, prepared, tls, want_body).await?;
-        if !follow {
+        let reply = self.exchange(method, prepared, tls, want_body).await?;
+        if !follow || !is_redirect(reply.status) {
             return Ok(reply);
         }
+        // Boxed, as the redirect chain is the rare case: its state stays out of every
+        // request's future.
+        Box::pin(self.redirects(reply, method, prepared, tls, want_body)).await
+    }
+
+    /// Follows the redirect `reply` asks for, up to [`MAX_REDIRECTS`].
+    async fn redirects(
+        &mut self,
+        mut reply: Reply,
+        method: &Method,
+        prepared: &Prepared,
+        tls: &Arc<rustls::ClientConfig>,
+        want_body: bool,
+    ) -> Result<Reply, String> {
         let mut current: Option<Prepared> = None;
         let mut method = method.clone();
         for _ in 0..MAX_REDIRECTS {
-            if !matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
+            if !is_redirect(reply.status) {
                 return Ok(reply);
             }
             let Some(location) = reply
@@ -125,7 +139,9 @@ impl HttpTransport {
             let (index, reused) = match self.find(p, tls_id) {
                 Some(i) => (i, true),
                 None => {
-                    let sender = connect(p, tls, self.version).await?;
+                    // Boxed: a TLS handshake's state is kilobytes, and the future of every
+                    // request would otherwise be as large and copied whole on each send.
+                    let sender = Box::pin(connect(p, tls, self.version)).await?;
                     self.conns.push(Conn {
                         https: p.https,
                         host: p.host.clone(),
@@ -383,6 +399,10 @@ fn decode(headers: &HeaderMap, raw: Bytes) -> Bytes {
         _ => return raw,
     };
     if ok { Bytes::from(out) } else { raw }
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 fn is_idempotent(method: &Method) -> bool {
