@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use ld_plan::{Action, Args, Assertion, Plan, StartTest, Task};
+use ld_plan::{Action, Args, Plan, StartTest};
+#[cfg(test)]
+use ld_plan::{Assertion, Task};
 use serde_json::{Map, Number, Value};
 
 use crate::Filter;
@@ -284,7 +286,7 @@ pub(crate) struct Builder<'a> {
     /// Tasks in their canonical text (see [`Import`]).
     tasks: Vec<Box<str>>,
     /// Where a task is written before it is stored, kept to save an allocation per task.
-    scratch: Vec<u8>,
+    scratch: String,
     pub(crate) summary: Summary,
     /// Emitted as `LD_register_variables` before the test, for `${var.NAME}` placeholders.
     variables: Map<String, Value>,
@@ -302,7 +304,7 @@ impl<'a> Builder<'a> {
             options,
             secrets: Secrets::new(options.inline_secrets),
             tasks: Vec::new(),
-            scratch: Vec::new(),
+            scratch: String::new(),
             summary: Summary::default(),
             variables: Map::new(),
             csv_sources: Vec::new(),
@@ -412,52 +414,22 @@ impl<'a> Builder<'a> {
             }
             headers.push((key.clone(), value.clone()));
         }
-        // Names are distinct, even ignoring case: the map keeps the list's order.
-        let headers: Map<String, Value> = headers
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let mut task = Task {
-            method: Some(request.method.to_ascii_lowercase()),
-            request_url: Some(url),
-            name: Some(name),
-            headers: (!headers.is_empty()).then_some(headers),
-            ..Task::default()
+        let task = TaskParts {
+            method: request.method.to_ascii_lowercase(),
+            url,
+            name,
+            headers,
+            body: request.body,
+            status: request.status,
+            think_time: request.think_time.filter(|t| *t > 0.0),
+            verify: request.verify,
+            allow_redirects: request.allow_redirects,
+            timeout: request.timeout.filter(|t| *t > 0.0),
         };
-        match request.body {
-            Body::None => {}
-            Body::Json(v) => task.json = Some(v),
-            Body::Form(map) => task.data = Some(Value::Object(map)),
-            Body::Text(t) => task.data = Some(Value::String(t)),
-            Body::Base64(b) => {
-                let mut map = Map::new();
-                map.insert("base64".into(), Value::String(b));
-                task.body = Some(Value::Object(map));
-            }
-            Body::Multipart(parts) => {
-                let mut map = Map::new();
-                map.insert("multipart".into(), Value::Array(parts));
-                task.body = Some(Value::Object(map));
-            }
-        }
-        if let Some(status) = request.status {
-            task.assertions = Some(vec![Assertion::status_code(status)]);
-        }
-        if let Some(t) = request.think_time.filter(|t| *t > 0.0) {
-            task.think_time = Number::from_f64((t * 1000.0).round() / 1000.0).map(Value::Number);
-        }
-        task.verify = request.verify.map(Value::Bool);
-        task.allow_redirects = request.allow_redirects;
-        if let Some(t) = request.timeout.filter(|t| *t > 0.0) {
-            task.timeout = Some(Value::Number(number(t)));
-        }
         self.summary.kept += 1;
         self.scratch.clear();
-        let mut ser = serde_json::Serializer::with_formatter(&mut self.scratch, Nested::default());
-        if serde::Serialize::serialize(&task, &mut ser).is_ok()
-            && let Ok(text) = std::str::from_utf8(&self.scratch)
-        {
-            self.tasks.push(text.into());
+        if write_task(&mut self.scratch, &task).is_ok() {
+            self.tasks.push(self.scratch.as_str().into());
         }
     }
 
@@ -655,6 +627,278 @@ impl serde_json::ser::Formatter for Nested {
     }
 }
 
+/// A task's fields once the shared rules have run, in the order the plan model writes them.
+struct TaskParts {
+    method: String,
+    url: String,
+    name: String,
+    /// Distinct names, even ignoring case, in the order they are written.
+    headers: Vec<(String, String)>,
+    body: Body,
+    status: Option<u16>,
+    /// Seconds, above zero.
+    think_time: Option<f64>,
+    verify: Option<bool>,
+    allow_redirects: Option<bool>,
+    /// Seconds, above zero.
+    timeout: Option<f64>,
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+/// A JSON string as serde_json writes it: `"` and `\\` escaped, control characters as their
+/// short escapes or `\u00xx`, everything else (non-ASCII included) as it is.
+fn string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        i += clean_words(bytes.get(i..).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
+        i += 1;
+        if !needs_escape(b) {
+            continue;
+        }
+        // Escaped bytes are ASCII, so `start` and the escaped byte stand at character
+        // boundaries.
+        out.push_str(s.get(start..i - 1).unwrap_or_default());
+        start = i;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// How many leading bytes, in whole 8-byte words, need no escape: header values and URLs are
+/// long runs of plain bytes, checked here a word at a time.
+fn clean_words(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        // A byte below 0x20, or equal to `"` or `\\`, leaves its high bit set (the classic
+        // "has a zero byte" test, which never misses one); bytes from 0x80 up are masked out,
+        // as they need no escape.
+        let found =
+            (x.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
+                & !x
+                & HIGH;
+        if found != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n
+}
+
+/// A value serialized `level` levels deep, as it stands inside the task.
+fn nested_value<T: serde::Serialize + ?Sized>(
+    out: &mut String,
+    level: usize,
+    value: &T,
+) -> std::io::Result<()> {
+    let formatter = Nested {
+        level,
+        has_value: false,
+    };
+    let mut text = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, formatter);
+    value.serialize(&mut ser).map_err(std::io::Error::other)?;
+    out.push_str(std::str::from_utf8(&text).map_err(std::io::Error::other)?);
+    Ok(())
+}
+
+/// Starts the member `key` of an object whose members stand `level` levels deep.
+fn member(out: &mut String, first: &mut bool, level: usize, key: &str) -> std::io::Result<()> {
+    out.push_str(if *first { "\n" } else { ",\n" });
+    *first = false;
+    indent(out, level);
+    string(out, key);
+    out.push_str(": ");
+    Ok(())
+}
+
+/// Writes a task's text at [`TASK_LEVEL`], byte for byte what serializing the plan model's
+/// `Task` with [`Nested`] writes, without building the task and its maps: most of an import's
+/// output is headers, and each would otherwise be copied into a map and out again.
+fn write_task(out: &mut String, task: &TaskParts) -> std::io::Result<()> {
+    let inner = TASK_LEVEL + 1;
+    let mut first = true;
+    out.push('{');
+    member(out, &mut first, inner, "method")?;
+    string(out, &task.method);
+    member(out, &mut first, inner, "request_url")?;
+    string(out, &task.url);
+    member(out, &mut first, inner, "name")?;
+    string(out, &task.name);
+    if !task.headers.is_empty() {
+        member(out, &mut first, inner, "headers")?;
+        out.push('{');
+        let mut first_header = true;
+        for (key, value) in &task.headers {
+            member(out, &mut first_header, inner + 1, key)?;
+            string(out, value);
+        }
+        out.push('\n');
+        indent(out, inner);
+        out.push('}');
+    }
+    match &task.body {
+        Body::None => {}
+        Body::Json(v) => {
+            member(out, &mut first, inner, "json")?;
+            nested_value(out, inner, v)?;
+        }
+        Body::Form(map) => {
+            member(out, &mut first, inner, "data")?;
+            nested_value(out, inner, map)?;
+        }
+        Body::Text(t) => {
+            member(out, &mut first, inner, "data")?;
+            string(out, t);
+        }
+        Body::Base64(b) => {
+            member(out, &mut first, inner, "body")?;
+            out.push('{');
+            member(out, &mut true, inner + 1, "base64")?;
+            string(out, b);
+            out.push('\n');
+            indent(out, inner);
+            out.push('}');
+        }
+        Body::Multipart(parts) => {
+            member(out, &mut first, inner, "body")?;
+            out.push('{');
+            member(out, &mut true, inner + 1, "multipart")?;
+            nested_value(out, inner + 1, parts)?;
+            out.push('\n');
+            indent(out, inner);
+            out.push('}');
+        }
+    }
+    if let Some(t) = task.timeout {
+        member(out, &mut first, inner, "timeout")?;
+        nested_value(out, inner, &number(t))?;
+    }
+    if let Some(b) = task.allow_redirects {
+        member(out, &mut first, inner, "allow_redirects")?;
+        out.push_str(if b { "true" } else { "false" });
+    }
+    if let Some(b) = task.verify {
+        member(out, &mut first, inner, "verify")?;
+        out.push_str(if b { "true" } else { "false" });
+    }
+    // A think time that is not a finite number is left out, as the model leaves it out.
+    if let Some(t) = task
+        .think_time
+        .and_then(|t| Number::from_f64((t * 1000.0).round() / 1000.0))
+    {
+        member(out, &mut first, inner, "think_time")?;
+        nested_value(out, inner, &t)?;
+    }
+    if let Some(status) = task.status {
+        member(out, &mut first, inner, "assertions")?;
+        out.push('[');
+        out.push('\n');
+        indent(out, inner + 1);
+        out.push('{');
+        member(out, &mut true, inner + 2, "type")?;
+        string(out, "status_code");
+        member(out, &mut false, inner + 2, "value")?;
+        std::fmt::Write::write_fmt(out, format_args!("{status}")).map_err(std::io::Error::other)?;
+        out.push('\n');
+        indent(out, inner + 1);
+        out.push('}');
+        out.push('\n');
+        indent(out, inner);
+        out.push(']');
+    }
+    out.push('\n');
+    indent(out, TASK_LEVEL);
+    out.push('}');
+    Ok(())
+}
+
+/// The task as the plan model builds and serializes it: the reference [`write_task`] must
+/// match.
+#[cfg(test)]
+fn serde_task(task: TaskParts) -> Vec<u8> {
+    let headers: Map<String, Value> = task
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut model = Task {
+        method: Some(task.method),
+        request_url: Some(task.url),
+        name: Some(task.name),
+        headers: (!headers.is_empty()).then_some(headers),
+        ..Task::default()
+    };
+    match task.body {
+        Body::None => {}
+        Body::Json(v) => model.json = Some(v),
+        Body::Form(map) => model.data = Some(Value::Object(map)),
+        Body::Text(t) => model.data = Some(Value::String(t)),
+        Body::Base64(b) => {
+            let mut map = Map::new();
+            map.insert("base64".into(), Value::String(b));
+            model.body = Some(Value::Object(map));
+        }
+        Body::Multipart(parts) => {
+            let mut map = Map::new();
+            map.insert("multipart".into(), Value::Array(parts));
+            model.body = Some(Value::Object(map));
+        }
+    }
+    if let Some(status) = task.status {
+        model.assertions = Some(vec![Assertion::status_code(status)]);
+    }
+    if let Some(t) = task.think_time {
+        model.think_time = Number::from_f64((t * 1000.0).round() / 1000.0).map(Value::Number);
+    }
+    model.verify = task.verify.map(Value::Bool);
+    model.allow_redirects = task.allow_redirects;
+    if let Some(t) = task.timeout {
+        model.timeout = Some(Value::Number(number(t)));
+    }
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Nested::default());
+    serde::Serialize::serialize(&model, &mut ser).expect("serialize");
+    out
+}
+
 /// Integers stay integers in the output (`5`, not `5.0`).
 fn number(v: f64) -> Number {
     if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
@@ -681,6 +925,125 @@ mod tests {
             });
         }
         builder.finish()
+    }
+
+    /// A task with every kind of field, built the same way from `seed` each time.
+    fn generated_task(seed: u64) -> TaskParts {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let texts = [
+            "",
+            "a",
+            "\"quoted\"",
+            "back\\slash",
+            "line\nbreak\ttab",
+            "\u{1}\u{1f}",
+            "é☃😀",
+            "${env.X}",
+            "</script>",
+            "\u{7f}\u{2028}",
+            "\u{8}\u{c}\r",
+        ];
+        let text =
+            |next: &mut dyn FnMut(u64) -> u64| texts[next(texts.len() as u64) as usize].to_string();
+        let headers = (0..next(5))
+            .map(|i| (format!("H{i}{}", text(&mut next)), text(&mut next)))
+            .collect();
+        let json_values = [
+            "{}",
+            "[]",
+            "null",
+            "1.5",
+            "{\"a\": [1, {\"b\": []}], \"c\": {}}",
+            "[[], [{}], \"x\\ny\"]",
+        ];
+        let body = match next(7) {
+            0 => Body::None,
+            1 => Body::Json(
+                serde_json::from_str(json_values[next(json_values.len() as u64) as usize])
+                    .expect("json"),
+            ),
+            2 => {
+                let mut map = Map::new();
+                for i in 0..next(3) {
+                    map.insert(format!("f{i}"), Value::String(text(&mut next)));
+                }
+                Body::Form(map)
+            }
+            3 => Body::Text(text(&mut next)),
+            4 => Body::Base64(text(&mut next)),
+            5 => Body::Multipart(
+                (0..next(3))
+                    .map(|_| serde_json::json!({"name": text(&mut next), "value": "v"}))
+                    .collect(),
+            ),
+            _ => Body::Multipart(Vec::new()),
+        };
+        let floats = [
+            0.001,
+            0.0004,
+            1.0,
+            2.5,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            123_456.789,
+        ];
+        let float = |next: &mut dyn FnMut(u64) -> u64| {
+            (next(3) > 0).then(|| floats[next(floats.len() as u64) as usize])
+        };
+        let flag = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
+            0 => None,
+            1 => Some(true),
+            _ => Some(false),
+        };
+        TaskParts {
+            method: text(&mut next),
+            url: text(&mut next),
+            name: text(&mut next),
+            headers,
+            body,
+            status: (next(4) > 0).then(|| next(1000) as u16),
+            think_time: float(&mut next),
+            verify: flag(&mut next),
+            allow_redirects: flag(&mut next),
+            timeout: float(&mut next),
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let pieces = [
+            "a", "é", "☃", "\"", "\\", "\n", "\u{1}", "\u{1f}", " ", "\u{7f}", "\u{80}", "~",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let s: String = (0..len)
+                .map(|i| pieces[((seed >> (i % 50)) as usize + i * 7) % pieces.len()])
+                .collect();
+            let mut out = String::new();
+            string(&mut out, &s);
+            assert_eq!(out, serde_json::to_string(&s).expect("json"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn written_tasks_match_the_serialized_model() {
+        for seed in 0..5000 {
+            let mut written = String::new();
+            write_task(&mut written, &generated_task(seed)).expect("write");
+            let model = serde_task(generated_task(seed));
+            assert_eq!(written, String::from_utf8_lossy(&model), "seed {seed}");
+        }
     }
 
     #[test]
