@@ -14,6 +14,9 @@ pub struct Secret {
     pub value: String,
 }
 
+/// How many names [`Secrets::placeholder`] remembers the last value of.
+const RECENT: usize = 16;
+
 /// Assigns environment names to secret values.
 #[derive(Debug)]
 pub(crate) struct Secrets {
@@ -25,6 +28,10 @@ pub(crate) struct Secrets {
     /// sent by nearly every request).
     by_value: HashMap<String, HashMap<String, String>>,
     taken: HashMap<String, usize>,
+    /// The last value met under each of a few names, with its placeholder: a recording sends
+    /// the same cookie and token with request after request, and a name's placeholder for a
+    /// value never changes once given.
+    recent: Vec<(String, String, String)>,
     pub(crate) found: Vec<Secret>,
     pub(crate) replaced: usize,
 }
@@ -43,6 +50,7 @@ impl Secrets {
             .expect("constant pattern"),
             by_value: HashMap::new(),
             taken: HashMap::new(),
+            recent: Vec::new(),
             found: Vec::new(),
             replaced: 0,
         }
@@ -50,11 +58,7 @@ impl Secrets {
 
     /// The value to write for header `name`: a placeholder when it is a secret.
     pub(crate) fn header(&mut self, name: &str, value: &str) -> Option<String> {
-        if self.inline
-            || value.is_empty()
-            || value.contains("${")
-            || !self.header_pattern.is_match(name)
-        {
+        if self.inline || value.is_empty() || !self.is_secret_header(name) || value.contains("${") {
             return None;
         }
         Some(self.placeholder(name, value))
@@ -62,14 +66,62 @@ impl Secrets {
 
     /// The value to write for query parameter `name`: a placeholder when it is a secret.
     pub(crate) fn query(&mut self, name: &str, value: &str) -> Option<String> {
-        if self.inline
-            || value.is_empty()
-            || value.contains("${")
-            || !self.query_pattern.is_match(name)
-        {
+        if self.inline || value.is_empty() || !self.is_secret_query(name) || value.contains("${") {
             return None;
         }
         Some(self.placeholder(name, value))
+    }
+
+    /// Whether `header_pattern` matches `name`, read without the regex for ASCII names: every
+    /// header of every request is checked. A name with other characters goes to the regex,
+    /// whose case folding reaches beyond ASCII (`ſ` is an `s` to it).
+    fn is_secret_header(&self, name: &str) -> bool {
+        if !name.is_ascii() {
+            return self.header_pattern.is_match(name);
+        }
+        let is = |word: &str| name.eq_ignore_ascii_case(word);
+        if is("authorization") || is("proxy-authorization") || is("cookie") {
+            return true;
+        }
+        let dash = |s: &str, a: &str, b: &str| joined(s, a, b, b"-");
+        if let Some(rest) = strip_prefix_ci(name, "x") {
+            let rest = rest.strip_prefix('-').unwrap_or(rest);
+            if dash(rest, "api", "key")
+                || dash(rest, "auth", "token")
+                || dash(rest, "access", "token")
+            {
+                return true;
+            }
+        }
+        // `.` in the pattern matches anything but a line feed.
+        dash(name, "api", "key")
+            || (!name.contains('\n')
+                && (contains_ci(name, "secret") || contains_ci(name, "password")))
+    }
+
+    /// Whether `query_pattern` matches `name`, read without the regex for ASCII names.
+    fn is_secret_query(&self, name: &str) -> bool {
+        if !name.is_ascii() {
+            return self.query_pattern.is_match(name);
+        }
+        let is = |word: &str| name.eq_ignore_ascii_case(word);
+        let sep = |a: &str, b: &str| joined(name, a, b, b"-_");
+        [
+            "apikey",
+            "key",
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "signature",
+            "sig",
+        ]
+        .iter()
+        .any(|w| is(w))
+            || sep("api", "key")
+            || sep("access", "token")
+            || sep("auth", "token")
+            || sep("client", "secret")
     }
 
     /// The placeholder for a variable (Postman `{{token}}`) whose value is a credential: known
@@ -87,6 +139,28 @@ impl Secrets {
 
     fn placeholder(&mut self, name: &str, value: &str) -> String {
         self.replaced += 1;
+        if let Some((_, _, text)) = self.recent.iter().find(|(n, v, _)| n == name && v == value) {
+            return text.clone();
+        }
+        let text = self.assign(name, value);
+        let full = self.recent.len() >= RECENT;
+        match self.recent.iter_mut().find(|(n, _, _)| n == name) {
+            Some(slot) => {
+                slot.1.clear();
+                slot.1.push_str(value);
+                slot.2.clone_from(&text);
+            }
+            None if !full => {
+                self.recent
+                    .push((name.to_string(), value.to_string(), text.clone()));
+            }
+            None => {}
+        }
+        text
+    }
+
+    /// The placeholder for `value` under `name`, named on first sight.
+    fn assign(&mut self, name: &str, value: &str) -> String {
         let base = env_name(name);
         if let Some(existing) = self.by_value.get(&base).and_then(|names| names.get(value)) {
             return format!("${{env.{existing}}}");
@@ -108,6 +182,32 @@ impl Secrets {
         });
         format!("${{env.{env}}}")
     }
+}
+
+/// `s` without the ASCII prefix `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    s.get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
+}
+
+/// Whether `s` is `a`, at most one of the bytes `separators`, then `b`, ignoring ASCII case.
+fn joined(s: &str, a: &str, b: &str, separators: &[u8]) -> bool {
+    let Some(rest) = strip_prefix_ci(s, a) else {
+        return false;
+    };
+    let rest = match rest.as_bytes().first() {
+        Some(c) if separators.contains(c) => rest.get(1..).unwrap_or_default(),
+        _ => rest,
+    };
+    rest.eq_ignore_ascii_case(b)
+}
+
+/// Whether `s` contains the ASCII `word`, ignoring ASCII case.
+fn contains_ci(s: &str, word: &str) -> bool {
+    s.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// The side file's text: `NAME=value` lines, in the order the secrets were met.
@@ -191,6 +291,98 @@ mod tests {
         let env = render_env(&s.found);
         assert!(env.contains("\nAUTHORIZATION=Bearer abc\n"));
         assert!(env.contains("\nAUTHORIZATION_2=Bearer xyz\n"));
+    }
+
+    #[test]
+    fn name_checks_agree_with_the_patterns() {
+        let s = Secrets::new(false);
+        let pieces = [
+            "x",
+            "X",
+            "-",
+            "_",
+            "api",
+            "API",
+            "key",
+            "Key",
+            "auth",
+            "token",
+            "access",
+            "secret",
+            "PassWord",
+            "passwd",
+            "client",
+            "signature",
+            "sig",
+            "cookie",
+            "authorization",
+            "proxy-",
+            "\n",
+            "é",
+            "ſ",
+            "\u{212a}",
+            "a",
+            " ",
+            "apikey",
+            "",
+        ];
+        for name in [
+            "X-Api-Key",
+            "xapikey",
+            "x-apikey",
+            "x_api_key",
+            "X-Auth-Token",
+            "x-access-token",
+            "xaccess-token",
+            "api-key",
+            "Api_Key",
+            "my_secret\n",
+            "client_secret",
+            "client-secret",
+            "clientsecret",
+            "ACCESS_TOKEN",
+            "sig",
+            "Signature",
+            "x--api-key",
+            "Proxy-Authorization",
+            "a\nsecret",
+            "X-Client-Password",
+            "Cookie2",
+        ] {
+            assert_eq!(
+                s.is_secret_header(name),
+                s.header_pattern.is_match(name),
+                "{name:?}"
+            );
+            assert_eq!(
+                s.is_secret_query(name),
+                s.query_pattern.is_match(name),
+                "{name:?}"
+            );
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut matched = 0;
+        for _ in 0..50_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 5) as usize;
+            let name: String = (0..n)
+                .map(|i| pieces[((seed >> (8 * i + 3)) % pieces.len() as u64) as usize])
+                .collect();
+            assert_eq!(
+                s.is_secret_header(&name),
+                s.header_pattern.is_match(&name),
+                "header {name:?}"
+            );
+            assert_eq!(
+                s.is_secret_query(&name),
+                s.query_pattern.is_match(&name),
+                "query {name:?}"
+            );
+            matched += usize::from(s.header_pattern.is_match(&name));
+        }
+        assert!(matched > 1000, "{matched}");
     }
 
     #[test]
