@@ -187,8 +187,9 @@ fn open_with(path: &Path, access: Access, busy: Duration) -> Result<Connection> 
         if !memory {
             // WAL: readers never block the writer, and a killed writer loses only its open
             // transaction. Persistent, so set once; harmless to repeat.
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| Error::sqlite(&name, "switch to WAL", e))?;
+            // Switching takes an exclusive lock for which SQLite does not wait on its own
+            // (two processes opening a new database at once), hence the retries.
+            retry(&name, || conn.pragma_update(None, "journal_mode", "WAL"))?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| Error::sqlite(&name, "set synchronous", e))?;
