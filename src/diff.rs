@@ -264,6 +264,7 @@ fn default_baseline(store: &Store, current: i64) -> anyhow::Result<(i64, Option<
         ))),
     }
 }
+
 /// `ld replay`'s run database options.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ReplayStoreArgs {
