@@ -23,6 +23,18 @@ pub fn write_atomic_with(
         path: path.display().to_string(),
         source,
     };
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO) is written in place:
+    // renaming a temporary file over it would replace the device with a regular file.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        let mut writer = std::io::BufWriter::new(file);
+        return fill(&mut writer)
+            .and_then(|()| writer.flush())
+            .map_err(io);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -82,5 +94,16 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Regression: `-o /dev/null` once renamed a temporary file over the device, turning
+    /// `/dev/null` into a regular file that every later reader of it saw.
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        write_atomic(Path::new("/dev/null"), b"discarded", false).expect("write");
+        let meta = std::fs::metadata("/dev/null").expect("meta");
+        assert!(meta.file_type().is_char_device());
     }
 }
