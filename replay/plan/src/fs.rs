@@ -31,9 +31,7 @@ pub fn write_atomic_with(
             .open(path)
             .map_err(io)?;
         let mut writer = std::io::BufWriter::new(file);
-        return fill(&mut writer)
-            .and_then(|()| writer.flush())
-            .map_err(io);
+        return fill(&mut writer).and_then(|()| writer.flush()).map_err(io);
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
