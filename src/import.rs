@@ -178,7 +178,10 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let to_stdout = args.output == Path::new("-");
     if let Some(env) = import.secrets_env() {
         let path = args.secrets_file.clone().unwrap_or_else(|| {
-            let base = if to_stdout {
+            // A plan sent to standard output or a device (`-o /dev/null`) has no directory of
+            // its own for the side file: it goes to the current one.
+            let device = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());
+            let base = if to_stdout || device {
                 PathBuf::from("actions.json")
             } else {
                 args.output.clone()

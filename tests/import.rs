@@ -352,3 +352,24 @@ fn fixtures_import_to_their_golden_plans() {
     }
     assert!(seen >= 1, "no HAR fixtures found");
 }
+
+/// Regression: `-o /dev/null` must leave the device alone (an atomic rename once replaced it
+/// with a regular file) and put the secrets side file in the current directory.
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_writes_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let har = write(dir.path(), "rec.har", SMALL_HAR);
+    let out = ld()
+        .arg("import")
+        .arg(&har)
+        .args(["-o", "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta = std::fs::metadata("/dev/null").expect("meta");
+    assert!(meta.file_type().is_char_device());
+    assert!(dir.path().join("actions.json.secrets.env").is_file());
+}
