@@ -368,7 +368,11 @@ fn output_to_a_device_writes_in_place() {
         .current_dir(dir.path())
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta = std::fs::metadata("/dev/null").expect("meta");
     assert!(meta.file_type().is_char_device());
     assert!(dir.path().join("actions.json.secrets.env").is_file());
