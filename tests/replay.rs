@@ -743,3 +743,180 @@ fn stages_ramp_users_up_and_down_and_the_run_ends_with_them() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!server.received().is_empty(), "the ramp started users");
 }
+
+/// A raw HTTP/1.x server that answers each path with scripted bytes: every framing a
+/// server may choose, answers split across writes, and connections closed under the client.
+/// Returns its address, the request lines it read (with their bodies) and how many
+/// connections it accepted.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn wire_server() -> (
+    std::net::SocketAddr,
+    Log,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let log: Log = Default::default();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let (log2, accepted2) = (log.clone(), accepted.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            accepted2.fetch_add(1, Ordering::SeqCst);
+            let log = log2.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let mut out = stream.try_clone().expect("clone");
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let request_line = request_line.trim_end().to_string();
+                    log.lock().expect("log").push(format!(
+                        "{request_line} [{}]",
+                        String::from_utf8_lossy(&body)
+                    ));
+                    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+                    let parts: Vec<&[u8]> = match path.as_str() {
+                        "/len" => vec![
+                            b"HTTP/1.1 200 OK\r\nContent-Le",
+                            b"ngth: 5\r\nX-Kind: len\r\n\r\nhel",
+                            b"lo",
+                        ],
+                        "/chunked" => vec![
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n6;ext=1\r\ned-",
+                            b"bod\r\n1\r\ny\r\n0\r\nX-Trailer: t\r\n\r\n",
+                        ],
+                        "/continue" => vec![
+                            b"HTTP/1.1 100 Continue\r\n\r\n",
+                            b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+                        ],
+                        "/head" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"],
+                        "/empty" => vec![b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"],
+                        "/post" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nseen"],
+                        "/drop" | "/close" | "/http10" => vec![],
+                        _ => vec![b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
+                    };
+                    match path.as_str() {
+                        // Answers, then closes without saying so: the next request sent on
+                        // this connection meets a closed socket.
+                        "/drop" => {
+                            let _ = out
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ndropped");
+                            return;
+                        }
+                        "/close" => {
+                            let _ = out.write_all(
+                                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\nclosed",
+                            );
+                            return;
+                        }
+                        // Delimited by the end of the connection.
+                        "/http10" => {
+                            let _ = out.write_all(b"HTTP/1.0 200 OK\r\n\r\nold st");
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            let _ = out.write_all(b"yle");
+                            return;
+                        }
+                        _ => {}
+                    }
+                    for part in parts {
+                        if out.write_all(part).is_err() {
+                            return;
+                        }
+                        let _ = out.flush();
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+            });
+        }
+    });
+    (addr, log, accepted)
+}
+
+#[test]
+fn every_http1_framing_is_read_and_connections_are_reused_or_replaced() {
+    let (addr, log, accepted) = wire_server();
+    let base = format!("http://{addr}");
+    let task = |method: &str, path: &str, status: u16, body: Option<&str>| {
+        let mut assertions = vec![json!({"type": "status_code", "value": status})];
+        if let Some(b) = body {
+            assertions.push(json!({"type": "contains", "value": b}));
+        }
+        json!({"method": method, "request_url": format!("{base}{path}"), "name": format!("{method} {path}"),
+               "assertions": assertions})
+    };
+    let mut post = task("post", "/post", 200, Some("seen"));
+    post["data"] = json!("a=1&b=2");
+    let tasks = json!([
+        task("get", "/len", 200, Some("hello")),
+        task("get", "/chunked", 200, Some("chunked-body")),
+        task("get", "/continue", 201, Some("ok")),
+        task("head", "/head", 200, None),
+        task("delete", "/empty", 204, None),
+        post,
+        task("get", "/drop", 200, Some("dropped")),
+        task("get", "/len", 200, Some("hello")),
+        task("get", "/http10", 200, Some("old style")),
+        task("get", "/close", 200, Some("closed")),
+        task("get", "/len", 200, Some("hello")),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let got = log.lock().expect("log").clone();
+    assert_eq!(
+        got,
+        [
+            "GET /len HTTP/1.1 []",
+            "GET /chunked HTTP/1.1 []",
+            "GET /continue HTTP/1.1 []",
+            "HEAD /head HTTP/1.1 []",
+            "DELETE /empty HTTP/1.1 []",
+            "POST /post HTTP/1.1 [a=1&b=2]",
+            "GET /drop HTTP/1.1 []",
+            "GET /len HTTP/1.1 []",
+            "GET /http10 HTTP/1.1 []",
+            "GET /close HTTP/1.1 []",
+            "GET /len HTTP/1.1 []",
+        ]
+    );
+    // One connection up to /drop; the request after it found the connection closed and went
+    // again on a second one, which /http10 ended; a third for /close; a fourth for the last.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+}

@@ -12,16 +12,17 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::HttpVersion;
 use crate::cookies::Jar;
+use crate::h1;
 use crate::task::Prepared;
 
 enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
+    H1(h1::Conn),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
@@ -53,7 +54,6 @@ pub(crate) struct HttpTransport {
 }
 
 const MAX_REDIRECTS: usize = 10;
-const READ_BUF: usize = 4096;
 
 impl HttpTransport {
     pub(crate) fn new(version: HttpVersion) -> Self {
@@ -153,61 +153,45 @@ impl HttpTransport {
                 }
             };
             let conn = &mut self.conns[index];
-            let result = send_on(&mut conn.sender, method, p, cookie.as_ref()).await;
-            let response = match result {
-                Ok(r) => r,
-                Err((e, unsent)) => {
+            let answer = match &mut conn.sender {
+                Sender::H1(c) => c.exchange(method, p, cookie.as_ref(), want_body).await,
+                Sender::H2(s) => send_h2(s, method, p, cookie.as_ref(), want_body).await,
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(f) => {
                     self.conns.swap_remove(index);
                     // A kept-alive connection the server has just closed: one fresh try, when
-                    // the request surely did not reach the server or repeating it is harmless.
-                    if reused && attempt == 1 && (unsent || is_idempotent(method)) {
+                    // the request surely did not reach the server, or nothing came back and
+                    // repeating it is harmless.
+                    if reused && attempt == 1 && (f.unsent || (f.no_reply && is_idempotent(method)))
+                    {
                         continue;
                     }
-                    return Err(e);
+                    return Err(f.message);
                 }
             };
-            let (parts, mut body) = response.into_parts();
-            let mut wire = 0u64;
-            let mut chunks: Vec<Bytes> = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.conns.swap_remove(index);
-                        return Err(chain("reading the body", &e));
-                    }
-                };
-                if let Ok(data) = frame.into_data() {
-                    wire += data.len() as u64;
-                    if want_body {
-                        chunks.push(data);
-                    }
-                }
-            }
-            let closing = parts
-                .headers
-                .get(header::CONNECTION)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-            if closing {
+            if let Sender::H1(c) = &mut self.conns[index].sender
+                && !c.usable()
+            {
                 self.conns.swap_remove(index);
             }
-            for value in parts.headers.get_all(header::SET_COOKIE) {
+            for value in answer.headers.get_all(header::SET_COOKIE) {
                 if let Ok(text) = value.to_str() {
                     let path = p.uri.path();
                     self.jar.store(text, &p.host, path);
                 }
             }
             let body = if want_body {
-                let raw = concat(chunks);
-                decode(&parts.headers, raw)
+                decode(&answer.headers, answer.body)
             } else {
                 Bytes::new()
             };
             return Ok(Reply {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
+                status: answer.status,
+                headers: answer.headers,
                 body,
-                wire_bytes: wire,
+                wire_bytes: answer.wire,
                 url: p.url.clone(),
             });
         }
@@ -217,8 +201,8 @@ impl HttpTransport {
         let i = self.conns.iter().position(|c| {
             c.https == p.https && c.port == p.port && c.tls == tls && c.host == p.host
         })?;
-        let closed = match &self.conns[i].sender {
-            Sender::H1(s) => s.is_closed(),
+        let closed = match &mut self.conns[i].sender {
+            Sender::H1(c) => !c.usable(),
             Sender::H2(s) => s.is_closed(),
         };
         if closed {
@@ -250,16 +234,19 @@ impl HttpTransport {
     }
 }
 
-async fn send_on(
-    sender: &mut Sender,
+/// One request on an HTTP/2 connection, through hyper.
+async fn send_h2(
+    sender: &mut http2::SendRequest<Full<Bytes>>,
     method: &Method,
     p: &Prepared,
     cookie: Option<&HeaderValue>,
-) -> Result<http::Response<hyper::body::Incoming>, (String, bool)> {
-    // The flag tells whether the request was certainly not sent.
-    let failed = |what: &str, e: hyper::Error| {
-        let unsent = e.is_canceled() || what == "connection";
-        (chain(what, &e), unsent)
+    want_body: bool,
+) -> Result<h1::Answer, h1::Failure> {
+    // `unsent`: the request was certainly not sent.
+    let failed = |what: &str, e: hyper::Error| h1::Failure {
+        unsent: e.is_canceled() || what == "connection",
+        no_reply: false,
+        message: chain(what, &e),
     };
     let mut req = Request::new(Full::new(p.body.clone()));
     *req.method_mut() = method.clone();
@@ -267,29 +254,45 @@ async fn send_on(
     if let Some(c) = cookie {
         req.headers_mut().insert(header::COOKIE, c.clone());
     }
-    match sender {
-        Sender::H1(s) => {
-            *req.uri_mut() = p.origin_form.clone();
-            req.headers_mut().insert(header::HOST, p.authority.clone());
-            s.ready().await.map_err(|e| failed("connection", e))?;
-            s.send_request(req).await.map_err(|e| failed("request", e))
-        }
-        Sender::H2(s) => {
-            *req.uri_mut() = p.uri.clone();
-            for h in [
-                header::CONNECTION,
-                header::TRANSFER_ENCODING,
-                header::UPGRADE,
-                header::TE,
-            ] {
-                req.headers_mut().remove(h);
+    *req.uri_mut() = p.uri.clone();
+    for h in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::TE,
+        header::HOST,
+    ] {
+        req.headers_mut().remove(h);
+    }
+    req.headers_mut().remove("keep-alive");
+    req.headers_mut().remove("proxy-connection");
+    sender.ready().await.map_err(|e| failed("connection", e))?;
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| failed("request", e))?;
+    let (parts, mut body) = response.into_parts();
+    let mut wire = 0u64;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| h1::Failure {
+            unsent: false,
+            no_reply: false,
+            message: chain("reading the body", &e),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            wire += data.len() as u64;
+            if want_body {
+                chunks.push(data);
             }
-            req.headers_mut().remove("keep-alive");
-            req.headers_mut().remove("proxy-connection");
-            s.ready().await.map_err(|e| failed("connection", e))?;
-            s.send_request(req).await.map_err(|e| failed("request", e))
         }
     }
+    Ok(h1::Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: concat(chunks),
+        wire,
+    })
 }
 
 async fn connect(
@@ -303,7 +306,7 @@ async fn connect(
     }
     .map_err(|e| format!("connect to {}:{}: {e}", p.host, p.port))?;
     let _ = tcp.set_nodelay(true);
-    if p.https {
+    let (io, h2) = if p.https {
         let name = rustls::pki_types::ServerName::try_from(p.host.clone())
             .map_err(|e| format!("invalid TLS server name {:?}: {e}", p.host))?;
         let stream = tokio_rustls::TlsConnector::from(tls.clone())
@@ -311,38 +314,20 @@ async fn connect(
             .await
             .map_err(|e| format!("TLS handshake with {}:{}: {e}", p.host, p.port))?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        handshake(TokioIo::new(stream), h2).await
+        (h1::Io::Tls(Box::new(stream)), h2)
     } else {
-        handshake(TokioIo::new(tcp), version == HttpVersion::Http2).await
+        (h1::Io::Tcp(tcp), version == HttpVersion::Http2)
+    };
+    if !h2 {
+        return Ok(Sender::H1(h1::Conn::new(io)));
     }
-}
-
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Sender, String>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| chain("HTTP/2 handshake", &e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H2(sender))
-    } else {
-        // Many idle users each keep a connection: a 4 KiB read buffer (hyper's default
-        // starts at 8 KiB and keeps it) halves what an idle connection holds; bodies larger
-        // than it are simply read in several steps.
-        let (sender, conn) = http1::Builder::new()
-            .read_buf_exact_size(Some(READ_BUF))
-            .handshake(io)
-            .await
-            .map_err(|e| chain("HTTP/1.1 handshake", &e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H1(sender))
-    }
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| chain("HTTP/2 handshake", &e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H2(sender))
 }
 
 /// `what: error: cause: cause`, each cause once.

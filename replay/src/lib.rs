@@ -17,6 +17,7 @@ mod cookies;
 mod env;
 mod error;
 mod faker;
+mod h1;
 mod http;
 mod load;
 mod progress;

@@ -1,0 +1,717 @@
+//! HTTP/1.1 on one connection of one virtual user, driven inline by the user's own task.
+//!
+//! A load generator's hot path is one request out, one response in, on a connection nobody
+//! else uses. hyper's client connection runs in a task of its own and hands every request
+//! and response across channels (two tasks woken per request, a header map built and cloned
+//! per request); here the user's task writes the request it encoded into a reused buffer and
+//! parses the answer with `httparse` where it lands, so a request costs one write and
+//! usually one read. HTTP/2 stays on hyper.
+//!
+//! Framing follows RFC 9112 §6: no body for `HEAD`, 1xx, 204 and 304; chunked when
+//! `Transfer-Encoding` ends in `chunked`; `Content-Length` when given; otherwise to the end
+//! of the connection. Interim 1xx answers are skipped.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::Method;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::task::Prepared;
+
+/// A cleartext or TLS byte stream.
+pub(crate) enum Io {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Tcp(s) => s,
+            Io::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why an exchange failed, and whether sending it again is safe.
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// The request did not reach the server (the write failed).
+    pub(crate) unsent: bool,
+    /// Not one byte of an answer came back (a kept-alive connection the server had closed).
+    pub(crate) no_reply: bool,
+}
+
+impl Failure {
+    fn new(message: String) -> Self {
+        Failure {
+            message,
+            unsent: false,
+            no_reply: false,
+        }
+    }
+}
+
+/// An answer as read off the wire, its body still encoded as the server sent it.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// Body bytes received (after chunked framing is removed).
+    pub(crate) wire: u64,
+}
+
+/// One HTTP/1.1 connection.
+pub(crate) struct Conn {
+    io: Io,
+    /// Bytes read and not yet consumed.
+    buf: BytesMut,
+    /// The request being written; kept for its capacity.
+    out: Vec<u8>,
+    /// An exchange began and did not finish (its future was dropped on a timeout): what
+    /// the stream holds now is unknown, so the connection cannot be used again.
+    busy: bool,
+    /// The server may close it: `Connection: close`, HTTP/1.0, a body delimited by the
+    /// end of the connection, or an error.
+    done: bool,
+    last_used: Instant,
+}
+
+/// Room kept for reading; an idle connection holds no more than this.
+const READ_BUF: usize = 4096;
+/// The largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Bodies at least this large are written on their own instead of copied after the head.
+const COPY_BODY: usize = 16 * 1024;
+/// A connection idle this long is checked for a close from the server before reuse.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+impl Conn {
+    pub(crate) fn new(io: Io) -> Self {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_BUF),
+            out: Vec::new(),
+            busy: false,
+            done: false,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// False when the connection must not carry another request: interrupted, closed by
+    /// either side, or (after being idle a while) closed or written to by the server.
+    pub(crate) fn usable(&mut self) -> bool {
+        if self.busy || self.done {
+            return false;
+        }
+        if self.last_used.elapsed() < IDLE_CHECK {
+            return true;
+        }
+        // Anything readable on an idle connection is the server's FIN, a reset or a TLS
+        // close_notify: the connection is over either way. No syscall is made when the
+        // reactor has seen nothing arrive.
+        let mut probe = [0u8; 1];
+        match self.io.tcp().try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            _ => {
+                self.done = true;
+                false
+            }
+        }
+    }
+
+    /// Sends one request and reads its answer. `keep_body` false counts the body's bytes
+    /// without keeping them.
+    pub(crate) async fn exchange(
+        &mut self,
+        method: &Method,
+        p: &Prepared,
+        cookie: Option<&HeaderValue>,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        self.busy = true;
+        let result = self.run(method, p, cookie, keep_body).await;
+        if result.is_err() {
+            self.done = true;
+        }
+        self.busy = false;
+        self.last_used = Instant::now();
+        result
+    }
+
+    async fn run(
+        &mut self,
+        method: &Method,
+        p: &Prepared,
+        cookie: Option<&HeaderValue>,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        let separate = encode(&mut self.out, method, p, cookie);
+        let body = separate.then_some(&p.body[..]);
+        if let Err(e) = write_request(&mut self.io, &self.out, body).await {
+            return Err(Failure {
+                message: format!("request: sending: {e}"),
+                unsent: true,
+                no_reply: false,
+            });
+        }
+        let mut first = true;
+        loop {
+            let head = self.read_head(first).await?;
+            first = false;
+            if (100..200).contains(&head.status) && head.status != 101 {
+                continue;
+            }
+            return self.read_body(method, head, keep_body).await;
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(false)` at the end of the stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_BUF.max(self.buf.len()));
+        }
+        Ok(self.io.read_buf(&mut self.buf).await? > 0)
+    }
+
+    async fn read_head(&mut self, first: bool) -> Result<Head, Failure> {
+        loop {
+            if !self.buf.is_empty() {
+                match parse_head(&mut self.buf)? {
+                    Some(head) => return Ok(head),
+                    None if self.buf.len() > MAX_HEAD => {
+                        return Err(Failure::new(format!(
+                            "response: the head is larger than {} KiB",
+                            MAX_HEAD / 1024
+                        )));
+                    }
+                    None => {}
+                }
+            }
+            let nothing_yet = first && self.buf.is_empty();
+            match self.fill().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Failure {
+                        message: if nothing_yet {
+                            "response: connection closed before an answer".to_string()
+                        } else {
+                            "response: connection closed in the middle of the head".to_string()
+                        },
+                        unsent: false,
+                        no_reply: nothing_yet,
+                    });
+                }
+                Err(e) => {
+                    return Err(Failure {
+                        message: format!("response: {e}"),
+                        unsent: false,
+                        no_reply: nothing_yet,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn read_body(
+        &mut self,
+        method: &Method,
+        head: Head,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        let Head {
+            status,
+            headers,
+            http10,
+        } = head;
+        let close = wants_close(&headers, http10);
+        let framing = if *method == Method::HEAD || matches!(status, 101 | 204 | 304) {
+            Framing::Empty
+        } else {
+            framing(&headers)?
+        };
+        let mut body = Collected::new(keep_body);
+        match framing {
+            Framing::Empty => {}
+            Framing::Length(n) => {
+                body.reserve(n);
+                let mut left = n;
+                while left > 0 {
+                    if self.buf.is_empty() && !self.fill_or_eof("the body").await? {
+                        return Err(Failure::new(format!(
+                            "reading the body: connection closed with {left} of {n} bytes missing"
+                        )));
+                    }
+                    let take = self
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    body.take(&mut self.buf, take);
+                    left -= take as u64;
+                }
+            }
+            Framing::Chunked => self.read_chunked(&mut body).await?,
+            Framing::ToEnd => {
+                self.done = true;
+                loop {
+                    let all = self.buf.len();
+                    body.take(&mut self.buf, all);
+                    if !self.fill_or_eof("the body").await? {
+                        break;
+                    }
+                }
+            }
+        }
+        if close || status == 101 {
+            self.done = true;
+        }
+        // A large body grew the buffer: give the memory back rather than keep it idle.
+        if self.buf.capacity() > 64 * 1024 && self.buf.is_empty() {
+            self.buf = BytesMut::with_capacity(READ_BUF);
+        }
+        Ok(Answer {
+            status,
+            headers,
+            wire: body.wire,
+            body: body.finish(),
+        })
+    }
+
+    /// Like [`Self::fill`], with a failure message naming what was being read.
+    async fn fill_or_eof(&mut self, what: &str) -> Result<bool, Failure> {
+        self.fill()
+            .await
+            .map_err(|e| Failure::new(format!("reading {what}: {e}")))
+    }
+
+    async fn read_chunked(&mut self, body: &mut Collected) -> Result<(), Failure> {
+        loop {
+            // The size line.
+            let size = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        let _ = self.buf.split_to(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() > 4096 {
+                            return Err(Failure::new(
+                                "reading the body: a chunk size line longer than 4 KiB".into(),
+                            ));
+                        }
+                        if !self.fill_or_eof("the body").await? {
+                            return Err(Failure::new(
+                                "reading the body: connection closed inside a chunked body".into(),
+                            ));
+                        }
+                    }
+                    Err(_) => {
+                        return Err(Failure::new(
+                            "reading the body: invalid chunk size line".into(),
+                        ));
+                    }
+                }
+            };
+            if size == 0 {
+                return self.read_trailers().await;
+            }
+            let mut left = size;
+            while left > 0 {
+                if self.buf.is_empty() && !self.fill_or_eof("the body").await? {
+                    return Err(Failure::new(
+                        "reading the body: connection closed inside a chunk".into(),
+                    ));
+                }
+                let take = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                body.take(&mut self.buf, take);
+                left -= take as u64;
+            }
+            // The CRLF after the chunk's data.
+            while self.buf.len() < 2 {
+                if !self.fill_or_eof("the body").await? {
+                    return Err(Failure::new(
+                        "reading the body: connection closed inside a chunked body".into(),
+                    ));
+                }
+            }
+            if &self.buf[..2] != b"\r\n" {
+                return Err(Failure::new(
+                    "reading the body: a chunk is not followed by CRLF".into(),
+                ));
+            }
+            let _ = self.buf.split_to(2);
+        }
+    }
+
+    /// Trailer fields after the last chunk, up to the empty line; their values are dropped.
+    async fn read_trailers(&mut self) -> Result<(), Failure> {
+        loop {
+            if let Some(end) = find_crlf(&self.buf) {
+                let line_empty = end == 0;
+                let _ = self.buf.split_to(end + 2);
+                if line_empty {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(Failure::new("reading the body: trailers too large".into()));
+            }
+            if !self.fill_or_eof("the trailers").await? {
+                return Err(Failure::new(
+                    "reading the body: connection closed inside the trailers".into(),
+                ));
+            }
+        }
+    }
+}
+
+struct Head {
+    status: u16,
+    headers: HeaderMap,
+    http10: bool,
+}
+
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    ToEnd,
+}
+
+/// The body's bytes, kept or only counted.
+struct Collected {
+    keep: bool,
+    parts: BytesMut,
+    wire: u64,
+}
+
+impl Collected {
+    fn new(keep: bool) -> Self {
+        Collected {
+            keep,
+            parts: BytesMut::new(),
+            wire: 0,
+        }
+    }
+
+    fn reserve(&mut self, n: u64) {
+        if self.keep {
+            // A lying Content-Length must not allocate gigabytes up front.
+            let n = usize::try_from(n.min(16 << 20)).unwrap_or(0);
+            self.parts.reserve(n);
+        }
+    }
+
+    /// Moves the first `n` bytes of `buf` into the body (or only counts them).
+    fn take(&mut self, buf: &mut BytesMut, n: usize) {
+        self.wire += n as u64;
+        if !self.keep {
+            buf.advance(n);
+        } else if self.parts.is_empty() && self.parts.capacity() == 0 {
+            self.parts = buf.split_to(n);
+        } else {
+            self.parts.extend_from_slice(&buf[..n]);
+            buf.advance(n);
+        }
+    }
+
+    fn finish(self) -> Bytes {
+        self.parts.freeze()
+    }
+}
+
+async fn write_request(io: &mut Io, head: &[u8], body: Option<&[u8]>) -> io::Result<()> {
+    io.write_all(head).await?;
+    if let Some(body) = body {
+        io.write_all(body).await?;
+    }
+    io.flush().await
+}
+
+/// Writes the request head (and the body, when small) into `out`; true when the body must
+/// be written after it on its own.
+fn encode(out: &mut Vec<u8>, method: &Method, p: &Prepared, cookie: Option<&HeaderValue>) -> bool {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    let target = p.origin_form.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(p.authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut framed = false;
+    for (name, value) in &p.headers {
+        if name == header::HOST || (cookie.is_some() && name == header::COOKIE) {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            framed = true;
+        }
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(c) = cookie {
+        line(out, b"cookie", c.as_bytes());
+    }
+    let has_payload =
+        !p.body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if !framed && has_payload {
+        let n = itoa_buf(p.body.len());
+        line(out, b"content-length", n.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if p.body.len() >= COPY_BODY {
+        true
+    } else {
+        out.extend_from_slice(&p.body);
+        false
+    }
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A decimal number without an allocation.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: usize) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { buf, start: i }
+}
+
+/// Parses a response head off the front of `buf`; `None` when more bytes are needed.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
+    let mut small = [httparse::EMPTY_HEADER; 48];
+    let mut large;
+    let mut response = httparse::Response::new(&mut small);
+    let parsed = match response.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            large = vec![httparse::EMPTY_HEADER; 1024];
+            response = httparse::Response::new(&mut large);
+            response.parse(buf)
+        }
+        other => other,
+    };
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(Failure::new(format!(
+                "response: not an HTTP/1.x answer ({e})"
+            )));
+        }
+    };
+    let status = response.code.unwrap_or(0);
+    let http10 = response.version == Some(0);
+    // Where each name and value sits in the head, so that values can share its memory.
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(usize, usize, usize, usize)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            let n = h.name.as_ptr() as usize - base;
+            let v = h.value.as_ptr() as usize - base;
+            (n, h.name.len(), v, h.value.len())
+        })
+        .collect();
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (n, nl, v, vl) in spans {
+        let Ok(name) = HeaderName::from_bytes(&head[n..n + nl]) else {
+            continue;
+        };
+        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(v..v + vl)) else {
+            continue;
+        };
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        headers,
+        http10,
+    }))
+}
+
+fn wants_close(headers: &HeaderMap, http10: bool) -> bool {
+    let mut keep_alive = !http10;
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                return true;
+            }
+            if token.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    !keep_alive
+}
+
+fn framing(headers: &HeaderMap) -> Result<Framing, Failure> {
+    if let Some(te) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
+        let last = te.as_bytes().rsplit(|b| *b == b',').next().unwrap_or(b"");
+        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked
+        } else {
+            Framing::ToEnd
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            let n = std::str::from_utf8(part.trim_ascii())
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Failure::new(format!(
+                        "response: invalid Content-Length {:?}",
+                        String::from_utf8_lossy(v.as_bytes())
+                    ))
+                })?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Failure::new(
+                    "response: conflicting Content-Length values".into(),
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::ToEnd,
+    })
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> Head {
+        let mut buf = BytesMut::from(text.as_bytes());
+        match parse_head(&mut buf) {
+            Ok(Some(h)) => h,
+            _ => panic!("no head in {text:?}"),
+        }
+    }
+
+    #[test]
+    fn heads_parse_and_values_are_kept() {
+        let h = head("HTTP/1.1 201 Created\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n\r\nabc");
+        assert_eq!(h.status, 201);
+        assert!(!h.http10);
+        let all: Vec<_> = h.headers.get_all("x-a").iter().collect();
+        assert_eq!(all, ["1", "2"]);
+        assert!(matches!(framing(&h.headers), Ok(Framing::Length(3))));
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
+        assert!(matches!(parse_head(&mut partial), Ok(None)));
+        let mut junk = BytesMut::from(&b"SSH-2.0-OpenSSH\r\n\r\n"[..]);
+        assert!(parse_head(&mut junk).is_err());
+    }
+
+    #[test]
+    fn framing_and_keep_alive_follow_the_rfc() {
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert!(matches!(framing(&h.headers), Ok(Framing::Chunked)));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert!(matches!(framing(&h.headers), Ok(Framing::ToEnd)));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
+        assert!(matches!(framing(&h.headers), Ok(Framing::Length(5))));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        assert!(framing(&h.headers).is_err());
+        let h = head("HTTP/1.0 200 OK\r\n\r\n");
+        assert!(wants_close(&h.headers, h.http10));
+        let h = head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(!wants_close(&h.headers, h.http10));
+        let h = head("HTTP/1.1 200 OK\r\nConnection: x, close\r\n\r\n");
+        assert!(wants_close(&h.headers, h.http10));
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0usize, 7, 10, 1234567890] {
+            let d = itoa_buf(n);
+            assert_eq!(d.as_bytes(), n.to_string().as_bytes());
+        }
+    }
+}
