@@ -852,6 +852,10 @@ impl Compiler<'_> {
         // A failed assertion quotes the body, so any check keeps it (a single-chunk body is
         // kept without a copy).
         let needs_body = !checks.is_empty() || extract.iter().any(Extract::needs_body);
+        let needs_headers = checks.iter().any(|c| matches!(c, Check::Header { .. }))
+            || extract
+                .iter()
+                .any(|e| matches!(e.source, Source::Header(_)));
         Ok(HttpTask {
             name_id,
             name: Arc::from(name_text.as_str()),
@@ -871,6 +875,7 @@ impl Compiler<'_> {
             checks,
             extract,
             needs_body,
+            needs_headers,
         })
     }
 }

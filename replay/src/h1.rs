@@ -101,7 +101,10 @@ impl Failure {
 /// An answer as read off the wire, its body still encoded as the server sent it.
 pub(crate) struct Answer {
     pub(crate) status: u16,
+    /// Empty unless asked for, or a cookie was set (HTTP/1.1).
     pub(crate) headers: HeaderMap,
+    /// `Content-Encoding`, when given.
+    pub(crate) coding: Option<Vec<u8>>,
     pub(crate) body: Bytes,
     /// Body bytes received (after chunked framing is removed).
     pub(crate) wire: u64,
@@ -167,16 +170,18 @@ impl Conn {
     }
 
     /// Sends one request and reads its answer. `keep_body` false counts the body's bytes
-    /// without keeping them.
+    /// without keeping them; `want_headers` false leaves the header map empty unless a cookie
+    /// is set.
     pub(crate) async fn exchange(
         &mut self,
         method: &Method,
         p: &Prepared,
         cookie: Option<&HeaderValue>,
         keep_body: bool,
+        want_headers: bool,
     ) -> Result<Answer, Failure> {
         self.busy = true;
-        let result = self.run(method, p, cookie, keep_body).await;
+        let result = self.run(method, p, cookie, keep_body, want_headers).await;
         if result.is_err() {
             self.done = true;
         }
@@ -191,6 +196,7 @@ impl Conn {
         p: &Prepared,
         cookie: Option<&HeaderValue>,
         keep_body: bool,
+        want_headers: bool,
     ) -> Result<Answer, Failure> {
         let separate = encode(&mut self.out, method, p, cookie);
         let body = separate.then_some(&p.body[..]);
@@ -203,7 +209,7 @@ impl Conn {
         }
         let mut first = true;
         loop {
-            let head = self.read_head(first).await?;
+            let head = self.read_head(first, want_headers).await?;
             first = false;
             if (100..200).contains(&head.status) && head.status != 101 {
                 continue;
@@ -220,10 +226,10 @@ impl Conn {
         Ok(self.io.read_buf(&mut self.buf).await? > 0)
     }
 
-    async fn read_head(&mut self, first: bool) -> Result<Head, Failure> {
+    async fn read_head(&mut self, first: bool, want_headers: bool) -> Result<Head, Failure> {
         loop {
             if !self.buf.is_empty() {
-                match parse_head(&mut self.buf)? {
+                match parse_head(&mut self.buf, want_headers)? {
                     Some(head) => return Ok(head),
                     None if self.buf.len() > MAX_HEAD => {
                         return Err(Failure::new(format!(
@@ -268,13 +274,14 @@ impl Conn {
         let Head {
             status,
             headers,
-            http10,
+            framing,
+            close,
+            coding,
         } = head;
-        let close = wants_close(&headers, http10);
         let framing = if *method == Method::HEAD || matches!(status, 101 | 204 | 304) {
             Framing::Empty
         } else {
-            framing(&headers)?
+            framing
         };
         let mut body = Collected::new(keep_body);
         match framing {
@@ -318,6 +325,7 @@ impl Conn {
         Ok(Answer {
             status,
             headers,
+            coding,
             wire: body.wire,
             body: body.finish(),
         })
@@ -417,8 +425,12 @@ impl Conn {
 
 struct Head {
     status: u16,
+    /// Empty unless asked for or a cookie was set.
     headers: HeaderMap,
-    http10: bool,
+    framing: Framing,
+    close: bool,
+    /// `Content-Encoding`, when given.
+    coding: Option<Vec<u8>>,
 }
 
 enum Framing {
@@ -550,8 +562,10 @@ fn itoa_buf(mut n: usize) -> Digits {
     Digits { buf, start: i }
 }
 
-/// Parses a response head off the front of `buf`; `None` when more bytes are needed.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
+/// Parses a response head off the front of `buf`; `None` when more bytes are needed. The
+/// fields that frame the message are read as they are met; the header map is built only when
+/// `want_headers` or when the server sets a cookie (the user's jar keeps it).
+fn parse_head(buf: &mut BytesMut, want_headers: bool) -> Result<Option<Head>, Failure> {
     let mut small = [httparse::EMPTY_HEADER; 48];
     let mut large;
     let mut response = httparse::Response::new(&mut small);
@@ -574,89 +588,139 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
     };
     let status = response.code.unwrap_or(0);
     let http10 = response.version == Some(0);
+    let mut meta = Meta::new(http10);
+    for h in response.headers.iter() {
+        meta.see(h.name.as_bytes(), h.value)?;
+    }
+    let coding = meta.coding.map(<[u8]>::to_vec);
+    let framing = meta.framing()?;
+    let close = meta.close();
+    let build = want_headers || meta.set_cookie;
     // Where each name and value sits in the head, so that values can share its memory.
-    let base = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = response
-        .headers
-        .iter()
-        .map(|h| {
-            let n = h.name.as_ptr() as usize - base;
-            let v = h.value.as_ptr() as usize - base;
-            (n, h.name.len(), v, h.value.len())
-        })
-        .collect();
-    let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (n, nl, v, vl) in spans {
-        let Ok(name) = HeaderName::from_bytes(&head[n..n + nl]) else {
-            continue;
-        };
-        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(v..v + vl)) else {
-            continue;
-        };
-        headers.append(name, value);
+    let spans: Vec<(usize, usize, usize, usize)> = if build {
+        let base = buf.as_ptr() as usize;
+        response
+            .headers
+            .iter()
+            .map(|h| {
+                let n = h.name.as_ptr() as usize - base;
+                let v = h.value.as_ptr() as usize - base;
+                (n, h.name.len(), v, h.value.len())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut headers = HeaderMap::new();
+    if build {
+        let head = buf.split_to(len).freeze();
+        headers.reserve(spans.len());
+        for (n, nl, v, vl) in spans {
+            let Ok(name) = HeaderName::from_bytes(&head[n..n + nl]) else {
+                continue;
+            };
+            let Ok(value) = HeaderValue::from_maybe_shared(head.slice(v..v + vl)) else {
+                continue;
+            };
+            headers.append(name, value);
+        }
+    } else {
+        buf.advance(len);
     }
     Ok(Some(Head {
         status,
         headers,
-        http10,
+        framing,
+        close,
+        coding,
     }))
 }
 
-fn wants_close(headers: &HeaderMap, http10: bool) -> bool {
-    let mut keep_alive = !http10;
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            if token.eq_ignore_ascii_case(b"close") {
-                return true;
-            }
-            if token.eq_ignore_ascii_case(b"keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    !keep_alive
+/// The fields of a head that frame the message and decide the connection's fate.
+struct Meta<'a> {
+    http10: bool,
+    /// The last `Transfer-Encoding` field.
+    transfer_encoding: Option<&'a [u8]>,
+    length: Option<u64>,
+    close: bool,
+    keep_alive: bool,
+    set_cookie: bool,
+    coding: Option<&'a [u8]>,
 }
 
-fn framing(headers: &HeaderMap) -> Result<Framing, Failure> {
-    if let Some(te) = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-    {
-        let last = te.as_bytes().rsplit(|b| *b == b',').next().unwrap_or(b"");
-        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked
-        } else {
-            Framing::ToEnd
-        });
-    }
-    let mut length: Option<u64> = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|b| *b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Failure::new(format!(
-                        "response: invalid Content-Length {:?}",
-                        String::from_utf8_lossy(v.as_bytes())
-                    ))
-                })?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Failure::new(
-                    "response: conflicting Content-Length values".into(),
-                ));
-            }
-            length = Some(n);
+impl<'a> Meta<'a> {
+    fn new(http10: bool) -> Self {
+        Meta {
+            http10,
+            transfer_encoding: None,
+            length: None,
+            close: false,
+            keep_alive: false,
+            set_cookie: false,
+            coding: None,
         }
     }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::ToEnd,
-    })
+
+    fn see(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), Failure> {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            10 if is("connection") => {
+                for token in value.split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    }
+                }
+            }
+            10 if is("set-cookie") => self.set_cookie = true,
+            14 if is("content-length") => {
+                for part in value.split(|b| *b == b',') {
+                    let n = std::str::from_utf8(part.trim_ascii())
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            Failure::new(format!(
+                                "response: invalid Content-Length {:?}",
+                                String::from_utf8_lossy(value)
+                            ))
+                        })?;
+                    if self.length.is_some_and(|l| l != n) {
+                        return Err(Failure::new(
+                            "response: conflicting Content-Length values".into(),
+                        ));
+                    }
+                    self.length = Some(n);
+                }
+            }
+            16 if is("content-encoding") => self.coding = Some(value),
+            17 if is("transfer-encoding") => self.transfer_encoding = Some(value),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn framing(&self) -> Result<Framing, Failure> {
+        if let Some(te) = self.transfer_encoding {
+            let last = te.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Framing::Chunked
+            } else {
+                Framing::ToEnd
+            });
+        }
+        Ok(match self.length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::ToEnd,
+        })
+    }
+
+    /// True when the server will not take another request on this connection.
+    fn close(&self) -> bool {
+        self.close || (self.http10 && !self.keep_alive)
+    }
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
@@ -667,44 +731,85 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Head {
+    fn parsed(text: &[u8], want_headers: bool) -> (Head, BytesMut) {
+        let mut buf = BytesMut::from(text);
+        match parse_head(&mut buf, want_headers) {
+            Ok(Some(h)) => (h, buf),
+            _ => panic!("no head in {:?}", String::from_utf8_lossy(text)),
+        }
+    }
+
+    fn framing_of(text: &str) -> Result<Framing, String> {
         let mut buf = BytesMut::from(text.as_bytes());
-        match parse_head(&mut buf) {
-            Ok(Some(h)) => h,
-            _ => panic!("no head in {text:?}"),
+        match parse_head(&mut buf, false) {
+            Ok(Some(h)) => Ok(h.framing),
+            Ok(None) => Err("partial".into()),
+            Err(f) => Err(f.message),
         }
     }
 
     #[test]
     fn heads_parse_and_values_are_kept() {
-        let h = head("HTTP/1.1 201 Created\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n\r\nabc");
+        let (h, rest) = parsed(
+            b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n\r\nabc",
+            true,
+        );
         assert_eq!(h.status, 201);
-        assert!(!h.http10);
+        assert_eq!(&rest[..], b"abc", "the head is consumed, the body left");
         let all: Vec<_> = h.headers.get_all("x-a").iter().collect();
         assert_eq!(all, ["1", "2"]);
-        assert!(matches!(framing(&h.headers), Ok(Framing::Length(3))));
+        assert!(matches!(h.framing, Framing::Length(3)));
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
-        assert!(matches!(parse_head(&mut partial), Ok(None)));
+        assert!(matches!(parse_head(&mut partial, true), Ok(None)));
         let mut junk = BytesMut::from(&b"SSH-2.0-OpenSSH\r\n\r\n"[..]);
-        assert!(parse_head(&mut junk).is_err());
+        assert!(parse_head(&mut junk, true).is_err());
+    }
+
+    #[test]
+    fn headers_are_built_only_when_asked_or_for_cookies() {
+        let (h, rest) = parsed(
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Encoding: gzip\r\n\r\n",
+            false,
+        );
+        assert!(h.headers.is_empty());
+        assert_eq!(h.coding.as_deref(), Some(&b"gzip"[..]));
+        assert!(rest.is_empty());
+        let (h, _) = parsed(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\n\r\n", false);
+        assert_eq!(
+            h.headers.get("set-cookie").map(|v| v.as_bytes()),
+            Some(&b"a=1"[..])
+        );
     }
 
     #[test]
     fn framing_and_keep_alive_follow_the_rfc() {
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
-        assert!(matches!(framing(&h.headers), Ok(Framing::Chunked)));
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
-        assert!(matches!(framing(&h.headers), Ok(Framing::ToEnd)));
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
-        assert!(matches!(framing(&h.headers), Ok(Framing::Length(5))));
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
-        assert!(framing(&h.headers).is_err());
-        let h = head("HTTP/1.0 200 OK\r\n\r\n");
-        assert!(wants_close(&h.headers, h.http10));
-        let h = head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n");
-        assert!(!wants_close(&h.headers, h.http10));
-        let h = head("HTTP/1.1 200 OK\r\nConnection: x, close\r\n\r\n");
-        assert!(wants_close(&h.headers, h.http10));
+        let ok = "HTTP/1.1 200 OK\r\n";
+        let f = |fields: &str| framing_of(&format!("{ok}{fields}\r\n"));
+        assert!(matches!(
+            f("Transfer-Encoding: gzip, chunked\r\n"),
+            Ok(Framing::Chunked)
+        ));
+        assert!(matches!(
+            f("Transfer-Encoding: gzip\r\n"),
+            Ok(Framing::ToEnd)
+        ));
+        assert!(matches!(
+            f("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n"),
+            Ok(Framing::Chunked)
+        ));
+        assert!(matches!(
+            f("Content-Length: 5, 5\r\n"),
+            Ok(Framing::Length(5))
+        ));
+        assert!(matches!(f("Content-Length: 0\r\n"), Ok(Framing::Empty)));
+        assert!(matches!(f(""), Ok(Framing::ToEnd)));
+        assert!(f("Content-Length: 5\r\nContent-Length: 6\r\n").is_err());
+        assert!(f("Content-Length: -1\r\n").is_err());
+        let close = |text: &[u8]| parsed(text, false).0.close;
+        assert!(close(b"HTTP/1.0 200 OK\r\n\r\n"));
+        assert!(!close(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(close(b"HTTP/1.1 200 OK\r\nConnection: x, close\r\n\r\n"));
+        assert!(!close(b"HTTP/1.1 200 OK\r\n\r\n"));
     }
 
     #[test]

@@ -73,8 +73,12 @@ impl HttpTransport {
         tls: &Arc<rustls::ClientConfig>,
         follow: bool,
         want_body: bool,
+        want_headers: bool,
     ) -> Result<Reply, String> {
-        let reply = self.exchange(method, prepared, tls, want_body).await?;
+        let want_headers = want_headers || follow;
+        let reply = self
+            .exchange(method, prepared, tls, want_body, want_headers)
+            .await?;
         if !follow || !is_redirect(reply.status) {
             return Ok(reply);
         }
@@ -118,7 +122,7 @@ impl HttpTransport {
                 next.body = Bytes::new();
                 next.headers.remove(header::CONTENT_TYPE);
             }
-            reply = self.exchange(&method, &next, tls, want_body).await?;
+            reply = self.exchange(&method, &next, tls, want_body, true).await?;
             current = Some(next);
         }
         Err(format!("more than {MAX_REDIRECTS} redirects"))
@@ -130,6 +134,7 @@ impl HttpTransport {
         p: &Prepared,
         tls: &Arc<rustls::ClientConfig>,
         want_body: bool,
+        want_headers: bool,
     ) -> Result<Reply, String> {
         let tls_id = Arc::as_ptr(tls) as usize;
         let cookie = self.cookie_header(p);
@@ -154,7 +159,10 @@ impl HttpTransport {
             };
             let conn = &mut self.conns[index];
             let answer = match &mut conn.sender {
-                Sender::H1(c) => c.exchange(method, p, cookie.as_ref(), want_body).await,
+                Sender::H1(c) => {
+                    c.exchange(method, p, cookie.as_ref(), want_body, want_headers)
+                        .await
+                }
                 Sender::H2(s) => send_h2(s, method, p, cookie.as_ref(), want_body).await,
             };
             let answer = match answer {
@@ -183,7 +191,7 @@ impl HttpTransport {
                 }
             }
             let body = if want_body {
-                decode(&answer.headers, answer.body)
+                decode(answer.coding.as_deref(), answer.body)
             } else {
                 Bytes::new()
             };
@@ -287,8 +295,13 @@ async fn send_h2(
             }
         }
     }
+    let coding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes().to_vec());
     Ok(h1::Answer {
         status: parts.status.as_u16(),
+        coding,
         headers: parts.headers,
         body: concat(chunks),
         wire,
@@ -359,11 +372,11 @@ fn concat(chunks: Vec<Bytes>) -> Bytes {
     }
 }
 
-fn decode(headers: &HeaderMap, raw: Bytes) -> Bytes {
+/// The body decoded from the `Content-Encoding` given, when it is gzip or deflate.
+fn decode(coding: Option<&[u8]>, raw: Bytes) -> Bytes {
     use std::io::Read;
-    let coding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
+    let coding = coding
+        .and_then(|v| std::str::from_utf8(v).ok())
         .map(|s| s.trim().to_ascii_lowercase());
     let mut out = Vec::new();
     let ok = match coding.as_deref() {

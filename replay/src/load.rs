@@ -330,6 +330,7 @@ impl Vu {
                     &task.tls,
                     task.follow_redirects,
                     task.needs_body || sample,
+                    task.needs_headers || sample,
                 )),
             )
             .await

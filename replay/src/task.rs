@@ -45,6 +45,8 @@ pub(crate) struct HttpTask {
     pub(crate) checks: Vec<Check>,
     pub(crate) extract: Vec<Extract>,
     pub(crate) needs_body: bool,
+    /// A check or an extractor reads a response header.
+    pub(crate) needs_headers: bool,
 }
 
 /// A request ready to send.
