@@ -818,6 +818,10 @@ fn wire_server() -> (
                         "/head" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"],
                         "/empty" => vec![b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"],
                         "/post" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nseen"],
+                        // Half an answer, then nothing for longer than the task waits.
+                        "/slow" => vec![
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhalf",
+                        ],
                         "/drop" | "/close" | "/http10" => vec![],
                         _ => vec![b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
                     };
@@ -843,6 +847,12 @@ fn wire_server() -> (
                             return;
                         }
                         _ => {}
+                    }
+                    if path == "/slow" {
+                        let _ = out.write_all(parts[0]);
+                        std::thread::sleep(std::time::Duration::from_millis(1500));
+                        let _ = out.write_all(b"-and-rest");
+                        continue;
                     }
                     for part in parts {
                         if out.write_all(part).is_err() {
@@ -919,4 +929,38 @@ fn every_http1_framing_is_read_and_connections_are_reused_or_replaced() {
     // One connection up to /drop; the request after it found the connection closed and went
     // again on a second one, which /http10 ended; a third for /close; a fourth for the last.
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_timed_out_answer_fails_its_task_and_its_connection_is_not_reused() {
+    let (addr, log, accepted) = wire_server();
+    let base = format!("http://{addr}");
+    let tasks = json!([
+        {"method": "get", "request_url": format!("{base}/slow"), "name": "slow", "timeout": 0.3,
+         "assertions": [{"type": "status_code", "value": 200}]},
+        {"method": "get", "request_url": format!("{base}/len"), "name": "after",
+         "assertions": [{"type": "status_code", "value": 200}, {"type": "contains", "value": "hello"}]},
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("slow: timed out after 300ms"), "{stdout}");
+    assert!(!stdout.contains("after:"), "the next task passed: {stdout}");
+    assert_eq!(
+        log.lock().expect("log").clone(),
+        ["GET /slow HTTP/1.1 []", "GET /len HTTP/1.1 []"]
+    );
+    // The half-read answer left its connection unusable: the next task opened another.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
