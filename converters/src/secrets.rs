@@ -17,28 +17,18 @@ pub struct Secret {
 /// How many names [`Secrets::placeholder`] remembers the last value of.
 const RECENT: usize = 16;
 
-/// Assigns environment names to secret values.
-#[derive(Debug)]
-pub(crate) struct Secrets {
+/// Which names and values are secrets: what deciding needs, without the names given so far,
+/// so that the threads of an import can share it.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretRules {
     inline: bool,
     header_pattern: Regex,
     query_pattern: Regex,
-    /// The name given to each value, by the base name it was derived from: nested so that a
-    /// value is looked up as it is, not copied into a key first (a cookie can be long, and is
-    /// sent by nearly every request).
-    by_value: HashMap<String, HashMap<String, String>>,
-    taken: HashMap<String, usize>,
-    /// The last value met under each of a few names, with its placeholder: a recording sends
-    /// the same cookie and token with request after request, and a name's placeholder for a
-    /// value never changes once given.
-    recent: Vec<(String, String, String)>,
-    pub(crate) found: Vec<Secret>,
-    pub(crate) replaced: usize,
 }
 
-impl Secrets {
-    pub(crate) fn new(inline: bool) -> Secrets {
-        Secrets {
+impl SecretRules {
+    pub(crate) fn new(inline: bool) -> SecretRules {
+        SecretRules {
             inline,
             header_pattern: Regex::new(
                 r"(?i)^(authorization|proxy-authorization|cookie|x-?api-?key|api-?key|x-?auth-?token|x-?access-?token|.*secret.*|.*password.*)$",
@@ -48,28 +38,17 @@ impl Secrets {
                 r"(?i)^(api[-_]?key|apikey|key|access[-_]?token|auth[-_]?token|token|secret|client[-_]?secret|password|passwd|signature|sig)$",
             )
             .expect("constant pattern"),
-            by_value: HashMap::new(),
-            taken: HashMap::new(),
-            recent: Vec::new(),
-            found: Vec::new(),
-            replaced: 0,
         }
     }
 
-    /// The value to write for header `name`: a placeholder when it is a secret.
-    pub(crate) fn header(&mut self, name: &str, value: &str) -> Option<String> {
-        if self.inline || value.is_empty() || !self.is_secret_header(name) || value.contains("${") {
-            return None;
-        }
-        Some(self.placeholder(name, value))
+    /// Whether the value of header `name` moves out of the plan.
+    pub(crate) fn header(&self, name: &str, value: &str) -> bool {
+        !(self.inline || value.is_empty() || !self.is_secret_header(name) || value.contains("${"))
     }
 
-    /// The value to write for query parameter `name`: a placeholder when it is a secret.
-    pub(crate) fn query(&mut self, name: &str, value: &str) -> Option<String> {
-        if self.inline || value.is_empty() || !self.is_secret_query(name) || value.contains("${") {
-            return None;
-        }
-        Some(self.placeholder(name, value))
+    /// Whether the value of query parameter `name` moves out of the plan.
+    pub(crate) fn query(&self, name: &str, value: &str) -> bool {
+        !(self.inline || value.is_empty() || !self.is_secret_query(name) || value.contains("${"))
     }
 
     /// Whether `header_pattern` matches `name`, read without the regex for ASCII names: every
@@ -123,40 +102,108 @@ impl Secrets {
             || sep("auth", "token")
             || sep("client", "secret")
     }
+}
+
+/// Assigns environment names to secret values.
+#[derive(Debug)]
+pub(crate) struct Secrets {
+    rules: SecretRules,
+    /// The name given to each value, by the base name it was derived from: nested so that a
+    /// value is looked up as it is, not copied into a key first (a cookie can be long, and is
+    /// sent by nearly every request).
+    by_value: HashMap<String, HashMap<String, String>>,
+    taken: HashMap<String, usize>,
+    /// The last value met under each of a few names, with its placeholder: a recording sends
+    /// the same cookie and token with request after request, and a name's placeholder for a
+    /// value never changes once given.
+    recent: Vec<(String, String, String)>,
+    /// The placeholder last given, when it is not among `recent`.
+    last: String,
+    pub(crate) found: Vec<Secret>,
+    pub(crate) replaced: usize,
+}
+
+impl Secrets {
+    pub(crate) fn new(inline: bool) -> Secrets {
+        Secrets {
+            rules: SecretRules::new(inline),
+            by_value: HashMap::new(),
+            taken: HashMap::new(),
+            recent: Vec::new(),
+            last: String::new(),
+            found: Vec::new(),
+            replaced: 0,
+        }
+    }
+
+    /// The rules that tell secrets apart.
+    pub(crate) fn rules(&self) -> &SecretRules {
+        &self.rules
+    }
+
+    /// The value to write for header `name`: a placeholder when it is a secret.
+    #[cfg(test)]
+    pub(crate) fn header(&mut self, name: &str, value: &str) -> Option<String> {
+        if !self.rules.header(name, value) {
+            return None;
+        }
+        Some(self.placeholder(name, value).to_string())
+    }
+
+    /// The value to write for query parameter `name`: a placeholder when it is a secret.
+    #[cfg(test)]
+    pub(crate) fn query(&mut self, name: &str, value: &str) -> Option<String> {
+        if !self.rules.query(name, value) {
+            return None;
+        }
+        Some(self.placeholder(name, value).to_string())
+    }
 
     /// The placeholder for a variable (Postman `{{token}}`) whose value is a credential: known
     /// by its name, or `forced` when it is used for authentication or marked secret.
     pub(crate) fn variable(&mut self, name: &str, value: &str, forced: bool) -> Option<String> {
-        if self.inline
+        if self.rules.inline
             || value.is_empty()
             || value.contains("${")
-            || !(forced || self.header_pattern.is_match(name) || self.query_pattern.is_match(name))
+            || !(forced
+                || self.rules.header_pattern.is_match(name)
+                || self.rules.query_pattern.is_match(name))
         {
             return None;
         }
-        Some(self.placeholder(&camel_env_name(name), value))
+        Some(self.placeholder(&camel_env_name(name), value).to_string())
     }
 
-    fn placeholder(&mut self, name: &str, value: &str) -> String {
+    /// The placeholder (`${env.NAME}`) for a secret `value` met under `name`.
+    pub(crate) fn placeholder(&mut self, name: &str, value: &str) -> &str {
         self.replaced += 1;
-        if let Some((_, _, text)) = self.recent.iter().find(|(n, v, _)| n == name && v == value) {
-            return text.clone();
+        if let Some(i) = self
+            .recent
+            .iter()
+            .position(|(n, v, _)| n == name && v == value)
+        {
+            return &self.recent[i].2;
         }
         let text = self.assign(name, value);
         let full = self.recent.len() >= RECENT;
-        match self.recent.iter_mut().find(|(n, _, _)| n == name) {
-            Some(slot) => {
+        match self.recent.iter().position(|(n, _, _)| n == name) {
+            Some(i) => {
+                let slot = &mut self.recent[i];
                 slot.1.clear();
                 slot.1.push_str(value);
-                slot.2.clone_from(&text);
+                slot.2 = text;
+                &slot.2
             }
             None if !full => {
                 self.recent
-                    .push((name.to_string(), value.to_string(), text.clone()));
+                    .push((name.to_string(), value.to_string(), text));
+                &self.recent[self.recent.len() - 1].2
             }
-            None => {}
+            None => {
+                self.last = text;
+                &self.last
+            }
         }
-        text
     }
 
     /// The placeholder for `value` under `name`, named on first sight.
@@ -295,7 +342,7 @@ mod tests {
 
     #[test]
     fn name_checks_agree_with_the_patterns() {
-        let s = Secrets::new(false);
+        let s = SecretRules::new(false);
         let pieces = [
             "x",
             "X",

@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::filter::Drop;
-use crate::output::{Body, Builder, Request};
+use crate::output::{Body, Builder, Drafted, Drafts, JOINED_HEADERS, RequestView, Rules};
 use crate::{Error, Import, ImportOptions, Result};
 
 /// True when the start of a JSON text looks like a HAR document.
@@ -59,7 +59,7 @@ fn import_streaming(name: &str, bytes: &[u8], options: &ImportOptions) -> Result
 
 /// Entries out of order: sorting needs every entry at hand.
 fn whole_slice(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
-    let file: model::HarFile =
+    let file: model::HarFile<model::Str<'_>> =
         serde_json::from_slice(bytes).map_err(|e| parse_error(name, bytes, &e))?;
     build(name, file, options)
 }
@@ -91,7 +91,7 @@ pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Im
     };
     let whole = || -> Result<Import> {
         // Sorting needs every entry at hand: read the file again, whole.
-        let file: model::HarFile = serde_json::from_reader(open()?).map_err(json_error)?;
+        let file: model::HarFile<String> = serde_json::from_reader(open()?).map_err(json_error)?;
         build(&name, file, options)
     };
     let mut source = scan::Source::new(std::fs::File::open(path).map_err(read_error)?);
@@ -162,10 +162,13 @@ struct StreamState<'a> {
     index: usize,
     last_start: Option<f64>,
     missing_start: bool,
-    /// The last kept request, held until the next kept one gives its think time.
-    pending: Option<(Request, Option<f64>, f64)>,
+    /// The start and duration of the last kept request, whose task stays open until the next
+    /// kept one gives its think time.
+    open: Option<(Option<f64>, f64)>,
     failure: Option<Error>,
     out_of_order: bool,
+    /// Where entries read one by one are drafted.
+    drafts: Drafts,
 }
 
 impl<'a> StreamState<'a> {
@@ -178,9 +181,10 @@ impl<'a> StreamState<'a> {
             index: 0,
             last_start: None,
             missing_start: false,
-            pending: None,
+            open: None,
             failure: None,
             out_of_order: false,
+            drafts: Drafts::default(),
         }
     }
 
@@ -193,8 +197,8 @@ impl<'a> StreamState<'a> {
             return Err(Failure::Import(e));
         }
         parsed.map_err(Failure::Json)?;
-        if let Some((request, _, _)) = self.pending.take() {
-            self.builder.push(request);
+        if self.open.take().is_some() {
+            self.builder.close(None);
         }
         let mut builder = self.builder;
         builder.summary.read = self.index;
@@ -207,10 +211,24 @@ impl<'a> StreamState<'a> {
     }
 
     /// Takes one entry; `false` stops the parse (an error, or entries out of order).
-    fn entry(&mut self, entry: model::Entry) -> bool {
-        let index = self.index;
+    fn entry<S: AsRef<str>>(&mut self, entry: &model::Entry<S>) -> bool {
+        let mut drafts = std::mem::take(&mut self.drafts);
+        drafts.clear();
+        let context = Context {
+            name: self.name,
+            rules: self.builder.rules(),
+        };
+        let prepared = prepare(&context, self.index, entry, self.latin1, &mut drafts);
+        let go_on = self.take(prepared, &drafts);
+        self.drafts = drafts;
+        go_on
+    }
+
+    /// Takes the next entry of the file, prepared (see [`prepare`]) with its task in
+    /// `drafts`; `false` stops the import (an error, or entries out of order).
+    fn take(&mut self, prepared: Prepared, drafts: &Drafts) -> bool {
         self.index += 1;
-        match entry.started.as_deref().and_then(parse_timestamp) {
+        match prepared.start {
             Some(start) => {
                 if self.last_start.is_some_and(|last| start < last) {
                     self.out_of_order = true;
@@ -220,28 +238,44 @@ impl<'a> StreamState<'a> {
             }
             None => self.missing_start = true,
         }
-        let kept = match convert(self.name, index, entry, self.latin1, &mut self.builder) {
-            Ok(kept) => kept,
-            Err(e) => {
+        let (task, duration, warnings) = match prepared.outcome {
+            Outcome::Kept {
+                task,
+                duration,
+                warnings,
+            } => (task, duration, warnings),
+            Outcome::Dropped(reason) => {
+                self.builder.summary.drop(reason);
+                return true;
+            }
+            Outcome::Failed(e) => {
                 self.failure = Some(e);
                 return false;
             }
         };
-        let Some(current) = kept else {
-            return true;
-        };
-        if !self.think_time {
-            self.builder.push(current.0);
-            return true;
+        for warning in warnings {
+            self.builder.summary.warn(warning);
         }
-        if let Some((mut request, start, duration)) = self.pending.take() {
-            if let (Some(start), Some(next)) = (start, current.1) {
-                request.think_time = Some((next - (start + duration / 1000.0)).max(0.0));
-            }
-            self.builder.push(request);
+        if let Some((start, duration)) = self.open.take() {
+            self.builder
+                .close(think_time(start, duration, prepared.start));
         }
-        self.pending = Some(current);
+        self.builder.commit(drafts, &task);
+        if self.think_time {
+            self.open = Some((prepared.start, duration));
+        } else {
+            self.builder.close(None);
+        }
         true
+    }
+}
+
+/// The pause between the end of a request (`start`, seconds, and `duration`, milliseconds)
+/// and the start of the next kept one.
+fn think_time(start: Option<f64>, duration: f64, next: Option<f64>) -> Option<f64> {
+    match (start, next) {
+        (Some(start), Some(next)) => Some((next - (start + duration / 1000.0)).max(0.0)),
+        _ => None,
     }
 }
 
@@ -337,8 +371,8 @@ impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
         f.write_str("a list of HAR entries")
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(entry) = seq.next_element::<model::Entry>()? {
-            if !self.0.entry(entry) {
+        while let Some(entry) = seq.next_element::<model::Entry<model::Str<'de>>>()? {
+            if !self.0.entry(&entry) {
                 return Err(serde::de::Error::custom(STOP));
             }
         }
@@ -346,22 +380,20 @@ impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
     }
 }
 
-fn build(name: &str, file: model::HarFile, options: &ImportOptions) -> Result<Import> {
-    let creator = file
-        .log
-        .creator
-        .as_ref()
-        .map(|c| c.name.to_ascii_lowercase())
-        .unwrap_or_default();
-    let bytes_as_latin1 = creator.contains("mitmproxy");
-    let mut entries: Vec<(usize, model::Entry)> =
+fn build<S: AsRef<str>>(
+    name: &str,
+    file: model::HarFile<S>,
+    options: &ImportOptions,
+) -> Result<Import> {
+    let bytes_as_latin1 = is_mitmproxy(file.log.creator.as_ref());
+    let mut entries: Vec<(usize, model::Entry<S>)> =
         file.log.entries.into_iter().enumerate().collect();
     let mut builder = Builder::new(options);
     builder.summary.read = entries.len();
 
     let starts: Vec<Option<f64>> = entries
         .iter()
-        .map(|(_, e)| e.started.as_deref().and_then(parse_timestamp))
+        .map(|(_, e)| e.started.as_ref().and_then(|s| parse_timestamp(s.as_ref())))
         .collect();
     if starts.iter().all(Option::is_some) {
         let out_of_order = starts.windows(2).any(|w| w[0] > w[1]);
@@ -379,119 +411,158 @@ fn build(name: &str, file: model::HarFile, options: &ImportOptions) -> Result<Im
             .warn("some entries have no readable startedDateTime; kept in file order");
     }
 
-    let mut kept: Vec<(Request, Option<f64>, f64)> = Vec::new();
-    for (index, entry) in entries {
-        let Some(request) = convert(name, index, entry, bytes_as_latin1, &mut builder)? else {
-            continue;
+    let mut drafts = Drafts::default();
+    let prepared: Vec<Prepared> = {
+        let context = Context {
+            name,
+            rules: builder.rules(),
         };
-        kept.push(request);
+        entries
+            .iter()
+            .map(|(index, entry)| prepare(&context, *index, entry, bytes_as_latin1, &mut drafts))
+            .collect()
+    };
+    let mut kept: Vec<(Drafted, Option<f64>, f64)> = Vec::new();
+    for p in prepared {
+        match p.outcome {
+            Outcome::Kept {
+                task,
+                duration,
+                warnings,
+            } => {
+                for warning in warnings {
+                    builder.summary.warn(warning);
+                }
+                kept.push((task, p.start, duration));
+            }
+            Outcome::Dropped(reason) => builder.summary.drop(reason),
+            Outcome::Failed(e) => return Err(e),
+        }
     }
     // A task's think time is the pause between the end of its request and the start of the
     // next kept one.
-    for i in 0..kept.len() {
+    for (i, (task, start, duration)) in kept.iter().enumerate() {
         let next_start = kept.get(i + 1).and_then(|k| k.1);
-        let (request, start, duration) = &mut kept[i];
-        if options.think_time
-            && let (Some(start), Some(next)) = (*start, next_start)
-        {
-            request.think_time = Some((next - (start + *duration / 1000.0)).max(0.0));
-        }
-    }
-    for (request, _, _) in kept {
-        builder.push(request);
+        builder.commit(&drafts, task);
+        let think = if options.think_time {
+            think_time(*start, *duration, next_start)
+        } else {
+            None
+        };
+        builder.close(think);
     }
     Ok(builder.finish())
 }
 
-/// One entry to a request, or `None` (counted) when it is not kept.
-fn convert(
-    name: &str,
+/// What turning an entry into a task needs, shared by the threads of an import.
+pub(super) struct Context<'r> {
+    /// The input's name, for error messages.
+    pub(super) name: &'r str,
+    pub(super) rules: Rules<'r>,
+}
+
+/// An entry made ready to join the plan, on its own: what only the entries around it decide
+/// is left to [`StreamState::take`].
+pub(super) struct Prepared {
+    /// `startedDateTime`, seconds since the epoch.
+    start: Option<f64>,
+    pub(super) outcome: Outcome,
+}
+
+pub(super) enum Outcome {
+    /// A task, drafted.
+    Kept {
+        task: Drafted,
+        /// Milliseconds.
+        duration: f64,
+        /// For the summary.
+        warnings: Vec<&'static str>,
+    },
+    /// Not kept, for this reason (counted in the summary).
+    Dropped(&'static str),
+    /// The import stops here.
+    Failed(Error),
+}
+
+/// Entry number `index` made ready, its task drafted into `drafts`.
+pub(super) fn prepare<S: AsRef<str>>(
+    context: &Context<'_>,
     index: usize,
-    entry: model::Entry,
+    entry: &model::Entry<S>,
     bytes_as_latin1: bool,
-    builder: &mut Builder<'_>,
-) -> Result<Option<(Request, Option<f64>, f64)>> {
-    let method = entry.request.method.trim().to_ascii_uppercase();
-    let url = entry.request.url.trim().to_string();
+    drafts: &mut Drafts,
+) -> Prepared {
+    let start = entry
+        .started
+        .as_ref()
+        .and_then(|s| parse_timestamp(s.as_ref()));
+    Prepared {
+        start,
+        outcome: convert(context, index, entry, bytes_as_latin1, drafts),
+    }
+}
+
+/// One entry to a drafted task, or the reason it is not kept.
+fn convert<S: AsRef<str>>(
+    context: &Context<'_>,
+    index: usize,
+    entry: &model::Entry<S>,
+    bytes_as_latin1: bool,
+    drafts: &mut Drafts,
+) -> Outcome {
+    let name = context.name;
+    let method = entry.request.method.as_ref().trim().to_ascii_uppercase();
+    let url = entry.request.url.as_ref().trim();
     if method == "CONNECT" {
-        builder.summary.drop("CONNECT tunnel entries");
-        return Ok(None);
+        return Outcome::Dropped("CONNECT tunnel entries");
     }
-    let scheme = url
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let scheme = url.split(':').next().unwrap_or_default();
     let status = entry.response.as_ref().and_then(|r| r.status);
+    let resource_type = entry.resource_type.as_ref().map(AsRef::as_ref);
     let websocket = entry.websocket_messages.is_some()
-        || entry.resource_type.as_deref() == Some("websocket")
+        || resource_type == Some("websocket")
         || status == Some(101.0)
-        || scheme == "ws"
-        || scheme == "wss";
+        || scheme.eq_ignore_ascii_case("ws")
+        || scheme.eq_ignore_ascii_case("wss");
     if websocket {
-        builder
-            .summary
-            .drop("WebSocket sessions (not replayed by HTTP tasks)");
-        return Ok(None);
+        return Outcome::Dropped("WebSocket sessions (not replayed by HTTP tasks)");
     }
-    if scheme != "http" && scheme != "https" {
-        builder
-            .summary
-            .drop("non-HTTP URLs (data:, blob:, extensions)");
-        return Ok(None);
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Outcome::Dropped("non-HTTP URLs (data:, blob:, extensions)");
     }
-    if url::split(&url).is_none() {
-        return Err(Error::Invalid(format!(
+    if url::split(url).is_none() {
+        return Outcome::Failed(Error::Invalid(format!(
             "{name}: entry {index} (/log/entries/{index}/request/url): {url:?} is not a valid absolute URL\n  \
              expected http(s)://host[:port]/path; fix or remove this entry, or leave it out with --exclude"
         )));
     }
     let status = match status {
         Some(s) if (1.0..1000.0).contains(&s) => s as u16,
-        _ => {
-            builder
-                .summary
-                .drop("aborted requests (status 0 or no response)");
-            return Ok(None);
-        }
+        _ => return Outcome::Dropped("aborted requests (status 0 or no response)"),
     };
     let mime = entry
         .response
         .as_ref()
         .and_then(|r| r.content.as_ref())
-        .and_then(|c| c.mime_type.as_deref());
-    match builder
-        .filter()
-        .check(&url, mime, entry.resource_type.as_deref())
-    {
-        Some(Drop::NotIncluded) => {
-            builder.summary.drop("not matching --include");
-            return Ok(None);
-        }
-        Some(Drop::Excluded) => {
-            builder.summary.drop("matching --exclude");
-            return Ok(None);
-        }
-        Some(Drop::Static) => {
-            builder.summary.drop("static assets (--skip-static)");
-            return Ok(None);
-        }
-        None => {}
+        .and_then(|c| c.mime_type.as_ref())
+        .map(AsRef::as_ref);
+    if let Some(drop) = context.rules.filter().check(url, mime, resource_type) {
+        return Outcome::Dropped(match drop {
+            Drop::NotIncluded => "not matching --include",
+            Drop::Excluded => "matching --exclude",
+            Drop::Static => "static assets (--skip-static)",
+        });
     }
-    let headers: Vec<(String, String)> = entry
-        .request
-        .headers
-        .into_iter()
-        .map(|h| (h.name, h.value))
-        .collect();
+    let headers = &entry.request.headers;
     let declared_length = headers
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .find(|h| h.name.as_ref().eq_ignore_ascii_case("content-length"))
+        .and_then(|h| h.value.as_ref().trim().parse::<u64>().ok())
         .unwrap_or(0);
     let recorded_a_body = declared_length > 0 || entry.request.body_size.is_some_and(|s| s > 0.0);
-    let body = match entry.request.post_data {
-        Some(post) => body_of(post, bytes_as_latin1, builder),
+    let mut warnings = Vec::new();
+    let body = match &entry.request.post_data {
+        Some(post) => body_of(post, bytes_as_latin1, &mut warnings),
         None => Body::None,
     };
     let empty = match &body {
@@ -502,93 +573,118 @@ fn convert(
     if recorded_a_body && empty {
         // Chromium leaves out multipart uploads and binary bodies while the headers show
         // their length: the task can only send what was recorded.
-        builder.summary.warn(
+        warnings.push(
             "request bodies missing from the recording (browsers leave out multipart and binary uploads); those tasks send no body",
         );
     }
-    let start = entry.started.as_deref().and_then(parse_timestamp);
     let duration = entry.time.filter(|t| *t > 0.0).unwrap_or(0.0);
-    Ok(Some((
-        Request {
-            method,
-            url,
-            headers,
-            body,
-            status: Some(status),
-            think_time: None,
-            ..Request::default()
-        },
-        start,
+    let request = RequestView {
+        method: &method,
+        url,
+        body: &body,
+        status: Some(status),
+        name: None,
+        verify: None,
+        allow_redirects: None,
+        timeout: None,
+    };
+    let (task, joined) = context.rules.draft(
+        drafts,
+        &request,
+        headers.iter().map(|h| (h.name.as_ref(), h.value.as_ref())),
+    );
+    if joined {
+        warnings.push(JOINED_HEADERS);
+    }
+    Outcome::Kept {
+        task,
         duration,
-    )))
+        warnings,
+    }
 }
 
-fn body_of(post: model::PostData, bytes_as_latin1: bool, builder: &mut Builder<'_>) -> Body {
-    let mime = post.mime_type.to_ascii_lowercase();
-    let essence = mime
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+fn body_of<S: AsRef<str>>(
+    post: &model::PostData<S>,
+    bytes_as_latin1: bool,
+    warnings: &mut Vec<&'static str>,
+) -> Body {
+    let mime = post.mime_type.as_ref().to_ascii_lowercase();
+    let essence = mime.split(';').next().unwrap_or_default().trim();
     if post
         .encoding
-        .as_deref()
-        .is_some_and(|e| e.eq_ignore_ascii_case("base64"))
+        .as_ref()
+        .is_some_and(|e| e.as_ref().eq_ignore_ascii_case("base64"))
     {
-        return Body::Base64(post.text.unwrap_or_default());
+        return Body::Base64(
+            post.text
+                .as_ref()
+                .map(|t| t.as_ref().to_string())
+                .unwrap_or_default(),
+        );
     }
-    let Some(text) = post.text else {
-        return match post.params {
-            Some(params) if !params.is_empty() => params_body(&essence, params, builder),
+    let Some(text) = &post.text else {
+        return match &post.params {
+            Some(params) if !params.is_empty() => params_body(essence, params, warnings),
             _ => Body::None,
         };
     };
+    let text = text.as_ref();
     if bytes_as_latin1
-        && !is_textual(&essence)
-        && let Some(bytes) = latin1_bytes(&text)
+        && !is_textual(essence)
+        && let Some(bytes) = latin1_bytes(text)
     {
         return Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
-    if is_json(&essence)
-        && let Ok(value) = serde_json::from_str::<Value>(&text)
+    if is_json(essence)
+        && let Ok(value) = serde_json::from_str::<Value>(text)
         && serde_json::to_string(&value).is_ok_and(|compact| compact == text)
     {
         // Only when the client will write the same bytes; otherwise the text goes verbatim.
         return Body::Json(value);
     }
     if essence == "application/x-www-form-urlencoded" {
-        return crate::form::body_from_text(&text);
+        return crate::form::body_from_text(text);
     }
-    Body::Text(text)
+    Body::Text(text.to_string())
 }
 
 /// A body known only by its decoded parameters (no `text`): form fields or multipart parts.
-fn params_body(essence: &str, params: Vec<model::Param>, builder: &mut Builder<'_>) -> Body {
+fn params_body<S: AsRef<str>>(
+    essence: &str,
+    params: &[model::Param<S>],
+    warnings: &mut Vec<&'static str>,
+) -> Body {
+    let text = |s: &S| Value::String(s.as_ref().to_string());
+    let value = |p: &model::Param<S>| {
+        Value::String(
+            p.value
+                .as_ref()
+                .map(|v| v.as_ref().to_string())
+                .unwrap_or_default(),
+        )
+    };
     if essence.starts_with("multipart/") {
         let parts = params
-            .into_iter()
+            .iter()
             .map(|p| {
                 let mut part = serde_json::Map::new();
-                part.insert("name".into(), Value::String(p.name));
-                part.insert("value".into(), Value::String(p.value.unwrap_or_default()));
-                if let Some(f) = p.file_name {
-                    part.insert("filename".into(), Value::String(f));
+                part.insert("name".into(), text(&p.name));
+                part.insert("value".into(), value(p));
+                if let Some(f) = &p.file_name {
+                    part.insert("filename".into(), text(f));
                 }
-                if let Some(c) = p.content_type {
-                    part.insert("content_type".into(), Value::String(c));
+                if let Some(c) = &p.content_type {
+                    part.insert("content_type".into(), text(c));
                 }
                 Value::Object(part)
             })
             .collect();
         return Body::Multipart(parts);
     }
-    builder
-        .summary
-        .warn("form bodies recorded only as decoded params; re-encoded on replay");
+    warnings.push("form bodies recorded only as decoded params; re-encoded on replay");
     let mut fields = serde_json::Map::new();
     for p in params {
-        fields.insert(p.name, Value::String(p.value.unwrap_or_default()));
+        fields.insert(p.name.as_ref().to_string(), value(p));
     }
     Body::Form(fields)
 }

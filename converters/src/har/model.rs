@@ -6,19 +6,27 @@
 //! types read HAR 1.1 and 1.2 in one pass and skip what an importer does not need (response
 //! bodies above all), so memory stays close to the size of the requests.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+// The types are generic over the type of their strings: [`Str`] borrows from a document held
+// in memory, `String` serves documents read as a stream.
+
 #[derive(Debug, Deserialize)]
-pub(crate) struct HarFile {
-    pub(crate) log: Log,
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct HarFile<S> {
+    pub(crate) log: Log<S>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Log {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Log<S> {
     #[serde(default)]
     pub(crate) creator: Option<Creator>,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry<S>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,74 +36,132 @@ pub(crate) struct Creator {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Entry {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Entry<S> {
     #[serde(rename = "startedDateTime", default)]
-    pub(crate) started: Option<String>,
+    pub(crate) started: Option<S>,
     #[serde(default, deserialize_with = "lenient_f64")]
     pub(crate) time: Option<f64>,
-    pub(crate) request: Request,
+    pub(crate) request: Request<S>,
     #[serde(default)]
-    pub(crate) response: Option<Response>,
+    pub(crate) response: Option<Response<S>>,
     #[serde(rename = "_resourceType", default)]
-    pub(crate) resource_type: Option<String>,
+    pub(crate) resource_type: Option<S>,
     #[serde(rename = "_webSocketMessages", default)]
     pub(crate) websocket_messages: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Request {
-    pub(crate) method: String,
-    pub(crate) url: String,
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Request<S> {
+    pub(crate) method: S,
+    pub(crate) url: S,
     #[serde(default)]
-    pub(crate) headers: Vec<NameValue>,
+    pub(crate) headers: Vec<NameValue<S>>,
     #[serde(rename = "postData", default)]
-    pub(crate) post_data: Option<PostData>,
+    pub(crate) post_data: Option<PostData<S>>,
     #[serde(rename = "bodySize", default, deserialize_with = "lenient_f64")]
     pub(crate) body_size: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct NameValue {
-    pub(crate) name: String,
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct NameValue<S> {
+    pub(crate) name: S,
     #[serde(default)]
-    pub(crate) value: String,
+    pub(crate) value: S,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct PostData {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct PostData<S> {
     #[serde(rename = "mimeType", default)]
-    pub(crate) mime_type: String,
+    pub(crate) mime_type: S,
     #[serde(default)]
-    pub(crate) text: Option<String>,
+    pub(crate) text: Option<S>,
     #[serde(default)]
-    pub(crate) params: Option<Vec<Param>>,
+    pub(crate) params: Option<Vec<Param<S>>>,
     #[serde(default)]
-    pub(crate) encoding: Option<String>,
+    pub(crate) encoding: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Param {
-    pub(crate) name: String,
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Param<S> {
+    pub(crate) name: S,
     #[serde(default)]
-    pub(crate) value: Option<String>,
+    pub(crate) value: Option<S>,
     #[serde(rename = "fileName", default)]
-    pub(crate) file_name: Option<String>,
+    pub(crate) file_name: Option<S>,
     #[serde(rename = "contentType", default)]
-    pub(crate) content_type: Option<String>,
+    pub(crate) content_type: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Response {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Response<S> {
     #[serde(default, deserialize_with = "lenient_f64")]
     pub(crate) status: Option<f64>,
     #[serde(default)]
-    pub(crate) content: Option<Content>,
+    pub(crate) content: Option<Content<S>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct Content {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct Content<S> {
     #[serde(rename = "mimeType", default)]
-    pub(crate) mime_type: Option<String>,
+    pub(crate) mime_type: Option<S>,
+}
+
+/// A string of the document, borrowed from it when it holds no escape: most strings of an
+/// entry are read without a copy. Reads what `String` reads, with the same errors.
+#[derive(Debug, Default)]
+pub(crate) struct Str<'a>(Cow<'a, str>);
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+        d.deserialize_string(StrVisitor(PhantomData))
+    }
+}
+
+struct StrVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+    type Value = Str<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As `String` words it.
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v)))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Str<'a>, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => Ok(Str(Cow::Owned(s.to_owned()))),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+        }
+    }
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Str<'a>, E> {
+        match String::from_utf8(v) {
+            Ok(s) => Ok(Str(Cow::Owned(s))),
+            Err(e) => Err(E::invalid_value(
+                serde::de::Unexpected::Bytes(&e.into_bytes()),
+                &self,
+            )),
+        }
+    }
 }
 
 /// A number, a numeric string (`"200"`), or null / anything else as absent.

@@ -1,25 +1,35 @@
-//! The fast path of the HAR import: the input is read in large chunks and every value of the
-//! document's outer structure (each entry of `log.entries` above all) is parsed from the bytes in
-//! memory.
+//! The fast path of the HAR import: the input is read in large chunks, the entries of
+//! `log.entries` are found in them and parsed from the bytes in memory, on as many threads as
+//! there are cores, and joined into the plan in file order.
 //!
 //! serde_json parses a slice several times faster than a reader (a reader is consumed byte by
 //! byte, a slice is searched for the end of each string at once), but the whole file in memory
-//! would double an import's peak memory. Here memory holds one chunk, or one entry when an entry
-//! is larger.
+//! would double an import's peak memory. Here memory holds a few chunks, or one entry when an
+//! entry is larger.
 //!
-//! Only the outer structure (keys, commas, brackets) is read here; serde_json parses each value
-//! in full and tells where it ends. Whenever the input is anything but a well-formed document of
-//! the usual shape, the fast path gives up ([`Unsure`]) and the caller imports with the
-//! streaming parser, so results and error messages (line, column, what was expected) are exactly
-//! those of that parser. A well-formed value parsed on its own gives what it gives parsed in
-//! place: a JSON value ends where its outermost bracket closes, whatever follows, and the types
-//! the entries are read into nest only a few levels deep (skipped values are not counted against
-//! serde_json's recursion limit; see `model::take_nested_number` for the one exception), so the
-//! few levels of the document around an entry make no difference.
+//! Only the outer structure (keys, commas, brackets) is read here; where an entry ends is found
+//! by its brackets and strings, and serde_json parses each entry in full, on a worker thread.
+//! Whenever the input is anything but a well-formed document of the usual shape, the fast path
+//! gives up ([`Unsure`]) and the caller imports with the streaming parser, so results and error
+//! messages (line, column, what was expected) are exactly those of that parser. A well-formed
+//! value parsed on its own gives what it gives parsed in place: a JSON value ends where its
+//! outermost bracket closes, whatever follows, and the types the entries are read into nest
+//! only a few levels deep (skipped values are not counted against serde_json's recursion limit;
+//! see `model::take_nested_number` for the one exception), so the few levels of the document
+//! around an entry make no difference.
+//!
+//! Entries are handed to the workers in batches, one chunk's worth each, and their results
+//! taken back in order: the names of secrets, think times, the summary and where the import
+//! stops (an error, entries out of order) are decided as the one-thread import decides them.
+//! An import stops at the first entry, in file order, that stops it: entries found after it
+//! may be parsed, but nothing of them is kept.
 
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::{Mutex, mpsc};
 
-use super::{StreamState, model};
+use super::{Context, Outcome, StreamState, model};
+use crate::output::{Drafts, Rules};
 
 /// Bytes read at a time.
 pub(super) const CHUNK: usize = 1 << 20;
@@ -27,6 +37,11 @@ pub(super) const CHUNK: usize = 1 << 20;
 /// (a video in a response body, say) is imported by the streaming parser, whose memory does not
 /// grow with an entry's size.
 const MAX_VALUE: usize = 64 << 20;
+/// Batches of entries handed to the workers and not yet joined, at most: bounds memory.
+const IN_FLIGHT: usize = 6;
+/// Worker threads, at most.
+const MAX_WORKERS: usize = 4;
+
 /// The fast path gave up; the streaming parser decides.
 #[derive(Debug)]
 pub(super) struct Unsure;
@@ -38,6 +53,9 @@ pub(super) enum Flow {
     Stop,
 }
 
+/// Entries as byte ranges of a buffer.
+type Ranges = Vec<(usize, usize)>;
+
 /// Input read in chunks; `buf[pos..]` is what has not been scanned yet.
 pub(super) struct Source<R> {
     reader: R,
@@ -45,6 +63,12 @@ pub(super) struct Source<R> {
     pos: usize,
     eof: bool,
     chunk: usize,
+    /// Entries found in `buf` and not handed on yet.
+    found: Ranges,
+    /// Buffers of entries, with the entries' ranges, handed on by [`Source::fill`].
+    full: Vec<(Vec<u8>, Ranges)>,
+    /// Emptied buffers, to read into again.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R: Read> Source<R> {
@@ -59,6 +83,9 @@ impl<R: Read> Source<R> {
             pos: 0,
             eof: false,
             chunk,
+            found: Vec::new(),
+            full: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -74,9 +101,17 @@ impl<R: Read> Source<R> {
     }
 
     /// Drops what has been scanned and reads more: at least a chunk, and as much as is already
-    /// held, so that a value larger than a chunk is scanned again only a few times.
+    /// held, so that a value larger than a chunk is scanned again only a few times. Entries
+    /// found and not handed on yet leave with the buffer that holds them (see `full`).
     fn fill(&mut self) -> Result<(), Unsure> {
-        if self.pos > 0 {
+        if !self.found.is_empty() {
+            let mut next = self.spare.pop().unwrap_or_default();
+            next.clear();
+            next.extend_from_slice(self.buf.get(self.pos..).unwrap_or_default());
+            let full = std::mem::replace(&mut self.buf, next);
+            self.full.push((full, std::mem::take(&mut self.found)));
+            self.pos = 0;
+        } else if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
@@ -85,22 +120,32 @@ impl<R: Read> Source<R> {
         if start + want > MAX_VALUE + self.chunk {
             return Err(Unsure);
         }
-        self.buf.resize(start + want, 0);
-        let mut filled = start;
-        while filled < self.buf.len() {
-            match self.reader.read(&mut self.buf[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // The streaming parser reads again and reports the error.
-                Err(_) => return Err(Unsure),
-            }
+        // Read into the spare capacity, which is never zeroed first.
+        self.buf.reserve(want);
+        let read = (&mut self.reader)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+            // The streaming parser reads again and reports the error.
+            .map_err(|_| Unsure)?;
+        if read < want {
+            self.eof = true;
         }
-        self.buf.truncate(filled);
         Ok(())
+    }
+
+    /// The entries found and not handed on yet, copied out of `buf`, which reads on.
+    fn take_found(&mut self) -> Option<(Vec<u8>, Ranges)> {
+        let first = self.found.first()?.0;
+        let last = self.found.last()?.1;
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(self.buf.get(first..last)?);
+        let ranges = self
+            .found
+            .drain(..)
+            .map(|(from, to)| (from - first, to - first))
+            .collect();
+        Some((bytes, ranges))
     }
 
     /// The next byte that is not JSON whitespace (left unconsumed), or `None` at the end.
@@ -158,6 +203,22 @@ impl<R: Read> Source<R> {
     /// does while skipping it.
     fn skip(&mut self) -> Result<(), Unsure> {
         self.parse::<serde::de::IgnoredAny>().map(|_| ())
+    }
+
+    /// Consumes the array or object that starts at the next byte, without parsing it, and
+    /// notes it among the entries found.
+    fn entry(&mut self) -> Result<(), Unsure> {
+        loop {
+            if let Some(len) = value_len(self.buf.get(self.pos..).unwrap_or_default()) {
+                self.found.push((self.pos, self.pos + len));
+                self.pos += len;
+                return Ok(());
+            }
+            if self.eof {
+                return Err(Unsure);
+            }
+            self.fill()?;
+        }
     }
 
     /// Consumes an object key and its colon.
@@ -218,24 +279,319 @@ enum Key {
     Other,
 }
 
+/// Entries for a worker: a buffer and where its entries stand in it.
+struct Batch {
+    /// Batches are numbered in file order from 0.
+    seq: usize,
+    /// The number of the batch's first entry in the file.
+    first: usize,
+    /// mitmproxy's way with binary bodies (see `is_mitmproxy`).
+    latin1: bool,
+    bytes: Vec<u8>,
+    ranges: Ranges,
+    /// Where the tasks are drafted.
+    drafts: Drafts,
+}
+
+/// A batch done.
+struct Worked {
+    seq: usize,
+    /// One per entry, in order, up to the first that ends the import or the fast path.
+    items: Vec<Item>,
+    drafts: Drafts,
+    /// The batch's buffer, for reuse.
+    bytes: Vec<u8>,
+}
+
+enum Item {
+    Entry(super::Prepared),
+    /// The entry is not what the fast path reads: the streaming parser decides.
+    Unsure,
+}
+
+/// A worker's report: the batch done, or what it panicked with.
+type Report = (usize, std::thread::Result<Worked>);
+
+/// Parses and prepares a batch's entries.
+fn work(context: &Context<'_>, batch: Batch) -> Worked {
+    let Batch {
+        seq,
+        first,
+        latin1,
+        bytes,
+        ranges,
+        mut drafts,
+    } = batch;
+    drafts.clear();
+    let mut items = Vec::with_capacity(ranges.len());
+    for (i, &(from, to)) in ranges.iter().enumerate() {
+        model::take_nested_number();
+        let parsed = bytes
+            .get(from..to)
+            .map(serde_json::from_slice::<model::Entry<model::Str<'_>>>);
+        let entry = match parsed {
+            Some(Ok(entry)) if !model::take_nested_number() => entry,
+            _ => {
+                items.push(Item::Unsure);
+                break;
+            }
+        };
+        let prepared = super::prepare(context, first + i, &entry, latin1, &mut drafts);
+        let failed = matches!(prepared.outcome, Outcome::Failed(_));
+        items.push(Item::Entry(prepared));
+        if failed {
+            break;
+        }
+    }
+    Worked {
+        seq,
+        items,
+        drafts,
+        bytes,
+    }
+}
+
+/// A worker thread: batches until there are no more.
+fn worker(context: &Context<'_>, jobs: &Mutex<mpsc::Receiver<Batch>>, done: mpsc::Sender<Report>) {
+    loop {
+        let batch = match jobs.lock() {
+            Ok(jobs) => match jobs.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let seq = batch.seq;
+        // A panic goes back to the importing thread, which would otherwise wait for this
+        // batch for ever.
+        let worked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(context, batch)));
+        if done.send((seq, worked)).is_err() {
+            return;
+        }
+    }
+}
+
+/// How the entries joined so far end the import.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Joined {
+    /// Every entry joined the plan (or was dropped): the import goes on.
+    Clean,
+    /// An entry stopped the import; the state holds why.
+    Stopped,
+    /// An entry is left to the streaming parser.
+    Unsure,
+}
+
+/// Hands batches to the workers (or prepares them itself, without workers) and joins their
+/// results in file order.
+struct Pipeline<'p> {
+    context: &'p Context<'p>,
+    /// `None` without workers.
+    jobs: Option<mpsc::Sender<Batch>>,
+    done: mpsc::Receiver<Report>,
+    /// For the entries found from now on.
+    latin1: bool,
+    /// Entries handed on so far.
+    entries: usize,
+    /// The number of the next batch handed on, and of the next to be joined.
+    next_batch: usize,
+    next_join: usize,
+    /// Batches done ahead of their turn.
+    waiting: BTreeMap<usize, Worked>,
+    in_flight: usize,
+    joined: Joined,
+    spare_drafts: Vec<Drafts>,
+}
+
+impl Pipeline<'_> {
+    /// Hands on the buffers the source filled with entries.
+    fn hand_on<R>(&mut self, src: &mut Source<R>, state: &mut StreamState<'_>) {
+        for (bytes, ranges) in std::mem::take(&mut src.full) {
+            self.send(bytes, ranges, state, &mut src.spare);
+        }
+    }
+
+    fn send(
+        &mut self,
+        bytes: Vec<u8>,
+        ranges: Ranges,
+        state: &mut StreamState<'_>,
+        spare: &mut Vec<Vec<u8>>,
+    ) {
+        if self.joined != Joined::Clean {
+            // The outcome is known: later entries change nothing.
+            spare.push(bytes);
+            return;
+        }
+        let batch = Batch {
+            seq: self.next_batch,
+            first: self.entries,
+            latin1: self.latin1,
+            bytes,
+            ranges,
+            drafts: self.spare_drafts.pop().unwrap_or_default(),
+        };
+        self.next_batch += 1;
+        self.entries += batch.ranges.len();
+        let batch = match &self.jobs {
+            Some(jobs) => match jobs.send(batch) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    None
+                }
+                Err(mpsc::SendError(batch)) => Some(batch),
+            },
+            None => Some(batch),
+        };
+        if let Some(batch) = batch {
+            let worked = work(self.context, batch);
+            self.join(worked, state, spare);
+        }
+        while let Ok(report) = self.done.try_recv() {
+            self.receive(report, state, spare);
+        }
+        while self.in_flight >= IN_FLIGHT {
+            self.wait(state, spare);
+        }
+    }
+
+    /// Waits for a batch to be done.
+    fn wait(&mut self, state: &mut StreamState<'_>, spare: &mut Vec<Vec<u8>>) {
+        match self.done.recv() {
+            Ok(report) => self.receive(report, state, spare),
+            Err(_) => {
+                // No worker left: not reached, as workers end only once `jobs` is closed.
+                self.in_flight = 0;
+                self.joined = Joined::Unsure;
+            }
+        }
+    }
+
+    fn receive(&mut self, report: Report, state: &mut StreamState<'_>, spare: &mut Vec<Vec<u8>>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match report.1 {
+            Ok(worked) => self.join(worked, state, spare),
+            Err(panic) => {
+                self.jobs = None;
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    /// Joins the batches done up to the next one not done.
+    fn join(&mut self, worked: Worked, state: &mut StreamState<'_>, spare: &mut Vec<Vec<u8>>) {
+        self.waiting.insert(worked.seq, worked);
+        while let Some(worked) = self.waiting.remove(&self.next_join) {
+            self.next_join += 1;
+            for item in worked.items {
+                if self.joined != Joined::Clean {
+                    break;
+                }
+                match item {
+                    Item::Entry(prepared) => {
+                        if !state.take(prepared, &worked.drafts) {
+                            self.joined = Joined::Stopped;
+                        }
+                    }
+                    Item::Unsure => self.joined = Joined::Unsure,
+                }
+            }
+            spare.push(worked.bytes);
+            self.spare_drafts.push(worked.drafts);
+        }
+    }
+
+    /// Waits for every batch handed on; how the entries end the import.
+    fn finish(mut self, state: &mut StreamState<'_>, spare: &mut Vec<Vec<u8>>) -> Joined {
+        // Workers end once the last batch is taken.
+        self.jobs = None;
+        while self.in_flight > 0 {
+            self.wait(state, spare);
+        }
+        self.joined
+    }
+
+    /// After handing batches on: whether to go on.
+    fn flow(&self) -> Result<Flow, Unsure> {
+        match self.joined {
+            Joined::Clean => Ok(Flow::Continue),
+            Joined::Stopped => Ok(Flow::Stop),
+            Joined::Unsure => Err(Unsure),
+        }
+    }
+}
+
 /// Imports the document into `state`: `Ok` when `state` holds the outcome (the import went
 /// through, or stopped at an entry), `Unsure` when the streaming parser must decide.
 pub(super) fn import<R: Read>(
     mut src: Source<R>,
     state: &mut StreamState<'_>,
 ) -> Result<(), Unsure> {
-    document(&mut src, state).map(|_| ())
+    if src.buf.len() == src.pos && !src.eof {
+        src.fill()?;
+    }
+    // An input read whole at once (a small one) is imported without threads.
+    let workers = if src.eof {
+        0
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
+    };
+    let secrets = state.builder.secret_rules().clone();
+    let context = Context {
+        name: state.name,
+        rules: Rules::new(state.builder.options(), &secrets),
+    };
+    let (jobs, queue) = mpsc::channel::<Batch>();
+    let queue = Mutex::new(queue);
+    let (report, done) = mpsc::channel::<Report>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (context, queue, report) = (&context, &queue, report.clone());
+            scope.spawn(move || worker(context, queue, report));
+        }
+        drop(report);
+        let mut pipeline = Pipeline {
+            context: &context,
+            jobs: (workers > 0).then_some(jobs),
+            done,
+            latin1: false,
+            entries: 0,
+            next_batch: 0,
+            next_join: 0,
+            waiting: BTreeMap::new(),
+            in_flight: 0,
+            joined: Joined::Clean,
+            spare_drafts: Vec::new(),
+        };
+        let scanned = document(&mut src, state, &mut pipeline);
+        // Entries found before the scan ended are joined whatever the scan found after them:
+        // one of them may stop the import first.
+        pipeline.hand_on(&mut src, state);
+        if let Some((bytes, ranges)) = src.take_found() {
+            pipeline.send(bytes, ranges, state, &mut src.spare);
+        }
+        match pipeline.finish(state, &mut src.spare) {
+            Joined::Stopped => Ok(()),
+            Joined::Unsure => Err(Unsure),
+            Joined::Clean => scanned.map(|_| ()),
+        }
+    })
 }
 
 /// Reads the document: what the serde visitors in the parent module do, in the same order.
-fn document<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<Flow, Unsure> {
+fn document<R: Read>(
+    src: &mut Source<R>,
+    state: &mut StreamState<'_>,
+    pipeline: &mut Pipeline<'_>,
+) -> Result<Flow, Unsure> {
     src.expect(b'{')?;
     let mut seen_log = false;
     loop {
         let key = src.key()?;
         if key == Key::Log && !seen_log {
             seen_log = true;
-            if let Flow::Stop = log(src, state)? {
+            if let Flow::Stop = log(src, state, pipeline)? {
                 return Ok(Flow::Stop);
             }
         } else {
@@ -253,7 +609,11 @@ fn document<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result
     }
 }
 
-fn log<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<Flow, Unsure> {
+fn log<R: Read>(
+    src: &mut Source<R>,
+    state: &mut StreamState<'_>,
+    pipeline: &mut Pipeline<'_>,
+) -> Result<Flow, Unsure> {
     src.expect(b'{')?;
     let mut seen_entries = false;
     loop {
@@ -264,7 +624,8 @@ fn log<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<Flow
             }
             Key::Entries if !seen_entries => {
                 seen_entries = true;
-                if let Flow::Stop = entries(src, state)? {
+                pipeline.latin1 = state.latin1;
+                if let Flow::Stop = entries(src, state, pipeline)? {
                     return Ok(Flow::Stop);
                 }
             }
@@ -281,7 +642,11 @@ fn log<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<Flow
     }
 }
 
-fn entries<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<Flow, Unsure> {
+fn entries<R: Read>(
+    src: &mut Source<R>,
+    state: &mut StreamState<'_>,
+    pipeline: &mut Pipeline<'_>,
+) -> Result<Flow, Unsure> {
     src.expect(b'[')?;
     if src.peek()? == Some(b']') {
         src.pos += 1;
@@ -293,28 +658,51 @@ fn entries<R: Read>(src: &mut Source<R>, state: &mut StreamState<'_>) -> Result<
         if !matches!(src.peek()?, Some(b'{' | b'[')) {
             return Err(Unsure);
         }
-        model::take_nested_number();
-        let entry: model::Entry = src.parse()?;
-        if model::take_nested_number() {
-            return Err(Unsure);
-        }
-        if !state.entry(entry) {
+        src.entry()?;
+        let more = src.next_member(b']')?;
+        pipeline.hand_on(src, state);
+        if let Flow::Stop = pipeline.flow()? {
             return Ok(Flow::Stop);
         }
-        if !src.next_member(b']')? {
-            return Ok(Flow::Continue);
+        if !more {
+            break;
         }
+    }
+    if let Some((bytes, ranges)) = src.take_found() {
+        pipeline.send(bytes, ranges, state, &mut src.spare);
+    }
+    pipeline.flow()
+}
+
+/// The length of the array or object at the start of `bytes`, found by its brackets outside
+/// strings, or `None` when it does not end in `bytes`. Nothing else is checked: the value is
+/// parsed afterwards.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    loop {
+        match *bytes.get(i)? {
+            b'"' => {
+                i = string_end(bytes, i + 1)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
     }
 }
 
 /// The index just past the `"` that closes the string whose content starts at `from`.
 fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let at = from
-            + bytes
-                .get(from..)?
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\')?;
+        let at = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
         if bytes.get(at) == Some(&b'"') {
             return Some(at + 1);
         }
