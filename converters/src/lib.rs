@@ -20,6 +20,7 @@ pub mod openapi;
 mod output;
 pub mod postman;
 mod secrets;
+mod words;
 
 pub use error::{Error, Result};
 pub use filter::Filter;

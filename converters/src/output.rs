@@ -9,8 +9,8 @@ use ld_plan::{Action, Args, Plan, StartTest};
 use ld_plan::{Assertion, Task};
 use serde_json::{Map, Number, Value};
 
-use crate::Filter;
 use crate::secrets::{Secret, SecretRules, Secrets, render_env};
+use crate::{Filter, words};
 
 /// How an import shapes its plan.
 #[derive(Debug, Clone)]
@@ -990,9 +990,18 @@ fn hole(out: &str, data: &mut String, holes: &mut Vec<Hole>, fill: Fill, name: &
     });
 }
 
+/// What starts a member `level` levels deep: `,\n` and the indentation, the comma left out
+/// before the first.
+const MEMBER_START: &str = ",\n                                                                ";
+
 fn indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("  ");
+    match MEMBER_START.get(2..2 + 2 * level) {
+        Some(spaces) => out.push_str(spaces),
+        None => {
+            for _ in 0..level {
+                out.push_str("  ");
+            }
+        }
     }
 }
 
@@ -1010,22 +1019,13 @@ fn string(out: &mut String, s: &str) {
 fn escape(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
+    // The first byte not written yet.
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        i += clean_words(bytes.get(i..).unwrap_or_default());
-        let Some(&b) = bytes.get(i) else {
-            break;
-        };
-        i += 1;
-        if !needs_escape(b) {
-            continue;
-        }
-        // Escaped bytes are ASCII, so `start` and the escaped byte stand at character
-        // boundaries.
-        out.push_str(s.get(start..i - 1).unwrap_or_default());
-        start = i;
-        match b {
+    while let Some(at) = next_escape(bytes, start) {
+        // Escaped bytes are ASCII, so `start` and `at` stand at character boundaries.
+        out.push_str(s.get(start..at).unwrap_or_default());
+        start = at + 1;
+        match bytes.get(at).copied().unwrap_or_default() {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
             b'\n' => out.push_str("\\n"),
@@ -1033,7 +1033,7 @@ fn escape(out: &mut String, s: &str) {
             b'\t' => out.push_str("\\t"),
             0x08 => out.push_str("\\b"),
             0x0c => out.push_str("\\f"),
-            _ => {
+            b => {
                 out.push_str("\\u00");
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 0xf)]));
@@ -1043,35 +1043,21 @@ fn escape(out: &mut String, s: &str) {
     out.push_str(s.get(start..).unwrap_or_default());
 }
 
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
-
-/// How many leading bytes, in whole 8-byte words, need no escape: header values and URLs are
-/// long runs of plain bytes, checked here a word at a time.
-fn clean_words(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut n = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        // A byte below 0x20, or equal to `"` or `\\`, leaves its high bit set (the classic
-        // "has a zero byte" test, which never misses one); bytes from 0x80 up are masked out,
-        // as they need no escape.
-        let found =
-            (x.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
-                & !x
-                & HIGH;
+/// The index of the first byte at or after `from` that a JSON string escapes: header values
+/// and URLs are long runs of plain bytes, searched a word at a time.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(x) = words::word(bytes, i) {
+        let found = words::below(x, 0x20) | words::equal(x, b'"') | words::equal(x, b'\\');
         if found != 0 {
-            break;
+            return Some(i + words::first(found));
         }
-        n += 8;
+        i += 8;
     }
-    n
+    let tail = bytes.get(i..)?;
+    tail.iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|at| i + at)
 }
 
 /// A value serialized `level` levels deep, as it stands inside the task.
@@ -1090,9 +1076,14 @@ fn nested_value<T: serde::Serialize + ?Sized>(out: &mut String, level: usize, va
 
 /// Starts the member `key` of an object whose members stand `level` levels deep.
 fn member(out: &mut String, first: &mut bool, level: usize, key: &str) {
-    out.push_str(if *first { "\n" } else { ",\n" });
+    match MEMBER_START.get(usize::from(*first)..2 + 2 * level) {
+        Some(start) => out.push_str(start),
+        None => {
+            out.push_str(if *first { "\n" } else { ",\n" });
+            indent(out, level);
+        }
+    }
     *first = false;
-    indent(out, level);
     string(out, key);
     out.push_str(": ");
 }

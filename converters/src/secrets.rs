@@ -108,27 +108,43 @@ impl SecretRules {
 #[derive(Debug)]
 pub(crate) struct Secrets {
     rules: SecretRules,
-    /// The name given to each value, by the base name it was derived from: nested so that a
-    /// value is looked up as it is, not copied into a key first (a cookie can be long, and is
-    /// sent by nearly every request).
-    by_value: HashMap<String, HashMap<String, String>>,
-    taken: HashMap<String, usize>,
+    /// The names given under each base name (see [`env_name`]), looked up by the value as it
+    /// is, not copied into a key first (a cookie can be long, and is sent by nearly every
+    /// request).
+    bases: HashMap<String, Base>,
     /// The last value met under each of a few names, with its placeholder: a recording sends
     /// the same cookie and token with request after request, and a name's placeholder for a
     /// value never changes once given.
-    recent: Vec<(String, String, String)>,
+    recent: Vec<Recent>,
     /// The placeholder last given, when it is not among `recent`.
     last: String,
     pub(crate) found: Vec<Secret>,
     pub(crate) replaced: usize,
 }
 
+/// The names given under one base name.
+#[derive(Debug, Default)]
+struct Base {
+    /// How many.
+    count: usize,
+    /// The secret (in `found`) of each value.
+    names: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct Recent {
+    name: String,
+    /// `env_name(name)`.
+    base: String,
+    value: String,
+    placeholder: String,
+}
+
 impl Secrets {
     pub(crate) fn new(inline: bool) -> Secrets {
         Secrets {
             rules: SecretRules::new(inline),
-            by_value: HashMap::new(),
-            taken: HashMap::new(),
+            bases: HashMap::new(),
             recent: Vec::new(),
             last: String::new(),
             found: Vec::new(),
@@ -180,54 +196,67 @@ impl Secrets {
         if let Some(i) = self
             .recent
             .iter()
-            .position(|(n, v, _)| n == name && v == value)
+            .position(|r| r.name == name && r.value == value)
         {
-            return &self.recent[i].2;
+            return &self.recent[i].placeholder;
         }
-        let text = self.assign(name, value);
-        let full = self.recent.len() >= RECENT;
-        match self.recent.iter().position(|(n, _, _)| n == name) {
+        let slot = self.recent.iter().position(|r| r.name == name);
+        let base = match slot {
+            Some(i) => std::mem::take(&mut self.recent[i].base),
+            None => env_name(name),
+        };
+        let secret = self.assign(&base, value);
+        let env = self.found.get(secret).map_or("", |s| s.name.as_str());
+        let text = match slot {
             Some(i) => {
-                let slot = &mut self.recent[i];
-                slot.1.clear();
-                slot.1.push_str(value);
-                slot.2 = text;
-                &slot.2
+                let recent = &mut self.recent[i];
+                recent.base = base;
+                recent.value.clear();
+                recent.value.push_str(value);
+                &mut recent.placeholder
             }
-            None if !full => {
-                self.recent
-                    .push((name.to_string(), value.to_string(), text));
-                &self.recent[self.recent.len() - 1].2
+            None if self.recent.len() < RECENT => {
+                self.recent.push(Recent {
+                    name: name.to_string(),
+                    base,
+                    value: value.to_string(),
+                    placeholder: String::new(),
+                });
+                let i = self.recent.len() - 1;
+                &mut self.recent[i].placeholder
             }
-            None => {
-                self.last = text;
-                &self.last
-            }
-        }
+            None => &mut self.last,
+        };
+        text.clear();
+        text.push_str("${env.");
+        text.push_str(env);
+        text.push('}');
+        text
     }
 
-    /// The placeholder for `value` under `name`, named on first sight.
-    fn assign(&mut self, name: &str, value: &str) -> String {
-        let base = env_name(name);
-        if let Some(existing) = self.by_value.get(&base).and_then(|names| names.get(value)) {
-            return format!("${{env.{existing}}}");
+    /// The secret (in `found`) of `value` under `base`, named on first sight.
+    fn assign(&mut self, base: &str, value: &str) -> usize {
+        if !self.bases.contains_key(base) {
+            self.bases.insert(base.to_string(), Base::default());
         }
-        let count = self.taken.entry(base.clone()).or_insert(0);
-        *count += 1;
-        let env = if *count == 1 {
-            base.clone()
-        } else {
-            format!("{base}_{count}")
+        let Some(names) = self.bases.get_mut(base) else {
+            return usize::MAX;
         };
-        self.by_value
-            .entry(base)
-            .or_default()
-            .insert(value.to_string(), env.clone());
+        if let Some(&existing) = names.names.get(value) {
+            return existing;
+        }
+        names.count += 1;
+        let env = if names.count == 1 {
+            base.to_string()
+        } else {
+            format!("{base}_{}", names.count)
+        };
+        names.names.insert(value.to_string(), self.found.len());
         self.found.push(Secret {
-            name: env.clone(),
+            name: env,
             value: value.to_string(),
         });
-        format!("${{env.{env}}}")
+        self.found.len() - 1
     }
 }
 
@@ -252,9 +281,15 @@ fn joined(s: &str, a: &str, b: &str, separators: &[u8]) -> bool {
 
 /// Whether `s` contains the ASCII `word`, ignoring ASCII case.
 fn contains_ci(s: &str, word: &str) -> bool {
-    s.as_bytes()
-        .windows(word.len())
-        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    let (s, word) = (s.as_bytes(), word.as_bytes());
+    let Some(&first) = word.first() else {
+        return true;
+    };
+    s.iter().enumerate().any(|(i, b)| {
+        b.eq_ignore_ascii_case(&first)
+            && s.get(i..i + word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    })
 }
 
 /// The side file's text: `NAME=value` lines, in the order the secrets were met.

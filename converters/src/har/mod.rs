@@ -6,6 +6,7 @@
 //! size of its requests. Entries that cannot be replayed by HTTP tasks (WebSocket sessions,
 //! `CONNECT` tunnels, aborted requests) are counted and reported, never fatal.
 
+mod entry;
 mod model;
 mod scan;
 pub(crate) mod url;

@@ -118,6 +118,16 @@ pub(crate) struct Content<S> {
 #[derive(Debug, Default)]
 pub(crate) struct Str<'a>(Cow<'a, str>);
 
+impl<'a> Str<'a> {
+    pub(crate) fn borrowed(s: &'a str) -> Str<'a> {
+        Str(Cow::Borrowed(s))
+    }
+
+    pub(crate) fn owned(s: String) -> Str<'a> {
+        Str(Cow::Owned(s))
+    }
+}
+
 impl AsRef<str> for Str<'_> {
     fn as_ref(&self) -> &str {
         &self.0
@@ -162,6 +172,15 @@ impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
             )),
         }
     }
+}
+
+/// A number field holding the number `text`, as [`lenient_f64`] reads it; `None` if `text` is
+/// not a number.
+pub(crate) fn lenient_number(text: &[u8]) -> Option<Option<f64>> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = lenient_f64(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
 }
 
 /// A number, a numeric string (`"200"`), or null / anything else as absent.

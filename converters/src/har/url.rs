@@ -12,7 +12,13 @@ pub(crate) struct Parts<'a> {
 /// Splits `url`; `None` unless it is absolute with a scheme and a non-empty host and has no
 /// whitespace.
 pub(crate) fn split(url: &str) -> Option<Parts<'_>> {
-    if url.chars().any(char::is_whitespace) {
+    let whitespace = if url.is_ascii() {
+        // `char::is_whitespace` for ASCII.
+        url.bytes().any(|b| matches!(b, b' ' | b'\t'..=b'\r'))
+    } else {
+        url.chars().any(char::is_whitespace)
+    };
+    if whitespace {
         return None;
     }
     let (scheme, rest) = url.split_once("://")?;
@@ -57,5 +63,9 @@ mod tests {
         assert!(split("http:///nohost").is_none());
         assert!(split("http://exa mple.com/").is_none());
         assert!(split("ht tp://x/").is_none());
+        for space in ["\t", "\n", "\u{b}", "\u{c}", "\r", "\u{a0}", "\u{2028}"] {
+            assert!(split(&format!("http://x/{space}")).is_none(), "{space:?}");
+        }
+        assert!(split("http://x/\u{1}\u{e}\u{1f}é").is_some());
     }
 }
