@@ -6,6 +6,11 @@
 /// `GET /items/{id}` for `GET https://host/items/42?x=1`.
 pub(crate) fn task_name(method: &str, url: &str) -> String {
     let path = crate::har::url::split(url).map(|u| u.path).unwrap_or("/");
+    task_name_of_path(method, path)
+}
+
+/// [`task_name`] for a URL whose path is `path`.
+pub(crate) fn task_name_of_path(method: &str, path: &str) -> String {
     let path = if path.is_empty() { "/" } else { path };
     let mut name = String::with_capacity(method.len() + 1 + path.len());
     name.extend(method.chars().map(|c| c.to_ascii_uppercase()));

@@ -4,6 +4,7 @@
 //! distinct value, so a token used by a hundred requests is one line in the side file.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use regex::Regex;
 
@@ -108,10 +109,13 @@ impl SecretRules {
 #[derive(Debug)]
 pub(crate) struct Secrets {
     rules: SecretRules,
-    /// The names given under each base name (see [`env_name`]), looked up by the value as it
-    /// is, not copied into a key first (a cookie can be long, and is sent by nearly every
-    /// request).
+    /// The names given under each base name (see [`env_name`]).
     bases: HashMap<String, Base>,
+    /// Hashes the values of secrets, once each.
+    hasher: RandomState,
+    /// For each secret in `found`, the next one whose value has the same hash, under the same
+    /// base name.
+    same_hash: Vec<Option<usize>>,
     /// The last value met under each of a few names, with its placeholder: a recording sends
     /// the same cookie and token with request after request, and a name's placeholder for a
     /// value never changes once given.
@@ -120,6 +124,9 @@ pub(crate) struct Secrets {
     last: String,
     pub(crate) found: Vec<Secret>,
     pub(crate) replaced: usize,
+    /// Every value hashes alike, to test values that share a hash.
+    #[cfg(test)]
+    collide: bool,
 }
 
 /// The names given under one base name.
@@ -127,8 +134,30 @@ pub(crate) struct Secrets {
 struct Base {
     /// How many.
     count: usize,
-    /// The secret (in `found`) of each value.
-    names: HashMap<String, usize>,
+    /// The first secret (in `found`) whose value has this hash: values are looked up as they
+    /// are, hashed once, and not copied into a key (a cookie can be long, and is sent by
+    /// nearly every request).
+    names: HashMap<u64, usize, BuildHasherDefault<Rehashed>>,
+}
+
+/// The hasher of keys that are hashes already: it keeps them.
+#[derive(Debug, Default)]
+struct Rehashed(u64);
+
+impl Hasher for Rehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[derive(Debug)]
@@ -145,10 +174,14 @@ impl Secrets {
         Secrets {
             rules: SecretRules::new(inline),
             bases: HashMap::new(),
+            hasher: RandomState::new(),
+            same_hash: Vec::new(),
             recent: Vec::new(),
             last: String::new(),
             found: Vec::new(),
             replaced: 0,
+            #[cfg(test)]
+            collide: false,
         }
     }
 
@@ -242,8 +275,29 @@ impl Secrets {
         let Some(names) = self.bases.get_mut(base) else {
             return usize::MAX;
         };
-        if let Some(&existing) = names.names.get(value) {
-            return existing;
+        #[cfg(test)]
+        let hash = if self.collide {
+            0
+        } else {
+            self.hasher.hash_one(value)
+        };
+        #[cfg(not(test))]
+        let hash = self.hasher.hash_one(value);
+        let new = self.found.len();
+        let mut last = None;
+        let mut next = names.names.get(&hash).copied();
+        while let Some(i) = next {
+            if self.found.get(i).is_some_and(|s| s.value == value) {
+                return i;
+            }
+            last = Some(i);
+            next = self.same_hash.get(i).copied().flatten();
+        }
+        match last.and_then(|i| self.same_hash.get_mut(i)) {
+            Some(link) => *link = Some(new),
+            None => {
+                names.names.insert(hash, new);
+            }
         }
         names.count += 1;
         let env = if names.count == 1 {
@@ -251,12 +305,12 @@ impl Secrets {
         } else {
             format!("{base}_{}", names.count)
         };
-        names.names.insert(value.to_string(), self.found.len());
         self.found.push(Secret {
             name: env,
             value: value.to_string(),
         });
-        self.found.len() - 1
+        self.same_hash.push(None);
+        new
     }
 }
 
@@ -279,14 +333,18 @@ fn joined(s: &str, a: &str, b: &str, separators: &[u8]) -> bool {
     rest.eq_ignore_ascii_case(b)
 }
 
-/// Whether `s` contains the ASCII `word`, ignoring ASCII case.
+/// Whether `s` contains `word`, lowercase ASCII letters, ignoring ASCII case.
 fn contains_ci(s: &str, word: &str) -> bool {
     let (s, word) = (s.as_bytes(), word.as_bytes());
     let Some(&first) = word.first() else {
         return true;
     };
-    s.iter().enumerate().any(|(i, b)| {
-        b.eq_ignore_ascii_case(&first)
+    let Some(last) = s.len().checked_sub(word.len()) else {
+        return false;
+    };
+    // `b | 0x20` is `first` for `first` in either case, and for no other byte.
+    (0..=last).any(|i| {
+        s.get(i).is_some_and(|b| b | 0x20 == first)
             && s.get(i..i + word.len())
                 .is_some_and(|w| w.eq_ignore_ascii_case(word))
     })
@@ -465,6 +523,19 @@ mod tests {
             matched += usize::from(s.header_pattern.is_match(&name));
         }
         assert!(matched > 1000, "{matched}");
+    }
+
+    #[test]
+    fn values_with_one_hash_keep_their_names() {
+        let mut s = Secrets::new(false);
+        s.collide = true;
+        let secrets: Vec<usize> = ["a", "b", "a", "c", "b", "c"]
+            .iter()
+            .map(|value| s.assign("T", value))
+            .collect();
+        assert_eq!(secrets, [0, 1, 0, 2, 1, 2]);
+        let names: Vec<&str> = s.found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["T", "T_2", "T_3"]);
     }
 
     #[test]

@@ -14,12 +14,21 @@ use serde::de::IgnoredAny;
 use super::model::{self, Content, Entry, NameValue, Param, PostData, Request, Response, Str};
 use crate::words;
 
-/// The entry that `bytes` holds, nothing else but whitespace after it.
-pub(super) fn read(bytes: &[u8]) -> Option<Entry<Str<'_>>> {
+/// The entry at the start of `bytes`, and where it ends.
+pub(super) fn read_prefix(bytes: &[u8]) -> Option<(Entry<Str<'_>>, usize)> {
     let mut reader = Reader { bytes, at: 0 };
     let entry = reader.entry()?;
-    reader.space();
-    (reader.at == bytes.len()).then_some(entry)
+    Some((entry, reader.at))
+}
+
+/// The entry that `bytes` holds, nothing else but whitespace after it.
+#[cfg(test)]
+fn read(bytes: &[u8]) -> Option<Entry<Str<'_>>> {
+    let (entry, end) = read_prefix(bytes)?;
+    let rest = bytes.get(end..)?;
+    rest.iter()
+        .all(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+        .then_some(entry)
 }
 
 struct Reader<'a> {

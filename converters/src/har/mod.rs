@@ -215,11 +215,7 @@ impl<'a> StreamState<'a> {
     fn entry<S: AsRef<str>>(&mut self, entry: &model::Entry<S>) -> bool {
         let mut drafts = std::mem::take(&mut self.drafts);
         drafts.clear();
-        let context = Context {
-            name: self.name,
-            rules: self.builder.rules(),
-        };
-        let prepared = prepare(&context, self.index, entry, self.latin1, &mut drafts);
+        let prepared = prepare(self.builder.rules(), entry, self.latin1, &mut drafts);
         let go_on = self.take(prepared, &drafts);
         self.drafts = drafts;
         go_on
@@ -228,6 +224,7 @@ impl<'a> StreamState<'a> {
     /// Takes the next entry of the file, prepared (see [`prepare`]) with its task in
     /// `drafts`; `false` stops the import (an error, or entries out of order).
     fn take(&mut self, prepared: Prepared, drafts: &Drafts) -> bool {
+        let index = self.index;
         self.index += 1;
         match prepared.start {
             Some(start) => {
@@ -249,8 +246,8 @@ impl<'a> StreamState<'a> {
                 self.builder.summary.drop(reason);
                 return true;
             }
-            Outcome::Failed(e) => {
-                self.failure = Some(e);
+            Outcome::BadUrl(url) => {
+                self.failure = Some(bad_url(self.name, index, &url));
                 return false;
             }
         };
@@ -413,18 +410,15 @@ fn build<S: AsRef<str>>(
     }
 
     let mut drafts = Drafts::default();
-    let prepared: Vec<Prepared> = {
-        let context = Context {
-            name,
-            rules: builder.rules(),
-        };
-        entries
-            .iter()
-            .map(|(index, entry)| prepare(&context, *index, entry, bytes_as_latin1, &mut drafts))
-            .collect()
-    };
+    let prepared: Vec<(usize, Prepared)> = entries
+        .iter()
+        .map(|(index, entry)| {
+            let prepared = prepare(builder.rules(), entry, bytes_as_latin1, &mut drafts);
+            (*index, prepared)
+        })
+        .collect();
     let mut kept: Vec<(Drafted, Option<f64>, f64)> = Vec::new();
-    for p in prepared {
+    for (index, p) in prepared {
         match p.outcome {
             Outcome::Kept {
                 task,
@@ -437,7 +431,7 @@ fn build<S: AsRef<str>>(
                 kept.push((task, p.start, duration));
             }
             Outcome::Dropped(reason) => builder.summary.drop(reason),
-            Outcome::Failed(e) => return Err(e),
+            Outcome::BadUrl(url) => return Err(bad_url(name, index, &url)),
         }
     }
     // A task's think time is the pause between the end of its request and the start of the
@@ -453,13 +447,6 @@ fn build<S: AsRef<str>>(
         builder.close(think);
     }
     Ok(builder.finish())
-}
-
-/// What turning an entry into a task needs, shared by the threads of an import.
-pub(super) struct Context<'r> {
-    /// The input's name, for error messages.
-    pub(super) name: &'r str,
-    pub(super) rules: Rules<'r>,
 }
 
 /// An entry made ready to join the plan, on its own: what only the entries around it decide
@@ -481,14 +468,13 @@ pub(super) enum Outcome {
     },
     /// Not kept, for this reason (counted in the summary).
     Dropped(&'static str),
-    /// The import stops here.
-    Failed(Error),
+    /// The import stops here: the URL (trimmed) cannot be requested.
+    BadUrl(String),
 }
 
-/// Entry number `index` made ready, its task drafted into `drafts`.
+/// An entry made ready, its task drafted into `drafts`.
 pub(super) fn prepare<S: AsRef<str>>(
-    context: &Context<'_>,
-    index: usize,
+    rules: Rules<'_>,
     entry: &model::Entry<S>,
     bytes_as_latin1: bool,
     drafts: &mut Drafts,
@@ -499,19 +485,17 @@ pub(super) fn prepare<S: AsRef<str>>(
         .and_then(|s| parse_timestamp(s.as_ref()));
     Prepared {
         start,
-        outcome: convert(context, index, entry, bytes_as_latin1, drafts),
+        outcome: convert(rules, entry, bytes_as_latin1, drafts),
     }
 }
 
 /// One entry to a drafted task, or the reason it is not kept.
 fn convert<S: AsRef<str>>(
-    context: &Context<'_>,
-    index: usize,
+    rules: Rules<'_>,
     entry: &model::Entry<S>,
     bytes_as_latin1: bool,
     drafts: &mut Drafts,
 ) -> Outcome {
-    let name = context.name;
     let method = entry.request.method.as_ref().trim().to_ascii_uppercase();
     let url = entry.request.url.as_ref().trim();
     if method == "CONNECT" {
@@ -531,12 +515,9 @@ fn convert<S: AsRef<str>>(
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Outcome::Dropped("non-HTTP URLs (data:, blob:, extensions)");
     }
-    if url::split(url).is_none() {
-        return Outcome::Failed(Error::Invalid(format!(
-            "{name}: entry {index} (/log/entries/{index}/request/url): {url:?} is not a valid absolute URL\n  \
-             expected http(s)://host[:port]/path; fix or remove this entry, or leave it out with --exclude"
-        )));
-    }
+    let Some(parts) = url::split(url) else {
+        return Outcome::BadUrl(url.to_string());
+    };
     let status = match status {
         Some(s) if (1.0..1000.0).contains(&s) => s as u16,
         _ => return Outcome::Dropped("aborted requests (status 0 or no response)"),
@@ -547,7 +528,7 @@ fn convert<S: AsRef<str>>(
         .and_then(|r| r.content.as_ref())
         .and_then(|c| c.mime_type.as_ref())
         .map(AsRef::as_ref);
-    if let Some(drop) = context.rules.filter().check(url, mime, resource_type) {
+    if let Some(drop) = rules.filter().check(url, mime, resource_type) {
         return Outcome::Dropped(match drop {
             Drop::NotIncluded => "not matching --include",
             Drop::Excluded => "matching --exclude",
@@ -579,17 +560,18 @@ fn convert<S: AsRef<str>>(
         );
     }
     let duration = entry.time.filter(|t| *t > 0.0).unwrap_or(0.0);
+    let name = crate::naming::task_name_of_path(&method, parts.path);
     let request = RequestView {
         method: &method,
         url,
         body: &body,
         status: Some(status),
-        name: None,
+        name: Some(&name),
         verify: None,
         allow_redirects: None,
         timeout: None,
     };
-    let (task, joined) = context.rules.draft(
+    let (task, joined) = rules.draft(
         drafts,
         &request,
         headers.iter().map(|h| (h.name.as_ref(), h.value.as_ref())),
@@ -602,6 +584,14 @@ fn convert<S: AsRef<str>>(
         duration,
         warnings,
     }
+}
+
+/// The error for entry number `index` of the input `name`, whose URL cannot be requested.
+fn bad_url(name: &str, index: usize, url: &str) -> Error {
+    Error::Invalid(format!(
+        "{name}: entry {index} (/log/entries/{index}/request/url): {url:?} is not a valid absolute URL\n  \
+         expected http(s)://host[:port]/path; fix or remove this entry, or leave it out with --exclude"
+    ))
 }
 
 fn body_of<S: AsRef<str>>(

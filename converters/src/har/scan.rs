@@ -7,8 +7,8 @@
 //! would double an import's peak memory. Here memory holds a few chunks, or one entry when an
 //! entry is larger.
 //!
-//! Only the outer structure (keys, commas, brackets) is read here; where an entry ends is found
-//! by its brackets and strings, and serde_json parses each entry in full, on a worker thread.
+//! Only the outer structure (keys, commas, brackets) is read here; entries are read in full on
+//! worker threads (see `entry`, and serde_json for the unusual ones).
 //! Whenever the input is anything but a well-formed document of the usual shape, the fast path
 //! gives up ([`Unsure`]) and the caller imports with the streaming parser, so results and error
 //! messages (line, column, what was expected) are exactly those of that parser. A well-formed
@@ -23,12 +23,21 @@
 //! stops (an error, entries out of order) are decided as the one-thread import decides them.
 //! An import stops at the first entry, in file order, that stops it: entries found after it
 //! may be parsed, but nothing of them is kept.
+//!
+//! Where the entries of a chunk end is not searched byte by byte: producers begin every entry
+//! with the same key, so the last `,{"key":` of a chunk, with that key one found only at the top
+//! of an entry (`startedDateTime`, `_resourceType`...), is taken for the start of an entry, and
+//! the run of entries before it goes to a worker as one region. The worker reads the region's
+//! entries one after the other, and checks that they fill it exactly. Read this way from a
+//! known start, an entry ends where it ends; a guess inside an entry would cut that entry short,
+//! which fails to parse, and the streaming parser imports the file instead. The entry that
+//! straddles two chunks, and those at the end of the list, are found by their brackets.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Mutex, mpsc};
 
-use super::{Context, Outcome, StreamState, model};
+use super::{Outcome, StreamState, model};
 use crate::output::{Drafts, Rules};
 use crate::words;
 
@@ -54,8 +63,23 @@ pub(super) enum Flow {
     Stop,
 }
 
-/// Entries as byte ranges of a buffer.
+/// Runs of entries (separated by commas) as byte ranges of a buffer.
 type Ranges = Vec<(usize, usize)>;
+
+/// Keys that stand only at the top of an entry, one of which producers write first in every
+/// entry: a guess at where entries start (see the module's documentation).
+const FIRST_KEYS: &[&[u8]] = &[
+    b"startedDateTime",
+    b"pageref",
+    b"_initiator",
+    b"_priority",
+    b"_resourceType",
+    b"request",
+    b"cache",
+    b"serverIPAddress",
+    b"connection",
+    b"timings",
+];
 
 /// Input read in chunks; `buf[pos..]` is what has not been scanned yet.
 pub(super) struct Source<R> {
@@ -70,6 +94,10 @@ pub(super) struct Source<R> {
     full: Vec<(Vec<u8>, Ranges)>,
     /// Emptied buffers, to read into again.
     spare: Vec<Vec<u8>>,
+    /// Finds `"key"` of the first key of the entries (see the module's documentation).
+    first_key: Option<memchr::memmem::FinderRev<'static>>,
+    /// No entry is known to start in `buf` after `pos`.
+    no_start: bool,
 }
 
 impl<R: Read> Source<R> {
@@ -87,6 +115,8 @@ impl<R: Read> Source<R> {
             found: Vec::new(),
             full: Vec::new(),
             spare: Vec::new(),
+            first_key: None,
+            no_start: false,
         }
     }
 
@@ -105,6 +135,7 @@ impl<R: Read> Source<R> {
     /// held, so that a value larger than a chunk is scanned again only a few times. Entries
     /// found and not handed on yet leave with the buffer that holds them (see `full`).
     fn fill(&mut self) -> Result<(), Unsure> {
+        self.no_start = false;
         if !self.found.is_empty() {
             let mut next = self.spare.pop().unwrap_or_default();
             next.clear();
@@ -206,6 +237,78 @@ impl<R: Read> Source<R> {
         self.parse::<serde::de::IgnoredAny>().map(|_| ())
     }
 
+    /// Learns the first key of the entry at `pos`, if it is one of [`FIRST_KEYS`].
+    fn learn_first_key(&mut self) {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        let Some(rest) = rest.strip_prefix(b"{") else {
+            return;
+        };
+        let rest = rest.trim_ascii_start();
+        let Some(key) = FIRST_KEYS.iter().find(|key| {
+            rest.strip_prefix(b"\"")
+                .and_then(|r| r.strip_prefix(**key))
+                .is_some_and(|r| r.starts_with(b"\""))
+        }) else {
+            return;
+        };
+        let mut quoted = Vec::with_capacity(key.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(key);
+        quoted.push(b'"');
+        self.first_key = Some(memchr::memmem::FinderRev::new(&quoted).into_owned());
+    }
+
+    /// The last place after `pos` in `buf` where an entry seems to start: `,`, `{` and the first
+    /// key, whitespace between, and a colon after the key. `(comma, brace)`.
+    fn next_start(&mut self) -> Option<(usize, usize)> {
+        if self.no_start {
+            return None;
+        }
+        // Past the guess taken, or with none found, `buf` holds no other.
+        self.no_start = true;
+        let finder = self.first_key.as_ref()?;
+        let from = self.pos + 1;
+        let space = |b: &u8| matches!(b, b' ' | b'\n' | b'\t' | b'\r');
+        for at in finder.rfind_iter(self.buf.get(from..)?) {
+            let key = from + at;
+            let after = self
+                .buf
+                .get(key + finder.needle().len()..)
+                .unwrap_or_default();
+            if after.iter().find(|b| !space(b)) != Some(&b':') {
+                continue;
+            }
+            let before = self.buf.get(..key).unwrap_or_default();
+            let Some(brace) = before.iter().rposition(|b| !space(b)) else {
+                continue;
+            };
+            if before.get(brace) != Some(&b'{') {
+                continue;
+            }
+            let Some(comma) = before
+                .get(..brace)
+                .and_then(|b| b.iter().rposition(|b| !space(b)))
+            else {
+                continue;
+            };
+            if before.get(comma) == Some(&b',') && comma > self.pos {
+                return Some((comma, brace));
+            }
+        }
+        None
+    }
+
+    /// Notes the entries up to the last one found to start in `buf` (see
+    /// [`Source::next_start`]) as a region, and moves to that one; `false` if there is none.
+    fn region(&mut self) -> bool {
+        let Some((comma, brace)) = self.next_start() else {
+            return false;
+        };
+        self.found.push((self.pos, comma));
+        self.pos = brace;
+        true
+    }
+
     /// Consumes the array or object that starts at the next byte, without parsing it, and
     /// notes it among the entries found.
     fn entry(&mut self) -> Result<(), Unsure> {
@@ -284,8 +387,6 @@ enum Key {
 struct Batch {
     /// Batches are numbered in file order from 0.
     seq: usize,
-    /// The number of the batch's first entry in the file.
-    first: usize,
     /// mitmproxy's way with binary bodies (see `is_mitmproxy`).
     latin1: bool,
     bytes: Vec<u8>,
@@ -314,38 +415,40 @@ enum Item {
 type Report = (usize, std::thread::Result<Worked>);
 
 /// Parses and prepares a batch's entries.
-fn work(context: &Context<'_>, batch: Batch) -> Worked {
+fn work(rules: Rules<'_>, batch: Batch) -> Worked {
     let Batch {
         seq,
-        first,
         latin1,
         bytes,
         ranges,
         mut drafts,
     } = batch;
     drafts.clear();
-    let mut items = Vec::with_capacity(ranges.len());
-    for (i, &(from, to)) in ranges.iter().enumerate() {
-        let text = bytes.get(from..to).unwrap_or_default();
-        // The usual shape is read by hand, anything else by serde_json.
-        let entry = match super::entry::read(text) {
-            Some(entry) => entry,
-            None => {
-                model::take_nested_number();
-                match serde_json::from_slice::<model::Entry<model::Str<'_>>>(text) {
-                    Ok(entry) if !model::take_nested_number() => entry,
-                    _ => {
-                        items.push(Item::Unsure);
-                        break;
-                    }
-                }
+    let mut items = Vec::new();
+    'regions: for &(from, to) in &ranges {
+        let region = bytes.get(from..to).unwrap_or_default();
+        let mut at = 0;
+        loop {
+            let Some((entry, end)) = read_entry(region, at) else {
+                items.push(Item::Unsure);
+                break 'regions;
+            };
+            let prepared = super::prepare(rules, &entry, latin1, &mut drafts);
+            let stop = matches!(prepared.outcome, Outcome::BadUrl(_));
+            items.push(Item::Entry(prepared));
+            if stop {
+                break 'regions;
             }
-        };
-        let prepared = super::prepare(context, first + i, &entry, latin1, &mut drafts);
-        let failed = matches!(prepared.outcome, Outcome::Failed(_));
-        items.push(Item::Entry(prepared));
-        if failed {
-            break;
+            // The next entry, after a comma, or the end of the region.
+            at = skip_space(region, end);
+            if at == region.len() {
+                break;
+            }
+            if region.get(at) != Some(&b',') {
+                items.push(Item::Unsure);
+                break 'regions;
+            }
+            at = skip_space(region, at + 1);
         }
     }
     Worked {
@@ -356,8 +459,37 @@ fn work(context: &Context<'_>, batch: Batch) -> Worked {
     }
 }
 
+/// The entry at `at` in `region`, and where it ends: read by hand when it has the usual shape,
+/// by serde_json otherwise.
+fn read_entry(region: &[u8], at: usize) -> Option<(model::Entry<model::Str<'_>>, usize)> {
+    let rest = region.get(at..)?;
+    // An entry is an object (or, to serde, a struct written as an array); anything else is an
+    // error that the streaming parser reports.
+    if !matches!(rest.first(), Some(b'{' | b'[')) {
+        return None;
+    }
+    if let Some((entry, len)) = super::entry::read_prefix(rest) {
+        return Some((entry, at + len));
+    }
+    model::take_nested_number();
+    let mut values =
+        serde_json::Deserializer::from_slice(rest).into_iter::<model::Entry<model::Str<'_>>>();
+    match values.next() {
+        Some(Ok(entry)) if !model::take_nested_number() => Some((entry, at + values.byte_offset())),
+        _ => None,
+    }
+}
+
+/// The index of the first byte at or after `at` that is not JSON whitespace.
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
 /// A worker thread: batches until there are no more.
-fn worker(context: &Context<'_>, jobs: &Mutex<mpsc::Receiver<Batch>>, done: mpsc::Sender<Report>) {
+fn worker(rules: Rules<'_>, jobs: &Mutex<mpsc::Receiver<Batch>>, done: mpsc::Sender<Report>) {
     loop {
         let batch = match jobs.lock() {
             Ok(jobs) => match jobs.recv() {
@@ -369,8 +501,7 @@ fn worker(context: &Context<'_>, jobs: &Mutex<mpsc::Receiver<Batch>>, done: mpsc
         let seq = batch.seq;
         // A panic goes back to the importing thread, which would otherwise wait for this
         // batch for ever.
-        let worked =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(context, batch)));
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(rules, batch)));
         if done.send((seq, worked)).is_err() {
             return;
         }
@@ -391,14 +522,12 @@ enum Joined {
 /// Hands batches to the workers (or prepares them itself, without workers) and joins their
 /// results in file order.
 struct Pipeline<'p> {
-    context: &'p Context<'p>,
+    rules: Rules<'p>,
     /// `None` without workers.
     jobs: Option<mpsc::Sender<Batch>>,
     done: mpsc::Receiver<Report>,
     /// For the entries found from now on.
     latin1: bool,
-    /// Entries handed on so far.
-    entries: usize,
     /// The number of the next batch handed on, and of the next to be joined.
     next_batch: usize,
     next_join: usize,
@@ -431,14 +560,12 @@ impl Pipeline<'_> {
         }
         let batch = Batch {
             seq: self.next_batch,
-            first: self.entries,
             latin1: self.latin1,
             bytes,
             ranges,
             drafts: self.spare_drafts.pop().unwrap_or_default(),
         };
         self.next_batch += 1;
-        self.entries += batch.ranges.len();
         let batch = match &self.jobs {
             Some(jobs) => match jobs.send(batch) {
                 Ok(()) => {
@@ -450,7 +577,7 @@ impl Pipeline<'_> {
             None => Some(batch),
         };
         if let Some(batch) = batch {
-            let worked = work(self.context, batch);
+            let worked = work(self.rules, batch);
             self.join(worked, state, spare);
         }
         while let Ok(report) = self.done.try_recv() {
@@ -543,25 +670,21 @@ pub(super) fn import<R: Read>(
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
     };
     let secrets = state.builder.secret_rules().clone();
-    let context = Context {
-        name: state.name,
-        rules: Rules::new(state.builder.options(), &secrets),
-    };
+    let rules = Rules::new(state.builder.options(), &secrets);
     let (jobs, queue) = mpsc::channel::<Batch>();
     let queue = Mutex::new(queue);
     let (report, done) = mpsc::channel::<Report>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (context, queue, report) = (&context, &queue, report.clone());
-            scope.spawn(move || worker(context, queue, report));
+            let (queue, report) = (&queue, report.clone());
+            scope.spawn(move || worker(rules, queue, report));
         }
         drop(report);
         let mut pipeline = Pipeline {
-            context: &context,
+            rules,
             jobs: (workers > 0).then_some(jobs),
             done,
             latin1: false,
-            entries: 0,
             next_batch: 0,
             next_join: 0,
             waiting: BTreeMap::new(),
@@ -657,14 +780,19 @@ fn entries<R: Read>(
         src.pos += 1;
         return Ok(Flow::Continue);
     }
+    if src.peek()? == Some(b'{') {
+        src.learn_first_key();
+    }
     loop {
         // An entry is an object (or, to serde, a struct written as an array); anything else is
         // an error that the streaming parser reports.
         if !matches!(src.peek()?, Some(b'{' | b'[')) {
             return Err(Unsure);
         }
-        src.entry()?;
-        let more = src.next_member(b']')?;
+        let more = src.region() || {
+            src.entry()?;
+            src.next_member(b']')?
+        };
         pipeline.hand_on(src, state);
         if let Flow::Stop = pipeline.flow()? {
             return Ok(Flow::Stop);
@@ -988,6 +1116,63 @@ mod tests {
             for chunk in [3, CHUNK] {
                 compare(doc.as_bytes(), &options, chunk);
             }
+        }
+    }
+
+    /// Entries that hold objects beginning like an entry: a guess at where entries start may
+    /// fall inside one, and must never change the outcome.
+    #[test]
+    fn entries_found_by_guess_match_the_streaming_parser() {
+        let options = ImportOptions {
+            think_time: true,
+            ..ImportOptions::default()
+        };
+        let mut entries = Vec::new();
+        for i in 0..60 {
+            let nested = match i % 4 {
+                0 => r#", "_x": [1, {"startedDateTime": "x"}]"#,
+                1 => r#", "_x": {"a": [{"startedDateTime": 5} , {"startedDateTime" : 1}]}"#,
+                2 => r#", "_x": ",{\"startedDateTime\":"#,
+                _ => "",
+            };
+            let url = if i == 45 { "http://" } else { "http://h/a" };
+            entries.push(format!(
+                r#"{{"startedDateTime": "2024-05-01T10:00:{:02}Z", "request": {{"method": "GET", "url": "{url}", "headers": [{{"name": "Cookie", "value": "s={i}"}}]}}, "response": {{"status": 200}}{nested}}}"#,
+                i % 60
+            ));
+        }
+        let clean: Vec<&String> = entries.iter().skip(3).step_by(4).collect();
+        let docs = [
+            format!(r#"{{"log": {{"entries": [{}]}}}}"#, entries.join(", ")),
+            format!(
+                r#"{{"log": {{"entries": [{}]}}}}"#,
+                entries[..40].join(",\n ")
+            ),
+            format!(
+                r#"{{"log": {{"entries": [{}]}}}}"#,
+                clean
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            format!(
+                r#"{{"log": {{"entries": [{}, 1]}}}}"#,
+                entries[..8].join(",")
+            ),
+        ];
+        for doc in &docs {
+            for chunk in [5, 64, 300, 1000, 4096, CHUNK] {
+                compare(doc.as_bytes(), &options, chunk);
+            }
+        }
+        // Guesses that hold are taken: the fast path goes through.
+        for chunk in [300, 1000, 4096] {
+            let source = Source::with_chunk(docs[2].as_bytes(), chunk);
+            assert!(
+                super::super::fast(source, "t.har", &options).is_some(),
+                "{chunk}"
+            );
         }
     }
 }
