@@ -9,6 +9,7 @@
 //! This crate depends on the plan model only. It must build without the engine's network stack
 //! (no tokio, hyper, reqwest), so that importing stays a fast, small, offline step.
 
+mod canonical;
 pub mod curl;
 mod error;
 mod filter;

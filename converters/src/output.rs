@@ -325,6 +325,8 @@ pub(crate) enum Body {
     #[default]
     None,
     Json(Value),
+    /// JSON text written exactly as serde_json writes its value (see `canonical`): `json`.
+    JsonText(String),
     /// Form fields, sent urlencoded.
     Form(Map<String, Value>),
     /// Text sent verbatim (`data` as a string).
@@ -870,6 +872,10 @@ impl<'r> Rules<'r> {
                 member(out, &mut first, inner, "json");
                 nested_value(out, inner, v);
             }
+            Body::JsonText(t) => {
+                member(out, &mut first, inner, "json");
+                crate::canonical::write_pretty(out, inner, t);
+            }
             Body::Form(map) => {
                 member(out, &mut first, inner, "data");
                 nested_value(out, inner, map);
@@ -957,7 +963,11 @@ impl<'r> Rules<'r> {
                 out.push('&');
             }
             let secret = pair.split_once('=').and_then(|(k, v)| {
-                let key = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+                let key = if k.contains('%') {
+                    percent_encoding::percent_decode_str(k).decode_utf8_lossy()
+                } else {
+                    Cow::Borrowed(k)
+                };
                 self.secrets.query(&key, v).then_some((k, key, v))
             });
             match secret {
@@ -1074,6 +1084,12 @@ fn nested_value<T: serde::Serialize + ?Sized>(out: &mut String, level: usize, va
     }
 }
 
+/// [`nested_value`], for tests of other modules.
+#[cfg(test)]
+pub(crate) fn nested_value_for_tests(out: &mut String, level: usize, value: &Value) {
+    nested_value(out, level, value);
+}
+
 /// Starts the member `key` of an object whose members stand `level` levels deep.
 fn member(out: &mut String, first: &mut bool, level: usize, key: &str) {
     match MEMBER_START.get(usize::from(*first)..2 + 2 * level) {
@@ -1151,6 +1167,7 @@ fn serde_task(task: TaskParts) -> Vec<u8> {
     match task.body {
         Body::None => {}
         Body::Json(v) => model.json = Some(v),
+        Body::JsonText(t) => model.json = serde_json::from_str(&t).ok(),
         Body::Form(map) => model.data = Some(Value::Object(map)),
         Body::Text(t) => model.data = Some(Value::String(t)),
         Body::Base64(b) => {

@@ -74,9 +74,7 @@ impl SecretRules {
             }
         }
         // `.` in the pattern matches anything but a line feed.
-        dash(name, "api", "key")
-            || (!name.contains('\n')
-                && (contains_ci(name, "secret") || contains_ci(name, "password")))
+        dash(name, "api", "key") || (!name.contains('\n') && secret_or_password(name))
     }
 
     /// Whether `query_pattern` matches `name`, read without the regex for ASCII names.
@@ -333,20 +331,17 @@ fn joined(s: &str, a: &str, b: &str, separators: &[u8]) -> bool {
     rest.eq_ignore_ascii_case(b)
 }
 
-/// Whether `s` contains `word`, lowercase ASCII letters, ignoring ASCII case.
-fn contains_ci(s: &str, word: &str) -> bool {
-    let (s, word) = (s.as_bytes(), word.as_bytes());
-    let Some(&first) = word.first() else {
-        return true;
-    };
-    let Some(last) = s.len().checked_sub(word.len()) else {
-        return false;
-    };
-    // `b | 0x20` is `first` for `first` in either case, and for no other byte.
-    (0..=last).any(|i| {
-        s.get(i).is_some_and(|b| b | 0x20 == first)
-            && s.get(i..i + word.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+/// Whether the ASCII `name` contains `secret` or `password`, ignoring ASCII case: one pass,
+/// over a window of the last 8 bytes.
+fn secret_or_password(name: &str) -> bool {
+    const SECRET: u64 = u64::from_be_bytes(*b"\0\0secret");
+    const PASSWORD: u64 = u64::from_be_bytes(*b"password");
+    const SIX: u64 = (1 << 48) - 1;
+    let mut window = 0u64;
+    name.bytes().any(|b| {
+        // `| 0x20` lowers letters; no other byte becomes a lowercase letter.
+        window = (window << 8) | u64::from(b | 0x20);
+        window & SIX == SECRET || window == PASSWORD
     })
 }
 
@@ -536,6 +531,35 @@ mod tests {
         assert_eq!(secrets, [0, 1, 0, 2, 1, 2]);
         let names: Vec<&str> = s.found.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["T", "T_2", "T_3"]);
+    }
+
+    #[test]
+    fn secret_words_are_found_in_any_case() {
+        for name in [
+            "secret",
+            "X-SeCrEt",
+            "my-secret-key",
+            "PASSWORD",
+            "x-password2",
+            "ppassword",
+        ] {
+            assert!(secret_or_password(name), "{name}");
+        }
+        for name in [
+            "secre",
+            "s3cret",
+            "passwor",
+            "pass-word",
+            "Accept",
+            "",
+            "SECRE\u{54}",
+        ] {
+            assert_eq!(
+                secret_or_password(name),
+                name.to_ascii_lowercase().contains("secret"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -763,6 +763,7 @@ fn clone_body(body: &Body) -> Body {
     match body {
         Body::None => Body::None,
         Body::Json(v) => Body::Json(v.clone()),
+        Body::JsonText(t) => Body::JsonText(t.clone()),
         Body::Form(m) => Body::Form(m.clone()),
         Body::Text(t) => Body::Text(t.clone()),
         Body::Base64(b) => Body::Base64(b.clone()),

@@ -14,9 +14,14 @@ use serde::de::IgnoredAny;
 use super::model::{self, Content, Entry, NameValue, Param, PostData, Request, Response, Str};
 use crate::words;
 
-/// The entry at the start of `bytes`, and where it ends.
-pub(super) fn read_prefix(bytes: &[u8]) -> Option<(Entry<Str<'_>>, usize)> {
-    let mut reader = Reader { bytes, at: 0 };
+/// The entry at `at` in `bytes`, and where it ends. `text` is `bytes` when all of it is UTF-8,
+/// which spares checking each string.
+pub(super) fn read_at<'a>(
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+    at: usize,
+) -> Option<(Entry<Str<'a>>, usize)> {
+    let mut reader = Reader { bytes, text, at };
     let entry = reader.entry()?;
     Some((entry, reader.at))
 }
@@ -24,7 +29,12 @@ pub(super) fn read_prefix(bytes: &[u8]) -> Option<(Entry<Str<'_>>, usize)> {
 /// The entry that `bytes` holds, nothing else but whitespace after it.
 #[cfg(test)]
 fn read(bytes: &[u8]) -> Option<Entry<Str<'_>>> {
-    let (entry, end) = read_prefix(bytes)?;
+    let text = std::str::from_utf8(bytes).ok();
+    let (entry, end) = read_at(bytes, text, 0)?;
+    // Read without `text`, the entry is the same.
+    let (again, again_end) = read_at(bytes, None, 0)?;
+    assert_eq!(format!("{entry:?}"), format!("{again:?}"));
+    assert_eq!(end, again_end);
     let rest = bytes.get(end..)?;
     rest.iter()
         .all(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
@@ -33,6 +43,8 @@ fn read(bytes: &[u8]) -> Option<Entry<Str<'_>>> {
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// `bytes` as text, when it is all UTF-8.
+    text: Option<&'a str>,
     at: usize,
 }
 
@@ -188,7 +200,11 @@ impl<'a> Reader<'a> {
         match self.bytes.get(stop)? {
             b'"' => {
                 self.at = stop + 1;
-                let text = std::str::from_utf8(self.bytes.get(start..stop)?).ok()?;
+                // Cut at ASCII bytes, UTF-8 text is UTF-8.
+                let text = match self.text {
+                    Some(text) => text.get(start..stop)?,
+                    None => std::str::from_utf8(self.bytes.get(start..stop)?).ok()?,
+                };
                 Some(Str::borrowed(text))
             }
             b'\\' => self.escaped(start, stop),

@@ -626,12 +626,19 @@ fn body_of<S: AsRef<str>>(
     {
         return Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
-    if is_json(essence)
-        && let Ok(value) = serde_json::from_str::<Value>(text)
-        && serde_json::to_string(&value).is_ok_and(|compact| compact == text)
-    {
-        // Only when the client will write the same bytes; otherwise the text goes verbatim.
-        return Body::Json(value);
+    // JSON only when the client will write the same bytes; otherwise the text goes verbatim.
+    if is_json(essence) {
+        match crate::canonical::is_canonical(text) {
+            Some(true) => return Body::JsonText(text.to_string()),
+            Some(false) => {}
+            None => {
+                if let Ok(value) = serde_json::from_str::<Value>(text)
+                    && serde_json::to_string(&value).is_ok_and(|compact| compact == text)
+                {
+                    return Body::Json(value);
+                }
+            }
+        }
     }
     if essence == "application/x-www-form-urlencoded" {
         return crate::form::body_from_text(text);

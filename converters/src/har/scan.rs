@@ -427,9 +427,11 @@ fn work(rules: Rules<'_>, batch: Batch) -> Worked {
     let mut items = Vec::new();
     'regions: for &(from, to) in &ranges {
         let region = bytes.get(from..to).unwrap_or_default();
+        // Checked whole, the region's strings need no check of their own.
+        let text = std::str::from_utf8(region).ok();
         let mut at = 0;
         loop {
-            let Some((entry, end)) = read_entry(region, at) else {
+            let Some((entry, end)) = read_entry(region, text, at) else {
                 items.push(Item::Unsure);
                 break 'regions;
             };
@@ -461,15 +463,19 @@ fn work(rules: Rules<'_>, batch: Batch) -> Worked {
 
 /// The entry at `at` in `region`, and where it ends: read by hand when it has the usual shape,
 /// by serde_json otherwise.
-fn read_entry(region: &[u8], at: usize) -> Option<(model::Entry<model::Str<'_>>, usize)> {
+fn read_entry<'a>(
+    region: &'a [u8],
+    text: Option<&'a str>,
+    at: usize,
+) -> Option<(model::Entry<model::Str<'a>>, usize)> {
     let rest = region.get(at..)?;
     // An entry is an object (or, to serde, a struct written as an array); anything else is an
     // error that the streaming parser reports.
     if !matches!(rest.first(), Some(b'{' | b'[')) {
         return None;
     }
-    if let Some((entry, len)) = super::entry::read_prefix(rest) {
-        return Some((entry, at + len));
+    if let Some(read) = super::entry::read_at(region, text, at) {
+        return Some(read);
     }
     model::take_nested_number();
     let mut values =
