@@ -38,6 +38,8 @@ fn import_with_chunk(
     chunk: usize,
 ) -> Result<Import> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    // A document smaller than a chunk is read at once, into a buffer of its size.
+    let chunk = chunk.min(bytes.len() + 1);
     match fast(scan::Source::with_chunk(bytes, chunk), name, options) {
         Some(Ok(Streamed::Done(import))) => Ok(import),
         Some(Ok(Streamed::OutOfOrder)) => whole_slice(name, bytes, options),
