@@ -1,10 +1,11 @@
 //! The HAR importer: HAR 1.1 and 1.2 as browsers, mitmproxy, Charles, Fiddler and Playwright
 //! write them, turned into one task per kept request.
 //!
-//! The file is parsed once, straight into lenient typed structs (see `model`), which skip
-//! response bodies: a 45 MB recording imports in a fraction of a second with memory close to the
-//! size of its requests. Entries that cannot be replayed by HTTP tasks (WebSocket sessions,
-//! `CONNECT` tunnels, aborted requests) are counted and reported, never fatal.
+//! The file is parsed once, straight into lenient typed structs (see `model`, and `entry` for
+//! entries of the usual shape), which skip response bodies, on as many threads as there are
+//! cores (see `scan`): a 45 MB recording imports in about a tenth of a second with memory close
+//! to the size of its requests. Entries that cannot be replayed by HTTP tasks (WebSocket
+//! sessions, `CONNECT` tunnels, aborted requests) are counted and reported, never fatal.
 
 mod entry;
 mod model;
