@@ -868,6 +868,25 @@ fn wire_server() -> (
     (addr, log, accepted)
 }
 
+/// Runs `tasks` once without storing the run; asserts the exit code and returns stdout.
+fn replay_once(tasks: Value, code: i32) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn every_http1_framing_is_read_and_connections_are_reused_or_replaced() {
     let (addr, log, accepted) = wire_server();
@@ -895,20 +914,7 @@ fn every_http1_framing_is_read_and_connections_are_reused_or_replaced() {
         task("get", "/close", 200, Some("closed")),
         task("get", "/len", 200, Some("hello")),
     ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &plan(tasks, json!({})));
-    let out = ld()
-        .current_dir(dir.path())
-        .args(["replay", "plan.json", "--once", "--no-store"])
-        .output()
-        .expect("run");
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    replay_once(tasks, 0);
     let got = log.lock().expect("log").clone();
     assert_eq!(
         got,
@@ -941,20 +947,7 @@ fn a_timed_out_answer_fails_its_task_and_its_connection_is_not_reused() {
         {"method": "get", "request_url": format!("{base}/len"), "name": "after",
          "assertions": [{"type": "status_code", "value": 200}, {"type": "contains", "value": "hello"}]},
     ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "plan.json", &plan(tasks, json!({})));
-    let out = ld()
-        .current_dir(dir.path())
-        .args(["replay", "plan.json", "--once", "--no-store"])
-        .output()
-        .expect("run");
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = replay_once(tasks, 1);
     assert!(stdout.contains("slow: timed out after 300ms"), "{stdout}");
     assert!(!stdout.contains("after:"), "the next task passed: {stdout}");
     assert_eq!(

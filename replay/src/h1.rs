@@ -12,70 +12,24 @@
 //! of the connection. Interim 1xx answers are skipped.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use crate::task::Prepared;
 
 /// A cleartext or TLS byte stream.
-pub(crate) enum Io {
-    Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+pub(crate) type Io = Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
 
-impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Io::Tcp(s) => s,
-            Io::Tls(s) => s.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+fn tcp(io: &Io) -> &TcpStream {
+    match io {
+        Either::Left(s) => s,
+        Either::Right(s) => s.get_ref().0,
     }
 }
 
@@ -147,10 +101,15 @@ impl Conn {
         }
     }
 
+    /// True when the connection is over: interrupted, or closed by either side.
+    pub(crate) fn ended(&self) -> bool {
+        self.busy || self.done
+    }
+
     /// False when the connection must not carry another request: interrupted, closed by
     /// either side, or (after being idle a while) closed or written to by the server.
     pub(crate) fn usable(&mut self) -> bool {
-        if self.busy || self.done {
+        if self.ended() {
             return false;
         }
         if self.last_used.elapsed() < IDLE_CHECK {
@@ -160,7 +119,7 @@ impl Conn {
         // close_notify: the connection is over either way. No syscall is made when the
         // reactor has seen nothing arrive.
         let mut probe = [0u8; 1];
-        match self.io.tcp().try_read(&mut probe) {
+        match tcp(&self.io).try_read(&mut probe) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
             _ => {
                 self.done = true;

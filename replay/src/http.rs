@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use crate::HttpVersion;
 use crate::cookies::Jar;
@@ -180,7 +181,7 @@ impl HttpTransport {
                 }
             };
             if let Sender::H1(c) = &mut self.conns[index].sender
-                && !c.usable()
+                && c.ended()
             {
                 self.conns.swap_remove(index);
             }
@@ -327,9 +328,9 @@ async fn connect(
             .await
             .map_err(|e| format!("TLS handshake with {}:{}: {e}", p.host, p.port))?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        (h1::Io::Tls(Box::new(stream)), h2)
+        (Either::Right(Box::new(stream)), h2)
     } else {
-        (h1::Io::Tcp(tcp), version == HttpVersion::Http2)
+        (Either::Left(tcp), version == HttpVersion::Http2)
     };
     if !h2 {
         return Ok(Sender::H1(h1::Conn::new(io)));
