@@ -23,6 +23,16 @@ pub mod postman;
 mod secrets;
 mod words;
 
+#[cfg(test)]
+mod test_rand {
+    /// One step of xorshift64: the same inputs on every run, no dependency.
+    pub(crate) fn step(seed: &mut u64) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+    }
+}
+
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use output::{GivenLoad, Import, ImportOptions, Summary};

@@ -1322,9 +1322,7 @@ mod tests {
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             let len = (seed % 40) as usize;
             let s: String = (0..len)
                 .map(|i| pieces[((seed >> (i % 50)) as usize + i * 7) % pieces.len()])

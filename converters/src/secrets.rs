@@ -498,9 +498,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut matched = 0;
         for _ in 0..50_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             let n = (seed % 5) as usize;
             let name: String = (0..n)
                 .map(|i| pieces[((seed >> (8 * i + 3)) % pieces.len() as u64) as usize])

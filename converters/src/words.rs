@@ -40,9 +40,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let interesting = [0u8, 0x1f, 0x20, b'"', b'\\', b'{', 0x7f, 0x80, 0xa0, 0xff];
         for _ in 0..100_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             let bytes: Vec<u8> = (0..8)
                 .map(|i| {
                     let r = (seed >> (i * 7)) as usize;

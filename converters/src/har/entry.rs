@@ -736,9 +736,7 @@ mod tests {
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             (seed % n as u64) as usize
         };
         let mut read_some = 0;

@@ -882,9 +882,7 @@ mod tests {
         let pieces: &[u8] = b"a\"\\\x00\x7f\x80\xff\x22\x5c!#[]{}";
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             let len = (seed % 80) as usize;
             // Mostly plain bytes, so that the first match falls anywhere.
             let bytes: Vec<u8> = (0..len)
@@ -955,9 +953,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut ended = 0;
         for _ in 0..50_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             let mut bytes = if seed.is_multiple_of(2) {
                 b"{".to_vec()
             } else {
@@ -1066,9 +1062,7 @@ mod tests {
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::test_rand::step(&mut seed);
             (seed % n as u64) as usize
         };
         for bytes in fixtures() {
