@@ -476,8 +476,12 @@ fn encode(out: &mut Vec<u8>, method: &Method, p: &Prepared, cookie: Option<&Head
     let has_payload =
         !p.body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     if !framed && has_payload {
-        let n = itoa_buf(p.body.len());
-        line(out, b"content-length", n.as_bytes());
+        let mut digits = itoa::Buffer::new();
+        line(
+            out,
+            b"content-length",
+            digits.format(p.body.len()).as_bytes(),
+        );
     }
     out.extend_from_slice(b"\r\n");
     if p.body.len() >= COPY_BODY {
@@ -493,32 +497,6 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// A decimal number without an allocation.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut n: usize) -> Digits {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    Digits { buf, start: i }
 }
 
 /// Parses a response head off the front of `buf`; `None` when more bytes are needed. The
@@ -769,13 +747,5 @@ mod tests {
         assert!(!close(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"));
         assert!(close(b"HTTP/1.1 200 OK\r\nConnection: x, close\r\n\r\n"));
         assert!(!close(b"HTTP/1.1 200 OK\r\n\r\n"));
-    }
-
-    #[test]
-    fn numbers_are_written_in_decimal() {
-        for n in [0usize, 7, 10, 1234567890] {
-            let d = itoa_buf(n);
-            assert_eq!(d.as_bytes(), n.to_string().as_bytes());
-        }
     }
 }
