@@ -64,6 +64,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_parser = humantime::parse_duration, help_heading = "Connection")]
     pub(crate) timeout: Option<Duration>,
 
+    /// The most bytes of a response body kept for checks, extractors and the store, before
+    /// and after gzip/deflate decoding; a larger body fails its task, e.g. 512KiB
+    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = ld_recorder::parse_size, help_heading = "Connection")]
+    pub(crate) max_body: usize,
+
     /// Speak HTTP/1.1 only
     #[arg(
         long = "http1.1",
@@ -135,6 +140,7 @@ impl ReplayArgs {
         o.insecure = self.insecure;
         o.ca_cert = self.ca_cert.clone();
         o.timeout = self.timeout;
+        o.max_body = self.max_body;
         o.http = if self.http1 {
             HttpVersion::Http1
         } else if self.http2_prior_knowledge {

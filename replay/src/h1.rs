@@ -128,15 +128,16 @@ impl Conn {
         }
     }
 
-    /// Sends one request and reads its answer. `keep_body` false counts the body's bytes
-    /// without keeping them; `want_headers` false leaves the header map empty unless a cookie
+    /// Sends one request and reads its answer. `keep_body` is the most body bytes to keep
+    /// (past it the exchange fails); `None` counts the body's bytes without keeping them;
+    /// `want_headers` false leaves the header map empty unless a cookie
     /// is set.
     pub(crate) async fn exchange(
         &mut self,
         method: &Method,
         p: &Prepared,
         cookie: Option<&HeaderValue>,
-        keep_body: bool,
+        keep_body: Option<usize>,
         want_headers: bool,
     ) -> Result<Answer, Failure> {
         self.busy = true;
@@ -154,7 +155,7 @@ impl Conn {
         method: &Method,
         p: &Prepared,
         cookie: Option<&HeaderValue>,
-        keep_body: bool,
+        keep_body: Option<usize>,
         want_headers: bool,
     ) -> Result<Answer, Failure> {
         let separate = encode(&mut self.out, method, p, cookie);
@@ -228,7 +229,7 @@ impl Conn {
         &mut self,
         method: &Method,
         head: Head,
-        keep_body: bool,
+        keep_body: Option<usize>,
     ) -> Result<Answer, Failure> {
         let Head {
             status,
@@ -258,7 +259,7 @@ impl Conn {
                         .buf
                         .len()
                         .min(usize::try_from(left).unwrap_or(usize::MAX));
-                    body.take(&mut self.buf, take);
+                    body.take(&mut self.buf, take)?;
                     left -= take as u64;
                 }
             }
@@ -267,7 +268,7 @@ impl Conn {
                 self.done = true;
                 loop {
                     let all = self.buf.len();
-                    body.take(&mut self.buf, all);
+                    body.take(&mut self.buf, all)?;
                     if !self.fill_or_eof("the body").await? {
                         break;
                     }
@@ -339,7 +340,7 @@ impl Conn {
                     .buf
                     .len()
                     .min(usize::try_from(left).unwrap_or(usize::MAX));
-                body.take(&mut self.buf, take);
+                body.take(&mut self.buf, take)?;
                 left -= take as u64;
             }
             // The CRLF after the chunk's data.
@@ -399,15 +400,16 @@ enum Framing {
     ToEnd,
 }
 
-/// The body's bytes, kept or only counted.
+/// The body's bytes, kept (up to a cap) or only counted.
 struct Collected {
-    keep: bool,
+    /// The most bytes kept; `None`: only counted.
+    keep: Option<usize>,
     parts: BytesMut,
     wire: u64,
 }
 
 impl Collected {
-    fn new(keep: bool) -> Self {
+    fn new(keep: Option<usize>) -> Self {
         Collected {
             keep,
             parts: BytesMut::new(),
@@ -416,28 +418,59 @@ impl Collected {
     }
 
     fn reserve(&mut self, n: u64) {
-        if self.keep {
-            // A lying Content-Length must not allocate gigabytes up front.
-            let n = usize::try_from(n.min(16 << 20)).unwrap_or(0);
+        if let Some(cap) = self.keep {
+            // A lying Content-Length must not allocate gigabytes up front: at most the cap
+            // (past it the body fails anyway) and at most 16 MiB before bytes arrive.
+            let n = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(cap)
+                .min(16 << 20);
             self.parts.reserve(n);
         }
     }
 
-    /// Moves the first `n` bytes of `buf` into the body (or only counts them).
-    fn take(&mut self, buf: &mut BytesMut, n: usize) {
+    /// Moves the first `n` bytes of `buf` into the body (or only counts them); fails once
+    /// the kept body would pass its cap.
+    fn take(&mut self, buf: &mut BytesMut, n: usize) -> Result<(), Failure> {
         self.wire += n as u64;
-        if !self.keep {
+        let Some(cap) = self.keep else {
             buf.advance(n);
-        } else if self.parts.is_empty() && self.parts.capacity() == 0 {
+            return Ok(());
+        };
+        if self.parts.len() + n > cap {
+            buf.advance(n);
+            return Err(Failure::new(too_large(cap)));
+        }
+        if self.parts.is_empty() && self.parts.capacity() == 0 {
             self.parts = buf.split_to(n);
         } else {
             self.parts.extend_from_slice(&buf[..n]);
             buf.advance(n);
         }
+        Ok(())
     }
 
     fn finish(self) -> Bytes {
         self.parts.freeze()
+    }
+}
+
+/// The failure of a body past `--max-body`.
+pub(crate) fn too_large(cap: usize) -> String {
+    format!(
+        "response: the body is larger than the {} limit (--max-body)",
+        human_size(cap)
+    )
+}
+
+/// `10 MiB`, `512 KiB`, `100 bytes`.
+pub(crate) fn human_size(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
     }
 }
 

@@ -52,16 +52,19 @@ pub(crate) struct HttpTransport {
     conns: Vec<Conn>,
     pub(crate) jar: Jar,
     version: HttpVersion,
+    /// The most bytes of a body kept, before and after decoding (`--max-body`).
+    max_body: usize,
 }
 
 const MAX_REDIRECTS: usize = 10;
 
 impl HttpTransport {
-    pub(crate) fn new(version: HttpVersion) -> Self {
+    pub(crate) fn new(version: HttpVersion, max_body: usize) -> Self {
         HttpTransport {
             conns: Vec::new(),
             jar: Jar::default(),
             version,
+            max_body,
         }
     }
 
@@ -159,12 +162,13 @@ impl HttpTransport {
                 }
             };
             let conn = &mut self.conns[index];
+            let keep = want_body.then_some(self.max_body);
             let answer = match &mut conn.sender {
                 Sender::H1(c) => {
-                    c.exchange(method, p, cookie.as_ref(), want_body, want_headers)
+                    c.exchange(method, p, cookie.as_ref(), keep, want_headers)
                         .await
                 }
-                Sender::H2(s) => send_h2(s, method, p, cookie.as_ref(), want_body).await,
+                Sender::H2(s) => send_h2(s, method, p, cookie.as_ref(), keep).await,
             };
             let answer = match answer {
                 Ok(a) => a,
@@ -192,7 +196,7 @@ impl HttpTransport {
                 }
             }
             let body = if want_body {
-                decode(answer.coding.as_deref(), answer.body)
+                decode(answer.coding.as_deref(), answer.body, self.max_body).await?
             } else {
                 Bytes::new()
             };
@@ -249,7 +253,7 @@ async fn send_h2(
     method: &Method,
     p: &Prepared,
     cookie: Option<&HeaderValue>,
-    want_body: bool,
+    keep_body: Option<usize>,
 ) -> Result<h1::Answer, h1::Failure> {
     // `unsent`: the request was certainly not sent.
     let failed = |what: &str, e: hyper::Error| h1::Failure {
@@ -282,6 +286,7 @@ async fn send_h2(
         .map_err(|e| failed("request", e))?;
     let (parts, mut body) = response.into_parts();
     let mut wire = 0u64;
+    let mut kept = 0usize;
     let mut chunks: Vec<Bytes> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| h1::Failure {
@@ -291,7 +296,16 @@ async fn send_h2(
         })?;
         if let Ok(data) = frame.into_data() {
             wire += data.len() as u64;
-            if want_body {
+            if let Some(cap) = keep_body {
+                kept += data.len();
+                if kept > cap {
+                    // Dropping the body resets the stream; the connection stays usable.
+                    return Err(h1::Failure {
+                        unsent: false,
+                        no_reply: false,
+                        message: h1::too_large(cap),
+                    });
+                }
                 chunks.push(data);
             }
         }
@@ -373,31 +387,58 @@ fn concat(chunks: Vec<Bytes>) -> Bytes {
     }
 }
 
-/// The body decoded from the `Content-Encoding` given, when it is gzip or deflate.
-fn decode(coding: Option<&[u8]>, raw: Bytes) -> Bytes {
-    use std::io::Read;
+/// Bodies whose encoded size is at least this are decoded on the blocking pool, so a
+/// large decode never holds up the other users of this worker thread.
+const DECODE_INLINE: usize = 64 * 1024;
+
+/// The body decoded from the `Content-Encoding` given, when it is gzip or deflate, holding
+/// no more than `cap` decoded bytes: a body that decodes past it fails (a compression bomb
+/// costs `cap` bytes and the time to inflate them, never more). A body that is not valid
+/// in its coding is kept as it came.
+async fn decode(coding: Option<&[u8]>, raw: Bytes, cap: usize) -> Result<Bytes, String> {
     let coding = coding
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(|s| s.trim().to_ascii_lowercase());
-    let mut out = Vec::new();
-    let ok = match coding.as_deref() {
-        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .is_ok(),
-        Some("deflate") => {
-            flate2::read::ZlibDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .is_ok()
-                || {
-                    out.clear();
-                    flate2::read::DeflateDecoder::new(&raw[..])
-                        .read_to_end(&mut out)
-                        .is_ok()
-                }
-        }
-        _ => return raw,
+    let kind = match coding.as_deref() {
+        Some("gzip") | Some("x-gzip") => Coding::Gzip,
+        Some("deflate") => Coding::Deflate,
+        _ => return Ok(raw),
     };
-    if ok { Bytes::from(out) } else { raw }
+    if raw.len() < DECODE_INLINE {
+        return decode_bounded(kind, raw, cap);
+    }
+    tokio::task::spawn_blocking(move || decode_bounded(kind, raw, cap))
+        .await
+        .map_err(|e| format!("decoding the body: {e}"))?
+}
+
+#[derive(Clone, Copy)]
+enum Coding {
+    Gzip,
+    Deflate,
+}
+
+fn decode_bounded(kind: Coding, raw: Bytes, cap: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    // Reads at most `cap + 1` bytes: one more than the cap tells a body that is too large.
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let read = |r: &mut dyn Read| -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        r.take(limit).read_to_end(&mut out).ok().map(|_| out)
+    };
+    let out = match kind {
+        Coding::Gzip => read(&mut flate2::read::GzDecoder::new(&raw[..])),
+        Coding::Deflate => read(&mut flate2::read::ZlibDecoder::new(&raw[..]))
+            .or_else(|| read(&mut flate2::read::DeflateDecoder::new(&raw[..]))),
+    };
+    match out {
+        Some(out) if out.len() > cap => Err(format!(
+            "response: the decoded body is larger than the {} limit (--max-body)",
+            h1::human_size(cap)
+        )),
+        Some(out) => Ok(Bytes::from(out)),
+        None => Ok(raw),
+    }
 }
 
 fn is_redirect(status: u16) -> bool {

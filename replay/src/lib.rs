@@ -106,7 +106,13 @@ pub struct ReplayOptions {
     pub quiet: bool,
     /// Stores the run (names, every record, sampled response shapes); `None`: not stored.
     pub store: Option<ld_store::Recorder>,
+    /// The most bytes of a response body kept for checks, extractors and the store, before
+    /// and after decoding; a larger body fails its task. Default [`DEFAULT_MAX_BODY`].
+    pub max_body: usize,
 }
+
+/// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
+pub const DEFAULT_MAX_BODY: usize = 10 << 20;
 
 impl ReplayOptions {
     /// Defaults for `plan`: the plan's own load, no extra report, progress on.
@@ -124,6 +130,7 @@ impl ReplayOptions {
             progress: true,
             quiet: false,
             store: None,
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }
@@ -453,8 +460,9 @@ async fn run_test(
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
-    let ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http)
+    let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http)
         .with_store(options.store.clone());
+    ctx.max_body = options.max_body;
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());

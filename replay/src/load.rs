@@ -146,6 +146,8 @@ pub(crate) struct TestCtx {
     pub(crate) http: HttpVersion,
     /// The run store's recorder, for sampled response bodies (see `store`).
     pub(crate) store: Option<ld_store::Recorder>,
+    /// The most bytes of a response body kept (`--max-body`).
+    pub(crate) max_body: usize,
     cumulative: Vec<u64>,
 }
 
@@ -174,6 +176,7 @@ impl TestCtx {
             epoch,
             http,
             store: None,
+            max_body: crate::DEFAULT_MAX_BODY,
             cumulative,
         }
     }
@@ -209,7 +212,7 @@ impl Vu {
             None => SmallRng::from_os_rng(),
         };
         Vu {
-            transport: HttpTransport::new(ctx.http),
+            transport: HttpTransport::new(ctx.http, ctx.max_body),
             vars: ctx.vars.clone(),
             session: HashMap::new(),
             rng,
