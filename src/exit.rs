@@ -21,7 +21,12 @@ pub(crate) const BROKEN_PIPE: u8 = OK;
 pub(crate) fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if info.payload_as_str().is_some_and(is_broken_pipe_panic) {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        if message.is_some_and(is_broken_pipe_panic) {
             std::process::exit(i32::from(BROKEN_PIPE));
         }
         default(info);
