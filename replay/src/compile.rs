@@ -150,6 +150,17 @@ pub(crate) const MAX_COUNT: u64 = 1_000_000;
 /// The most retries of a transient failure.
 pub(crate) const MAX_RETRIES: u64 = 100;
 
+/// The most users an open-model run keeps without `--users`: the plan's users, or one
+/// second's worth of arrivals up to [`DEFAULT_OPEN_USERS`], whichever is more. Arrivals that
+/// find every user busy are dropped and counted.
+pub(crate) fn open_model_users(plan_users: u64, rate: f64) -> u64 {
+    let per_second = rate.ceil().clamp(1.0, DEFAULT_OPEN_USERS as f64) as u64;
+    plan_users.max(per_second)
+}
+
+/// See [`open_model_users`].
+pub(crate) const DEFAULT_OPEN_USERS: u64 = 1_000;
+
 /// A JSON number, finite, within `lo..=hi`; the error names the pointer and the bounds.
 fn number_in(file: &Path, v: &Value, p: &str, lo: f64, hi: f64, what: &str) -> Result<f64> {
     let Some(f) = v.as_f64() else {
@@ -1590,6 +1601,108 @@ mod tests {
             p.unresolved
         );
         assert_eq!(p.unresolved[0].pointer, "/1/1/tasks/0/request_url");
+    }
+
+    #[test]
+    fn the_open_model_keeps_at_most_a_thousand_users_unless_the_plan_has_more() {
+        assert_eq!(open_model_users(50, 1_000_000.0), DEFAULT_OPEN_USERS);
+        assert_eq!(open_model_users(50, 10.0), 50);
+        assert_eq!(open_model_users(5, 200.5), 201);
+        assert_eq!(open_model_users(5000, 1_000_000.0), 5000);
+        assert_eq!(open_model_users(0, 0.001), 1);
+    }
+
+    #[test]
+    fn out_of_range_numbers_name_their_pointer() {
+        for (field, pointer) in [
+            (r#""test_time": 1e300"#, "/0/1/test_time"),
+            (r#""test_time": -1"#, "/0/1/test_time"),
+            (r#""user_count": 1000001"#, "/0/1/user_count"),
+            (r#""user_count": 2.5"#, "/0/1/user_count"),
+            (r#""spawn_rate": "5""#, "/0/1/spawn_rate"),
+            (
+                r#""load_shape": "stages", "shape_config": {"stages": [{"duration": 1e300, "users": 1}]}"#,
+                "/0/1/shape_config/stages/0/duration",
+            ),
+            (
+                r#""load_shape": "soak", "shape_config": {"hold_secs": 5}"#,
+                "/0/1/shape_config/hold_secs",
+            ),
+        ] {
+            let text = format!(
+                r#"[["LD_start_test", {{{field}, "tasks": [{{"method": "get", "request_url": "http://h/"}}]}}]]"#
+            );
+            let e = compile_text(&text).expect_err(field);
+            assert!(e.to_string().contains(pointer), "{field}: {e}");
+            assert!(e.is_input_error());
+        }
+        for (field, pointer) in [
+            (r#""timeout": 1e300"#, "/0/1/tasks/0/timeout"),
+            (r#""timeout": 0"#, "/0/1/tasks/0/timeout"),
+            (
+                r#""think_time": {"min": 2, "max": 1}"#,
+                "/0/1/tasks/0/think_time/max",
+            ),
+            (r#""think_time": -0.5"#, "/0/1/tasks/0/think_time"),
+            (r#""throttle": {"rps": "5"}"#, "/0/1/tasks/0/throttle/rps"),
+            (
+                r#""throttle": {"rps": 5, "burst": -1}"#,
+                "/0/1/tasks/0/throttle/burst",
+            ),
+            (
+                r#""retry": {"transient": 1e9}"#,
+                "/0/1/tasks/0/retry/transient",
+            ),
+            (r#""weight": -1"#, "/0/1/tasks/0/weight"),
+        ] {
+            let text = format!(
+                r#"[["LD_start_test", {{"tasks": [{{"method": "get", "request_url": "http://h/", {field}}}]}}]]"#
+            );
+            let e = compile_text(&text).expect_err(field);
+            assert!(e.to_string().contains(pointer), "{field}: {e}");
+        }
+        let e = compile_text(r#"[["LD_wait", {"seconds": 1e300}]]"#).expect_err("wait");
+        assert!(e.to_string().contains("/0/1/seconds"), "{e}");
+    }
+
+    #[test]
+    fn fields_not_acted_on_are_noted_with_their_pointer() {
+        let p = compile_text(
+            r#"[["LD_start_test", {"runner_mode": "local", "expected_workers": 2, "engine": "x",
+                "web_ui_dict": {}, "user_detail_dict": {"user": "http_user", "wait": 1},
+                "tasks": [{"method": "get", "request_url": "http://h/", "retry": {"flaky": 2}}]}]]"#,
+        )
+        .expect("compiles");
+        let notes = p.notes.join("\n");
+        for needle in [
+            "/0/1/runner_mode: `runner_mode`",
+            "/0/1/expected_workers: `expected_workers`",
+            "/0/1/engine: `engine`",
+            "/0/1/web_ui_dict: `web_ui_dict`",
+            "/0/1/user_detail_dict/wait: `wait`",
+            "/0/1/tasks/0/retry/flaky: `flaky`",
+        ] {
+            assert!(notes.contains(needle), "{needle} in {notes}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_gives_line_and_column() {
+        let e = decode(Path::new("plan.json"), b"[\n  \"\xc3\xa9\xff\"]").expect_err("utf-8");
+        assert!(
+            e.to_string().starts_with("plan.json:2:5: invalid UTF-8"),
+            "{e}"
+        );
+        assert_eq!(decode(Path::new("p"), b"ok").ok(), Some("ok"));
+    }
+
+    #[test]
+    fn a_missing_csv_source_names_its_pointer() {
+        let e = compile_text(
+            r#"[["LD_register_csv_source", {"name": "u", "file_path": "/nonexistent/users.csv"}]]"#,
+        )
+        .expect_err("missing");
+        assert!(e.to_string().contains("/0/1/file_path"), "{e}");
     }
 
     #[test]

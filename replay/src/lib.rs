@@ -424,7 +424,7 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
     if let Some(rate) = o.rate {
         let max_users = o
             .users
-            .unwrap_or_else(|| open_model_users(spec.users, rate))
+            .unwrap_or_else(|| compile::open_model_users(spec.users, rate))
             .max(1);
         return Load::Open {
             rate,
@@ -461,17 +461,6 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
         profile: if overridden { None } else { spec.shape.clone() },
     }
 }
-
-/// The most users an open-model run keeps without `--users`: the plan's users, or one
-/// second's worth of arrivals up to [`DEFAULT_OPEN_USERS`], whichever is more. Arrivals that
-/// find every user busy are dropped and counted.
-fn open_model_users(plan_users: u64, rate: f64) -> u64 {
-    let per_second = rate.ceil().clamp(1.0, DEFAULT_OPEN_USERS as f64) as u64;
-    plan_users.max(per_second)
-}
-
-/// See [`open_model_users`].
-const DEFAULT_OPEN_USERS: u64 = 1_000;
 
 async fn run_test(
     spec: &TestSpec,
