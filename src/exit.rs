@@ -10,6 +10,48 @@ pub(crate) const FAILED: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// A runtime failure: bind, network, TLS, database.
 pub(crate) const RUNTIME: u8 = 3;
+/// The reader of standard output (or error) went away, as in `ld replay plan.json | head -1`:
+/// ld stops at once without a message and exits 0, like ripgrep.
+pub(crate) const BROKEN_PIPE: u8 = OK;
+
+/// `print!` and `eprintln!` panic when the pipe they write to is closed; a C program would
+/// die of SIGPIPE there, quietly. This panic hook ends the process the same quiet way with
+/// [`BROKEN_PIPE`] for that one panic (from any thread, the engine's included) and leaves
+/// every other panic to the default hook.
+pub(crate) fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        if message.is_some_and(is_broken_pipe_panic) {
+            std::process::exit(i32::from(BROKEN_PIPE));
+        }
+        default(info);
+    }));
+}
+
+/// The message std's print macros panic with when the pipe is closed.
+fn is_broken_pipe_panic(message: &str) -> bool {
+    let printing = message.starts_with("failed printing to stdout")
+        || message.starts_with("failed printing to stderr");
+    printing && message.contains(&broken_pipe_text())
+}
+
+/// How std renders the broken pipe error in a panic message (`Broken pipe (os error 32)`).
+fn broken_pipe_text() -> String {
+    #[cfg(unix)]
+    {
+        // EPIPE is 32 on Linux, macOS and the BSDs.
+        std::io::Error::from_raw_os_error(32).to_string()
+    }
+    #[cfg(not(unix))]
+    {
+        std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string()
+    }
+}
 
 /// An error that carries its exit code; anything else is a runtime failure.
 #[derive(Debug)]

@@ -28,7 +28,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long, help_heading = "Load", conflicts_with_all = ["users", "spawn_rate", "duration", "iterations", "rate", "stages"])]
     pub(crate) once: bool,
 
-    /// Virtual users (with --rate: the most that may run at once)
+    /// Virtual users, at most 1000000 (with --rate: the most that may run at once)
     #[arg(short, long, help_heading = "Load")]
     pub(crate) users: Option<u64>,
 
@@ -44,7 +44,9 @@ pub(crate) struct ReplayArgs {
     #[arg(short = 'n', long, help_heading = "Load")]
     pub(crate) iterations: Option<u64>,
 
-    /// Open model: start iterations at this constant rate, e.g. 500/s
+    /// Open model: start iterations at this constant rate, e.g. 500/s (at most 1000000/s).
+    /// At most --users run at once (default: the plan's users or one second of arrivals up
+    /// to 1000, whichever is more); an arrival that finds them all busy is dropped and counted
     #[arg(long, value_parser = ld_replay::parse_rate, help_heading = "Load", conflicts_with = "stages")]
     pub(crate) rate: Option<f64>,
 

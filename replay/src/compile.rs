@@ -123,6 +123,135 @@ const HTTP_USERS: &[&str] = &["fast_http_user", "http_user"];
 /// Commands that only return data to a Python caller: accepted, and skipped with a note.
 const SKIPPED_COMMANDS: &[&str] = &["LD_generate_html", "LD_generate_json", "LD_generate_xml"];
 
+/// `LD_start_test` fields LoadDensity reads for its web UI, its distributed runners or its
+/// database sources: accepted, and left alone by ld replay with a warning.
+const IGNORED_START_FIELDS: &[&str] = &[
+    "web_ui_dict",
+    "runner_mode",
+    "engine",
+    "db_sources",
+    "master_bind_host",
+    "master_bind_port",
+    "master_host",
+    "master_port",
+    "expected_workers",
+    "worker_startup_policy",
+];
+
+/// The longest duration a plan or an option may give (test time, timeouts, stages, think
+/// times, waits): one year, in seconds.
+pub(crate) const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+/// The most virtual users a plan or an option may ask for.
+pub(crate) const MAX_USERS: u64 = 1_000_000;
+/// The highest rate (users spawned, iterations started or requests throttled, per second).
+pub(crate) const MAX_RATE: f64 = 1_000_000.0;
+/// The largest count of anything else (throttle burst, task weight).
+pub(crate) const MAX_COUNT: u64 = 1_000_000;
+/// The most retries of a transient failure.
+pub(crate) const MAX_RETRIES: u64 = 100;
+
+/// The most users an open-model run keeps without `--users`: the plan's users, or one
+/// second's worth of arrivals up to [`DEFAULT_OPEN_USERS`], whichever is more. Arrivals that
+/// find every user busy are dropped and counted.
+pub(crate) fn open_model_users(plan_users: u64, rate: f64) -> u64 {
+    let per_second = rate.ceil().clamp(1.0, DEFAULT_OPEN_USERS as f64) as u64;
+    plan_users.max(per_second)
+}
+
+/// See [`open_model_users`].
+pub(crate) const DEFAULT_OPEN_USERS: u64 = 1_000;
+
+/// A JSON number, finite, within `lo..=hi`; the error names the pointer and the bounds.
+fn number_in(file: &Path, v: &Value, p: &str, lo: f64, hi: f64, what: &str) -> Result<f64> {
+    let Some(f) = v.as_f64() else {
+        return Err(err(
+            file,
+            p,
+            format!("expected {what}, found {}", kind_of(v)),
+        ));
+    };
+    if !f.is_finite() || f < lo || f > hi {
+        return Err(err(
+            file,
+            p,
+            format!("{v} is out of range for {what}: {lo} to {hi}"),
+        ));
+    }
+    Ok(f)
+}
+
+/// Seconds from 0 to [`MAX_SECONDS`].
+fn seconds(file: &Path, v: &Value, p: &str) -> Result<Duration> {
+    let f = number_in(file, v, p, 0.0, MAX_SECONDS, "a number of seconds")?;
+    Duration::try_from_secs_f64(f).map_err(|e| err(file, p, e))
+}
+
+/// A whole number from 0 to `max`.
+fn count(file: &Path, v: &Value, p: &str, max: u64, what: &str) -> Result<u64> {
+    let f = number_in(file, v, p, 0.0, max as f64, what)?;
+    if f.fract() != 0.0 {
+        return Err(err(file, p, format!("expected {what}, found {f}")));
+    }
+    Ok(f as u64)
+}
+
+/// A rate per second from 0 to [`MAX_RATE`].
+fn rate(file: &Path, v: &Value, p: &str) -> Result<f64> {
+    number_in(file, v, p, 0.0, MAX_RATE, "a rate per second")
+}
+
+/// How an error message names a JSON value's type.
+fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("{n}"),
+        Value::String(s) => format!("the string {}", Value::String(s.clone())),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The load options checked against the same bounds as the plan: the error names the flag.
+pub(crate) fn check_overrides(o: &crate::LoadOverrides, timeout: Option<Duration>) -> Result<()> {
+    let bad = |m: String| Err(Error::Options(m));
+    let max = Duration::from_secs(MAX_SECONDS as u64);
+    if let Some(u) = o.users
+        && u > MAX_USERS
+    {
+        return bad(format!("--users {u}: at most {MAX_USERS}"));
+    }
+    if let Some(r) = o.spawn_rate
+        && !(r.is_finite() && (0.0..=MAX_RATE).contains(&r))
+    {
+        return bad(format!("--spawn-rate {r}: 0 to {MAX_RATE} per second"));
+    }
+    if let Some(r) = o.rate
+        && !(r.is_finite() && r > 0.0 && r <= MAX_RATE)
+    {
+        return bad(format!("--rate {r}/s: above 0, at most {MAX_RATE}/s"));
+    }
+    for (flag, d) in [("--duration", o.duration), ("--timeout", timeout)] {
+        if let Some(d) = d
+            && d > max
+        {
+            return bad(format!("{flag} {d:?}: at most one year ({MAX_SECONDS} s)"));
+        }
+    }
+    if timeout == Some(Duration::ZERO) {
+        return bad("--timeout 0: a timeout must be above 0".into());
+    }
+    for s in o.stages.iter().flatten() {
+        if s.duration > max || s.target > MAX_USERS {
+            return bad(format!(
+                "--stages {:?}:{}: at most one year and {MAX_USERS} users a stage",
+                s.duration, s.target
+            ));
+        }
+    }
+    Ok(())
+}
+
 struct Compiler<'s> {
     settings: &'s Settings,
     program: Program,
@@ -148,6 +277,27 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
     };
     c.file(path, text)?;
     Ok(c.program)
+}
+
+/// The text of a plan or CSV file read as bytes: invalid UTF-8 is an input error that gives
+/// the line and column (1-based, in characters) of the first invalid byte.
+pub(crate) fn decode<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // The prefix is valid UTF-8, so its characters are countable.
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Error::plan(format!(
+            "{}:{line}:{column}: invalid UTF-8 (byte 0x{:02x} at offset {})",
+            path.display(),
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// Formats a plan error for `file` at `pointer`.
@@ -285,10 +435,11 @@ impl Compiler<'_> {
             }
             "LD_wait" => {
                 let kw = kwargs(file, action, &["seconds"], pointer)?;
-                let secs = kw.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
-                self.program.steps.push(Step::Wait(Duration::from_secs_f64(
-                    secs.clamp(0.0, 86_400.0),
-                )));
+                let wait = match kw.get("seconds") {
+                    None | Some(Value::Null) => Duration::ZERO,
+                    Some(v) => seconds(file, v, &format!("{pointer}/1/seconds"))?,
+                };
+                self.program.steps.push(Step::Wait(wait));
             }
             "LD_execute_action" => {
                 let list = match &action.args {
@@ -319,11 +470,15 @@ impl Compiler<'_> {
                         return Err(err(file, &p, "expected a file path"));
                     };
                     let path = base_dir(file).join(rel);
-                    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-                        path: path.display().to_string(),
-                        source,
+                    let bytes = std::fs::read(&path).map_err(|source| {
+                        err(
+                            file,
+                            &p,
+                            format!("cannot read {}: {source}", path.display()),
+                        )
                     })?;
-                    self.file(&path, &text)?;
+                    let text = decode(&path, &bytes)?;
+                    self.file(&path, text)?;
                 }
             }
             other if SKIPPED_COMMANDS.contains(&other) => {
@@ -393,11 +548,15 @@ impl Compiler<'_> {
             .ok_or_else(|| err(file, pointer, "a CSV source needs a `file_path`"))?;
         let cycle = map.get("cycle").is_none_or(|v| v.as_bool().unwrap_or(true));
         let path = resolve_path(file, rel);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-            path: path.display().to_string(),
-            source,
+        let bytes = std::fs::read(&path).map_err(|source| {
+            err(
+                file,
+                &format!("{pointer}/file_path"),
+                format!("cannot read the CSV source {}: {source}", path.display()),
+            )
         })?;
-        let mut lines = parse_csv(&text).into_iter();
+        let text = decode(&path, &bytes)?;
+        let mut lines = parse_csv(text).into_iter();
         let columns = lines.next().unwrap_or_default();
         let rows: Vec<Vec<String>> = lines
             .filter(|r| !(r.len() == 1 && r[0].is_empty()))
@@ -420,6 +579,26 @@ impl Compiler<'_> {
             let Value::Object(ud) = ud else {
                 return Err(err(file, &at("user_detail_dict"), "expected an object"));
             };
+            for key in ud.keys() {
+                if key != "user" && key != "host" {
+                    self.program.notes.push(format!(
+                        "{}/{}: `{key}` is accepted and not acted on by ld replay",
+                        at("user_detail_dict"),
+                        escape_pointer(key)
+                    ));
+                }
+            }
+            for key in ["user", "host"] {
+                if let Some(v) = ud.get(key)
+                    && !v.is_string()
+                {
+                    return Err(err(
+                        file,
+                        &format!("{}/{key}", at("user_detail_dict")),
+                        format!("expected a string, found {}", kind_of(v)),
+                    ));
+                }
+            }
             let user = ud
                 .get("user")
                 .and_then(Value::as_str)
@@ -440,41 +619,45 @@ impl Compiler<'_> {
             .and_then(|u| u.get("host"))
             .and_then(Value::as_str)
             .map(|h| h.trim_end_matches('/').to_string());
-        let number = |k: &str| -> Result<Option<f64>> {
-            match kw.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|f| *f >= 0.0)
-                    .map(Some)
-                    .ok_or_else(|| err(file, &at(k), "expected a non-negative number")),
-            }
+        let users = match kw.get("user_count") {
+            None | Some(Value::Null) => 50,
+            Some(v) => count(file, v, &at("user_count"), MAX_USERS, "a number of users")?,
         };
-        let users = number("user_count")?.unwrap_or(50.0) as u64;
-        let spawn_rate = number("spawn_rate")?.unwrap_or(10.0);
+        let spawn_rate = match kw.get("spawn_rate") {
+            None | Some(Value::Null) => 10.0,
+            Some(v) => rate(file, v, &at("spawn_rate"))?,
+        };
         let duration = match kw.get("test_time") {
             None => Some(Duration::from_secs(60)),
             Some(Value::Null) => None,
-            Some(_) => number("test_time")?.map(Duration::from_secs_f64),
+            Some(v) => Some(seconds(file, v, &at("test_time"))?),
         };
-        for k in [
-            "db_sources",
-            "master_bind_host",
-            "master_host",
-            "expected_workers",
-        ] {
-            if kw.contains_key(k) {
-                self.program
-                    .notes
-                    .push(format!("{}: `{k}` is ignored by ld replay", at(k)));
+        for k in IGNORED_START_FIELDS {
+            if kw.contains_key(*k) {
+                self.program.notes.push(format!(
+                    "{}: `{k}` is accepted and not acted on by ld replay",
+                    at(k)
+                ));
             }
         }
         let shape = match kw.get("load_shape") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(kind)) => Some(
-                Profile::from_shape(kind, kw.get("shape_config").unwrap_or(&Value::Null))
-                    .map_err(|m| err(file, &at("load_shape"), m))?,
-            ),
+            None | Some(Value::Null) => {
+                if kw.get("shape_config").is_some_and(|c| !c.is_null()) {
+                    self.program.notes.push(format!(
+                        "{}: `shape_config` is not acted on without a `load_shape`",
+                        at("shape_config")
+                    ));
+                }
+                None
+            }
+            Some(Value::String(kind)) => {
+                let config = kw.get("shape_config").unwrap_or(&Value::Null);
+                check_shape(file, kind, config, &at("load_shape"), &at("shape_config"))?;
+                Some(
+                    Profile::from_shape(kind, config)
+                        .map_err(|m| err(file, &at("load_shape"), m))?,
+                )
+            }
             Some(_) => {
                 return Err(err(
                     file,
@@ -743,11 +926,13 @@ impl Compiler<'_> {
         };
         let timeout = match t.get("timeout") {
             None | Some(Value::Null) => self.settings.timeout,
-            Some(v) => v
-                .as_f64()
-                .filter(|f| *f > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| err(file, &at("timeout"), "expected a number of seconds"))?,
+            Some(v) => {
+                let d = seconds(file, v, &at("timeout"))?;
+                if d.is_zero() {
+                    return Err(err(file, &at("timeout"), "a timeout must be above 0"));
+                }
+                d
+            }
         };
         let follow_redirects = match t.get("allow_redirects") {
             None | Some(Value::Null) => false,
@@ -794,22 +979,40 @@ impl Compiler<'_> {
         };
         let weight = match t.get("weight") {
             None | Some(Value::Null) => 1,
-            Some(v) => match v
-                .as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            {
-                Some(w) => w.max(0.0) as u64,
-                None => return Err(err(file, &at("weight"), "expected a number")),
+            // LoadDensity's plans sometimes quote the weight.
+            Some(Value::String(s)) => match s.trim().parse::<f64>() {
+                Ok(w) => count(file, &Value::from(w), &at("weight"), MAX_COUNT, "a weight")?,
+                Err(_) => {
+                    return Err(err(
+                        file,
+                        &at("weight"),
+                        format!(
+                            "expected a weight, found {}",
+                            kind_of(&Value::String(s.clone()))
+                        ),
+                    ));
+                }
             },
+            Some(v) => count(file, v, &at("weight"), MAX_COUNT, "a weight")?,
         };
         let think = match t.get("think_time") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(Think::Fixed(secs(n.as_f64().unwrap_or(0.0)))),
+            Some(v @ Value::Number(_)) => Some(Think::Fixed(seconds(file, v, &at("think_time"))?)),
             Some(Value::Object(m)) => {
-                check_keys(file, m, &["min", "max"], &at("think_time"))?;
-                let lo = m.get("min").and_then(Value::as_f64).unwrap_or(0.0);
-                let hi = m.get("max").and_then(Value::as_f64).unwrap_or(lo);
-                Some(Think::Between(secs(lo), secs(hi)))
+                let tp = at("think_time");
+                check_keys(file, m, &["min", "max"], &tp)?;
+                let lo = match m.get("min") {
+                    None | Some(Value::Null) => Duration::ZERO,
+                    Some(v) => seconds(file, v, &format!("{tp}/min"))?,
+                };
+                let hi = match m.get("max") {
+                    None | Some(Value::Null) => lo,
+                    Some(v) => seconds(file, v, &format!("{tp}/max"))?,
+                };
+                if hi < lo {
+                    return Err(err(file, &format!("{tp}/max"), "`max` is below `min`"));
+                }
+                Some(Think::Between(lo, hi))
             }
             Some(_) => {
                 return Err(err(
@@ -822,32 +1025,71 @@ impl Compiler<'_> {
         let throttle = match t.get("throttle") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => {
-                check_keys(file, m, &["rps", "burst", "key"], &at("throttle"))?;
-                match m.get("rps").and_then(Value::as_f64) {
-                    Some(rps) if rps > 0.0 => {
-                        let key = m
-                            .get("key")
-                            .map(value_text)
-                            .unwrap_or_else(|| name_text.clone());
-                        let burst = m.get("burst").and_then(Value::as_u64).unwrap_or(1);
-                        Some(
-                            self.throttles
-                                .entry(key)
-                                .or_insert_with(|| Arc::new(Throttle::new(rps, burst)))
-                                .clone(),
-                        )
-                    }
-                    _ => None,
+                let tp = at("throttle");
+                check_keys(file, m, &["rps", "burst", "key"], &tp)?;
+                let rps = match m.get("rps") {
+                    Some(v) => rate(file, v, &format!("{tp}/rps"))?,
+                    None => return Err(err(file, &tp, "a throttle needs `rps`")),
+                };
+                if rps == 0.0 {
+                    return Err(err(
+                        file,
+                        &format!("{tp}/rps"),
+                        "a throttle's `rps` must be above 0",
+                    ));
                 }
+                let burst = match m.get("burst") {
+                    None | Some(Value::Null) => 1,
+                    Some(v) => count(file, v, &format!("{tp}/burst"), MAX_COUNT, "a burst size")?,
+                };
+                let key = m
+                    .get("key")
+                    .map(value_text)
+                    .unwrap_or_else(|| name_text.clone());
+                Some(
+                    self.throttles
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(Throttle::new(rps, burst)))
+                        .clone(),
+                )
             }
-            Some(_) => return Err(err(file, &at("throttle"), "expected {rps, burst, key}")),
+            Some(v) => {
+                return Err(err(
+                    file,
+                    &at("throttle"),
+                    format!("expected {{rps, burst, key}}, found {}", kind_of(v)),
+                ));
+            }
         };
         let retries = match t.get("retry") {
             None | Some(Value::Null) => 0,
             Some(Value::Object(m)) => {
-                m.get("transient").and_then(Value::as_u64).unwrap_or(5) as u32
+                let rp = at("retry");
+                for key in m.keys().filter(|k| k.as_str() != "transient") {
+                    self.program.notes.push(format!(
+                        "{rp}/{}: `{key}` is accepted and not acted on by ld replay (it retries \
+                         transport failures `transient` times)",
+                        escape_pointer(key)
+                    ));
+                }
+                match m.get("transient") {
+                    None | Some(Value::Null) => 5,
+                    Some(v) => count(
+                        file,
+                        v,
+                        &format!("{rp}/transient"),
+                        MAX_RETRIES,
+                        "a number of retries",
+                    )? as u32,
+                }
             }
-            Some(_) => return Err(err(file, &at("retry"), "expected an object")),
+            Some(v) => {
+                return Err(err(
+                    file,
+                    &at("retry"),
+                    format!("expected an object, found {}", kind_of(v)),
+                ));
+            }
         };
         // A failed assertion quotes the body, so any check keeps it (a single-chunk body is
         // kept without a copy).
@@ -880,8 +1122,90 @@ impl Compiler<'_> {
     }
 }
 
-fn secs(f: f64) -> Duration {
-    Duration::from_secs_f64(f.clamp(0.0, 86_400.0))
+/// Checks a `load_shape`'s `shape_config` before it is built: known keys, numbers in range.
+fn check_shape(file: &Path, kind: &str, config: &Value, kind_p: &str, p: &str) -> Result<()> {
+    const SECONDS: &[&str] = &[
+        "duration",
+        "pre_seconds",
+        "spike_seconds",
+        "post_seconds",
+        "ramp_seconds",
+        "hold_seconds",
+        "cooldown_seconds",
+    ];
+    const USERS: &[&str] = &["users", "baseline_users", "spike_users"];
+    let check = |m: &Map<String, Value>, known: &[&str], p: &str| -> Result<()> {
+        check_keys(file, m, known, p)?;
+        for (k, v) in m {
+            let vp = format!("{p}/{}", escape_pointer(k));
+            if SECONDS.contains(&k.as_str()) {
+                seconds(file, v, &vp)?;
+            } else if USERS.contains(&k.as_str()) {
+                count(file, v, &vp, MAX_USERS, "a number of users")?;
+            } else if k == "spawn_rate" {
+                rate(file, v, &vp)?;
+            }
+        }
+        Ok(())
+    };
+    let known: &[&str] = match kind {
+        "stages" => &["stages"],
+        "spike" => &[
+            "baseline_users",
+            "spike_users",
+            "spawn_rate",
+            "pre_seconds",
+            "spike_seconds",
+            "post_seconds",
+        ],
+        "soak" => &["users", "ramp_seconds", "hold_seconds", "cooldown_seconds"],
+        other => {
+            let hint = nearest(other, ["stages", "spike", "soak"].into_iter());
+            return Err(err(
+                file,
+                kind_p,
+                format!("unknown load_shape `{other}`{hint}: stages, spike or soak"),
+            ));
+        }
+    };
+    let empty = Map::new();
+    let map = match config {
+        Value::Null => &empty,
+        Value::Object(m) => m,
+        other => {
+            return Err(err(
+                file,
+                p,
+                format!("expected an object, found {}", kind_of(other)),
+            ));
+        }
+    };
+    check(map, known, p)?;
+    if kind == "stages" {
+        let sp = format!("{p}/stages");
+        let Some(Value::Array(stages)) = map.get("stages") else {
+            return Err(err(
+                file,
+                &sp,
+                "load_shape `stages` needs a list of {duration, users, spawn_rate} here",
+            ));
+        };
+        for (i, stage) in stages.iter().enumerate() {
+            let ip = format!("{sp}/{i}");
+            let Value::Object(m) = stage else {
+                return Err(err(
+                    file,
+                    &ip,
+                    format!(
+                        "expected {{duration, users, spawn_rate}}, found {}",
+                        kind_of(stage)
+                    ),
+                ));
+            };
+            check(m, &["duration", "users", "spawn_rate"], &ip)?;
+        }
+    }
+    Ok(())
 }
 
 fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result<Check> {
@@ -934,13 +1258,17 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             )
         }
         "max_latency_ms" => {
-            Check::MaxLatency(m.get("value").and_then(Value::as_f64).ok_or_else(|| {
-                err(
-                    file,
-                    &format!("{p}/value"),
-                    "expected a number of milliseconds",
-                )
-            })?)
+            let v = m
+                .get("value")
+                .ok_or_else(|| err(file, p, "a `max_latency_ms` assertion needs a `value`"))?;
+            Check::MaxLatency(number_in(
+                file,
+                v,
+                &format!("{p}/value"),
+                0.0,
+                MAX_SECONDS * 1000.0,
+                "a number of milliseconds",
+            )?)
         }
         other => {
             let hint = nearest(other, ASSERTION_TYPES.iter().copied());
@@ -1273,6 +1601,108 @@ mod tests {
             p.unresolved
         );
         assert_eq!(p.unresolved[0].pointer, "/1/1/tasks/0/request_url");
+    }
+
+    #[test]
+    fn the_open_model_keeps_at_most_a_thousand_users_unless_the_plan_has_more() {
+        assert_eq!(open_model_users(50, 1_000_000.0), DEFAULT_OPEN_USERS);
+        assert_eq!(open_model_users(50, 10.0), 50);
+        assert_eq!(open_model_users(5, 200.5), 201);
+        assert_eq!(open_model_users(5000, 1_000_000.0), 5000);
+        assert_eq!(open_model_users(0, 0.001), 1);
+    }
+
+    #[test]
+    fn out_of_range_numbers_name_their_pointer() {
+        for (field, pointer) in [
+            (r#""test_time": 1e300"#, "/0/1/test_time"),
+            (r#""test_time": -1"#, "/0/1/test_time"),
+            (r#""user_count": 1000001"#, "/0/1/user_count"),
+            (r#""user_count": 2.5"#, "/0/1/user_count"),
+            (r#""spawn_rate": "5""#, "/0/1/spawn_rate"),
+            (
+                r#""load_shape": "stages", "shape_config": {"stages": [{"duration": 1e300, "users": 1}]}"#,
+                "/0/1/shape_config/stages/0/duration",
+            ),
+            (
+                r#""load_shape": "soak", "shape_config": {"hold_secs": 5}"#,
+                "/0/1/shape_config/hold_secs",
+            ),
+        ] {
+            let text = format!(
+                r#"[["LD_start_test", {{{field}, "tasks": [{{"method": "get", "request_url": "http://h/"}}]}}]]"#
+            );
+            let e = compile_text(&text).expect_err(field);
+            assert!(e.to_string().contains(pointer), "{field}: {e}");
+            assert!(e.is_input_error());
+        }
+        for (field, pointer) in [
+            (r#""timeout": 1e300"#, "/0/1/tasks/0/timeout"),
+            (r#""timeout": 0"#, "/0/1/tasks/0/timeout"),
+            (
+                r#""think_time": {"min": 2, "max": 1}"#,
+                "/0/1/tasks/0/think_time/max",
+            ),
+            (r#""think_time": -0.5"#, "/0/1/tasks/0/think_time"),
+            (r#""throttle": {"rps": "5"}"#, "/0/1/tasks/0/throttle/rps"),
+            (
+                r#""throttle": {"rps": 5, "burst": -1}"#,
+                "/0/1/tasks/0/throttle/burst",
+            ),
+            (
+                r#""retry": {"transient": 1e9}"#,
+                "/0/1/tasks/0/retry/transient",
+            ),
+            (r#""weight": -1"#, "/0/1/tasks/0/weight"),
+        ] {
+            let text = format!(
+                r#"[["LD_start_test", {{"tasks": [{{"method": "get", "request_url": "http://h/", {field}}}]}}]]"#
+            );
+            let e = compile_text(&text).expect_err(field);
+            assert!(e.to_string().contains(pointer), "{field}: {e}");
+        }
+        let e = compile_text(r#"[["LD_wait", {"seconds": 1e300}]]"#).expect_err("wait");
+        assert!(e.to_string().contains("/0/1/seconds"), "{e}");
+    }
+
+    #[test]
+    fn fields_not_acted_on_are_noted_with_their_pointer() {
+        let p = compile_text(
+            r#"[["LD_start_test", {"runner_mode": "local", "expected_workers": 2, "engine": "x",
+                "web_ui_dict": {}, "user_detail_dict": {"user": "http_user", "wait": 1},
+                "tasks": [{"method": "get", "request_url": "http://h/", "retry": {"flaky": 2}}]}]]"#,
+        )
+        .expect("compiles");
+        let notes = p.notes.join("\n");
+        for needle in [
+            "/0/1/runner_mode: `runner_mode`",
+            "/0/1/expected_workers: `expected_workers`",
+            "/0/1/engine: `engine`",
+            "/0/1/web_ui_dict: `web_ui_dict`",
+            "/0/1/user_detail_dict/wait: `wait`",
+            "/0/1/tasks/0/retry/flaky: `flaky`",
+        ] {
+            assert!(notes.contains(needle), "{needle} in {notes}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_gives_line_and_column() {
+        let e = decode(Path::new("plan.json"), b"[\n  \"\xc3\xa9\xff\"]").expect_err("utf-8");
+        assert!(
+            e.to_string().starts_with("plan.json:2:5: invalid UTF-8"),
+            "{e}"
+        );
+        assert_eq!(decode(Path::new("p"), b"ok").ok(), Some("ok"));
+    }
+
+    #[test]
+    fn a_missing_csv_source_names_its_pointer() {
+        let e = compile_text(
+            r#"[["LD_register_csv_source", {"name": "u", "file_path": "/nonexistent/users.csv"}]]"#,
+        )
+        .expect_err("missing");
+        assert!(e.to_string().contains("/0/1/file_path"), "{e}");
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub struct LoadOverrides {
     /// has done them.
     pub iterations: Option<u64>,
     /// Open model: iterations started per second. `users` is then the most that may run at
-    /// once (default: the plan's users or one second's worth of arrivals, whichever is more).
+    /// once (default: the plan's users or one second's worth of arrivals up to 1000, whichever
+    /// is more); an arrival that finds them all busy is dropped and counted.
     pub rate: Option<f64>,
     pub stages: Option<Vec<Stage>>,
 }
@@ -239,7 +240,14 @@ pub fn parse_rate(text: &str) -> std::result::Result<f64, String> {
     if !(n > 0.0 && n.is_finite()) {
         return Err(format!("invalid rate `{text}`: must be positive"));
     }
-    Ok(n / per)
+    let rate = n / per;
+    if rate > compile::MAX_RATE {
+        return Err(format!(
+            "invalid rate `{text}`: at most {}/s",
+            compile::MAX_RATE
+        ));
+    }
+    Ok(rate)
 }
 
 /// `30s:100,1m:100,30s:0` → ramp stages.
@@ -251,14 +259,22 @@ pub fn parse_stages(text: &str) -> std::result::Result<Vec<Stage>, String> {
                 .trim()
                 .split_once(':')
                 .ok_or_else(|| format!("invalid stage `{s}`: expected DURATION:USERS"))?;
-            Ok(Stage {
-                duration: humantime::parse_duration(d.trim())
-                    .map_err(|e| format!("invalid stage duration `{d}`: {e}"))?,
-                target: n
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("invalid stage users `{n}`"))?,
-            })
+            let duration = humantime::parse_duration(d.trim())
+                .map_err(|e| format!("invalid stage duration `{d}`: {e}"))?;
+            if duration.as_secs_f64() > compile::MAX_SECONDS {
+                return Err(format!("invalid stage duration `{d}`: at most one year"));
+            }
+            let target: u64 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid stage users `{n}`"))?;
+            if target > compile::MAX_USERS {
+                return Err(format!(
+                    "invalid stage users `{n}`: at most {}",
+                    compile::MAX_USERS
+                ));
+            }
+            Ok(Stage { duration, target })
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .and_then(|v| {
@@ -283,10 +299,12 @@ pub fn run(options: ReplayOptions) -> Result<Outcome> {
 
 /// Runs the plan on the current tokio runtime (multi-threaded).
 pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
-    let text = std::fs::read_to_string(&options.plan).map_err(|source| Error::Read {
+    compile::check_overrides(&options.load, options.timeout)?;
+    let bytes = std::fs::read(&options.plan).map_err(|source| Error::Read {
         path: options.plan.display().to_string(),
         source,
     })?;
+    let text = compile::decode(&options.plan, &bytes)?;
     let (env, _side) = env::load(&options.plan)?;
     let settings = compile::Settings {
         insecure: options.insecure,
@@ -303,7 +321,7 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let program = compile::compile(&options.plan, &text, &settings)?;
+    let program = compile::compile(&options.plan, text, &settings)?;
     if !options.quiet {
         warn(&program);
     }
@@ -413,7 +431,7 @@ fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
     if let Some(rate) = o.rate {
         let max_users = o
             .users
-            .unwrap_or_else(|| spec.users.max(rate.ceil() as u64))
+            .unwrap_or_else(|| compile::open_model_users(spec.users, rate))
             .max(1);
         return Load::Open {
             rate,
