@@ -21,6 +21,7 @@ mod h1;
 mod http;
 mod load;
 mod progress;
+mod redact;
 mod report;
 mod stats;
 mod store;
@@ -106,6 +107,8 @@ pub struct ReplayOptions {
     pub quiet: bool,
     /// Stores the run (names, every record, sampled response shapes); `None`: not stored.
     pub store: Option<ld_store::Recorder>,
+    /// A `KEY=VALUE` secrets file for `${env.X}` (`--secrets-file`); it must exist.
+    pub secrets_file: Option<PathBuf>,
 }
 
 impl ReplayOptions {
@@ -124,6 +127,7 @@ impl ReplayOptions {
             progress: true,
             quiet: false,
             store: None,
+            secrets_file: None,
         }
     }
 }
@@ -280,13 +284,18 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
         path: options.plan.display().to_string(),
         source,
     })?;
-    let (env, _side) = env::load(&options.plan)?;
+    let loaded = env::load(
+        &options.plan,
+        &text,
+        options.secrets_file.as_deref(),
+        std::env::vars(),
+    )?;
     let settings = compile::Settings {
         insecure: options.insecure,
         ca_cert: options.ca_cert.clone(),
         timeout: options.timeout.unwrap_or(Duration::from_secs(30)),
         http: options.http,
-        env,
+        env: loaded.env.clone(),
     };
     if let Some(ca) = &options.ca_cert
         && !ca.is_file()
@@ -296,11 +305,14 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let program = compile::compile(&options.plan, &text, &settings)?;
+    let mut program = compile::compile(&options.plan, &text, &settings)?;
+    env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
+    let redactor = Arc::new(redact::for_program(&program, &loaded.secrets));
+    redact::names(&redactor, &mut program.names);
     if !options.quiet {
         warn(&program);
     }
-    execute(program, &options).await
+    execute(program, &options, redactor).await
 }
 
 fn warn(program: &Program) {
@@ -318,7 +330,11 @@ fn warn(program: &Program) {
     }
 }
 
-async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
+async fn execute(
+    program: Program,
+    options: &ReplayOptions,
+    redactor: Arc<redact::Redactor>,
+) -> Result<Outcome> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let signal = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -342,7 +358,15 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
             Step::Variables(vars) => globals.extend(vars.iter().cloned()),
             Step::ClearResolver => globals.clear(),
             Step::StartTest(spec) => {
-                results = run_test(spec, &globals, options, results, cancel_rx.clone()).await?;
+                results = run_test(
+                    spec,
+                    &globals,
+                    options,
+                    results,
+                    cancel_rx.clone(),
+                    &redactor,
+                )
+                .await?;
             }
             Step::Report { kind, name } => {
                 written.extend(report::write(*kind, &results, &report_dir, name)?);
@@ -450,6 +474,7 @@ async fn run_test(
     options: &ReplayOptions,
     results: Results,
     cancel: watch::Receiver<bool>,
+    redactor: &Arc<redact::Redactor>,
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
@@ -458,7 +483,7 @@ async fn run_test(
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());
-    let rx = store::tee(rx, options.store.clone());
+    let rx = store::tee(rx, options.store.clone(), redactor.clone());
     let collector = tokio::spawn(stats::collect(rx, results, live.clone()));
     let progress = progress::Progress::start(options.progress && !options.quiet, live);
     let started = Instant::now();
