@@ -208,18 +208,24 @@ impl Redactor {
             let next = match step {
                 Step::Urls => URL.replace_all(&out, |c: &Captures<'_>| {
                     let m = c.get(0).map_or("", |m| m.as_str());
-                    mask_url(m).into_owned()
+                    // Punctuation that ends a sentence is not part of the URL.
+                    let url = m.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']']);
+                    format!("{}{}", mask_url(url), &m[url.len()..])
                 }),
                 Step::Schemes => AUTH_SCHEME
                     .replace_all(&out, |c: &Captures<'_>| format!("{}{}{MASK}", &c[1], &c[2])),
-                Step::Keys => {
-                    SECRET_KEY.replace_all(&out, |c: &Captures<'_>| format!("{}{MASK}", &c[1]))
-                }
+                Step::Keys => SECRET_KEY.replace_all(&out, |c: &Captures<'_>| {
+                    if c[2].starts_with(MASK) {
+                        c[0].to_string()
+                    } else {
+                        format!("{}{MASK}", &c[1])
+                    }
+                }),
             };
-            if let Cow::Owned(s) = next {
-                if s != *out {
-                    out = Cow::Owned(s);
-                }
+            if let Cow::Owned(s) = next
+                && s != *out
+            {
+                out = Cow::Owned(s);
             }
         }
         out
@@ -392,7 +398,7 @@ fn mask_url(url: &str) -> Cow<'_, str> {
         .map(|q| authority_end + q + 1);
     let query_has_secret = query.is_some_and(|q| {
         let end = url[q..].find('#').map_or(url.len(), |e| q + e);
-        url[q..end].split(['&', ';']).any(|pair| secret_pair(pair))
+        url[q..end].split(['&', ';']).any(secret_pair)
     });
     if userinfo.is_none() && !query_has_secret {
         return Cow::Borrowed(url);
@@ -484,6 +490,10 @@ mod tests {
         }
         assert!(m.starts_with("GET /a: status_code expected 200, got 500; body: "));
         assert!(m.contains("***…"), "{m}");
+        assert_eq!(
+            r.text("http://h/q?api_key=x: status_code expected 200, got 500"),
+            "http://h/q?api_key=***: status_code expected 200, got 500"
+        );
         let plain = "GET /a: status_code expected 200, got 500";
         assert!(matches!(r.text(plain), Cow::Borrowed(_)));
     }
