@@ -8,7 +8,8 @@
 //!
 //! Layout: `compile` validates the whole document and builds tasks (`task`, `template`,
 //! `check`, `tls`); `load` runs virtual users that own their connections (`http`, `cookies`)
-//! and hand records to `stats` in batches; `report` writes the files. This crate depends on
+//! and hand records to `stats` in batches, each batch masked by `redact` on the way; `report`
+//! writes the files (owner-only). This crate depends on
 //! the plan crate and never on the binary.
 
 mod check;
