@@ -237,7 +237,8 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let format = Format::from(args.format);
     print!("{}", render::render(&diff, format, color));
     if let Some(out) = &args.output {
-        std::fs::write(out, render::render(&diff, format, false))
+        // Owner only, as the reports: the diff names requests and quotes failures.
+        ld_plan::fs::write_atomic(out, render::render(&diff, format, false).as_bytes(), true)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(ExitCode::from(if diff.has_regressions() {

@@ -15,8 +15,13 @@ use crate::exit;
 Behaviour worth knowing:
   - Redirects are not followed unless a task sets \"allow_redirects\": true: a plan imported
     from a recording replays each recorded hop, and the recorded 302 is what is checked.
-  - ${env.NAME} reads <plan>.secrets.env (written by `ld import`) and the process environment;
-    the process environment wins when both define a name.
+  - ${env.NAME} reads <plan>.secrets.env (written by `ld import`), the file the plan variable
+    `ld_secrets_file` names (relative to the plan), --secrets-file and the process
+    environment, each winning over the ones before. A name found nowhere is an error (exit 2)
+    before any request is sent.
+  - Secrets are masked (***) in every report, the summary table and the run store: URL
+    userinfo, secret-looking query values, known secret values and credentials quoted in
+    failure messages. Reports and a new ld.db are created readable by their owner only.
   - Exit status: 0 every assertion held, 1 an assertion or a request failed, 2 the plan or an
     option is invalid, 3 a runtime error.")]
 pub(crate) struct ReplayArgs {
@@ -61,6 +66,10 @@ pub(crate) struct ReplayArgs {
     /// Also trust the CA certificates in this PEM file
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub(crate) ca_cert: Option<PathBuf>,
+
+    /// A KEY=VALUE secrets file for ${env.KEY}; wins over the plan's own secrets files
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub(crate) secrets_file: Option<PathBuf>,
 
     /// Timeout of a request where the task sets none, e.g. 10s [default: 30s]
     #[arg(long, value_parser = humantime::parse_duration, help_heading = "Connection")]
@@ -143,6 +152,8 @@ impl ReplayArgs {
         o.ca_cert = self.ca_cert.clone();
         o.timeout = self.timeout;
         o.max_body = self.max_body;
+        o.secrets_file = self.secrets_file.clone();
+        o.environment = std::env::vars().collect();
         o.http = if self.http1 {
             HttpVersion::Http1
         } else if self.http2_prior_knowledge {

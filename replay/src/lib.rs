@@ -8,7 +8,8 @@
 //!
 //! Layout: `compile` validates the whole document and builds tasks (`task`, `template`,
 //! `check`, `tls`); `load` runs virtual users that own their connections (`http`, `cookies`)
-//! and hand records to `stats` in batches; `report` writes the files. This crate depends on
+//! and hand records to `stats` in batches, each batch masked by `redact` on the way; `report`
+//! writes the files (owner-only). This crate depends on
 //! the plan crate and never on the binary.
 
 mod check;
@@ -21,6 +22,7 @@ mod h1;
 mod http;
 mod load;
 mod progress;
+mod redact;
 mod report;
 mod stats;
 mod store;
@@ -110,6 +112,11 @@ pub struct ReplayOptions {
     /// The most bytes of a response body kept for checks, extractors and the store, before
     /// and after decoding; a larger body fails its task. Default [`DEFAULT_MAX_BODY`].
     pub max_body: usize,
+    /// A `KEY=VALUE` secrets file for `${env.X}` (`--secrets-file`); it must exist.
+    pub secrets_file: Option<PathBuf>,
+    /// The process environment as the caller passes it, consulted for `${env.X}` after the
+    /// secrets files; the library never reads the environment itself.
+    pub environment: Vec<(String, String)>,
 }
 
 /// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
@@ -132,6 +139,8 @@ impl ReplayOptions {
             quiet: false,
             store: None,
             max_body: DEFAULT_MAX_BODY,
+            secrets_file: None,
+            environment: Vec::new(),
         }
     }
 }
@@ -305,13 +314,18 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
         source,
     })?;
     let text = compile::decode(&options.plan, &bytes)?;
-    let (env, _side) = env::load(&options.plan)?;
+    let loaded = env::load(
+        &options.plan,
+        text,
+        options.secrets_file.as_deref(),
+        options.environment.iter().cloned(),
+    )?;
     let settings = compile::Settings {
         insecure: options.insecure,
         ca_cert: options.ca_cert.clone(),
         timeout: options.timeout.unwrap_or(Duration::from_secs(30)),
         http: options.http,
-        env,
+        env: loaded.env.clone(),
     };
     if let Some(ca) = &options.ca_cert
         && !ca.is_file()
@@ -321,11 +335,14 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let program = compile::compile(&options.plan, text, &settings)?;
+    let mut program = compile::compile(&options.plan, text, &settings)?;
+    env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
+    let redactor = Arc::new(redact::for_program(&program, &loaded.secrets));
+    redact::names(&redactor, &mut program.names);
     if !options.quiet {
         warn(&program);
     }
-    execute(program, &options).await
+    execute(program, &options, redactor).await
 }
 
 fn warn(program: &Program) {
@@ -343,7 +360,11 @@ fn warn(program: &Program) {
     }
 }
 
-async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
+async fn execute(
+    program: Program,
+    options: &ReplayOptions,
+    redactor: Arc<redact::Redactor>,
+) -> Result<Outcome> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let signal = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -367,7 +388,15 @@ async fn execute(program: Program, options: &ReplayOptions) -> Result<Outcome> {
             Step::Variables(vars) => globals.extend(vars.iter().cloned()),
             Step::ClearResolver => globals.clear(),
             Step::StartTest(spec) => {
-                results = run_test(spec, &globals, options, results, cancel_rx.clone()).await?;
+                results = run_test(
+                    spec,
+                    &globals,
+                    options,
+                    results,
+                    cancel_rx.clone(),
+                    &redactor,
+                )
+                .await?;
             }
             Step::Report { kind, name } => {
                 written.extend(report::write(*kind, &results, &report_dir, name)?);
@@ -475,6 +504,7 @@ async fn run_test(
     options: &ReplayOptions,
     results: Results,
     cancel: watch::Receiver<bool>,
+    redactor: &Arc<redact::Redactor>,
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
@@ -484,7 +514,7 @@ async fn run_test(
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let live = Arc::new(Live::default());
-    let rx = store::tee(rx, options.store.clone());
+    let rx = store::tee(rx, options.store.clone(), redactor.clone());
     let collector = tokio::spawn(stats::collect(rx, results, live.clone()));
     let progress = progress::Progress::start(options.progress && !options.quiet, live);
     let started = Instant::now();

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::compile::NameInfo;
+use crate::redact::Redactor;
 
 /// One request, as recorded.
 #[derive(Debug, Clone)]
@@ -389,6 +390,54 @@ pub(crate) async fn collect(
         }
     }
     results
+}
+
+/// Masks secrets in records before anything keeps them (the store, the collector, and so
+/// every report). A URL is masked once per name while it does not change; a failure message
+/// each time (failures are the rare case).
+pub(crate) struct Masker {
+    redactor: Arc<Redactor>,
+    /// Per name: the last URL seen and its masked form.
+    last: Vec<Option<(Arc<str>, Arc<str>)>>,
+}
+
+impl Masker {
+    pub(crate) fn new(redactor: Arc<Redactor>) -> Self {
+        Masker {
+            redactor,
+            last: Vec::new(),
+        }
+    }
+
+    pub(crate) fn batch(&mut self, batch: &mut [Record]) {
+        for r in batch {
+            self.record(r);
+        }
+    }
+
+    fn record(&mut self, r: &mut Record) {
+        let id = r.name_id as usize;
+        if self.last.len() <= id {
+            self.last.resize(id + 1, None);
+        }
+        match &self.last[id] {
+            Some((raw, masked)) if Arc::ptr_eq(raw, &r.url) || **raw == *r.url => {
+                r.url = masked.clone();
+            }
+            _ => {
+                let masked: Arc<str> = match self.redactor.url(&r.url) {
+                    std::borrow::Cow::Borrowed(_) => r.url.clone(),
+                    std::borrow::Cow::Owned(s) => Arc::from(s),
+                };
+                self.last[id] = Some((std::mem::replace(&mut r.url, masked.clone()), masked));
+            }
+        }
+        if let Some(e) = &mut r.error
+            && let std::borrow::Cow::Owned(m) = self.redactor.text(e)
+        {
+            *e = m.into_boxed_str();
+        }
+    }
 }
 
 /// A virtual user's record buffer: handed to the collector in batches, and on drop, so a

@@ -3,9 +3,12 @@
 //! records on its way to the collector, a sample of response bodies for the shape
 //! fingerprints, and LoadDensity's persistence and SLA commands.
 //!
+//! Records reach the store with their secrets masked (see `redact`).
+//!
 //! The store's writer runs on a thread of its own; nothing here blocks or takes a lock.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ld_store::{LdRecord, Recorder, Store};
 use serde_json::{Map, Value};
@@ -14,7 +17,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use crate::compile::NameInfo;
 use crate::http::Reply;
 use crate::load::TestCtx;
-use crate::stats::{Record, Results};
+use crate::redact::Redactor;
+use crate::stats::{Masker, Record, Results};
 
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
 pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
@@ -23,32 +27,34 @@ pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
     }
 }
 
-/// Puts the store between the virtual users and the collector: each batch is copied to the
-/// store, then handed on unchanged. Without a store the receiver is returned as it is.
+/// Puts the secret masking and the store between the virtual users and the collector: each
+/// batch has its secrets masked, is copied to the store when there is one, then handed on.
 pub(crate) fn tee(
     mut rx: UnboundedReceiver<Vec<Record>>,
     store: Option<Recorder>,
+    redactor: Arc<Redactor>,
 ) -> UnboundedReceiver<Vec<Record>> {
-    let Some(store) = store else {
-        return rx;
-    };
     let (tx, out) = unbounded_channel();
+    let mut masker = Masker::new(redactor);
     tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            store.requests(
-                batch
-                    .iter()
-                    .map(|r| ld_store::Request {
-                        name_id: r.name_id,
-                        status: r.status,
-                        latency_us: r.latency_us,
-                        bytes: r.bytes,
-                        at_us: r.at_us,
-                        url: r.url.clone(),
-                        error: r.error.clone(),
-                    })
-                    .collect(),
-            );
+        while let Some(mut batch) = rx.recv().await {
+            masker.batch(&mut batch);
+            if let Some(store) = &store {
+                store.requests(
+                    batch
+                        .iter()
+                        .map(|r| ld_store::Request {
+                            name_id: r.name_id,
+                            status: r.status,
+                            latency_us: r.latency_us,
+                            bytes: r.bytes,
+                            at_us: r.at_us,
+                            url: r.url.clone(),
+                            error: r.error.clone(),
+                        })
+                        .collect(),
+                );
+            }
             if tx.send(batch).is_err() {
                 break;
             }

@@ -1,6 +1,10 @@
 //! The six reports of LoadDensity, with its file names and field names: HTML, JSON and XML
 //! (a success and a failure file each), CSV, JUnit and the summary JSON.
 //!
+//! Every report is created mode 0600 (owner only): reports hold URLs and failure messages,
+//! whose secrets are masked before the records reach the results (see `redact`), and a
+//! report should still not be readable by other users.
+//!
 //! Per-record reports come from the records the run kept; request bodies are not kept under
 //! load, so the JSON and XML `text`, `content` and `headers` fields of successes are empty.
 
@@ -104,7 +108,7 @@ pub(crate) fn write(
                 source,
             })?;
         }
-        ld_plan::fs::write_atomic(&p, text.as_bytes(), false).map_err(|e| Error::Report {
+        ld_plan::fs::write_atomic(&p, text.as_bytes(), true).map_err(|e| Error::Report {
             path: p.display().to_string(),
             source: match e {
                 ld_plan::Error::Io { source, .. } => source,

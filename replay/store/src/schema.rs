@@ -134,6 +134,27 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection> {
     open_with(path, access, BUSY_TIMEOUT)
 }
 
+/// Creates an empty database file readable by its owner only (mode 0600): it holds URLs and
+/// failure messages. SQLite gives its `-wal` and `-shm` files the database file's mode. A
+/// file created meanwhile by another process is left as it is.
+fn create_private(path: &Path) -> rusqlite::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(e.to_string()),
+        )),
+    }
+}
+
 /// [`open`] with another busy timeout.
 fn open_with(path: &Path, access: Access, busy: Duration) -> Result<Connection> {
     let name = path.display().to_string();
@@ -145,6 +166,9 @@ fn open_with(path: &Path, access: Access, busy: Duration) -> Result<Connection> 
     let writable = memory || writable(path, exists);
     if !writable && access == Access::Write {
         return Err(Error::ReadOnly { path: name });
+    }
+    if !exists && writable && !name.starts_with("file:") {
+        create_private(path).map_err(|e| Error::sqlite(&name, "create", e))?;
     }
     let flags = if writable {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
@@ -355,6 +379,21 @@ pub(crate) fn retry<T>(name: &str, mut f: impl FnMut() -> rusqlite::Result<T>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_wal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ld.db");
+        let conn = open(&path, Access::Write).expect("open");
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .expect("write");
+        for p in [path.clone(), dir.path().join("ld.db-wal")] {
+            let mode = std::fs::metadata(&p).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+    }
 
     #[test]
     fn memory_database_gets_the_current_schema() {
