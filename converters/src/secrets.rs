@@ -60,6 +60,42 @@ impl SecretRules {
         !(self.inline || value.is_empty() || !self.is_secret_field(name) || value.contains("${"))
     }
 
+    /// Whether the userinfo of a URL (`user:password` before `@`) moves out of the plan.
+    pub(crate) fn userinfo(&self, info: &str) -> bool {
+        !(self.inline || info.is_empty() || info == ":" || info.contains("${"))
+    }
+
+    /// Whether JSON text may have a member that [`SecretRules::field`] moves out: one pass
+    /// over its bytes for the words every such name holds, so that most bodies are written
+    /// without being parsed.
+    pub(crate) fn may_hold_field(&self, text: &str) -> bool {
+        const THREE: u64 = (1 << 24) - 1;
+        const FIVE: u64 = (1 << 40) - 1;
+        const SIX: u64 = (1 << 48) - 1;
+        const SEVEN: u64 = (1 << 56) - 1;
+        const KEY: u64 = u64::from_be_bytes(*b"\0\0\0\0\0key");
+        const JWT: u64 = u64::from_be_bytes(*b"\0\0\0\0\0jwt");
+        const TOKEN: u64 = u64::from_be_bytes(*b"\0\0\0token");
+        const PASSW: u64 = u64::from_be_bytes(*b"\0\0\0passw");
+        const SECRET: u64 = u64::from_be_bytes(*b"\0\0secret");
+        const SESSION: u64 = u64::from_be_bytes(*b"\0session");
+        if self.inline {
+            return false;
+        }
+        let mut window = 0u64;
+        text.bytes().any(|b| {
+            window = (window << 8) | u64::from(b | 0x20);
+            // Names beyond ASCII are matched with Unicode case folding.
+            b >= 0x80
+                || window & THREE == KEY
+                || window & THREE == JWT
+                || window & FIVE == TOKEN
+                || window & FIVE == PASSW
+                || window & SIX == SECRET
+                || window & SEVEN == SESSION
+        })
+    }
+
     fn is_secret_field(&self, name: &str) -> bool {
         if !name.is_ascii() {
             return self.is_secret_header(name);

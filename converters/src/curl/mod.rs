@@ -82,14 +82,13 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
             )));
         }
         if parsed.aws_sigv4 && parsed.user {
-            return Err(Error::Invalid(ld_plan::render_source_error(
-                name,
-                text,
-                first.pos,
-                "curl --aws-sigv4 is not supported yet: AWS Signature Version 4 signing cannot be \
+            // The command is not quoted back: it holds the secret access key.
+            return Err(Error::Invalid(format!(
+                "{name}:{}: curl --aws-sigv4 is not supported yet: AWS Signature Version 4 signing cannot be \
                  expressed in a plan, and importing the command would send the -u secret access key \
                  as Basic authentication; sign requests another way (for example a pre-signed URL \
                  or a header given with --header) and remove --aws-sigv4 and -u",
+                first.pos.line
             )));
         }
         for request in parsed.requests() {
