@@ -870,15 +870,25 @@ impl<'r> Rules<'r> {
             Body::None => {}
             Body::Json(v) => {
                 member(out, &mut first, inner, "json");
-                nested_value(out, inner, v);
+                self.body_value(out, data, holes, inner, v);
             }
             Body::JsonText(t) => {
                 member(out, &mut first, inner, "json");
-                crate::canonical::write_pretty(out, inner, t);
+                let parsed = self
+                    .secrets
+                    .may_hold_field(t)
+                    .then(|| serde_json::from_str::<Value>(t).ok())
+                    .flatten()
+                    .filter(|v| self.has_secret_field(v));
+                match parsed {
+                    Some(v) => self.body_value(out, data, holes, inner, &v),
+                    None => crate::canonical::write_pretty(out, inner, t),
+                }
             }
             Body::Form(map) => {
                 member(out, &mut first, inner, "data");
-                nested_value(out, inner, map);
+                let fields = Value::Object(map.clone());
+                self.body_value(out, data, holes, inner, &fields);
             }
             Body::Text(t) => {
                 member(out, &mut first, inner, "data");
@@ -948,6 +958,7 @@ impl<'r> Rules<'r> {
     /// The URL's text inside its JSON string, with holes for the values of secret query
     /// parameters; every other byte as recorded.
     fn url(&self, out: &mut String, data: &mut String, holes: &mut Vec<Hole>, url: &str) {
+        let url = self.userinfo(out, data, holes, url);
         let (before_fragment, fragment) = match url.split_once('#') {
             Some((a, b)) => (a, Some(b)),
             None => (url, None),
@@ -983,6 +994,122 @@ impl<'r> Rules<'r> {
             out.push('#');
             escape(out, f);
         }
+    }
+}
+
+impl Rules<'_> {
+    /// Writes the start of `url` up to its userinfo's `@` with holes for the user and the
+    /// password (`https://${env.URL_USER}:${env.URL_PASSWORD}@host/`), and returns the rest;
+    /// returns `url` whole, writing nothing, when it has no userinfo to move out.
+    fn userinfo<'u>(
+        &self,
+        out: &mut String,
+        data: &mut String,
+        holes: &mut Vec<Hole>,
+        url: &'u str,
+    ) -> &'u str {
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return url;
+        };
+        let rest = url.get(scheme_end..).unwrap_or_default();
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let Some(at) = authority.rfind('@') else {
+            return url;
+        };
+        let info = authority.get(..at).unwrap_or_default();
+        if !self.secrets.userinfo(info) {
+            return url;
+        }
+        escape(out, url.get(..scheme_end).unwrap_or_default());
+        let (user, password) = match info.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (info, None),
+        };
+        if !user.is_empty() {
+            hole(out, data, holes, Fill::Bare, "url_user", user);
+        }
+        if let Some(p) = password {
+            out.push(':');
+            if !p.is_empty() {
+                hole(out, data, holes, Fill::Bare, "url_password", p);
+            }
+        }
+        out.push('@');
+        rest.get(at + 1..).unwrap_or_default()
+    }
+
+    /// Whether a member of an object in `v`, at any depth, holds a secret string.
+    fn has_secret_field(&self, v: &Value) -> bool {
+        match v {
+            Value::Object(map) => map.iter().any(|(k, v)| match v {
+                Value::String(s) => self.secrets.field(k, s),
+                other => self.has_secret_field(other),
+            }),
+            Value::Array(items) => items.iter().any(|v| self.has_secret_field(v)),
+            _ => false,
+        }
+    }
+
+    /// Writes the body value `v` `level` levels deep, with holes for the strings of its
+    /// password-like members.
+    fn body_value(
+        &self,
+        out: &mut String,
+        data: &mut String,
+        holes: &mut Vec<Hole>,
+        level: usize,
+        v: &Value,
+    ) {
+        if !self.has_secret_field(v) {
+            nested_value(out, level, v);
+            return;
+        }
+        let mut moved = Vec::new();
+        let mut copy = v.clone();
+        take_secret_fields(self.secrets, &mut copy, &mut moved);
+        let mut text = String::new();
+        nested_value(&mut text, level, &copy);
+        let pieces: Vec<&str> = text.split(SECRET_SENTINEL_JSON).collect();
+        if pieces.len() != moved.len() + 1 {
+            // The body holds the sentinel itself; it is written as it was rather than cut at
+            // the wrong places.
+            nested_value(out, level, v);
+            return;
+        }
+        for (piece, (name, value)) in pieces.iter().zip(&moved) {
+            out.push_str(piece);
+            hole(out, data, holes, Fill::Quoted, name, value);
+        }
+        out.push_str(pieces.last().copied().unwrap_or_default());
+    }
+}
+
+/// Stands for a secret member's value while a body is written (see [`Rules::body_value`]).
+const SECRET_SENTINEL: &str = "\u{1}ld-secret\u{1}";
+/// [`SECRET_SENTINEL`] as JSON text.
+const SECRET_SENTINEL_JSON: &str = "\"\\u0001ld-secret\\u0001\"";
+
+/// Replaces the secret strings of `v`'s members with [`SECRET_SENTINEL`], in the order they
+/// are written, keeping their names and values in `moved`.
+fn take_secret_fields(rules: &SecretRules, v: &mut Value, moved: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if rules.field(k, s) => {
+                        let value = std::mem::replace(s, SECRET_SENTINEL.to_string());
+                        moved.push((k.clone(), value));
+                    }
+                    other => take_secret_fields(rules, other, moved),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                take_secret_fields(rules, item, moved);
+            }
+        }
+        _ => {}
     }
 }
 

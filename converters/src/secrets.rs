@@ -32,19 +32,83 @@ impl SecretRules {
         SecretRules {
             inline,
             header_pattern: Regex::new(
-                r"(?i)^(authorization|proxy-authorization|cookie|x-?api-?key|api-?key|x-?auth-?token|x-?access-?token|.*secret.*|.*password.*)$",
+                r"(?i)^(authorization|proxy-authorization|authentication|cookie|token|x-hub-signature(-256)?|x-?api-?key|api-?key|x-?auth-?token|x-?access-?token|.*-token|.*-key|.*secret.*|.*password.*|.*session.*)$",
             )
             .expect("constant pattern"),
             query_pattern: Regex::new(
-                r"(?i)^(api[-_]?key|apikey|key|access[-_]?token|auth[-_]?token|token|secret|client[-_]?secret|password|passwd|signature|sig)$",
+                r"(?i)^(api[-_]?key|apikey|key|access[-_]?token|auth[-_]?token|id[-_]?token|refresh[-_]?token|token|jwt|session[-_]?id|sid|auth|code|secret|client[-_]?secret|password|passwd|signature|sig)$",
             )
             .expect("constant pattern"),
         }
     }
 
-    /// Whether the value of header `name` moves out of the plan.
+    /// Whether the value of header `name` moves out of the plan. `Sec-WebSocket-Key` is a
+    /// nonce the client makes up for each handshake, not a credential.
     pub(crate) fn header(&self, name: &str, value: &str) -> bool {
-        !(self.inline || value.is_empty() || !self.is_secret_header(name) || value.contains("${"))
+        !(self.inline
+            || value.is_empty()
+            || !self.is_secret_header(name)
+            || name.eq_ignore_ascii_case("sec-websocket-key")
+            || value.contains("${"))
+    }
+
+    /// Whether the value of body field `name` (a JSON member or a form field) moves out of the
+    /// plan: password-like names (`*secret*`, `*password*`, `*session*`, `*-token`, `*_token`,
+    /// `*-key`) and the credential names of query parameters but the ones too common in
+    /// bodies for anything else (`code`, `key`, `sid`, `auth`, `sig`, `signature`).
+    pub(crate) fn field(&self, name: &str, value: &str) -> bool {
+        !(self.inline || value.is_empty() || !self.is_secret_field(name) || value.contains("${"))
+    }
+
+    /// Whether the userinfo of a URL (`user:password` before `@`) moves out of the plan.
+    pub(crate) fn userinfo(&self, info: &str) -> bool {
+        !(self.inline || info.is_empty() || info == ":" || info.contains("${"))
+    }
+
+    /// Whether JSON text may have a member that [`SecretRules::field`] moves out: one pass
+    /// over its bytes for the words every such name holds, so that most bodies are written
+    /// without being parsed.
+    pub(crate) fn may_hold_field(&self, text: &str) -> bool {
+        const THREE: u64 = (1 << 24) - 1;
+        const FIVE: u64 = (1 << 40) - 1;
+        const SIX: u64 = (1 << 48) - 1;
+        const SEVEN: u64 = (1 << 56) - 1;
+        const KEY: u64 = u64::from_be_bytes(*b"\0\0\0\0\0key");
+        const JWT: u64 = u64::from_be_bytes(*b"\0\0\0\0\0jwt");
+        const TOKEN: u64 = u64::from_be_bytes(*b"\0\0\0token");
+        const PASSW: u64 = u64::from_be_bytes(*b"\0\0\0passw");
+        const SECRET: u64 = u64::from_be_bytes(*b"\0\0secret");
+        const SESSION: u64 = u64::from_be_bytes(*b"\0session");
+        if self.inline {
+            return false;
+        }
+        let mut window = 0u64;
+        text.bytes().any(|b| {
+            window = (window << 8) | u64::from(b | 0x20);
+            // Names beyond ASCII are matched with Unicode case folding.
+            b >= 0x80
+                || window & THREE == KEY
+                || window & THREE == JWT
+                || window & FIVE == TOKEN
+                || window & FIVE == PASSW
+                || window & SIX == SECRET
+                || window & SEVEN == SESSION
+        })
+    }
+
+    fn is_secret_field(&self, name: &str) -> bool {
+        if !name.is_ascii() {
+            return self.is_secret_header(name);
+        }
+        let common = ["code", "key", "sid", "auth", "sig", "signature"];
+        if common.iter().any(|w| name.eq_ignore_ascii_case(w)) {
+            return false;
+        }
+        secret_word(name)
+            || ends_with_ci(name, "-token")
+            || ends_with_ci(name, "_token")
+            || ends_with_ci(name, "-key")
+            || self.is_secret_query(name)
     }
 
     /// Whether the value of query parameter `name` moves out of the plan.
@@ -60,7 +124,14 @@ impl SecretRules {
             return self.header_pattern.is_match(name);
         }
         let is = |word: &str| name.eq_ignore_ascii_case(word);
-        if is("authorization") || is("proxy-authorization") || is("cookie") {
+        if is("authorization")
+            || is("proxy-authorization")
+            || is("authentication")
+            || is("cookie")
+            || is("token")
+            || is("x-hub-signature")
+            || is("x-hub-signature-256")
+        {
             return true;
         }
         let dash = |s: &str, a: &str, b: &str| joined(s, a, b, b"-");
@@ -74,7 +145,11 @@ impl SecretRules {
             }
         }
         // `.` in the pattern matches anything but a line feed.
-        dash(name, "api", "key") || (!name.contains('\n') && secret_or_password(name))
+        dash(name, "api", "key")
+            || (!name.contains('\n')
+                && (ends_with_ci(name, "-token")
+                    || ends_with_ci(name, "-key")
+                    || secret_word(name)))
     }
 
     /// Whether `query_pattern` matches `name`, read without the regex for ASCII names.
@@ -88,6 +163,10 @@ impl SecretRules {
             "apikey",
             "key",
             "token",
+            "jwt",
+            "sid",
+            "auth",
+            "code",
             "secret",
             "password",
             "passwd",
@@ -99,6 +178,9 @@ impl SecretRules {
             || sep("api", "key")
             || sep("access", "token")
             || sep("auth", "token")
+            || sep("id", "token")
+            || sep("refresh", "token")
+            || sep("session", "id")
             || sep("client", "secret")
     }
 }
@@ -331,17 +413,27 @@ fn joined(s: &str, a: &str, b: &str, separators: &[u8]) -> bool {
     rest.eq_ignore_ascii_case(b)
 }
 
-/// Whether the ASCII `name` contains `secret` or `password`, ignoring ASCII case: one pass,
-/// over a window of the last 8 bytes.
-fn secret_or_password(name: &str) -> bool {
+/// Whether `s` ends with the ASCII `suffix`, compared ignoring ASCII case.
+fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()
+            .get(s.len() - suffix.len()..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix.as_bytes()))
+}
+
+/// Whether the ASCII `name` contains `secret`, `session` or `password`, ignoring ASCII case:
+/// one pass, over a window of the last 8 bytes.
+fn secret_word(name: &str) -> bool {
     const SECRET: u64 = u64::from_be_bytes(*b"\0\0secret");
+    const SESSION: u64 = u64::from_be_bytes(*b"\0session");
     const PASSWORD: u64 = u64::from_be_bytes(*b"password");
     const SIX: u64 = (1 << 48) - 1;
+    const SEVEN: u64 = (1 << 56) - 1;
     let mut window = 0u64;
     name.bytes().any(|b| {
         // `| 0x20` lowers letters; no other byte becomes a lowercase letter.
         window = (window << 8) | u64::from(b | 0x20);
-        window & SIX == SECRET || window == PASSWORD
+        window & SIX == SECRET || window & SEVEN == SESSION || window == PASSWORD
     })
 }
 
@@ -459,6 +551,18 @@ mod tests {
             "a",
             " ",
             "apikey",
+            "session",
+            "SessioN",
+            "-token",
+            "-Key",
+            "jwt",
+            "sid",
+            "code",
+            "id",
+            "refresh",
+            "x-hub-signature",
+            "-256",
+            "authentication",
             "",
         ];
         for name in [
@@ -483,6 +587,26 @@ mod tests {
             "a\nsecret",
             "X-Client-Password",
             "Cookie2",
+            "Private-Token",
+            "X-Vault-Token",
+            "X-Amz-Security-Token",
+            "X-Goog-Api-Key",
+            "Ocp-Apim-Subscription-Key",
+            "X-Hub-Signature",
+            "X-Hub-Signature-256",
+            "Authentication",
+            "Token",
+            "X-Session-Token",
+            "id_token",
+            "refresh-token",
+            "sessionid",
+            "session_id",
+            "jwt",
+            "sid",
+            "auth",
+            "code",
+            "x-token\n",
+            "Tokens",
         ] {
             assert_eq!(
                 s.is_secret_header(name),
@@ -541,7 +665,7 @@ mod tests {
             "x-password2",
             "ppassword",
         ] {
-            assert!(secret_or_password(name), "{name}");
+            assert!(secret_word(name), "{name}");
         }
         for name in [
             "secre",
@@ -553,10 +677,67 @@ mod tests {
             "SECRE\u{54}",
         ] {
             assert_eq!(
-                secret_or_password(name),
+                secret_word(name),
                 name.to_ascii_lowercase().contains("secret"),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn the_listed_credential_names_move_out() {
+        let s = SecretRules::new(false);
+        for name in [
+            "Private-Token",
+            "X-Vault-Token",
+            "X-Amz-Security-Token",
+            "X-Refresh-Token",
+            "X-Goog-Api-Key",
+            "X-Shopify-Access-Token",
+            "Authentication",
+            "X-Session-Token",
+            "Token",
+            "X-Token",
+            "Ocp-Apim-Subscription-Key",
+            "X-Hub-Signature",
+            "X-Hub-Signature-256",
+            "X-My-Session",
+            "X-Client-Secret",
+        ] {
+            assert!(s.header(name, "v"), "{name}");
+        }
+        for name in [
+            "Accept",
+            "Sec-WebSocket-Key",
+            "Content-Type",
+            "X-Request-Id",
+        ] {
+            assert!(!s.header(name, "v"), "{name}");
+        }
+        for name in [
+            "id_token",
+            "refresh_token",
+            "jwt",
+            "sessionid",
+            "sid",
+            "auth",
+            "code",
+        ] {
+            assert!(s.query(name, "v"), "{name}");
+        }
+        for name in [
+            "password",
+            "client_secret",
+            "new_password",
+            "refresh_token",
+            "x-api-key",
+            "sessionToken",
+            "apiKey",
+        ] {
+            assert!(s.field(name, "v"), "{name}");
+        }
+        for name in ["code", "key", "username", "email", "sort_key", "tokens"] {
+            assert!(!s.field(name, "v"), "{name}");
         }
     }
 
