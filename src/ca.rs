@@ -49,8 +49,26 @@ pub(crate) fn data_dir() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Makes an existing CA key in `dir` private and warns when it was not.
+pub(crate) fn tighten_key(dir: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(t) = ld_recorder::ca::tighten_key(dir)
+        .with_context(|| format!("could not check the CA key in {}", dir.display()))?
+    {
+        eprintln!(
+            "ld: warning: the CA private key {} was readable by other users (mode {:04o}); \
+             its mode is now 0600. Anyone who read it can impersonate any site to clients that \
+             trust this CA: consider deleting {} and trusting a new CA",
+            t.path.display(),
+            t.was,
+            dir.join("ca").display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir()?;
+    tighten_key(&dir)?;
     let (ca, created) = ld_recorder::ca::LocalCa::load_or_create(&dir)
         .with_context(|| format!("could not set up the CA in {}", dir.display()))?;
     if created {

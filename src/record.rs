@@ -107,8 +107,9 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     {
         return Err(exit::input_error("--auth wants USER:PASS"));
     }
-    let mut options =
-        ld_recorder::Options::new(listen, args.output.clone(), crate::ca::data_dir()?);
+    let data_dir = crate::ca::data_dir()?;
+    crate::ca::tighten_key(&data_dir)?;
+    let mut options = ld_recorder::Options::new(listen, args.output.clone(), data_dir);
     options.include = compile("include", &args.include)?;
     options.exclude = compile("exclude", &args.exclude)?;
     options.passthrough = compile("passthrough", &args.passthrough)?;

@@ -912,3 +912,49 @@ fn client_failures_are_reported_and_never_stop_the_proxy() {
         200
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn har_journal_and_ca_key_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let made = Command::new(ld())
+        .args(["ca", "path"])
+        .env("LD_DATA_DIR", &data)
+        .output()
+        .expect("ld ca path");
+    assert!(made.status.success());
+    let key = data.join("ca/ld-ca-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "ok"));
+    let mut rec = Recorder::start(dir.path(), &[]);
+    let warning = rec.wait_for("ld: warning:");
+    assert!(warning.contains("ld-ca-key.pem"), "{warning}");
+    assert!(
+        warning.contains("0644") && warning.contains("0600"),
+        "{warning}"
+    );
+    assert_eq!(mode(&key), 0o600);
+    curl(&[
+        "-x",
+        &rec.proxy(),
+        "-H",
+        "Authorization: Bearer s3cret",
+        &format!("http://{plain}/"),
+    ]);
+    rec.wait_for_journal(1);
+    assert_eq!(mode(&rec.journal()), 0o600);
+    let output = rec.output.clone();
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    assert_eq!(mode(&output), 0o600);
+    // Already private: no warning the second time.
+    let again = Command::new(ld())
+        .args(["ca", "path"])
+        .env("LD_DATA_DIR", &data)
+        .output()
+        .expect("ld ca path");
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("warning"));
+}

@@ -61,6 +61,46 @@ pub fn cert_path(data_dir: &Path) -> PathBuf {
     data_dir.join(CERT_FILE)
 }
 
+/// An existing CA key that group or others could read, and was made private (0600).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyTightened {
+    /// The key file.
+    pub path: PathBuf,
+    /// Its permission bits before (e.g. `0o644`).
+    pub was: u32,
+}
+
+/// Makes an existing CA key in `data_dir` readable by its owner only (0600) when group or
+/// others could read or write it, and says so, so the caller can warn: anyone who read the key
+/// can impersonate any site to clients that trust the CA. `None` when there is no key yet, it
+/// was already private, or the platform has no Unix permissions.
+/// [`LocalCa::load_or_create`] applies the same fix silently; call this first to learn of it.
+pub fn tighten_key(data_dir: &Path) -> Result<Option<KeyTightened>> {
+    let path = data_dir.join(KEY_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let was = meta.permissions().mode() & 0o7777;
+        if was & 0o077 == 0 {
+            return Ok(None);
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Some(KeyTightened { path, was }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
 /// The local CA, loaded or created, and the leaf certificates it has issued in this run.
 pub struct LocalCa {
     issuer: Issuer<'static, KeyPair>,
@@ -88,6 +128,7 @@ impl LocalCa {
         let cert_path = data_dir.join(CERT_FILE);
         let key_path = data_dir.join(KEY_FILE);
         let created = if cert_path.exists() && key_path.exists() {
+            tighten_key(data_dir)?;
             false
         } else {
             create(data_dir, &cert_path, &key_path)?;
@@ -354,6 +395,27 @@ mod tests {
         assert!(!created);
         assert_eq!(ca.cert_pem(), again.cert_pem());
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_key_is_made_private_and_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(tighten_key(dir.path()).expect("no key yet"), None);
+        LocalCa::load_or_create(dir.path()).expect("create");
+        assert_eq!(tighten_key(dir.path()).expect("private"), None);
+        let key = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let tightened = tighten_key(dir.path()).expect("tighten").expect("reported");
+        assert_eq!(tightened.was, 0o644);
+        assert_eq!(tightened.path, key);
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        LocalCa::load_or_create(dir.path()).expect("load");
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -651,32 +651,14 @@ fn form_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// `location` made absolute against `base`, as browsers would follow it.
+/// `location` made absolute against `base` by RFC 3986 reference resolution (dot segments,
+/// network-path and query-only references), as browsers follow it. A base or a location that
+/// does not parse leaves the location as it was sent.
 fn resolve(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        return location.to_string();
-    }
-    let Some((scheme, rest)) = base.split_once("://") else {
-        return location.to_string();
-    };
-    if let Some(net) = location.strip_prefix("//") {
-        return format!("{scheme}://{net}");
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let origin = &base[..scheme.len() + 3 + authority_end];
-    if location.starts_with('/') {
-        return format!("{origin}{location}");
-    }
-    let path = &rest[authority_end..];
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    if location.starts_with('?') {
-        return format!("{origin}{path}{location}");
-    }
-    let dir = match path.rfind('/') {
-        Some(i) => &path[..=i],
-        None => "/",
-    };
-    format!("{origin}{dir}{location}")
+    url::Url::parse(base)
+        .and_then(|base| base.join(location))
+        .map(String::from)
+        .unwrap_or_else(|_| location.to_string())
 }
 
 fn epoch_secs(t: SystemTime) -> f64 {
@@ -957,6 +939,11 @@ mod tests {
         assert_eq!(resolve("https://a.b", "//c.d/e"), "https://c.d/e");
         assert_eq!(resolve("https://a.b/p", "http://o/"), "http://o/");
         assert_eq!(resolve("https://a.b/p?x", "?y"), "https://a.b/p?y");
+        assert_eq!(resolve("https://a.b/x/y/z", "../w"), "https://a.b/x/w");
+        assert_eq!(resolve("https://a.b/x/y", "./v/../u"), "https://a.b/x/u");
+        assert_eq!(resolve("https://a.b/x/y?q", "#f"), "https://a.b/x/y?q#f");
+        assert_eq!(resolve("https://a.b/x", ""), "https://a.b/x");
+        assert_eq!(resolve("not a url", "/r"), "/r");
     }
 
     #[test]

@@ -65,13 +65,31 @@ impl Journal {
     /// Opens (creating) and locks the journal of `output`.
     pub(crate) fn open(output: &Path, stats: Arc<Stats>) -> Result<(Journal, Previous)> {
         let path = journal_path(output);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        // The journal holds Authorization and Cookie values: readable by the owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path).map_err(|e| Error::io(&path, e))?;
         lock(&file, output, &path)?;
+        // A journal left by an interrupted session, or created by an older version, may be
+        // wider than that.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file
+                .metadata()
+                .map_err(|e| Error::io(&path, e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+        }
         let mut previous = Previous::default();
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         if len > 0 {
@@ -242,7 +260,9 @@ pub(crate) fn rebuild(journal: &Path, output: &Path) -> Result<Assembled> {
     let file = File::open(journal).map_err(|e| Error::io(journal, e))?;
     let index = index(&file, journal)?;
     let mut source = BufReader::with_capacity(256 * 1024, file);
-    ld_plan::fs::write_atomic_with(output, false, |out| {
+    // Private (0600, set on the temporary file before the rename): the HAR holds the
+    // Authorization and Cookie values that crossed the proxy.
+    ld_plan::fs::write_atomic_with(output, true, |out| {
         out.write_all(
             b"{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"ld\",\"version\":\"",
         )?;
@@ -344,6 +364,29 @@ mod tests {
         assert_eq!(har.entries[0].request.url, "http://a/");
         assert_eq!(har.entries[1].request.url, "http://b/");
         assert!(!journal_path(&output).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn journal_and_har_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let output = dir.path().join("rec.har");
+        // A journal left readable by an older version is tightened when it is continued.
+        std::fs::write(journal_path(&output), b"").expect("seed");
+        std::fs::set_permissions(
+            journal_path(&output),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let (mut journal, _) = Journal::open(&output, Arc::default()).expect("open");
+        assert_eq!(mode(&journal_path(&output)), 0o600);
+        journal.close().expect("close");
+        std::fs::write(&output, b"old").expect("seed har");
+        std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        journal.finish(&output).expect("finish");
+        assert_eq!(mode(&output), 0o600);
     }
 
     #[test]
