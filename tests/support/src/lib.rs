@@ -5,6 +5,7 @@
 //! it down when dropped. Nothing here is shared between tests, so tests run in parallel.
 
 pub mod echo;
+pub mod hostile;
 pub mod http;
 pub mod sse;
 pub mod ws;
