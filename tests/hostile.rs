@@ -34,19 +34,23 @@ struct Run {
 }
 
 impl Run {
-    /// The line of the failure report naming task `name`.
+    /// The line of the failure report (`N × name: reason`) naming task `name`.
     fn failure(&self, name: &str) -> &str {
-        let prefix = format!("{name}: ");
-        self.stdout
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(&prefix))
+        self.failure_line(name)
             .unwrap_or_else(|| panic!("no failure reported for {name}:\n{self}"))
     }
 
+    fn failure_line(&self, name: &str) -> Option<&str> {
+        let needle = format!("× {name}: ");
+        self.stdout
+            .lines()
+            .skip_while(|l| l.trim() != "failures:")
+            .map(str::trim)
+            .find(|l| l.contains(&needle))
+    }
+
     fn passed(&self, name: &str) -> bool {
-        let prefix = format!("{name}: ");
-        !self.stdout.lines().any(|l| l.trim().starts_with(&prefix))
+        self.failure_line(name).is_none()
     }
 }
 
