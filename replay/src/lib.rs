@@ -32,7 +32,7 @@ mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -530,6 +530,42 @@ async fn run_test(
     results.end_us = results.epoch.elapsed().as_micros() as u64;
     results.dropped += dropped;
     Ok(results)
+}
+
+/// What [`check_plan`] found in a plan that compiles.
+#[derive(Debug, Clone, Default)]
+pub struct PlanCheck {
+    /// Distinct task names: the rows a report would have.
+    pub names: usize,
+    /// Fields accepted but not acted on, each with its JSON pointer.
+    pub notes: Vec<String>,
+    /// References a run resolves only from its environment or secrets files (`${env.X}`),
+    /// each as `pointer: reference`.
+    pub unresolved: Vec<String>,
+}
+
+/// Compiles the plan `bytes` read from `path` without running it, reading secrets or
+/// touching the network: every input error a run would stop at (exit 2), or what the plan
+/// holds. Files the plan names (CSV sources, included plans) are read relative to `path`.
+pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
+    let text = compile::decode(path, bytes)?;
+    let settings = compile::Settings {
+        insecure: false,
+        ca_cert: None,
+        timeout: Duration::from_secs(30),
+        http: HttpVersion::Auto,
+        env: HashMap::new(),
+    };
+    let program = compile::compile(path, text, &settings)?;
+    Ok(PlanCheck {
+        names: program.names.len(),
+        notes: program.notes,
+        unresolved: program
+            .unresolved
+            .iter()
+            .map(|u| format!("{}: {}", u.pointer, u.raw))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

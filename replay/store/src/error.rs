@@ -26,6 +26,11 @@ pub enum Error {
         found: i64,
         supported: i64,
     },
+    /// SQLite's integrity check found the database damaged.
+    #[error(
+        "{path} is damaged ({detail}); move it aside (ld starts a new one) or pass another --db"
+    )]
+    Damaged { path: String, detail: String },
     /// Another process held the database longer than the store waits.
     #[error("{path} is locked by another process (waited {waited_s} s)")]
     Locked { path: String, waited_s: u64 },

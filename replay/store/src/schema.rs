@@ -230,7 +230,35 @@ fn open_with(path: &Path, access: Access, busy: Duration) -> Result<Connection> 
         // when the run's first batch cannot be stored.
         immediate(&conn, &name, |_| Ok(()))?;
     }
+    if access == Access::Write && !memory {
+        quick_check(&conn, &name)?;
+    }
     Ok(conn)
+}
+
+/// SQLite's `quick_check` (the structure of every page, without the index-content checks of
+/// `integrity_check`): a damaged database is found before a run starts, not when its records
+/// cannot be stored. Reports the first problem only.
+fn quick_check(conn: &Connection, name: &str) -> Result<()> {
+    let first: String = match conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)) {
+        Ok(first) => first,
+        Err(rusqlite::Error::SqliteFailure(e, detail))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            detail.unwrap_or_else(|| e.to_string())
+        }
+        Err(e) => return Err(Error::sqlite(name, "check its integrity", e)),
+    };
+    if first == "ok" {
+        return Ok(());
+    }
+    Err(Error::Damaged {
+        path: name.to_string(),
+        detail: first,
+    })
 }
 
 /// Whether the store may write `path`: the file's permissions, or its directory's when it
@@ -392,6 +420,43 @@ mod tests {
         for p in [path.clone(), dir.path().join("ld.db-wal")] {
             let mode = std::fs::metadata(&p).expect("exists").permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_damaged_database_is_found_when_it_is_opened_for_a_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ld.db");
+        {
+            let conn = open(&path, Access::Write).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE filler(x TEXT); CREATE INDEX filler_x ON filler(x);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO filler SELECT printf('row %d %0200d', i, i) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .expect("fill");
+        }
+        assert!(
+            open(&path, Access::Write).is_ok(),
+            "an intact database opens"
+        );
+        // Overwrite the middle of the file (b-tree pages), leaving the header intact.
+        let mut bytes = std::fs::read(&path).expect("read");
+        assert!(bytes.len() > 64 * 1024, "{} bytes", bytes.len());
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 16 * 1024].fill(0xA5);
+        std::fs::write(&path, &bytes).expect("damage");
+        match open(&path, Access::Write) {
+            Err(e @ Error::Damaged { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("is damaged") && text.contains("--db"),
+                    "{text}"
+                );
+            }
+            Err(e) => panic!("expected Damaged, got {e:?}"),
+            Ok(_) => panic!("a damaged database opened for a run"),
         }
     }
 
