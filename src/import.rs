@@ -176,21 +176,38 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     })?;
 
     let to_stdout = args.output == Path::new("-");
+    let mut import = import;
     if let Some(env) = import.secrets_env() {
-        let path = args.secrets_file.clone().unwrap_or_else(|| {
-            // A plan sent to standard output or a device (`-o /dev/null`) has no directory of
-            // its own for the side file: it goes to the current one.
-            let device = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());
-            let base = if to_stdout || device {
-                PathBuf::from("actions.json")
-            } else {
-                args.output.clone()
-            };
-            let mut os = base.into_os_string();
+        // A plan sent to standard output or a device (`-o /dev/null`) has no directory of its
+        // own for the side file: it goes to the current one, maybe beside another plan's.
+        let device = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());
+        let beside_plan = (!to_stdout && !device).then(|| {
+            let mut os = args.output.clone().into_os_string();
             os.push(".secrets.env");
             PathBuf::from(os)
         });
-        ld_plan::fs::write_atomic(&path, env.as_bytes(), true)
+        let path = args
+            .secrets_file
+            .clone()
+            .or_else(|| beside_plan.clone())
+            .unwrap_or_else(|| PathBuf::from("actions.json.secrets.env"));
+        // The side file of the plan being written is replaced with it; any other file that is
+        // already there is kept, and the new secrets are added to it.
+        let owned = beside_plan.as_ref() == Some(&path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(existing) if !owned => import.merged_secrets_env(&existing).map_err(|name| {
+                exit::input_error(format!(
+                    "{} already holds {name} with another value; pass --secrets-file with a \
+                     new file (or remove {name} from it)",
+                    path.display()
+                ))
+            })?,
+            _ => env,
+        };
+        if !owned {
+            import.name_secrets_file(&secrets_reference(&path, &args.output, to_stdout || device));
+        }
+        ld_plan::fs::write_atomic(&path, text.as_bytes(), true)
             .with_context(|| format!("could not write the secrets file {}", path.display()))?;
         if !args.quiet {
             eprintln!(
@@ -246,4 +263,19 @@ fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
             Ok((name.to_string(), value.trim().to_string()))
         })
         .collect()
+}
+
+/// How the plan names its secrets file `secrets` (the `ld_secrets_file` variable, read
+/// relative to the plan): its file name when it sits beside the plan `output`, else its
+/// absolute path (always for a plan written to standard output, which has no place yet).
+fn secrets_reference(secrets: &Path, output: &Path, no_place: bool) -> String {
+    let absolute = std::path::absolute(secrets).unwrap_or_else(|_| secrets.to_path_buf());
+    if !no_place
+        && let (Ok(plan), Some(dir)) = (std::path::absolute(output), absolute.parent())
+        && plan.parent() == Some(dir)
+        && let Some(name) = absolute.file_name()
+    {
+        return name.to_string_lossy().into_owned();
+    }
+    absolute.display().to_string()
 }

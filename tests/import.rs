@@ -377,3 +377,108 @@ fn output_to_a_device_writes_in_place() {
     assert!(meta.file_type().is_char_device());
     assert!(dir.path().join("actions.json.secrets.env").is_file());
 }
+
+#[test]
+fn a_plan_on_stdout_keeps_an_existing_secrets_file_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "small.har", SMALL_HAR);
+    let side = dir.path().join("actions.json.secrets.env");
+    std::fs::write(&side, "# another plan's\nOTHER=keep-me\n").expect("existing side file");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "small.har", "-o", "-", "-q"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&side).expect("side file");
+    assert!(text.contains("OTHER=keep-me"), "{text}");
+    assert!(text.contains("Bearer T0K"), "{text}");
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let named = plan["load_density"][0][1]["variables"]["ld_secrets_file"]
+        .as_str()
+        .expect("the plan names its secrets file");
+    assert_eq!(
+        Path::new(named),
+        std::fs::canonicalize(&side).expect("canonical"),
+        "{named}"
+    );
+
+    // The same name with another value is refused, and the file is left as it was.
+    std::fs::write(&side, "AUTHORIZATION=Bearer other\n").expect("conflicting side file");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "small.har", "-o", "-", "-q"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("AUTHORIZATION") && stderr.contains("--secrets-file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&side).expect("side file"),
+        "AUTHORIZATION=Bearer other\n"
+    );
+}
+
+#[test]
+fn a_secrets_file_elsewhere_is_named_by_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Port 9 on loopback: nothing listens, so the replay below sends nothing anywhere.
+    let har = SMALL_HAR
+        .replace("http://api.test", "http://127.0.0.1:9")
+        .replace("http://cdn.test", "http://127.0.0.1:9");
+    write(dir.path(), "small.har", &har);
+    ld().current_dir(dir.path())
+        .args([
+            "import",
+            "small.har",
+            "-o",
+            "plan.json",
+            "--secrets-file",
+            "ci.env",
+            "-q",
+        ])
+        .assert()
+        .success();
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).expect("plan"))
+            .expect("json");
+    assert_eq!(
+        plan["load_density"][0][1]["variables"]["ld_secrets_file"],
+        "ci.env"
+    );
+    assert!(!dir.path().join("plan.json.secrets.env").exists());
+    // Replaying it finds every ${env.X} there: the check of unresolved names passes.
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "--once",
+            "--no-store",
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .expect("run");
+    // Exit 1 (connection refused, counted) and not 2 (a `${env.X}` that resolves nowhere).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("AUTHORIZATION"), "{stderr}");
+    // Without the file, the same plan stops before any request, naming what is missing.
+    std::fs::remove_file(dir.path().join("ci.env")).expect("remove");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AUTHORIZATION"), "{stderr}");
+}

@@ -150,6 +150,65 @@ impl Import {
         (!self.secrets.is_empty()).then(|| render_env(&self.secrets))
     }
 
+    /// The side file's text when `existing` (a secrets file already there, `NAME=value`
+    /// lines) is kept: its lines as they are, then the secrets it does not hold yet. A name
+    /// it holds with another value is an error naming it: merging would change what another
+    /// plan sends.
+    pub fn merged_secrets_env(&self, existing: &str) -> Result<String, String> {
+        let mut held: Vec<(&str, &str)> = Vec::new();
+        for line in existing.lines() {
+            let line = line.trim();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                held.push((k.trim(), v.trim()));
+            }
+        }
+        let mut out = existing.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for s in &self.secrets {
+            match held.iter().find(|(k, _)| *k == s.name) {
+                Some((_, v)) if *v == s.value => {}
+                Some(_) => return Err(s.name.clone()),
+                None => {
+                    out.push_str(&s.name);
+                    out.push('=');
+                    out.push_str(&s.value);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names the plan's secrets file with the `ld_secrets_file` variable (in the plan's
+    /// `LD_register_variables`, added when there is none), for a secrets file that is not the
+    /// one `ld replay` looks for beside the plan.
+    pub fn name_secrets_file(&mut self, path: &str) {
+        let actions = &mut self.skeleton.actions;
+        let at = match actions
+            .iter()
+            .position(|a| a.command == "LD_register_variables")
+        {
+            Some(i) => i,
+            None => {
+                let mut kwargs = Map::new();
+                kwargs.insert("variables".into(), Value::Object(Map::new()));
+                actions.insert(0, Action::with_kwargs("LD_register_variables", kwargs));
+                0
+            }
+        };
+        if let Args::Kwargs(kwargs) = &mut actions[at].args
+            && let Some(Value::Object(vars)) = kwargs.get_mut("variables")
+        {
+            vars.insert("ld_secrets_file".into(), Value::String(path.to_string()));
+        }
+    }
+
     /// The number of tasks in the plan.
     pub fn task_count(&self) -> usize {
         self.tasks.len()
