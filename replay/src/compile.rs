@@ -17,8 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::check::{Check, Extract, Source};
 use crate::load::Profile;
+use crate::protocol::{CompileCx, socket, sse, ws};
 use crate::report::ReportKind;
-use crate::task::{HttpTask, Predicate, Think, Throttle, prepare};
+use crate::task::{HttpTask, Predicate, Proto, Task, Think, Throttle, prepare};
 use crate::template::{Binder, CsvSource, TValue, Unresolved, escape_pointer, nearest, value_text};
 use crate::tls::{TlsSettings, client_config};
 use crate::{Error, HttpVersion, Result};
@@ -71,7 +72,7 @@ pub(crate) struct TestSpec {
     pub(crate) shape: Option<Profile>,
     pub(crate) variables: Vec<(String, String)>,
     pub(crate) mode: Mode,
-    pub(crate) tasks: Vec<Arc<HttpTask>>,
+    pub(crate) tasks: Vec<Arc<Task>>,
 }
 
 /// What compilation takes from the options.
@@ -118,7 +119,94 @@ const ASSERTION_TYPES: &[&str] = &[
 ];
 const EXTRACT_FIELDS: &[&str] = &["var", "from", "path", "name", "pattern", "scope"];
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
-const HTTP_USERS: &[&str] = &["fast_http_user", "http_user"];
+/// LoadDensity's user templates and the protocol each sets as its tasks' default.
+const USERS: &[(&str, Kind)] = &[
+    ("fast_http_user", Kind::Http),
+    ("http_user", Kind::Http),
+    ("websocket_user", Kind::WebSocket),
+    ("sse_user", Kind::Sse),
+    ("socket_user", Kind::Socket),
+];
+
+fn user_protocol(user: &str) -> Option<Kind> {
+    USERS.iter().find(|(u, _)| *u == user).map(|(_, k)| *k)
+}
+
+/// Which protocol module compiles a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Http,
+    WebSocket,
+    Sse,
+    Socket,
+}
+
+/// Fields every protocol's task takes besides its own.
+const COMMON_TASK_FIELDS: &[&str] = &[
+    "name",
+    "protocol",
+    "connection",
+    "timeout",
+    "assertions",
+    "extract",
+    "weight",
+    "run_if",
+    "skip_if",
+    "think_time",
+    "throttle",
+    "retry",
+    "verify",
+];
+
+/// A task's protocol: its `protocol` field (ld's extension; `tcp` and `udp` as LoadDensity's
+/// `socket_user` writes them), else a `ws://` or `wss://` URL, else the user's default.
+fn task_protocol(
+    file: &Path,
+    t: &Map<String, Value>,
+    pointer: &str,
+    default: Kind,
+) -> Result<Kind> {
+    match t.get("protocol") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(p)) => {
+            return match p.to_ascii_lowercase().as_str() {
+                "http" | "https" => Ok(Kind::Http),
+                "websocket" | "ws" | "wss" => Ok(Kind::WebSocket),
+                "sse" => Ok(Kind::Sse),
+                "tcp" | "udp" => Ok(Kind::Socket),
+                other => {
+                    let known = ["http", "websocket", "sse", "tcp", "udp"];
+                    Err(err(
+                        file,
+                        &format!("{pointer}/protocol"),
+                        format!(
+                            "unknown protocol `{other}`{}: {}",
+                            nearest(other, known.into_iter()),
+                            known.join(", ")
+                        ),
+                    ))
+                }
+            };
+        }
+        Some(v) => {
+            return Err(err(
+                file,
+                &format!("{pointer}/protocol"),
+                format!("expected a string, found {}", kind_of(v)),
+            ));
+        }
+    }
+    let url = t
+        .get("request_url")
+        .or_else(|| t.get("url"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("ws" | "wss")) {
+        return Ok(Kind::WebSocket);
+    }
+    Ok(default)
+}
 
 /// Commands that only return data to a Python caller: accepted, and skipped with a note.
 const SKIPPED_COMMANDS: &[&str] = &["LD_generate_html", "LD_generate_json", "LD_generate_xml"];
@@ -258,7 +346,7 @@ struct Compiler<'s> {
     csv: HashMap<String, Arc<CsvSource>>,
     vars: Vec<String>,
     name_ids: HashMap<String, usize>,
-    tls: HashMap<TlsSettings, Arc<rustls::ClientConfig>>,
+    tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
     files: Vec<PathBuf>,
 }
@@ -599,21 +687,24 @@ impl Compiler<'_> {
                     ));
                 }
             }
-            let user = ud
-                .get("user")
-                .and_then(Value::as_str)
-                .unwrap_or("fast_http_user");
-            if !HTTP_USERS.contains(&user) {
-                return Err(err(
-                    file,
-                    &format!("{}/user", at("user_detail_dict")),
-                    format!(
-                        "user `{user}` is not supported by ld replay yet (HTTP: {})",
-                        HTTP_USERS.join(", ")
-                    ),
-                ));
-            }
         }
+        let user = kw
+            .get("user_detail_dict")
+            .and_then(|u| u.get("user"))
+            .and_then(Value::as_str)
+            .unwrap_or("fast_http_user");
+        let Some(default_protocol) = user_protocol(user) else {
+            let known: Vec<&str> = USERS.iter().map(|(u, _)| *u).collect();
+            let hint = nearest(user, known.iter().copied());
+            return Err(err(
+                file,
+                &format!("{}/user", at("user_detail_dict")),
+                format!(
+                    "user `{user}` is not supported by ld replay{hint} (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        };
         let host = kw
             .get("user_detail_dict")
             .and_then(|u| u.get("host"))
@@ -742,6 +833,7 @@ impl Compiler<'_> {
                 p,
                 host.as_deref(),
                 &session,
+                default_protocol,
             )?));
         }
         if tasks.is_empty() {
@@ -768,9 +860,23 @@ impl Compiler<'_> {
         pointer: &str,
         host: Option<&str>,
         session: &[String],
-    ) -> Result<HttpTask> {
-        let mut allowed: Vec<&str> = ld_plan::TASK_FIELDS.to_vec();
-        allowed.extend_from_slice(EXTRA_TASK_FIELDS);
+        default_protocol: Kind,
+    ) -> Result<Task> {
+        let kind = task_protocol(file, t, pointer, default_protocol)?;
+        let mut allowed: Vec<&str> = match kind {
+            Kind::Http => {
+                let mut a = ld_plan::TASK_FIELDS.to_vec();
+                a.extend_from_slice(EXTRA_TASK_FIELDS);
+                a.extend_from_slice(&["protocol"]);
+                a
+            }
+            Kind::WebSocket => ws::FIELDS.to_vec(),
+            Kind::Sse => sse::FIELDS.to_vec(),
+            Kind::Socket => socket::FIELDS.to_vec(),
+        };
+        if kind != Kind::Http {
+            allowed.extend_from_slice(COMMON_TASK_FIELDS);
+        }
         check_keys(file, t, &allowed, pointer)?;
         let at = |k: &str| format!("{pointer}/{k}");
         let method_text = t
@@ -778,34 +884,44 @@ impl Compiler<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_ascii_uppercase();
-        if method_text.is_empty() {
-            return Err(err(file, pointer, "a task needs a `method`"));
-        }
-        let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| {
-            err(
-                file,
-                &at("method"),
-                format!("invalid method `{method_text}`"),
-            )
-        })?;
-        let (url_key, url) = match (t.get("request_url"), t.get("url")) {
-            (Some(Value::String(u)), _) => ("request_url", u.clone()),
-            (_, Some(Value::String(u))) => ("url", u.clone()),
-            _ => {
-                return Err(err(
-                    file,
-                    pointer,
-                    "a task needs a `request_url` (or `url`) string",
-                ));
-            }
+        let url_field = match (t.get("request_url"), t.get("url")) {
+            (Some(Value::String(u)), _) => Some(("request_url", u.clone())),
+            (_, Some(Value::String(u))) => Some(("url", u.clone())),
+            _ => None,
         };
-        let full_url = match host {
-            Some(h) if url.starts_with('/') => format!("{h}{url}"),
-            _ => url.clone(),
+        let (report_method, default_name) = match kind {
+            Kind::Http => {
+                if method_text.is_empty() {
+                    return Err(err(file, pointer, "a task needs a `method`"));
+                }
+                let Some((_, url)) = &url_field else {
+                    return Err(err(
+                        file,
+                        pointer,
+                        "a task needs a `request_url` (or `url`) string",
+                    ));
+                };
+                (method_text.to_ascii_lowercase(), url.clone())
+            }
+            Kind::Socket => {
+                let proto = t
+                    .get("protocol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("tcp")
+                    .to_ascii_lowercase();
+                let target = t.get("target").and_then(Value::as_str).unwrap_or("");
+                (proto.clone(), format!("{proto} {target}"))
+            }
+            Kind::WebSocket | Kind::Sse => {
+                let prefix = if kind == Kind::WebSocket { "ws" } else { "sse" };
+                let op = method_text.to_ascii_lowercase();
+                let url = url_field.as_ref().map(|(_, u)| u.as_str()).unwrap_or("");
+                (format!("{prefix} {op}"), format!("{prefix} {op} {url}"))
+            }
         };
         let name_text = match t.get("name") {
             Some(Value::String(n)) if !n.is_empty() => n.clone(),
-            _ => url.clone(),
+            _ => default_name.trim().to_string(),
         };
         let name_id = match self.name_ids.get(&name_text) {
             Some(id) => *id,
@@ -813,48 +929,92 @@ impl Compiler<'_> {
                 let id = self.program.names.len();
                 self.program.names.push(NameInfo {
                     name: Arc::from(name_text.as_str()),
-                    method: method_text.to_ascii_lowercase(),
+                    method: report_method,
                 });
                 self.name_ids.insert(name_text.clone(), id);
                 id
             }
         };
 
-        let mut request = Map::new();
-        request.insert("url".into(), Value::String(full_url));
-        for k in [
-            "params", "headers", "cookies", "json", "data", "body", "files", "auth",
-        ] {
-            if let Some(v) = t.get(k) {
-                request.insert(k.into(), v.clone());
-            }
-        }
-        for (k, shape) in [
-            ("headers", "an object"),
-            ("cookies", "an object"),
-            ("auth", "an object"),
-        ] {
-            if let Some(v) = t.get(k)
-                && !v.is_object()
-                && !v.is_null()
-            {
-                return Err(err(file, &at(k), format!("expected {shape}")));
-            }
-        }
-        if let Some(Value::Object(auth)) = t.get("auth") {
-            check_keys(
-                file,
-                auth,
-                &["type", "username", "password", "token"],
-                &at("auth"),
-            )?;
-            let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
-            if !matches!(kind.to_ascii_lowercase().as_str(), "basic" | "bearer") {
+        let mut tls = TlsSettings {
+            verify: !self.settings.insecure,
+            ca_files: self.settings.ca_cert.iter().cloned().collect(),
+            client_cert: None,
+        };
+        match t.get("verify") {
+            None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => tls.verify = false,
+            Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
+            Some(_) => {
                 return Err(err(
                     file,
-                    &format!("{}/type", at("auth")),
-                    format!("unknown auth type `{kind}`: basic or bearer"),
+                    &at("verify"),
+                    "expected a boolean or a CA bundle path",
                 ));
+            }
+        }
+        match t.get("cert").or_else(|| t.get("client_cert")) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(both)) => {
+                let p = resolve_path(file, both);
+                tls.client_cert = Some((p.clone(), p));
+            }
+            Some(Value::Array(pair)) if pair.len() == 2 && pair.iter().all(Value::is_string) => {
+                let c = resolve_path(file, pair[0].as_str().unwrap_or_default());
+                let k = resolve_path(file, pair[1].as_str().unwrap_or_default());
+                tls.client_cert = Some((c, k));
+            }
+            Some(_) => return Err(err(file, &at("cert"), "expected a PEM path or [cert, key]")),
+        }
+        // Other protocols speak HTTP/1.1 at most (the WebSocket handshake) over TLS.
+        let version = if kind == Kind::Http {
+            self.settings.http
+        } else {
+            HttpVersion::Http1
+        };
+        let tls = match self.tls.get(&(tls.clone(), version)) {
+            Some(c) => c.clone(),
+            None => {
+                let config = Arc::new(client_config(&tls, version)?);
+                self.tls.insert((tls, version), config.clone());
+                config
+            }
+        };
+        let timeout_default = match kind {
+            Kind::Http => self.settings.timeout,
+            // LoadDensity's defaults: 5 s for WebSocket and socket steps, 30 s for SSE.
+            Kind::WebSocket | Kind::Socket => Duration::from_secs(5),
+            Kind::Sse => Duration::from_secs(30),
+        };
+
+        if kind == Kind::Http {
+            for (k, shape) in [
+                ("headers", "an object"),
+                ("cookies", "an object"),
+                ("auth", "an object"),
+            ] {
+                if let Some(v) = t.get(k)
+                    && !v.is_object()
+                    && !v.is_null()
+                {
+                    return Err(err(file, &at(k), format!("expected {shape}")));
+                }
+            }
+            if let Some(Value::Object(auth)) = t.get("auth") {
+                check_keys(
+                    file,
+                    auth,
+                    &["type", "username", "password", "token"],
+                    &at("auth"),
+                )?;
+                let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
+                if !matches!(kind.to_ascii_lowercase().as_str(), "basic" | "bearer") {
+                    return Err(err(
+                        file,
+                        &format!("{}/type", at("auth")),
+                        format!("unknown auth type `{kind}`: basic or bearer"),
+                    ));
+                }
             }
         }
         let mut unresolved = std::mem::take(&mut self.program.unresolved);
@@ -866,22 +1026,60 @@ impl Compiler<'_> {
             session,
             unresolved: &mut unresolved,
         };
-        // The url's pointer is the task field, the others keep their own.
-        let mut parts = Vec::new();
-        for (k, v) in &request {
-            let p = if k == "url" { at(url_key) } else { at(k) };
-            parts.push((k.clone(), binder.value(v, &p)));
+        let mut request_tv = TValue::Literal(Value::Null);
+        let mut other: Option<Proto> = None;
+        match kind {
+            Kind::Http => {
+                let Some((url_key, url)) = &url_field else {
+                    return Err(err(file, pointer, "a task needs a `request_url`"));
+                };
+                let full_url = match host {
+                    Some(h) if url.starts_with('/') => format!("{h}{url}"),
+                    _ => url.clone(),
+                };
+                let mut request = Map::new();
+                request.insert("url".into(), Value::String(full_url));
+                for k in [
+                    "params", "headers", "cookies", "json", "data", "body", "files", "auth",
+                ] {
+                    if let Some(v) = t.get(k) {
+                        request.insert(k.into(), v.clone());
+                    }
+                }
+                // The url's pointer is the task field, the others keep their own.
+                let mut parts = Vec::new();
+                for (k, v) in &request {
+                    let p = if k == "url" { at(url_key) } else { at(k) };
+                    parts.push((k.clone(), binder.value(v, &p)));
+                }
+                request_tv = if parts.iter().all(|(_, v)| v.as_literal().is_some()) {
+                    TValue::Literal(Value::Object(
+                        parts
+                            .into_iter()
+                            .map(|(k, v)| (k, v.as_literal().cloned().unwrap_or(Value::Null)))
+                            .collect(),
+                    ))
+                } else {
+                    TValue::Object(parts)
+                };
+            }
+            Kind::WebSocket | Kind::Sse | Kind::Socket => {
+                let mut cx = CompileCx {
+                    file,
+                    pointer,
+                    task: t,
+                    binder: &mut binder,
+                    tls: tls.clone(),
+                    default_timeout: timeout_default,
+                    host,
+                };
+                other = Some(match kind {
+                    Kind::WebSocket => Proto::WebSocket(ws::WsTask::compile(&mut cx)?),
+                    Kind::Sse => Proto::Sse(sse::SseTask::compile(&mut cx)?),
+                    _ => Proto::Socket(socket::SocketTask::compile(&mut cx)?),
+                });
+            }
         }
-        let request_tv = if parts.iter().all(|(_, v)| v.as_literal().is_some()) {
-            TValue::Literal(Value::Object(
-                parts
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_literal().cloned().unwrap_or(Value::Null)))
-                    .collect(),
-            ))
-        } else {
-            TValue::Object(parts)
-        };
 
         let mut checks = Vec::new();
         if let Some(list) = t.get("assertions") {
@@ -916,16 +1114,8 @@ impl Compiler<'_> {
             .transpose()?;
         self.program.unresolved = unresolved;
 
-        let base = base_dir(file);
-        let prepared = match request_tv.as_literal() {
-            Some(fields) => Some(Arc::new(
-                prepare(fields, &base, &mut SmallRng::seed_from_u64(0))
-                    .map_err(|m| err(file, pointer, m))?,
-            )),
-            None => None,
-        };
         let timeout = match t.get("timeout") {
-            None | Some(Value::Null) => self.settings.timeout,
+            None | Some(Value::Null) => timeout_default,
             Some(v) => {
                 let d = seconds(file, v, &at("timeout"))?;
                 if d.is_zero() {
@@ -934,47 +1124,39 @@ impl Compiler<'_> {
                 d
             }
         };
-        let follow_redirects = match t.get("allow_redirects") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(err(file, &at("allow_redirects"), "expected true or false")),
-        };
-        let mut tls = TlsSettings {
-            verify: !self.settings.insecure,
-            ca_files: self.settings.ca_cert.iter().cloned().collect(),
-            client_cert: None,
-        };
-        match t.get("verify") {
-            None | Some(Value::Null) | Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => tls.verify = false,
-            Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
-            Some(_) => {
-                return Err(err(
-                    file,
-                    &at("verify"),
-                    "expected a boolean or a CA bundle path",
-                ));
-            }
-        }
-        match t.get("cert").or_else(|| t.get("client_cert")) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(both)) => {
-                let p = resolve_path(file, both);
-                tls.client_cert = Some((p.clone(), p));
-            }
-            Some(Value::Array(pair)) if pair.len() == 2 && pair.iter().all(Value::is_string) => {
-                let c = resolve_path(file, pair[0].as_str().unwrap_or_default());
-                let k = resolve_path(file, pair[1].as_str().unwrap_or_default());
-                tls.client_cert = Some((c, k));
-            }
-            Some(_) => return Err(err(file, &at("cert"), "expected a PEM path or [cert, key]")),
-        }
-        let tls = match self.tls.get(&tls) {
-            Some(c) => c.clone(),
+        let proto = match other {
+            Some(p) => p,
             None => {
-                let config = Arc::new(client_config(&tls, self.settings.http)?);
-                self.tls.insert(tls, config.clone());
-                config
+                let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| {
+                    err(
+                        file,
+                        &at("method"),
+                        format!("invalid method `{method_text}`"),
+                    )
+                })?;
+                let base = base_dir(file);
+                let prepared = match request_tv.as_literal() {
+                    Some(fields) => Some(Arc::new(
+                        prepare(fields, &base, &mut SmallRng::seed_from_u64(0))
+                            .map_err(|m| err(file, pointer, m))?,
+                    )),
+                    None => None,
+                };
+                let follow_redirects = match t.get("allow_redirects") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
+                    }
+                };
+                Proto::Http(HttpTask {
+                    method,
+                    request: request_tv,
+                    prepared,
+                    base_dir: base,
+                    follow_redirects,
+                    tls,
+                })
             }
         };
         let weight = match t.get("weight") {
@@ -1098,16 +1280,10 @@ impl Compiler<'_> {
             || extract
                 .iter()
                 .any(|e| matches!(e.source, Source::Header(_)));
-        Ok(HttpTask {
+        Ok(Task {
             name_id,
             name: Arc::from(name_text.as_str()),
-            method,
-            request: request_tv,
-            prepared,
-            base_dir: base,
             timeout,
-            follow_redirects,
-            tls,
             weight,
             run_if,
             skip_if,
@@ -1118,6 +1294,7 @@ impl Compiler<'_> {
             extract,
             needs_body,
             needs_headers,
+            proto,
         })
     }
 }

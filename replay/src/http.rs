@@ -3,7 +3,8 @@
 //! Each virtual user owns its connections, as a browser tab or a wrk connection does: one
 //! per origin, kept alive and reused, HTTP/1.1 or HTTP/2 (ALPN over TLS, prior knowledge
 //! for cleartext when asked). There is no pool shared between users, so nothing on the hot
-//! path takes a lock. The jar keeps the cookies the server sets for this user.
+//! path takes a lock. Cookies the server sets go to the user's jar, which every protocol of
+//! the user shares. [`Http`] puts this transport behind the protocol seam.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use tokio_util::either::Either;
 use crate::HttpVersion;
 use crate::cookies::Jar;
 use crate::h1;
-use crate::task::Prepared;
+use crate::protocol::{Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
+use crate::task::{HttpTask, Prepared, prepare};
 
 enum Sender {
     H1(h1::Conn),
@@ -47,10 +49,95 @@ pub(crate) struct Reply {
     pub(crate) url: Arc<str>,
 }
 
-/// One virtual user's connections and cookies.
+/// HTTP/1.1 and HTTP/2 behind the protocol seam.
+pub(crate) struct Http;
+
+impl Protocol for Http {
+    type Task = HttpTask;
+    type Session = HttpTransport;
+
+    fn session(cx: &SessionCx) -> HttpTransport {
+        HttpTransport::new(cx.http, cx.max_body)
+    }
+
+    async fn exec(transport: &mut HttpTransport, task: &HttpTask, cx: &mut StepCx<'_, '_>) -> Step {
+        let prepared: Arc<Prepared> = match &task.prepared {
+            Some(p) => p.clone(),
+            None => {
+                let fields = task.request.resolve(cx.scope);
+                match prepare(&fields, &task.base_dir, cx.scope.rng) {
+                    Ok(p) => Arc::new(p),
+                    Err(message) => {
+                        let url = fields.get("url").and_then(serde_json::Value::as_str);
+                        return Step::failed(
+                            Arc::from(url.unwrap_or("")),
+                            Failure::new(FailureKind::Plan, message),
+                        );
+                    }
+                }
+            }
+        };
+        let timeout = crate::protocol::remaining(cx);
+        // Boxed: a user waiting on think time then holds a small future, not the largest
+        // state of a request in flight.
+        let sent = tokio::time::timeout(
+            timeout,
+            Box::pin(transport.send(
+                cx.jar,
+                &task.method,
+                &prepared,
+                &task.tls,
+                task.follow_redirects,
+                cx.want_body,
+                cx.want_headers,
+            )),
+        )
+        .await;
+        match sent {
+            Ok(Ok(reply)) => Step {
+                target: reply.url,
+                result: Ok(Observation {
+                    code: reply.status,
+                    headers: reply.headers,
+                    body: reply.body,
+                    wire_bytes: reply.wire_bytes,
+                }),
+            },
+            Ok(Err(message)) => Step::failed(
+                prepared.url.clone(),
+                Failure::new(failure_kind(&message), message),
+            ),
+            Err(_) => Step::failed(
+                prepared.url.clone(),
+                Failure::new(
+                    FailureKind::Timeout,
+                    format!("timed out after {}", humantime::format_duration(cx.timeout)),
+                ),
+            ),
+        }
+    }
+}
+
+/// The kind of a transport failure, read from the message the transport wrote.
+fn failure_kind(message: &str) -> FailureKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("limit (--max-body)") || m.contains("decod") {
+        FailureKind::Body
+    } else if m.contains("tls") || m.contains("certificate") {
+        FailureKind::Tls
+    } else if m.starts_with("connect") || m.starts_with("dns") || m.contains("resolve") {
+        FailureKind::Connect
+    } else if m.contains("reset") || m.contains("closed") || m.contains("broken pipe") {
+        FailureKind::Closed
+    } else {
+        FailureKind::Protocol
+    }
+}
+
+/// One virtual user's HTTP connections; the user's cookie jar is its own, shared by every
+/// protocol that sends cookies.
 pub(crate) struct HttpTransport {
     conns: Vec<Conn>,
-    pub(crate) jar: Jar,
     version: HttpVersion,
     /// The most bytes of a body kept, before and after decoding (`--max-body`).
     max_body: usize,
@@ -62,7 +149,6 @@ impl HttpTransport {
     pub(crate) fn new(version: HttpVersion, max_body: usize) -> Self {
         HttpTransport {
             conns: Vec::new(),
-            jar: Jar::default(),
             version,
             max_body,
         }
@@ -70,8 +156,10 @@ impl HttpTransport {
 
     /// Sends `method` with the prepared request; follows redirects when asked. Transport
     /// failures come back as a message for the record.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send(
         &mut self,
+        jar: &mut Jar,
         method: &Method,
         prepared: &Prepared,
         tls: &Arc<rustls::ClientConfig>,
@@ -81,19 +169,20 @@ impl HttpTransport {
     ) -> Result<Reply, String> {
         let want_headers = want_headers || follow;
         let reply = self
-            .exchange(method, prepared, tls, want_body, want_headers)
+            .exchange(jar, method, prepared, tls, want_body, want_headers)
             .await?;
         if !follow || !is_redirect(reply.status) {
             return Ok(reply);
         }
         // Boxed, as the redirect chain is the rare case: its state stays out of every
         // request's future.
-        Box::pin(self.redirects(reply, method, prepared, tls, want_body)).await
+        Box::pin(self.redirects(jar, reply, method, prepared, tls, want_body)).await
     }
 
     /// Follows the redirect `reply` asks for, up to [`MAX_REDIRECTS`].
     async fn redirects(
         &mut self,
+        jar: &mut Jar,
         mut reply: Reply,
         method: &Method,
         prepared: &Prepared,
@@ -126,7 +215,9 @@ impl HttpTransport {
                 next.body = Bytes::new();
                 next.headers.remove(header::CONTENT_TYPE);
             }
-            reply = self.exchange(&method, &next, tls, want_body, true).await?;
+            reply = self
+                .exchange(jar, &method, &next, tls, want_body, true)
+                .await?;
             current = Some(next);
         }
         Err(format!("more than {MAX_REDIRECTS} redirects"))
@@ -134,6 +225,7 @@ impl HttpTransport {
 
     async fn exchange(
         &mut self,
+        jar: &mut Jar,
         method: &Method,
         p: &Prepared,
         tls: &Arc<rustls::ClientConfig>,
@@ -141,7 +233,7 @@ impl HttpTransport {
         want_headers: bool,
     ) -> Result<Reply, String> {
         let tls_id = Arc::as_ptr(tls) as usize;
-        let cookie = self.cookie_header(p);
+        let cookie = cookie_header(jar, p);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -192,7 +284,7 @@ impl HttpTransport {
             for value in answer.headers.get_all(header::SET_COOKIE) {
                 if let Ok(text) = value.to_str() {
                     let path = p.uri.path();
-                    self.jar.store(text, &p.host, path);
+                    jar.store(text, &p.host, path);
                 }
             }
             let body = if want_body {
@@ -224,27 +316,27 @@ impl HttpTransport {
         }
         Some(i)
     }
+}
 
-    /// The `Cookie` header: the task's own cookies, overridden by the jar's of the same name.
-    fn cookie_header(&self, p: &Prepared) -> Option<HeaderValue> {
-        if self.jar.is_empty() && p.cookies.is_empty() {
-            return None;
-        }
-        let mut pairs: Vec<(&str, &str)> = p
-            .cookies
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        for (k, v) in self.jar.matching(&p.host, p.uri.path(), p.https) {
-            pairs.retain(|(n, _)| *n != k);
-            pairs.push((k, v));
-        }
-        if pairs.is_empty() {
-            return None;
-        }
-        let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        HeaderValue::from_str(&text.join("; ")).ok()
+/// The `Cookie` header: the task's own cookies, overridden by the jar's of the same name.
+fn cookie_header(jar: &Jar, p: &Prepared) -> Option<HeaderValue> {
+    if jar.is_empty() && p.cookies.is_empty() {
+        return None;
     }
+    let mut pairs: Vec<(&str, &str)> = p
+        .cookies
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (k, v) in jar.matching(&p.host, p.uri.path(), p.https) {
+        pairs.retain(|(n, _)| *n != k);
+        pairs.push((k, v));
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    HeaderValue::from_str(&text.join("; ")).ok()
 }
 
 /// One request on an HTTP/2 connection, through hyper.

@@ -22,6 +22,7 @@ mod h1;
 mod http;
 mod load;
 mod progress;
+mod protocol;
 mod redact;
 mod report;
 mod stats;

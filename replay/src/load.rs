@@ -20,9 +20,14 @@ use tokio::task::JoinHandle;
 use crate::HttpVersion;
 use crate::check::{Seen, snippet};
 use crate::compile::{Mode, TestSpec};
-use crate::http::HttpTransport;
+use crate::cookies::Jar;
+use crate::http::{Http, HttpTransport};
+use crate::protocol::socket::{Socket, SocketSessions};
+use crate::protocol::sse::{Sse, SseSessions};
+use crate::protocol::ws::{WebSocket, WsSessions};
+use crate::protocol::{Extra, FailureKind, Protocol, SessionCx, Step, StepCx};
 use crate::stats::{BatchSender, Buffer, Record};
-use crate::task::{HttpTask, Prepared, prepare};
+use crate::task::{Proto, Task};
 use crate::template::Scope;
 
 /// How the number of virtual users changes over time.
@@ -138,7 +143,7 @@ pub(crate) enum Load {
 
 /// What every virtual user of one test shares, read-only.
 pub(crate) struct TestCtx {
-    pub(crate) tasks: Vec<Arc<HttpTask>>,
+    pub(crate) tasks: Vec<Arc<Task>>,
     pub(crate) mode: Mode,
     pub(crate) vars: HashMap<String, String>,
     pub(crate) seed: Option<u64>,
@@ -182,7 +187,7 @@ impl TestCtx {
     }
 
     /// Weighted mode: one task, in proportion to the weights (weight 0 never).
-    fn pick(&self, rng: &mut SmallRng) -> Option<&Arc<HttpTask>> {
+    fn pick(&self, rng: &mut SmallRng) -> Option<&Arc<Task>> {
         let total = *self.cumulative.last()?;
         if total == 0 {
             return None;
@@ -193,10 +198,32 @@ impl TestCtx {
     }
 }
 
+/// One user's sessions, one per protocol, each connected lazily by its steps.
+struct Sessions {
+    http: HttpTransport,
+    ws: WsSessions,
+    sse: SseSessions,
+    socket: SocketSessions,
+}
+
+impl Sessions {
+    fn new(cx: &SessionCx) -> Self {
+        Sessions {
+            http: Http::session(cx),
+            ws: WebSocket::session(cx),
+            sse: Sse::session(cx),
+            socket: Socket::session(cx),
+        }
+    }
+}
+
 /// One virtual user.
 struct Vu {
     ctx: Arc<TestCtx>,
-    transport: HttpTransport,
+    sessions: Sessions,
+    jar: Jar,
+    /// Samples streaming steps yielded, reused between steps.
+    extra: Vec<Extra>,
     vars: HashMap<String, String>,
     session: HashMap<String, String>,
     rng: SmallRng,
@@ -211,8 +238,14 @@ impl Vu {
             Some(seed) => SmallRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             None => SmallRng::from_os_rng(),
         };
+        let cx = SessionCx {
+            http: ctx.http,
+            max_body: ctx.max_body,
+        };
         Vu {
-            transport: HttpTransport::new(ctx.http, ctx.max_body),
+            sessions: Sessions::new(&cx),
+            jar: Jar::default(),
+            extra: Vec::new(),
             vars: ctx.vars.clone(),
             session: HashMap::new(),
             rng,
@@ -238,7 +271,7 @@ impl Vu {
         }
     }
 
-    fn condition(&mut self, task: &HttpTask) -> bool {
+    fn condition(&mut self, task: &Task) -> bool {
         if task.run_if.is_none() && task.skip_if.is_none() {
             return true;
         }
@@ -292,77 +325,55 @@ impl Vu {
         ran
     }
 
-    async fn exec(&mut self, task: &HttpTask, intended: Option<Instant>) {
+    async fn exec(&mut self, task: &Task, intended: Option<Instant>) {
         if let Some(t) = &task.throttle {
             let wait = t.reserve();
             self.pause(wait).await;
         }
         self.rows.clear();
-        let prepared: Arc<Prepared> = match &task.prepared {
-            Some(p) => p.clone(),
-            None => {
-                let mut scope = Scope {
-                    vars: &self.vars,
-                    session: &self.session,
-                    rng: &mut self.rng,
-                    rows: &mut self.rows,
-                };
-                let fields = task.request.resolve(&mut scope);
-                match prepare(&fields, &task.base_dir, &mut self.rng) {
-                    Ok(p) => Arc::new(p),
-                    Err(message) => {
-                        let now = Instant::now();
-                        let url = fields.get("url").and_then(Value::as_str).unwrap_or("");
-                        self.record(task, now, now, 0, 0, Arc::from(url), Some(message));
-                        return;
-                    }
-                }
-            }
-        };
         let start = intended.unwrap_or_else(Instant::now);
         let sample = crate::store::wants_body(self.ctx.store.as_ref(), task.name_id);
         let mut attempt = 0;
-        let result = loop {
-            // Boxed: a user waiting on think time then holds a small future, not the
-            // largest state of a request in flight.
-            let sent = tokio::time::timeout(
-                task.timeout,
-                Box::pin(self.transport.send(
-                    &task.method,
-                    &prepared,
-                    &task.tls,
-                    task.follow_redirects,
-                    task.needs_body || sample,
-                    task.needs_headers || sample,
-                )),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "timed out after {}",
-                    humantime::format_duration(task.timeout)
-                ))
-            });
-            if sent.is_err() && attempt < task.retries && !self.stopped() {
+        let step = loop {
+            self.extra.clear();
+            let step = self.step(task, start, sample).await;
+            let transient = step
+                .result
+                .as_ref()
+                .err()
+                .is_some_and(|f| !matches!(f.kind, FailureKind::Plan | FailureKind::Body));
+            if transient && attempt < task.retries && !self.stopped() {
                 attempt += 1;
                 let backoff =
                     Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5));
                 self.pause(backoff).await;
                 continue;
             }
-            break sent;
+            break step;
         };
         let end = Instant::now();
         let latency = end.saturating_duration_since(start);
-        match result {
-            Ok(reply) => {
+        for i in 0..self.extra.len() {
+            let e = self.extra[i].clone();
+            let error = e.failure.map(|f| f.message);
+            let at = start + e.latency;
+            self.record(task, start, at, 0, e.bytes, step.target.clone(), error);
+        }
+        match step.result {
+            Ok(seen_reply) => {
                 if sample {
-                    crate::store::sample(self.ctx.store.as_ref(), task.name_id, &reply);
+                    crate::store::sample(
+                        self.ctx.store.as_ref(),
+                        task.name_id,
+                        seen_reply.code,
+                        &seen_reply.headers,
+                        &seen_reply.body,
+                    );
                 }
                 let mut seen = Seen::new(
-                    reply.status,
-                    &reply.headers,
-                    &reply.body,
+                    seen_reply.code,
+                    &seen_reply.headers,
+                    &seen_reply.body,
                     latency.as_secs_f64() * 1000.0,
                 );
                 let mut failed: Vec<String> = Vec::new();
@@ -392,9 +403,9 @@ impl Vu {
                 }
                 let error = (!failed.is_empty()).then(|| {
                     let mut m = failed.join("; ");
-                    if !reply.body.is_empty() {
+                    if !seen_reply.body.is_empty() {
                         m.push_str("; body: ");
-                        m.push_str(&snippet(&reply.body));
+                        m.push_str(&snippet(&seen_reply.body));
                     }
                     m
                 });
@@ -402,14 +413,14 @@ impl Vu {
                     task,
                     start,
                     end,
-                    reply.status,
-                    reply.wire_bytes,
-                    reply.url.clone(),
+                    seen_reply.code,
+                    seen_reply.wire_bytes,
+                    step.target,
                     error,
                 );
             }
-            Err(message) => {
-                self.record(task, start, end, 0, 0, prepared.url.clone(), Some(message));
+            Err(failure) => {
+                self.record(task, start, end, 0, 0, step.target, Some(failure.message));
             }
         }
         if let Some(think) = task.think {
@@ -418,10 +429,37 @@ impl Vu {
         }
     }
 
+    /// One attempt of the task's protocol step.
+    async fn step(&mut self, task: &Task, started: Instant, sample: bool) -> Step {
+        let mut scope = Scope {
+            vars: &self.vars,
+            session: &self.session,
+            rng: &mut self.rng,
+            rows: &mut self.rows,
+        };
+        let mut cx = StepCx {
+            scope: &mut scope,
+            jar: &mut self.jar,
+            want_body: task.needs_body || sample,
+            want_headers: task.needs_headers || sample,
+            timeout: task.timeout,
+            max_body: self.ctx.max_body,
+            started,
+            extra: &mut self.extra,
+        };
+        let s = &mut self.sessions;
+        match &task.proto {
+            Proto::Http(t) => Box::pin(Http::exec(&mut s.http, t, &mut cx)).await,
+            Proto::WebSocket(t) => Box::pin(WebSocket::exec(&mut s.ws, t, &mut cx)).await,
+            Proto::Sse(t) => Box::pin(Sse::exec(&mut s.sse, t, &mut cx)).await,
+            Proto::Socket(t) => Box::pin(Socket::exec(&mut s.socket, t, &mut cx)).await,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
-        task: &HttpTask,
+        task: &Task,
         start: Instant,
         end: Instant,
         status: u16,

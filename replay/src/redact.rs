@@ -293,6 +293,10 @@ pub(crate) fn for_program(program: &crate::compile::Program, values: &[String]) 
             PlanStep::StartTest(spec) => {
                 variables(&spec.variables, &mut s);
                 for task in &spec.tasks {
+                    // Other protocols' literal headers are masked as they are sent.
+                    let crate::task::Proto::Http(task) = &task.proto else {
+                        continue;
+                    };
                     request(&task.request, &mut s);
                     if let Some(p) = &task.prepared {
                         for (name, value) in &p.headers {

@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::compile::NameInfo;
-use crate::http::Reply;
 use crate::load::TestCtx;
 use crate::redact::Redactor;
 use crate::stats::{Masker, Record, Results};
@@ -77,14 +76,19 @@ pub(crate) fn wants_body(store: Option<&Recorder>, name_id: usize) -> bool {
     store.is_some_and(|s| s.wants_body(name_id as u32))
 }
 
-/// Hands a sampled response to the store's shape fingerprint.
-pub(crate) fn sample(store: Option<&Recorder>, name_id: usize, reply: &Reply) {
+/// Hands a sampled response (or message) to the store's shape fingerprint.
+pub(crate) fn sample(
+    store: Option<&Recorder>,
+    name_id: usize,
+    code: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) {
     if let Some(s) = store {
-        let content_type = reply
-            .headers
+        let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        s.body(name_id as u32, reply.status, content_type, &reply.body);
+        s.body(name_id as u32, code, content_type, body);
     }
 }
 

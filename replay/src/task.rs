@@ -1,6 +1,6 @@
-//! A compiled HTTP task and the request it sends.
+//! A compiled task: the fields every protocol shares, and the HTTP request it may send.
 //!
-//! Compilation (in `compile`) turns each plan task into an `HttpTask`. When none of the
+//! Compilation (in `compile`) turns each plan task into a [`Task`]. When none of the
 //! request's fields holds a run-time placeholder, the request is prepared once and every
 //! iteration reuses it: on the hot path a request is then a few clones of shared bytes.
 
@@ -20,22 +20,14 @@ use serde_json::Value;
 use crate::check::{Check, Extract};
 use crate::template::{Scope, TValue, value_text};
 
-/// One HTTP task, ready to run.
+/// One scenario task, ready to run: what every protocol shares (its name, checks,
+/// extractors, pacing and conditions) and the protocol's own compiled task.
 #[derive(Debug)]
-pub(crate) struct HttpTask {
+pub(crate) struct Task {
     /// Index of the task's name in the run's name table.
     pub(crate) name_id: usize,
     pub(crate) name: Arc<str>,
-    pub(crate) method: Method,
-    /// The request fields (`url`, `params`, `headers`, `cookies`, `json`, `data`, `body`,
-    /// `files`, `auth`), resolved per request when `prepared` is `None`.
-    pub(crate) request: TValue,
-    pub(crate) prepared: Option<Arc<Prepared>>,
-    /// Directory that relative `files` paths are read from.
-    pub(crate) base_dir: PathBuf,
     pub(crate) timeout: Duration,
-    pub(crate) follow_redirects: bool,
-    pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) weight: u64,
     pub(crate) run_if: Option<Predicate>,
     pub(crate) skip_if: Option<Predicate>,
@@ -44,9 +36,46 @@ pub(crate) struct HttpTask {
     pub(crate) retries: u32,
     pub(crate) checks: Vec<Check>,
     pub(crate) extract: Vec<Extract>,
+    /// A check or an extractor reads the body (or message); failed checks quote it.
     pub(crate) needs_body: bool,
     /// A check or an extractor reads a response header.
     pub(crate) needs_headers: bool,
+    pub(crate) proto: Proto,
+}
+
+/// The protocol part of a task: the enum the engine dispatches on.
+#[derive(Debug)]
+pub(crate) enum Proto {
+    Http(HttpTask),
+    WebSocket(crate::protocol::ws::WsTask),
+    Sse(crate::protocol::sse::SseTask),
+    Socket(crate::protocol::socket::SocketTask),
+}
+
+impl Proto {
+    pub(crate) fn kind(&self) -> crate::protocol::ProtocolKind {
+        use crate::protocol::ProtocolKind;
+        match self {
+            Proto::Http(_) => ProtocolKind::Http,
+            Proto::WebSocket(_) => ProtocolKind::WebSocket,
+            Proto::Sse(_) => ProtocolKind::Sse,
+            Proto::Socket(t) => t.kind(),
+        }
+    }
+}
+
+/// The HTTP part of a task.
+#[derive(Debug)]
+pub(crate) struct HttpTask {
+    pub(crate) method: Method,
+    /// The request fields (`url`, `params`, `headers`, `cookies`, `json`, `data`, `body`,
+    /// `files`, `auth`), resolved per request when `prepared` is `None`.
+    pub(crate) request: TValue,
+    pub(crate) prepared: Option<Arc<Prepared>>,
+    /// Directory that relative `files` paths are read from.
+    pub(crate) base_dir: PathBuf,
+    pub(crate) follow_redirects: bool,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// A request ready to send.
