@@ -338,9 +338,12 @@ pub(crate) struct Gate {
 
 impl ReplayStore {
     /// Opens the database (creating it), checks `--diff` and `--sla`, starts the recorder.
-    pub(crate) fn open(replay: &crate::replay::ReplayArgs) -> anyhow::Result<ReplayStore> {
-        let args = &replay.store;
-        let plan = replay.plan.as_path();
+    /// `load` is the run's load options as given on the command line, stored with the run.
+    pub(crate) fn open(
+        args: &ReplayStoreArgs,
+        plan: &Path,
+        load: serde_json::Value,
+    ) -> anyhow::Result<ReplayStore> {
         let sla = match &args.sla {
             Some(file) => {
                 let text = std::fs::read_to_string(file).map_err(|e| {
@@ -395,7 +398,7 @@ impl ReplayStore {
             plan_hash: plan_bytes.as_deref().map(ld_store::plan_hash),
             host: host(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            load: load_json(replay),
+            load,
         };
         me.recorder = Some(store.recorder(meta).map_err(store_error)?);
         Ok(me)
@@ -518,48 +521,6 @@ fn embed(report: &Path, section: &str) -> std::io::Result<()> {
     out.push_str(section);
     out.push_str(&html[at..]);
     std::fs::write(report, out)
-}
-
-/// The load options of the run as given on the command line (the plan's apply otherwise).
-fn load_json(a: &crate::replay::ReplayArgs) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    let mut put = |k: &str, v: serde_json::Value| {
-        if !v.is_null() {
-            m.insert(k.to_string(), v);
-        }
-    };
-    put(
-        "once",
-        if a.once {
-            true.into()
-        } else {
-            serde_json::Value::Null
-        },
-    );
-    put("users", a.users.into());
-    put("spawn_rate", a.spawn_rate.into());
-    put(
-        "duration",
-        a.duration
-            .map(|d| humantime::format_duration(d).to_string())
-            .into(),
-    );
-    put("iterations", a.iterations.into());
-    put("rate_per_s", a.rate.into());
-    put(
-        "stages",
-        a.stages
-            .as_ref()
-            .map(|st| {
-                st.iter()
-                    .map(|s| format!("{}:{}", humantime::format_duration(s.duration), s.target))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .into(),
-    );
-    put("seed", a.seed.into());
-    serde_json::Value::Object(m)
 }
 
 /// This machine's name, for the run's record.

@@ -169,7 +169,7 @@ impl ReplayArgs {
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
-    let store = crate::diff::ReplayStore::open(&args)?;
+    let store = crate::diff::ReplayStore::open(&args.store, &args.plan, load_json(&args))?;
     let mut options = args.options();
     options.store = store.recorder();
     let result = execute(options);
@@ -200,4 +200,46 @@ pub(crate) fn execute(options: ReplayOptions) -> anyhow::Result<ld_replay::Outco
             anyhow::Error::new(e)
         }
     })
+}
+
+/// The load options of the run as given on the command line (the plan's apply otherwise).
+fn load_json(a: &ReplayArgs) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            m.insert(k.to_string(), v);
+        }
+    };
+    put(
+        "once",
+        if a.once {
+            true.into()
+        } else {
+            serde_json::Value::Null
+        },
+    );
+    put("users", a.users.into());
+    put("spawn_rate", a.spawn_rate.into());
+    put(
+        "duration",
+        a.duration
+            .map(|d| humantime::format_duration(d).to_string())
+            .into(),
+    );
+    put("iterations", a.iterations.into());
+    put("rate_per_s", a.rate.into());
+    put(
+        "stages",
+        a.stages
+            .as_ref()
+            .map(|st| {
+                st.iter()
+                    .map(|s| format!("{}:{}", humantime::format_duration(s.duration), s.target))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .into(),
+    );
+    put("seed", a.seed.into());
+    serde_json::Value::Object(m)
 }

@@ -252,8 +252,10 @@ mod tests {
             for level in [0, 7] {
                 let mut ours = String::new();
                 write_pretty(&mut ours, level, text);
-                let mut theirs = String::new();
-                crate::output::nested_value_for_tests(&mut theirs, level, &value);
+                // serde_json's pretty text with the level's indentation after every break.
+                let theirs = serde_json::to_string_pretty(&value)
+                    .expect("pretty")
+                    .replace('\n', &format!("\n{}", "  ".repeat(level)));
                 assert_eq!(ours, theirs, "{text:?}");
             }
         }

@@ -1270,12 +1270,6 @@ fn nested_value<T: serde::Serialize + ?Sized>(out: &mut String, level: usize, va
     }
 }
 
-/// [`nested_value`], for tests of other modules.
-#[cfg(test)]
-pub(crate) fn nested_value_for_tests(out: &mut String, level: usize, value: &Value) {
-    nested_value(out, level, value);
-}
-
 /// Starts the member `key` of an object whose members stand `level` levels deep.
 fn member(out: &mut String, first: &mut bool, level: usize, key: &str) {
     match MEMBER_START.get(usize::from(*first)..2 + 2 * level) {

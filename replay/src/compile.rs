@@ -16,64 +16,13 @@ use rand::rngs::SmallRng;
 use serde_json::{Map, Value};
 
 use crate::check::{Check, Extract, Source};
-use crate::load::Profile;
+use crate::program::{Mode, Profile, Program, Step, TestSpec};
 use crate::protocol::{CompileCx, socket, sse, ws};
 use crate::report::ReportKind;
-use crate::task::{HttpTask, Predicate, Proto, Task, Think, Throttle, prepare};
-use crate::template::{Binder, CsvSource, TValue, Unresolved, escape_pointer, nearest, value_text};
+use crate::task::{HttpTask, NameInfo, Predicate, Proto, Task, Think, Throttle, prepare};
+use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
 use crate::tls::{TlsSettings, client_config};
 use crate::{Error, HttpVersion, Result};
-
-/// A compiled document.
-#[derive(Debug, Default)]
-pub(crate) struct Program {
-    pub(crate) steps: Vec<Step>,
-    /// Distinct task names, in order of first appearance: the rows of every report.
-    pub(crate) names: Vec<NameInfo>,
-    pub(crate) unresolved: Vec<Unresolved>,
-    pub(crate) notes: Vec<String>,
-}
-
-/// What a report row is about.
-#[derive(Debug, Clone)]
-pub(crate) struct NameInfo {
-    pub(crate) name: Arc<str>,
-    pub(crate) method: String,
-}
-
-/// One thing the executor does.
-#[derive(Debug)]
-pub(crate) enum Step {
-    Variables(Vec<(String, String)>),
-    ClearResolver,
-    StartTest(Box<TestSpec>),
-    Report { kind: ReportKind, name: String },
-    Summary,
-    ClearRecords,
-    Wait(Duration),
-    Store(crate::store::StoreStep),
-}
-
-/// How tasks are picked in an iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Sequence,
-    Weighted,
-    Conditional,
-}
-
-/// A compiled `LD_start_test`.
-#[derive(Debug)]
-pub(crate) struct TestSpec {
-    pub(crate) users: u64,
-    pub(crate) spawn_rate: f64,
-    /// `None`: until stopped (`test_time: null`).
-    pub(crate) duration: Option<Duration>,
-    pub(crate) shape: Option<Profile>,
-    pub(crate) variables: Vec<(String, String)>,
-    pub(crate) mode: Mode,
-    pub(crate) tasks: Vec<Arc<Task>>,
-}
 
 /// What compilation takes from the options.
 pub(crate) struct Settings {

@@ -21,6 +21,7 @@ mod faker;
 mod h1;
 mod http;
 mod load;
+mod program;
 mod progress;
 mod protocol;
 mod redact;
@@ -43,8 +44,8 @@ pub use error::{Error, Result};
 pub use report::ReportKind;
 pub use stats::{NameRow, NameSummary, Overall, RunInfo, Summary, Totals};
 
-use compile::{Program, Step, TestSpec};
-use load::{Load, Profile, TestCtx};
+use load::{Load, TestCtx};
+use program::{Profile, Program, Step, TestSpec};
 use stats::{Live, Results};
 
 /// Which HTTP version to speak.
@@ -338,7 +339,7 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
     }
     let mut program = compile::compile(&options.plan, text, &settings)?;
     env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
-    let redactor = Arc::new(redact::for_program(&program, &loaded.secrets));
+    let redactor = Arc::new(program.redactor(&loaded.secrets));
     redact::names(&redactor, &mut program.names);
     if !options.quiet {
         warn(&program);
@@ -509,8 +510,8 @@ async fn run_test(
 ) -> Result<Results> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
-    let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http)
-        .with_store(options.store.clone());
+    let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http);
+    ctx.store = options.store.clone();
     ctx.max_body = options.max_body;
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -13,15 +13,14 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::HttpVersion;
 use crate::check::{Seen, snippet};
-use crate::compile::{Mode, TestSpec};
 use crate::cookies::Jar;
 use crate::http::{Http, HttpTransport};
+use crate::program::{Mode, Profile, TestSpec};
 use crate::protocol::socket::{Socket, SocketSessions};
 use crate::protocol::sse::{Sse, SseSessions};
 use crate::protocol::ws::{WebSocket, WsSessions};
@@ -29,100 +28,6 @@ use crate::protocol::{Extra, FailureKind, Protocol, SessionCx, Step, StepCx};
 use crate::stats::{BatchSender, Buffer, Record};
 use crate::task::{Proto, Task};
 use crate::template::Scope;
-
-/// How the number of virtual users changes over time.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Profile {
-    /// Linear ramps from the previous target to each stage's target (`--stages`).
-    Ramp(Vec<(Duration, u64)>),
-    /// LoadDensity's stages: hold `users`, reached at `spawn_rate` users per second.
-    Steps(Vec<(Duration, u64, f64)>),
-}
-
-impl Profile {
-    /// LoadDensity's `load_shape` with its `shape_config`.
-    pub(crate) fn from_shape(kind: &str, config: &Value) -> Result<Profile, String> {
-        let num = |k: &str, d: f64| config.get(k).and_then(Value::as_f64).unwrap_or(d);
-        let secs = |f: f64| Duration::from_secs_f64(f.max(0.0));
-        match kind {
-            "stages" => {
-                let Some(Value::Array(stages)) = config.get("stages") else {
-                    return Err("load_shape stages needs shape_config.stages".into());
-                };
-                Ok(Profile::Steps(
-                    stages
-                        .iter()
-                        .map(|s| {
-                            let g = |k: &str, d: f64| s.get(k).and_then(Value::as_f64).unwrap_or(d);
-                            (
-                                secs(g("duration", 0.0)),
-                                g("users", 0.0) as u64,
-                                g("spawn_rate", 1.0),
-                            )
-                        })
-                        .collect(),
-                ))
-            }
-            "spike" => {
-                let base = num("baseline_users", 0.0) as u64;
-                let spike = num("spike_users", base as f64) as u64;
-                let rate = num("spawn_rate", 10.0);
-                Ok(Profile::Steps(vec![
-                    (secs(num("pre_seconds", 30.0)), base, rate),
-                    (secs(num("spike_seconds", 30.0)), spike, rate),
-                    (secs(num("post_seconds", 30.0)), base, rate),
-                ]))
-            }
-            "soak" => {
-                let users = num("users", 0.0) as u64;
-                Ok(Profile::Ramp(vec![
-                    (secs(num("ramp_seconds", 60.0)), users),
-                    (secs(num("hold_seconds", 600.0)), users),
-                    (secs(num("cooldown_seconds", 60.0)), 0),
-                ]))
-            }
-            other => Err(format!(
-                "unknown load_shape `{other}`: stages, spike or soak"
-            )),
-        }
-    }
-
-    fn total(&self) -> Duration {
-        match self {
-            Profile::Ramp(s) => s.iter().map(|(d, _)| *d).sum(),
-            Profile::Steps(s) => s.iter().map(|(d, _, _)| *d).sum(),
-        }
-    }
-
-    /// Target users and spawn rate at `t`; `None` once the profile is over.
-    fn at(&self, t: Duration) -> Option<(u64, f64)> {
-        let mut elapsed = Duration::ZERO;
-        match self {
-            Profile::Ramp(stages) => {
-                let mut from = 0u64;
-                for (d, target) in stages {
-                    if t < elapsed + *d {
-                        let f = (t - elapsed).as_secs_f64() / d.as_secs_f64().max(1e-9);
-                        let users = from as f64 + (*target as f64 - from as f64) * f;
-                        return Some((users.round() as u64, f64::INFINITY));
-                    }
-                    elapsed += *d;
-                    from = *target;
-                }
-                None
-            }
-            Profile::Steps(stages) => {
-                for (d, users, rate) in stages {
-                    if t < elapsed + *d {
-                        return Some((*users, *rate));
-                    }
-                    elapsed += *d;
-                }
-                None
-            }
-        }
-    }
-}
 
 /// The load one `LD_start_test` runs with, after the command line's overrides.
 #[derive(Debug, Clone)]

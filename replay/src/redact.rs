@@ -274,8 +274,11 @@ impl Redactor {
 /// The run's redactor: `values` (the secrets files', the environment values the plan uses)
 /// and what the plan itself holds: secret-looking variables and the literal secret headers,
 /// cookies, auth fields, query and body fields of every task.
-pub(crate) fn for_program(program: &crate::compile::Program, values: &[String]) -> Redactor {
-    use crate::compile::Step as PlanStep;
+pub(crate) fn for_plan(
+    variables_lists: &[&[(String, String)]],
+    tasks: &[&crate::task::Task],
+    values: &[String],
+) -> Redactor {
     let mut s = Secrets::default();
     for v in values {
         s.add(v);
@@ -287,30 +290,24 @@ pub(crate) fn for_program(program: &crate::compile::Program, values: &[String]) 
             }
         }
     };
-    for step in &program.steps {
-        match step {
-            PlanStep::Variables(vars) => variables(vars, &mut s),
-            PlanStep::StartTest(spec) => {
-                variables(&spec.variables, &mut s);
-                for task in &spec.tasks {
-                    // Other protocols' literal headers are masked as they are sent.
-                    let crate::task::Proto::Http(task) = &task.proto else {
-                        continue;
-                    };
-                    request(&task.request, &mut s);
-                    if let Some(p) = &task.prepared {
-                        for (name, value) in &p.headers {
-                            if let Ok(v) = value.to_str() {
-                                s.header(name.as_str(), v);
-                            }
-                        }
-                        for (_, v) in &p.cookies {
-                            s.add(v);
-                        }
-                    }
+    for vars in variables_lists {
+        variables(vars, &mut s);
+    }
+    for task in tasks {
+        // Other protocols' literal headers are masked as they are sent.
+        let crate::task::Proto::Http(task) = &task.proto else {
+            continue;
+        };
+        request(&task.request, &mut s);
+        if let Some(p) = &task.prepared {
+            for (name, value) in &p.headers {
+                if let Ok(v) = value.to_str() {
+                    s.header(name.as_str(), v);
                 }
             }
-            _ => {}
+            for (_, v) in &p.cookies {
+                s.add(v);
+            }
         }
     }
     s.build()
@@ -360,7 +357,7 @@ fn literal(v: &crate::template::TValue, all: bool, s: &mut Secrets) {
 
 /// Masks the request names once, before anything reports them (a name is the task's URL
 /// when it has none of its own).
-pub(crate) fn names(r: &Redactor, names: &mut [crate::compile::NameInfo]) {
+pub(crate) fn names(r: &Redactor, names: &mut [crate::task::NameInfo]) {
     for n in names {
         let masked = r.text(&r.url(&n.name)).into_owned();
         if *masked != *n.name {

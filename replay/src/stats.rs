@@ -15,8 +15,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::compile::NameInfo;
 use crate::redact::Redactor;
+use crate::task::NameInfo;
 
 /// One request, as recorded.
 #[derive(Debug, Clone)]

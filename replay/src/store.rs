@@ -14,10 +14,9 @@ use ld_store::{LdRecord, Recorder, Store};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::compile::NameInfo;
-use crate::load::TestCtx;
 use crate::redact::Redactor;
 use crate::stats::{Masker, Record, Results};
+use crate::task::NameInfo;
 
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
 pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
@@ -60,14 +59,6 @@ pub(crate) fn tee(
         }
     });
     out
-}
-
-impl TestCtx {
-    /// Gives the test's virtual users the store's recorder, for the shape sampler.
-    pub(crate) fn with_store(mut self, store: Option<Recorder>) -> Self {
-        self.store = store;
-        self
-    }
 }
 
 /// Whether to keep this response's body for the shape sampler: the first response of each

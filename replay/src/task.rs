@@ -78,6 +78,13 @@ pub(crate) struct HttpTask {
     pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
+/// What a report row is about.
+#[derive(Debug, Clone)]
+pub(crate) struct NameInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) method: String,
+}
+
 /// A request ready to send.
 #[derive(Debug)]
 pub(crate) struct Prepared {

@@ -303,8 +303,8 @@ fn junit(results: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::NameInfo;
     use crate::stats::Record;
+    use crate::task::NameInfo;
     use std::sync::Arc;
 
     fn results() -> Results {

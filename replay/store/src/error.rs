@@ -5,6 +5,10 @@
 //! (not SQLite, locked, newer, read-only, I/O: exit 3). [`Error::is_input_error`] tells them
 //! apart. Messages are lowercase and never repeat their source.
 
+/// How long a statement waits for another process's lock before the store retries (a few
+/// times, see `schema::retry`): another `ld replay` holds the lock for one batch at a time.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,7 +109,7 @@ impl Error {
             Some(ErrorCode::NotADatabase) => Error::NotADatabase { path },
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Locked {
                 path,
-                waited_s: crate::schema::BUSY_TIMEOUT.as_secs(),
+                waited_s: BUSY_TIMEOUT.as_secs(),
             },
             Some(ErrorCode::ReadOnly) => Error::ReadOnly { path },
             Some(ErrorCode::CannotOpen) if read_only_dir(&path) => Error::ReadOnly { path },

@@ -24,9 +24,7 @@ use crate::error::{Error, Result};
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// How long a statement waits for another process's lock before the store retries (a few
-/// times, see [`retry`]): another `ld replay` holds the lock for one batch at a time.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) use crate::error::BUSY_TIMEOUT;
 
 /// LoadDensity's tables and run index, as LoadDensity 0.0.79 creates them.
 const LOADDENSITY_SCHEMA: &str = "
