@@ -15,6 +15,8 @@ use crate::exit;
 Behaviour worth knowing:
   - Redirects are not followed unless a task sets \"allow_redirects\": true: a plan imported
     from a recording replays each recorded hop, and the recorded 302 is what is checked.
+    A hop to another origin drops the Authorization, Proxy-Authorization and Cookie headers
+    the task set (the cookie jar's cookies follow their domain rules).
   - ${env.NAME} reads <plan>.secrets.env (written by `ld import`), the file the plan variable
     `ld_secrets_file` names (relative to the plan), --secrets-file and the process
     environment, each winning over the ones before. A name found nowhere is an error (exit 2)
