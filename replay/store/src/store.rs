@@ -40,8 +40,9 @@ pub struct Run {
     pub label: Option<String>,
     /// User metadata (branch, commit, ...).
     pub metadata: Value,
-    /// `passed`, `failed`, `error`, `incomplete` (killed or still running), or `loaddensity`
-    /// for a run LoadDensity stored.
+    /// `passed`, `failed`, `error`, `interrupted` (stopped by Ctrl-C: its figures cover what
+    /// ran, and it is never `latest`, a baseline or a default comparison), `incomplete`
+    /// (killed or still running), or `loaddensity` for a run LoadDensity stored.
     pub outcome: String,
     pub plan_path: Option<String>,
     pub plan_hash: Option<String>,
