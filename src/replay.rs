@@ -194,7 +194,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// A token the first Ctrl-C (SIGINT) cancels, so the engine stops the run gracefully; the
 /// second ends the process at once with exit status 130. The handler is in place before
 /// this returns, so no SIGINT during the run gets the default handling.
-fn stop_on_interrupt() -> anyhow::Result<CancellationToken> {
+pub(crate) fn stop_on_interrupt() -> anyhow::Result<CancellationToken> {
     let token = CancellationToken::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

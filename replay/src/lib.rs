@@ -572,4 +572,32 @@ mod tests {
         );
         assert!(parse_stages("30s").is_err());
     }
+
+    #[test]
+    fn a_stopped_run_skips_its_tests_but_writes_its_reports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plan = dir.path().join("actions.json");
+        let doc = serde_json::json!({"load_density": [
+            ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"},
+                "user_count": 1, "spawn_rate": 1, "test_time": 60,
+                "tasks": [{"method": "get", "request_url": "http://127.0.0.1:9/never"}]}],
+            ["LD_generate_summary_report", {"report_name": "partial"}],
+        ]});
+        std::fs::write(&plan, doc.to_string()).expect("write plan");
+        let mut options = ReplayOptions::new(&plan);
+        options.quiet = true;
+        options.progress = false;
+        options.report_dir = Some(dir.path().to_path_buf());
+        options.stop.cancel();
+        let started = Instant::now();
+        let outcome = run(options).expect("run");
+        assert!(outcome.interrupted);
+        assert_eq!(outcome.summary.totals.requests, 0);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            dir.path().join("partial.json").is_file(),
+            "{:?}",
+            outcome.reports
+        );
+    }
 }
