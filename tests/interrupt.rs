@@ -162,3 +162,94 @@ fn throttled_users_send_nothing_once_the_test_is_over() {
     );
     assert!(got >= 2, "{got} requests");
 }
+
+#[test]
+fn a_second_ctrl_c_quits_at_once() {
+    // Every answer takes longer than the grace period, so only the second SIGINT can end
+    // the run quickly.
+    let (addr, server) = serve(Kind::Http1, |_r: &Received| {
+        Reply::json(200, "{}").delay(Duration::from_secs(30))
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_plan(
+        dir.path(),
+        json!({"tasks": [{"method": "get", "request_url": format!("http://{addr}/stuck")}]}),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ld"))
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--quiet", "--no-store"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ld replay");
+    server
+        .requests
+        .recv_timeout(Duration::from_secs(20))
+        .expect("requests arrive");
+    interrupt(child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("poll").is_none(),
+        "the first SIGINT leaves the requests in flight their grace period"
+    );
+    interrupt(child.id());
+    let second = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        if second.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("ld replay still running 10s after the second SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "quit {:?} after the second SIGINT",
+        second.elapsed()
+    );
+}
+
+#[test]
+fn a_request_in_flight_at_ctrl_c_finishes_and_is_counted() {
+    let (addr, server) = serve(Kind::Http1, |_r: &Received| {
+        Reply::json(200, "{}").delay(Duration::from_millis(1500))
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_plan(
+        dir.path(),
+        json!({"user_count": 1,
+               "tasks": [{"method": "get", "request_url": format!("http://{addr}/slow"),
+                          "assertions": [{"type": "status_code", "value": 200}]}]}),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_ld"))
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--quiet", "--no-store"])
+        .args(["--report", "summary", "--report-dir", "out"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ld replay");
+    server
+        .requests
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the request arrives");
+    interrupt(child.id());
+    let out = child.wait_with_output().expect("wait for ld");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/loaddensity-summary.json"))
+            .expect("summary report"),
+    )
+    .expect("summary JSON");
+    assert_eq!(summary["totals"]["requests"], 1, "{summary:#}");
+    assert_eq!(summary["totals"]["failures"], 0, "{summary:#}");
+    assert!(
+        server.received().is_empty(),
+        "no iteration started after the SIGINT"
+    );
+}
