@@ -97,6 +97,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     load.load.duration = Some(args.duration);
     load.reports = vec![ld_replay::ReportKind::Html, ld_replay::ReportKind::Summary];
     load.report_dir = Some(dir.clone());
+    load.stop = crate::replay::stop_on_interrupt()?;
     let outcome = crate::replay::execute(load)?;
     print!("{}", outcome.table());
     println!(
@@ -104,6 +105,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     for p in &outcome.reports {
         println!("report: {}", p.display());
+    }
+    if outcome.interrupted {
+        return Ok(ExitCode::from(exit::INTERRUPTED));
     }
     Ok(ExitCode::from(exit::OK))
 }

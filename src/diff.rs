@@ -419,6 +419,7 @@ impl ReplayStore {
             error: None,
         };
         let end = match result {
+            Ok(o) if o.interrupted => RunEnd::Interrupted,
             Ok(o) if o.passed => RunEnd::Passed,
             Ok(_) => RunEnd::Failed,
             Err(_) => RunEnd::Error,
@@ -441,6 +442,14 @@ impl ReplayStore {
         let Ok(outcome) = result else {
             return gate;
         };
+        if outcome.interrupted {
+            // A partial run says nothing about regressions or SLAs.
+            if self.diff.is_some() || self.sla.is_some() {
+                gate.notes
+                    .push("interrupted: no baseline comparison or SLA check".into());
+            }
+            return gate;
+        }
         if let (Some((name, base)), Some(id)) = (&self.diff, stored) {
             match Store::open_existing(&self.db)
                 .and_then(|s| s.diff(*base, Some(name), id, &self.thresholds))
@@ -495,12 +504,16 @@ impl Gate {
         }
     }
 
-    /// The exit code: a store failure is a runtime error (3), then assertions, regressions
-    /// and SLA breaches (1).
-    pub(crate) fn exit_code(self, run_passed: bool) -> ExitCode {
+    /// The exit code: a store failure is a runtime error (3), then an interrupted run (130),
+    /// then assertions, regressions and SLA breaches (1).
+    pub(crate) fn exit_code(self, outcome: &ld_replay::Outcome) -> ExitCode {
         if let Some(e) = self.error {
             return exit::report(&e);
         }
+        if outcome.interrupted {
+            return ExitCode::from(exit::INTERRUPTED);
+        }
+        let run_passed = outcome.passed;
         ExitCode::from(if run_passed && self.passed {
             exit::OK
         } else {

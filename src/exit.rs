@@ -10,6 +10,8 @@ pub(crate) const FAILED: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// A runtime failure: bind, network, TLS, database.
 pub(crate) const RUNTIME: u8 = 3;
+/// Stopped by Ctrl-C (SIGINT), as a shell reports a process SIGINT ended: 128 + 2.
+pub(crate) const INTERRUPTED: u8 = 130;
 /// The reader of standard output (or error) went away, as in `ld replay plan.json | head -1`:
 /// ld stops at once without a message and exits 0, like ripgrep.
 pub(crate) const BROKEN_PIPE: u8 = OK;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use ld_replay::{HttpVersion, LoadOverrides, ReplayOptions, ReportKind};
+use ld_replay::{CancellationToken, HttpVersion, LoadOverrides, ReplayOptions, ReportKind};
 
 use crate::exit;
 
@@ -15,6 +15,8 @@ use crate::exit;
 Behaviour worth knowing:
   - Redirects are not followed unless a task sets \"allow_redirects\": true: a plan imported
     from a recording replays each recorded hop, and the recorded 302 is what is checked.
+    A hop to another origin drops the Authorization, Proxy-Authorization and Cookie headers
+    the task set (the cookie jar's cookies follow their domain rules).
   - ${env.NAME} reads <plan>.secrets.env (written by `ld import`), the file the plan variable
     `ld_secrets_file` names (relative to the plan), --secrets-file and the process
     environment, each winning over the ones before. A name found nowhere is an error (exit 2)
@@ -22,8 +24,11 @@ Behaviour worth knowing:
   - Secrets are masked (***) in every report, the summary table and the run store: URL
     userinfo, secret-looking query values, known secret values and credentials quoted in
     failure messages. Reports and a new ld.db are created readable by their owner only.
+  - Ctrl-C stops the run: no iteration starts any more, requests in flight get 5s to finish,
+    the rest of the plan is skipped but for its report commands, the reports are written and
+    the run is stored as `interrupted`; exit status 130. A second Ctrl-C quits at once (130).
   - Exit status: 0 every assertion held, 1 an assertion or a request failed, 2 the plan or an
-    option is invalid, 3 a runtime error.")]
+    option is invalid, 3 a runtime error, 130 interrupted by Ctrl-C.")]
 pub(crate) struct ReplayArgs {
     /// The plan to run
     #[arg(default_value = "actions.json", value_name = "PLAN")]
@@ -172,6 +177,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let store = crate::diff::ReplayStore::open(&args.store, &args.plan, load_json(&args))?;
     let mut options = args.options();
     options.store = store.recorder();
+    options.stop = stop_on_interrupt()?;
     let result = execute(options);
     let gate = store.finish(&result);
     let outcome = result?;
@@ -182,7 +188,72 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     gate.print(quiet);
-    Ok(gate.exit_code(outcome.passed))
+    Ok(gate.exit_code(&outcome))
+}
+
+/// A token the first Ctrl-C (SIGINT) cancels, so the engine stops the run gracefully; the
+/// second ends the process at once with exit status 130. The handler is in place before
+/// this returns, so no SIGINT during the run gets the default handling.
+pub(crate) fn stop_on_interrupt() -> anyhow::Result<CancellationToken> {
+    let token = CancellationToken::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the signal handler: {e}"))?;
+    let mut interrupts = {
+        let _context = runtime.enter();
+        Interrupts::new().map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?
+    };
+    let cancel = token.clone();
+    std::thread::Builder::new()
+        .name("ld-interrupt".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                if interrupts.next().await.is_none() {
+                    return;
+                }
+                cancel.cancel();
+                eprintln!(
+                    "\nld: interrupted: stopping; requests in flight get {} to finish (Ctrl-C again to quit now)",
+                    humantime::format_duration(ld_replay::INTERRUPT_GRACE)
+                );
+                if interrupts.next().await.is_some() {
+                    std::process::exit(i32::from(exit::INTERRUPTED));
+                }
+            });
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the signal handler: {e}"))?;
+    Ok(token)
+}
+
+/// SIGINT, each one, registered once.
+#[cfg(unix)]
+struct Interrupts(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Interrupts {
+    fn new() -> std::io::Result<Self> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(Interrupts)
+    }
+
+    async fn next(&mut self) -> Option<()> {
+        self.0.recv().await
+    }
+}
+
+/// Ctrl-C, each one.
+#[cfg(not(unix))]
+struct Interrupts;
+
+#[cfg(not(unix))]
+impl Interrupts {
+    fn new() -> std::io::Result<Self> {
+        Ok(Interrupts)
+    }
+
+    async fn next(&mut self) -> Option<()> {
+        tokio::signal::ctrl_c().await.ok()
+    }
 }
 
 /// Runs the engine; plan and option errors become input errors (exit 2).

@@ -203,8 +203,15 @@ impl HttpTransport {
                 return Ok(reply);
             };
             let base = current.as_ref().unwrap_or(prepared);
-            let next_url = join_url(&base.url, location);
-            let mut next = retarget(base, &next_url)?;
+            let mut next_url = resolve_location(&base.url, location)?;
+            next_url.set_fragment(None);
+            let mut next = retarget(base, next_url.as_str())?;
+            if !same_origin(base, &next) {
+                for name in &CREDENTIALS {
+                    next.headers.remove(name);
+                }
+                next.cookies.clear();
+            }
             if reply.status == 303 || (matches!(reply.status, 301 | 302) && method == Method::POST)
             {
                 method = if method == Method::HEAD {
@@ -544,29 +551,27 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// Resolves a `Location` against the URL that answered.
-pub(crate) fn join_url(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        return location.to_string();
-    }
-    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    if let Some(net) = location.strip_prefix("//") {
-        return format!("{scheme}://{net}");
-    }
-    if location.starts_with('/') {
-        return format!("{scheme}://{authority}{location}");
-    }
-    let path = rest[authority_end..]
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("/");
-    let dir = match path.rfind('/') {
-        Some(i) => &path[..=i],
-        None => "/",
-    };
-    format!("{scheme}://{authority}{dir}{location}")
+/// Resolves a `Location` against the URL that answered, as RFC 3986 section 5 says
+/// (dot segments removed, a query-only reference keeping the path). The fragment is kept;
+/// it is never sent.
+pub(crate) fn resolve_location(base: &str, location: &str) -> Result<url::Url, String> {
+    let base = url::Url::parse(base).map_err(|e| format!("invalid URL {base:?}: {e}"))?;
+    base.join(location.trim())
+        .map_err(|e| format!("invalid redirect {location:?}: {e}"))
+}
+
+/// Headers that carry credentials: set by the task, they go to its origin only. After a
+/// redirect to another origin they are dropped, as curl does; the jar's cookies still go
+/// wherever their domain matches.
+const CREDENTIALS: [header::HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Whether two requests go to the same origin: scheme, host and port.
+fn same_origin(a: &Prepared, b: &Prepared) -> bool {
+    a.https == b.https && a.port == b.port && a.host.eq_ignore_ascii_case(&b.host)
 }
 
 /// The same request sent to another URL (a redirect).
@@ -574,7 +579,11 @@ fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("invalid redirect {url:?}: {e}"))?;
-    let https = uri.scheme_str() == Some("https");
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("redirect to {url:?}: not an http or https URL")),
+    };
     let host = uri
         .host()
         .ok_or_else(|| format!("redirect {url:?} has no host"))?
@@ -604,12 +613,85 @@ fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
 mod tests {
     use super::*;
 
+    fn resolved(base: &str, location: &str) -> String {
+        resolve_location(base, location)
+            .map(String::from)
+            .unwrap_or_else(|e| panic!("{location:?}: {e}"))
+    }
+
+    /// RFC 3986 section 5.4.1. The `url` crate writes an empty path as `/`, so `//g` (RFC:
+    /// `http://g`) comes out as `http://g/`; every other result is the RFC's.
+    #[test]
+    fn rfc3986_normal_examples_resolve() {
+        let base = "http://a/b/c/d;p?q";
+        let cases = [
+            ("g:h", "g:h"),
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g/"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q#s"),
+            ("g#s", "http://a/b/c/g#s"),
+            ("g?y#s", "http://a/b/c/g?y#s"),
+            (";x", "http://a/b/c/;x"),
+            ("g;x", "http://a/b/c/g;x"),
+            ("g;x?y#s", "http://a/b/c/g;x?y#s"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../", "http://a/"),
+            ("../../g", "http://a/g"),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(resolved(base, location), expected, "{location:?}");
+        }
+    }
+
+    /// RFC 3986 section 5.4.2, strict parser results.
+    #[test]
+    fn rfc3986_abnormal_examples_resolve() {
+        let base = "http://a/b/c/d;p?q";
+        let cases = [
+            ("../../../g", "http://a/g"),
+            ("../../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            (".g", "http://a/b/c/.g"),
+            ("g..", "http://a/b/c/g.."),
+            ("..g", "http://a/b/c/..g"),
+            ("./../g", "http://a/b/g"),
+            ("./g/.", "http://a/b/c/g/"),
+            ("g/./h", "http://a/b/c/g/h"),
+            ("g/../h", "http://a/b/c/h"),
+            ("g;x=1/./y", "http://a/b/c/g;x=1/y"),
+            ("g;x=1/../y", "http://a/b/c/y"),
+            ("g?y/./x", "http://a/b/c/g?y/./x"),
+            ("g?y/../x", "http://a/b/c/g?y/../x"),
+            ("g#s/./x", "http://a/b/c/g#s/./x"),
+            ("g#s/../x", "http://a/b/c/g#s/../x"),
+            ("http:g", "http://a/b/c/g"),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(resolved(base, location), expected, "{location:?}");
+        }
+    }
+
     #[test]
     fn locations_resolve_against_the_answering_url() {
         let base = "http://127.0.0.1:9/a/b?x=1";
-        assert_eq!(join_url(base, "/c"), "http://127.0.0.1:9/c");
-        assert_eq!(join_url(base, "c"), "http://127.0.0.1:9/a/c");
-        assert_eq!(join_url(base, "https://h/z"), "https://h/z");
-        assert_eq!(join_url(base, "//h2/z"), "http://h2/z");
+        assert_eq!(resolved(base, "/c"), "http://127.0.0.1:9/c");
+        assert_eq!(resolved(base, "c"), "http://127.0.0.1:9/a/c");
+        assert_eq!(resolved(base, "?p=2"), "http://127.0.0.1:9/a/b?p=2");
+        assert_eq!(resolved(base, "https://h/z"), "https://h/z");
+        assert_eq!(resolved(base, "//h2/z"), "http://h2/z");
+        assert!(resolve_location("not a url", "/x").is_err());
     }
 }

@@ -6,6 +6,10 @@
 //! from runtime errors by [`Error::is_input_error`]. A request that fails under load is never
 //! an error here: it is a counted result.
 //!
+//! The library installs no signal handler. A caller that wants Ctrl-C to stop a run cancels
+//! [`ReplayOptions::stop`] from its own handler: the run then stops gracefully (see
+//! [`ReplayOptions::stop`]) and its [`Outcome::interrupted`] is true.
+//!
 //! Layout: `compile` validates the whole document and builds tasks (`task`, `template`,
 //! `check`, `tls`); `load` runs virtual users that own their connections (`http`, `cookies`)
 //! and hand records to `stats` in batches, each batch masked by `redact` on the way; `report`
@@ -41,8 +45,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use error::{Error, Result};
+pub use load::INTERRUPT_GRACE;
 pub use report::ReportKind;
 pub use stats::{NameRow, NameSummary, Overall, RunInfo, Summary, Totals};
+/// The handle through which a caller stops a run ([`ReplayOptions::stop`]).
+pub use tokio_util::sync::CancellationToken;
 
 use load::{Load, TestCtx};
 use program::{Profile, Program, Step, TestSpec};
@@ -119,6 +126,12 @@ pub struct ReplayOptions {
     /// The process environment as the caller passes it, consulted for `${env.X}` after the
     /// secrets files; the library never reads the environment itself.
     pub environment: Vec<(String, String)>,
+    /// Cancelling it stops the run gracefully, as the binary does on the first Ctrl-C: no
+    /// iteration starts any more, requests in flight get [`INTERRUPT_GRACE`] to finish (a
+    /// user waiting on a throttle or a think time sends nothing more), the later actions
+    /// of the plan are skipped but for its report and summary commands, the reports asked
+    /// for are written from what was measured, and [`Outcome::interrupted`] is true.
+    pub stop: CancellationToken,
 }
 
 /// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
@@ -143,6 +156,7 @@ impl ReplayOptions {
             max_body: DEFAULT_MAX_BODY,
             secrets_file: None,
             environment: Vec::new(),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -165,6 +179,8 @@ pub struct Outcome {
     pub reports: Vec<PathBuf>,
     /// Failures grouped by message, most frequent first.
     pub failures: Vec<FailureLine>,
+    /// The run was stopped through [`ReplayOptions::stop`] before its plan was done.
+    pub interrupted: bool,
 }
 
 impl Outcome {
@@ -367,11 +383,12 @@ async fn execute(
     options: &ReplayOptions,
     redactor: Arc<redact::Redactor>,
 ) -> Result<Outcome> {
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let signal = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = cancel_tx.send(true);
-        }
+    // The load models wait on a watch channel; the caller's token feeds it.
+    let (cancel_tx, cancel_rx) = watch::channel(options.stop.is_cancelled());
+    let stop = options.stop.clone();
+    let bridge = tokio::spawn(async move {
+        stop.cancelled().await;
+        let _ = cancel_tx.send(true);
     });
     let report_dir = options
         .report_dir
@@ -383,8 +400,9 @@ async fn execute(
     let mut written = Vec::new();
     let mut gates_passed = true;
     for step in &program.steps {
-        if *cancel_rx.borrow() {
-            break;
+        // Once stopped, only the commands that write what was measured still run.
+        if *cancel_rx.borrow() && !matches!(step, Step::Report { .. } | Step::Summary) {
+            continue;
         }
         match step {
             Step::Variables(vars) => globals.extend(vars.iter().cloned()),
@@ -418,6 +436,8 @@ async fn execute(
             }
         }
     }
+    let interrupted = *cancel_rx.borrow();
+    bridge.abort();
     for kind in &options.reports {
         written.extend(report::write(
             *kind,
@@ -426,7 +446,6 @@ async fn execute(
             kind.default_name(),
         )?);
     }
-    signal.abort();
     let mut groups = results.failures.clone();
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let failures = groups
@@ -446,6 +465,7 @@ async fn execute(
         summary: results.summary(),
         reports: written,
         failures,
+        interrupted,
     })
 }
 
@@ -589,5 +609,33 @@ mod tests {
             }
         );
         assert!(parse_stages("30s").is_err());
+    }
+
+    #[test]
+    fn a_stopped_run_skips_its_tests_but_writes_its_reports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plan = dir.path().join("actions.json");
+        let doc = serde_json::json!({"load_density": [
+            ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"},
+                "user_count": 1, "spawn_rate": 1, "test_time": 60,
+                "tasks": [{"method": "get", "request_url": "http://127.0.0.1:9/never"}]}],
+            ["LD_generate_summary_report", {"report_name": "partial"}],
+        ]});
+        std::fs::write(&plan, doc.to_string()).expect("write plan");
+        let mut options = ReplayOptions::new(&plan);
+        options.quiet = true;
+        options.progress = false;
+        options.report_dir = Some(dir.path().to_path_buf());
+        options.stop.cancel();
+        let started = Instant::now();
+        let outcome = run(options).expect("run");
+        assert!(outcome.interrupted);
+        assert_eq!(outcome.summary.totals.requests, 0);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            dir.path().join("partial.json").is_file(),
+            "{:?}",
+            outcome.reports
+        );
     }
 }

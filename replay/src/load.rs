@@ -165,9 +165,9 @@ impl Vu {
         *self.stop.borrow()
     }
 
-    /// Sleeps, waking early when the user is stopped.
+    /// Sleeps, waking early when the user is stopped (at once when it already is).
     async fn pause(&mut self, d: Duration) {
-        if d.is_zero() {
+        if d.is_zero() || self.stopped() {
             return;
         }
         tokio::select! {
@@ -232,8 +232,13 @@ impl Vu {
 
     async fn exec(&mut self, task: &Task, intended: Option<Instant>) {
         if let Some(t) = &task.throttle {
+            // The wait races the end of the test: a user stopped while it waits for its
+            // turn sends nothing, so the end of a test is no burst of throttled requests.
             let wait = t.reserve();
             self.pause(wait).await;
+            if self.stopped() {
+                return;
+            }
         }
         self.rows.clear();
         let start = intended.unwrap_or_else(Instant::now);
@@ -429,6 +434,18 @@ struct Handle {
 
 /// How long in-flight requests may finish once a test is over.
 const GRACE: Duration = Duration::from_secs(2);
+/// How long in-flight requests may finish when the run is stopped before its end (the
+/// first Ctrl-C of `ld replay`); the users still running then are aborted.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// The grace period of the users still running when a test ends.
+fn grace(cancel: &watch::Receiver<bool>) -> Duration {
+    if *cancel.borrow() {
+        INTERRUPT_GRACE
+    } else {
+        GRACE
+    }
+}
 const TICK: Duration = Duration::from_millis(20);
 
 #[allow(clippy::too_many_arguments)]
@@ -516,7 +533,7 @@ async fn closed(
             _ = cancel.changed() => {}
         }
     }
-    finish(vus).await;
+    finish(vus, grace(cancel)).await;
 }
 
 async fn closed_user(mut vu: Vu, iterations: Option<u64>) {
@@ -531,11 +548,11 @@ async fn closed_user(mut vu: Vu, iterations: Option<u64>) {
     vu.buffer.flush(Instant::now());
 }
 
-async fn finish(vus: Vec<Handle>) {
+async fn finish(vus: Vec<Handle>, grace: Duration) {
     for h in &vus {
         let _ = h.stop.send(true);
     }
-    let until = tokio::time::Instant::now() + GRACE;
+    let until = tokio::time::Instant::now() + grace;
     for h in vus {
         let abort = h.join.abort_handle();
         if tokio::time::timeout_at(until, h.join).await.is_err() {
@@ -611,7 +628,7 @@ async fn open(
         }
     }
     drop(senders);
-    finish(handles).await;
+    finish(handles, grace(cancel)).await;
     dropped
 }
 

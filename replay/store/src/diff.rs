@@ -179,8 +179,8 @@ impl RunRef {
         if let Some(b) = &self.baseline {
             extra.push(format!("baseline \"{b}\""));
         }
-        if self.outcome == "incomplete" {
-            extra.push("incomplete".into());
+        if matches!(self.outcome.as_str(), "incomplete" | "interrupted") {
+            extra.push(self.outcome.clone());
         }
         if extra.is_empty() {
             format!("run {}", self.id)

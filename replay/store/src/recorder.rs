@@ -66,6 +66,8 @@ pub enum RunEnd {
     Failed,
     /// The run stopped on an error (a report could not be written, the runtime failed).
     Error,
+    /// The run was stopped before its end (Ctrl-C); its figures cover what ran.
+    Interrupted,
 }
 
 impl RunEnd {
@@ -74,6 +76,7 @@ impl RunEnd {
             RunEnd::Passed => "passed",
             RunEnd::Failed => "failed",
             RunEnd::Error => "error",
+            RunEnd::Interrupted => "interrupted",
         }
     }
 }

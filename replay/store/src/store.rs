@@ -40,8 +40,9 @@ pub struct Run {
     pub label: Option<String>,
     /// User metadata (branch, commit, ...).
     pub metadata: Value,
-    /// `passed`, `failed`, `error`, `incomplete` (killed or still running), or `loaddensity`
-    /// for a run LoadDensity stored.
+    /// `passed`, `failed`, `error`, `interrupted` (stopped by Ctrl-C: its figures cover what
+    /// ran, and it is never `latest`, a baseline or a default comparison), `incomplete`
+    /// (killed or still running), or `loaddensity` for a run LoadDensity stored.
     pub outcome: String,
     pub plan_path: Option<String>,
     pub plan_hash: Option<String>,
@@ -615,6 +616,34 @@ mod tests {
         }
         rec.requests(batch);
         rec.finish(RunEnd::Passed).expect("finish").expect("run id")
+    }
+
+    #[test]
+    fn an_interrupted_run_is_stored_as_such_and_is_never_latest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ld.db");
+        let whole = record(&path, "whole", 3, 10);
+        let rec = Store::open(&path)
+            .expect("open")
+            .recorder(RunMeta::default())
+            .expect("recorder");
+        rec.names([("GET /a", "get")]);
+        rec.requests(vec![request(0, 200, 1, None), request(0, 200, 2, None)]);
+        let id = rec
+            .finish(RunEnd::Interrupted)
+            .expect("finish")
+            .expect("run id");
+        let store = Store::open_existing(&path).expect("open");
+        let run = store.run(id).expect("run");
+        assert_eq!(run.outcome, "interrupted");
+        assert_eq!(run.requests, Some(2), "its figures cover what ran");
+        assert!(run.ended_at.is_some());
+        assert_eq!(store.aggregates(id).expect("aggregates")[0].requests, 2);
+        assert_eq!(store.resolve("latest").expect("latest"), whole);
+        assert!(matches!(
+            store.set_baseline("x", id),
+            Err(Error::Incomplete(_))
+        ));
     }
 
     #[test]
