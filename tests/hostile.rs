@@ -34,19 +34,19 @@ struct Run {
 }
 
 impl Run {
-    /// The line of the failure report (`N × name: reason`) naming task `name`.
+    /// The line of the failure report (`N × kind name: reason`) naming task `name`.
     fn failure(&self, name: &str) -> &str {
         self.failure_line(name)
             .unwrap_or_else(|| panic!("no failure reported for {name}:\n{self}"))
     }
 
     fn failure_line(&self, name: &str) -> Option<&str> {
-        let needle = format!("× {name}: ");
+        let needle = format!(" {name}: ");
         self.stdout
             .lines()
             .skip_while(|l| l.trim() != "failures:")
             .map(str::trim)
-            .find(|l| l.contains(&needle))
+            .find(|l| l.contains('×') && l.contains(&needle))
     }
 
     fn passed(&self, name: &str) -> bool {
@@ -95,6 +95,18 @@ fn assert_failed(run: &Run, name: &str, reason: &str) {
         line.to_lowercase().contains(reason),
         "{name} should fail with {reason:?}, got {line:?}\n{run}"
     );
+    // The failure's kind stands before the name.
+    let kind = match reason {
+        "larger than" => Some("body"),
+        "timed out" => Some("timeout"),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        assert!(
+            line.contains(&format!("× {kind} ")),
+            "{name} should be a {kind} failure, got {line:?}"
+        );
+    }
 }
 
 /// Once `ld` has exited, the server stops sending: no answer outlives its client.

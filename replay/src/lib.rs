@@ -165,6 +165,10 @@ impl ReplayOptions {
 #[derive(Debug, Clone)]
 pub struct FailureLine {
     pub name: String,
+    /// `connect`, `tls`, `timeout`, `protocol`, `closed`, `body`, `check` or `plan`.
+    pub kind: &'static str,
+    /// The first message of the group: failures of one name and kind with the same cause
+    /// (the same failed assertion, or the same transport message) form one group.
     pub message: String,
     pub count: u64,
 }
@@ -237,7 +241,7 @@ impl Outcome {
         if !self.failures.is_empty() {
             let _ = writeln!(out, "\nfailures:");
             for f in self.failures.iter().take(20) {
-                let _ = writeln!(out, "  {:>6} × {}", f.count, f.message);
+                let _ = writeln!(out, "  {:>6} × {:<8} {}", f.count, f.kind, f.message);
             }
             if self.failures.len() > 20 {
                 let _ = writeln!(
@@ -456,6 +460,7 @@ async fn execute(
                 .get(g.name_id as usize)
                 .map(|n| n.name.to_string())
                 .unwrap_or_default(),
+            kind: g.kind.as_str(),
             message: g.message,
             count: g.count,
         })

@@ -265,9 +265,9 @@ impl Vu {
         let latency = end.saturating_duration_since(start);
         for i in 0..self.extra.len() {
             let e = self.extra[i].clone();
-            let error = e.failure.map(|f| f.message);
             let at = start + e.latency;
-            self.record(task, start, at, 0, e.bytes, step.target.clone(), error);
+            let failure = e.failure.map(|f| (f.kind, f.message, 0));
+            self.record(task, start, at, 0, e.bytes, step.target.clone(), failure);
         }
         match step.result {
             Ok(seen_reply) => {
@@ -287,6 +287,7 @@ impl Vu {
                     latency.as_secs_f64() * 1000.0,
                 );
                 let mut failed: Vec<String> = Vec::new();
+                let mut first_failed = 0u16;
                 if !task.checks.is_empty() {
                     let mut scope = Scope {
                         vars: &self.vars,
@@ -294,8 +295,11 @@ impl Vu {
                         rng: &mut self.rng,
                         rows: &mut self.rows,
                     };
-                    for check in &task.checks {
+                    for (i, check) in task.checks.iter().enumerate() {
                         if let Some(m) = check.verify(&mut seen, &mut scope) {
+                            if failed.is_empty() {
+                                first_failed = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                            }
                             failed.push(m);
                         }
                     }
@@ -317,7 +321,7 @@ impl Vu {
                         m.push_str("; body: ");
                         m.push_str(&snippet(&seen_reply.body));
                     }
-                    m
+                    (FailureKind::Check, m, first_failed)
                 });
                 self.record(
                     task,
@@ -329,8 +333,9 @@ impl Vu {
                     error,
                 );
             }
-            Err(failure) => {
-                self.record(task, start, end, 0, 0, step.target, Some(failure.message));
+            Err(f) => {
+                let failure = Some((f.kind, f.message, 0));
+                self.record(task, start, end, 0, 0, step.target, failure);
             }
         }
         if let Some(think) = task.think {
@@ -375,8 +380,12 @@ impl Vu {
         status: u16,
         bytes: u64,
         url: Arc<str>,
-        error: Option<String>,
+        failure: Option<(FailureKind, String, u16)>,
     ) {
+        let (kind, check) = failure
+            .as_ref()
+            .map_or((FailureKind::Check, 0), |(k, _, c)| (*k, *c));
+        let error = failure.map(|(_, m, _)| m);
         let record = Record {
             name_id: task.name_id as u32,
             status,
@@ -385,6 +394,8 @@ impl Vu {
             at_us: start.saturating_duration_since(self.ctx.epoch).as_micros() as u64,
             url,
             error: error.map(|e| format!("{}: {e}", task.name).into_boxed_str()),
+            kind,
+            check,
         };
         self.buffer.push(record, end);
     }

@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::protocol::FailureKind;
 use crate::redact::Redactor;
 use crate::task::NameInfo;
 
@@ -31,6 +32,10 @@ pub(crate) struct Record {
     pub(crate) url: Arc<str>,
     /// Why the request failed: transport error or failed assertions.
     pub(crate) error: Option<Box<str>>,
+    /// What kind of failure `error` is (meaningless without one).
+    pub(crate) kind: FailureKind,
+    /// For a failed check: 1 + the index of the first assertion that failed; else 0.
+    pub(crate) check: u16,
 }
 
 /// At most this many records are kept for the per-record reports; counts and histograms
@@ -67,12 +72,30 @@ pub(crate) struct Bucket {
     pub(crate) latency: Histogram<u64>,
 }
 
-/// A failure message and how often it happened.
+/// Failures of one name with one kind and cause (the same failed assertion, or the same
+/// transport message), how often they happened, and the first message as the example: a
+/// body that varies does not make a group of each failure.
 #[derive(Debug, Clone)]
 pub(crate) struct FailureGroup {
     pub(crate) name_id: u32,
+    pub(crate) kind: FailureKind,
     pub(crate) message: String,
     pub(crate) count: u64,
+}
+
+/// What failures are grouped by: the name, the kind, and the failed assertion for checks or
+/// the message for everything else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    name_id: u32,
+    kind: FailureKind,
+    cause: Cause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Cause {
+    Check(u16),
+    Message(String),
 }
 
 /// Everything a run measured.
@@ -86,7 +109,7 @@ pub(crate) struct Results {
     pub(crate) bucket_us: u64,
     pub(crate) timeline: Vec<Bucket>,
     pub(crate) failures: Vec<FailureGroup>,
-    failure_index: HashMap<(u32, String), usize>,
+    failure_index: HashMap<GroupKey, usize>,
     pub(crate) requests: u64,
     pub(crate) failed: u64,
     /// Open model: arrivals that found no free virtual user.
@@ -176,14 +199,23 @@ impl Results {
         if let Some(e) = &r.error {
             self.failed += 1;
             b.failures += 1;
-            let key = (r.name_id, e.to_string());
+            let key = GroupKey {
+                name_id: r.name_id,
+                kind: r.kind,
+                cause: if r.kind == FailureKind::Check && r.check > 0 {
+                    Cause::Check(r.check)
+                } else {
+                    Cause::Message(e.to_string())
+                },
+            };
             match self.failure_index.get(&key) {
                 Some(&i) => self.failures[i].count += 1,
                 None if self.failures.len() < MAX_FAILURE_GROUPS => {
-                    self.failure_index.insert(key.clone(), self.failures.len());
+                    self.failure_index.insert(key, self.failures.len());
                     self.failures.push(FailureGroup {
                         name_id: r.name_id,
-                        message: key.1,
+                        kind: r.kind,
+                        message: e.to_string(),
                         count: 1,
                     });
                 }
@@ -496,7 +528,37 @@ mod tests {
             at_us: at_s * 1_000_000,
             url: Arc::from("http://h/"),
             error: error.map(Box::from),
+            kind: FailureKind::Protocol,
+            check: 0,
         }
+    }
+
+    #[test]
+    fn failures_group_by_kind_and_failed_assertion_not_by_body() {
+        let mut r = Results::new(vec![NameInfo {
+            name: Arc::from("GET /a"),
+            method: "get".into(),
+        }]);
+        for body in ["{\"id\":1}", "{\"id\":2}", "{\"id\":3}"] {
+            let mut rec = record(0, 1, 0, Some(&format!("GET /a: status 500; body: {body}")));
+            rec.kind = FailureKind::Check;
+            rec.check = 1;
+            r.add(rec);
+        }
+        let mut other = record(0, 1, 0, Some("GET /a: json_path $.ok; body: {}"));
+        other.kind = FailureKind::Check;
+        other.check = 2;
+        r.add(other);
+        let mut timeout = record(0, 1, 0, Some("GET /a: timed out after 1s"));
+        timeout.kind = FailureKind::Timeout;
+        r.add(timeout);
+        assert_eq!(r.failures.len(), 3, "{:?}", r.failures);
+        assert_eq!(r.failures[0].count, 3);
+        assert!(
+            r.failures[0].message.contains("\"id\":1"),
+            "the first is the example"
+        );
+        assert_eq!(r.failures[2].kind, FailureKind::Timeout);
     }
 
     #[test]

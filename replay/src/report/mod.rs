@@ -320,6 +320,8 @@ mod tests {
             at_us: 0,
             url: Arc::from("http://h/a?x=1,2"),
             error: error.map(Box::from),
+            kind: crate::protocol::FailureKind::Check,
+            check: 1,
         };
         r.records.push(rec(200, None));
         r.records
