@@ -82,8 +82,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!("\nfunctional check (ld replay --once):");
     let mut once = ld_replay::ReplayOptions::new(&plan_path);
     once.load.once = true;
-    once.progress = false;
-    let first = crate::replay::execute(once)?;
+    let first = crate::replay::execute(once, true)?;
     print!("{}", first.table());
 
     eprintln!(
@@ -98,7 +97,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     load.reports = vec![ld_replay::ReportKind::Html, ld_replay::ReportKind::Summary];
     load.report_dir = Some(dir.clone());
     load.stop = crate::replay::stop_on_interrupt()?;
-    let outcome = crate::replay::execute(load)?;
+    let outcome = crate::replay::execute(load, false)?;
     print!("{}", outcome.table());
     println!(
         "\nThe flaky endpoint fails one request in {FLAKY_EVERY} on purpose; the slow one takes ~150 ms."

@@ -15,6 +15,7 @@ mod linker;
 mod record;
 mod replay;
 mod runs;
+mod terminal;
 
 use std::process::ExitCode;
 

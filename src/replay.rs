@@ -166,8 +166,6 @@ impl ReplayArgs {
         } else {
             HttpVersion::Auto
         };
-        o.quiet = self.quiet;
-        o.progress = !self.quiet;
         o
     }
 }
@@ -178,7 +176,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut options = args.options();
     options.store = store.recorder();
     options.stop = stop_on_interrupt()?;
-    let result = execute(options);
+    let result = execute(options, quiet);
     let gate = store.finish(&result);
     let outcome = result?;
     if !quiet {
@@ -256,9 +254,22 @@ impl Interrupts {
     }
 }
 
-/// Runs the engine; plan and option errors become input errors (exit 2).
-pub(crate) fn execute(options: ReplayOptions) -> anyhow::Result<ld_replay::Outcome> {
-    ld_replay::run(options).map_err(|e| {
+/// Runs the engine on a runtime of its own with the terminal's sinks; plan and option errors
+/// become input errors (exit 2).
+pub(crate) fn execute(options: ReplayOptions, quiet: bool) -> anyhow::Result<ld_replay::Outcome> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(ld_replay::run_async(options, crate::terminal::sinks(quiet)));
+    if let Ok(outcome) = &result {
+        for e in &outcome.sink_errors {
+            eprintln!("ld: warning: {e}");
+        }
+    }
+    result.map_err(|e| {
         if e.is_input_error() {
             let mut text = e.to_string();
             let mut source = std::error::Error::source(&e);

@@ -17,6 +17,7 @@
 //! the plan crate and never on the binary.
 
 mod check;
+mod collector;
 mod compile;
 mod cookies;
 mod env;
@@ -26,10 +27,10 @@ mod h1;
 mod http;
 mod load;
 mod program;
-mod progress;
 mod protocol;
 mod redact;
 mod report;
+mod sink;
 mod stats;
 mod store;
 mod task;
@@ -46,14 +47,18 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 pub use load::INTERRUPT_GRACE;
+pub use protocol::{FailureKind, ProtocolKind};
 pub use report::ReportKind;
+pub use sink::{Message, MessageKind, Name, Sink, Snapshot};
+pub use stats::Record as Sample;
 pub use stats::{NameRow, NameSummary, Overall, RunInfo, Summary, Totals};
 /// The handle through which a caller stops a run ([`ReplayOptions::stop`]).
 pub use tokio_util::sync::CancellationToken;
 
 use load::{Load, TestCtx};
 use program::{Profile, Program, Step, TestSpec};
-use stats::{Live, Results};
+use sink::Sinks;
+use stats::Results;
 
 /// Which HTTP version to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -112,10 +117,6 @@ pub struct ReplayOptions {
     /// Per-request timeout where a task sets none; default 30 s.
     pub timeout: Option<Duration>,
     pub http: HttpVersion,
-    /// Draw the live progress line (only ever on a terminal).
-    pub progress: bool,
-    /// No warnings on stderr.
-    pub quiet: bool,
     /// Stores the run (names, every record, sampled response shapes); `None`: not stored.
     pub store: Option<ld_store::Recorder>,
     /// The most bytes of a response body kept for checks, extractors and the store, before
@@ -150,8 +151,6 @@ impl ReplayOptions {
             ca_cert: None,
             timeout: None,
             http: HttpVersion::Auto,
-            progress: true,
-            quiet: false,
             store: None,
             max_body: DEFAULT_MAX_BODY,
             secrets_file: None,
@@ -185,6 +184,8 @@ pub struct Outcome {
     pub failures: Vec<FailureLine>,
     /// The run was stopped through [`ReplayOptions::stop`] before its plan was done.
     pub interrupted: bool,
+    /// Sinks that failed, each once; a failed sink was left out and the run went on.
+    pub sink_errors: Vec<String>,
 }
 
 impl Outcome {
@@ -317,19 +318,11 @@ pub fn parse_stages(text: &str) -> std::result::Result<Vec<Stage>, String> {
         })
 }
 
-/// Runs the plan on a runtime of its own; blocks until the run and its reports are done.
-pub fn run(options: ReplayOptions) -> Result<Outcome> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(run_async(options))
-}
-
-/// Runs the plan on the current tokio runtime (multi-threaded).
-pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
+/// Runs the plan on the caller's tokio runtime (multi-threaded, with time and I/O), handing
+/// everything it measures and says to `sinks` (the store, when [`ReplayOptions::store`] is
+/// set, is added to them). The engine prints nothing, reads no environment and handles no
+/// signal: [`ReplayOptions::stop`] stops it.
+pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Result<Outcome> {
     compile::check_overrides(&options.load, options.timeout)?;
     let bytes = std::fs::read(&options.plan).map_err(|source| Error::Read {
         path: options.plan.display().to_string(),
@@ -361,24 +354,26 @@ pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
     env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
     let redactor = Arc::new(program.redactor(&loaded.secrets));
     redact::names(&redactor, &mut program.names);
-    if !options.quiet {
-        warn(&program);
+    let mut sinks = Sinks::new(sinks);
+    if let Some(store) = &options.store {
+        sinks.push(Box::new(store::StoreSink(store.clone())));
     }
-    execute(program, &options, redactor).await
+    warn(&program, &mut sinks);
+    execute(program, &options, redactor, sinks).await
 }
 
-fn warn(program: &Program) {
+fn warn(program: &Program, sinks: &mut Sinks) {
     let mut seen = std::collections::HashSet::new();
     for u in &program.unresolved {
         if seen.insert((u.pointer.clone(), u.raw.clone())) {
-            eprintln!(
-                "ld: warning: {}: {} stays as written: {}",
-                u.pointer, u.raw, u.hint
+            sinks.message(
+                MessageKind::Warning,
+                format!("{}: {} stays as written: {}", u.pointer, u.raw, u.hint),
             );
         }
     }
     for n in &program.notes {
-        eprintln!("ld: note: {n}");
+        sinks.message(MessageKind::Note, n.clone());
     }
 }
 
@@ -386,6 +381,7 @@ async fn execute(
     program: Program,
     options: &ReplayOptions,
     redactor: Arc<redact::Redactor>,
+    mut sinks: Sinks,
 ) -> Result<Outcome> {
     // The load models wait on a watch channel; the caller's token feeds it.
     let (cancel_tx, cancel_rx) = watch::channel(options.stop.is_cancelled());
@@ -412,11 +408,11 @@ async fn execute(
             Step::Variables(vars) => globals.extend(vars.iter().cloned()),
             Step::ClearResolver => globals.clear(),
             Step::StartTest(spec) => {
-                results = run_test(
+                (results, sinks) = run_test(
                     spec,
                     &globals,
                     options,
-                    results,
+                    (results, sinks),
                     cancel_rx.clone(),
                     &redactor,
                 )
@@ -427,10 +423,10 @@ async fn execute(
             }
             Step::Summary => {
                 let text = serde_json::to_string_pretty(&results.summary()).unwrap_or_default();
-                println!("{text}");
+                sinks.message(MessageKind::Data, text);
             }
             Step::ClearRecords => results.clear(),
-            Step::Store(s) => gates_passed &= store::run_step(s, &results),
+            Step::Store(s) => gates_passed &= store::run_step(s, &results, &mut sinks),
             Step::Wait(d) => {
                 let mut c = cancel_rx.clone();
                 tokio::select! {
@@ -450,6 +446,8 @@ async fn execute(
             kind.default_name(),
         )?);
     }
+    let summary = results.summary();
+    written.extend(sinks.finish(&summary));
     let mut groups = results.failures.clone();
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let failures = groups
@@ -467,10 +465,11 @@ async fn execute(
         .collect();
     Ok(Outcome {
         passed: results.failed == 0 && gates_passed,
-        summary: results.summary(),
+        summary,
         reports: written,
         failures,
         interrupted,
+        sink_errors: sinks.errors,
     })
 }
 
@@ -529,10 +528,10 @@ async fn run_test(
     spec: &TestSpec,
     globals: &HashMap<String, String>,
     options: &ReplayOptions,
-    results: Results,
+    (results, mut sinks): (Results, Sinks),
     cancel: watch::Receiver<bool>,
     redactor: &Arc<redact::Redactor>,
-) -> Result<Results> {
+) -> Result<(Results, Sinks)> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
     let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http);
@@ -540,23 +539,20 @@ async fn run_test(
     ctx.max_body = options.max_body;
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let live = Arc::new(Live::default());
-    let rx = store::tee(rx, options.store.clone(), redactor.clone());
-    let collector = tokio::spawn(stats::collect(rx, results, live.clone()));
-    let progress = progress::Progress::start(options.progress && !options.quiet, live);
+    sinks.start(&results.names);
+    let masker = stats::Masker::new(redactor.clone());
+    let collector = tokio::spawn(collector::collect(rx, results, masker, sinks));
     let started = Instant::now();
     let load = load_for(spec, &options.load);
     let dropped = load::run(ctx, load, tx, cancel).await;
-    let mut results = collector
+    let (mut results, mut sinks) = collector
         .await
         .map_err(|e| Error::Runtime(std::io::Error::other(e.to_string())))?;
-    if let Some(p) = progress {
-        p.finish();
-    }
+    sinks.end_test();
     results.busy += started.elapsed();
     results.end_us = results.epoch.elapsed().as_micros() as u64;
     results.dropped += dropped;
-    Ok(results)
+    Ok((results, sinks))
 }
 
 /// What [`check_plan`] found in a plan that compiles.

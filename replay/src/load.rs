@@ -394,6 +394,7 @@ impl Vu {
             at_us: start.saturating_duration_since(self.ctx.epoch).as_micros() as u64,
             url,
             error: error.map(|e| format!("{}: {e}", task.name).into_boxed_str()),
+            protocol: task.proto.kind(),
             kind,
             check,
         };

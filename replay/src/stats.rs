@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -15,27 +14,29 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::protocol::FailureKind;
+use crate::protocol::{FailureKind, ProtocolKind};
 use crate::redact::Redactor;
 use crate::task::NameInfo;
 
-/// One request, as recorded.
+/// One sample: a request, a message or a step, as recorded (masked before any sink sees it).
 #[derive(Debug, Clone)]
-pub(crate) struct Record {
-    pub(crate) name_id: u32,
+pub struct Record {
+    pub name_id: u32,
     /// 0 when no response came back.
-    pub(crate) status: u16,
-    pub(crate) latency_us: u64,
-    pub(crate) bytes: u64,
+    pub status: u16,
+    pub latency_us: u64,
+    pub bytes: u64,
     /// Start (intended start in the open model), in µs since the run began.
-    pub(crate) at_us: u64,
-    pub(crate) url: Arc<str>,
+    pub at_us: u64,
+    pub url: Arc<str>,
     /// Why the request failed: transport error or failed assertions.
-    pub(crate) error: Option<Box<str>>,
+    pub error: Option<Box<str>>,
+    /// The protocol of the task.
+    pub protocol: ProtocolKind,
     /// What kind of failure `error` is (meaningless without one).
-    pub(crate) kind: FailureKind,
+    pub kind: FailureKind,
     /// For a failed check: 1 + the index of the first assertion that failed; else 0.
-    pub(crate) check: u16,
+    pub check: u16,
 }
 
 /// At most this many records are kept for the per-record reports; counts and histograms
@@ -45,14 +46,6 @@ const MAX_RECORDS: usize = 2_000_000;
 const MAX_FAILURE_GROUPS: usize = 500;
 /// The timeline keeps at most this many buckets; past it, buckets merge pairwise.
 const MAX_BUCKETS: usize = 600;
-
-/// Figures a progress line reads while the run goes on.
-#[derive(Debug, Default)]
-pub(crate) struct Live {
-    pub(crate) requests: AtomicU64,
-    pub(crate) failures: AtomicU64,
-    pub(crate) p95_us: AtomicU64,
-}
 
 /// Per-name figures.
 #[derive(Debug)]
@@ -166,7 +159,7 @@ impl Results {
         *self = Results::new(names);
     }
 
-    fn add(&mut self, r: Record) {
+    pub(crate) fn add(&mut self, r: Record) {
         let latency = r.latency_us.max(1);
         let failed = r.error.is_some();
         self.requests += 1;
@@ -402,28 +395,6 @@ pub struct NameRow {
 /// Where virtual users send their batches.
 pub(crate) type BatchSender = mpsc::UnboundedSender<Vec<Record>>;
 
-/// Takes batches until every sender is gone, then hands the results back.
-pub(crate) async fn collect(
-    mut rx: mpsc::UnboundedReceiver<Vec<Record>>,
-    mut results: Results,
-    live: Arc<Live>,
-) -> Results {
-    let mut last_p95 = Instant::now();
-    while let Some(batch) = rx.recv().await {
-        for r in batch {
-            results.add(r);
-        }
-        live.requests.store(results.requests, Ordering::Relaxed);
-        live.failures.store(results.failed, Ordering::Relaxed);
-        if last_p95.elapsed() > Duration::from_millis(250) {
-            last_p95 = Instant::now();
-            live.p95_us
-                .store(results.total.value_at_quantile(0.95), Ordering::Relaxed);
-        }
-    }
-    results
-}
-
 /// Masks secrets in records before anything keeps them (the store, the collector, and so
 /// every report). A URL is masked once per name while it does not change; a failure message
 /// each time (failures are the rare case).
@@ -528,6 +499,7 @@ mod tests {
             at_us: at_s * 1_000_000,
             url: Arc::from("http://h/"),
             error: error.map(Box::from),
+            protocol: ProtocolKind::Http,
             kind: FailureKind::Protocol,
             check: 0,
         }

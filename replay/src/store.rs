@@ -8,14 +8,12 @@
 //! The store's writer runs on a thread of its own; nothing here blocks or takes a lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use ld_store::{LdRecord, Recorder, Store};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::redact::Redactor;
-use crate::stats::{Masker, Record, Results};
+use crate::sink::{MessageKind, Sink, Sinks};
+use crate::stats::{Record, Results};
 use crate::task::NameInfo;
 
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
@@ -25,40 +23,32 @@ pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
     }
 }
 
-/// Puts the secret masking and the store between the virtual users and the collector: each
-/// batch has its secrets masked, is copied to the store when there is one, then handed on.
-pub(crate) fn tee(
-    mut rx: UnboundedReceiver<Vec<Record>>,
-    store: Option<Recorder>,
-    redactor: Arc<Redactor>,
-) -> UnboundedReceiver<Vec<Record>> {
-    let (tx, out) = unbounded_channel();
-    let mut masker = Masker::new(redactor);
-    tokio::spawn(async move {
-        while let Some(mut batch) = rx.recv().await {
-            masker.batch(&mut batch);
-            if let Some(store) = &store {
-                store.requests(
-                    batch
-                        .iter()
-                        .map(|r| ld_store::Request {
-                            name_id: r.name_id,
-                            status: r.status,
-                            latency_us: r.latency_us,
-                            bytes: r.bytes,
-                            at_us: r.at_us,
-                            url: r.url.clone(),
-                            error: r.error.clone(),
-                        })
-                        .collect(),
-                );
-            }
-            if tx.send(batch).is_err() {
-                break;
-            }
-        }
-    });
-    out
+/// The run store as a sink: every batch goes to its writer thread (a channel send, never a
+/// wait on the database).
+pub(crate) struct StoreSink(pub(crate) Recorder);
+
+impl Sink for StoreSink {
+    fn name(&self) -> &str {
+        "store"
+    }
+
+    fn batch(&mut self, batch: &[Record]) -> Result<(), String> {
+        self.0.requests(
+            batch
+                .iter()
+                .map(|r| ld_store::Request {
+                    name_id: r.name_id,
+                    status: r.status,
+                    latency_us: r.latency_us,
+                    bytes: r.bytes,
+                    at_us: r.at_us,
+                    url: r.url.clone(),
+                    error: r.error.clone(),
+                })
+                .collect(),
+        );
+        Ok(())
+    }
 }
 
 /// Whether to keep this response's body for the shape sampler: the first response of each
@@ -179,7 +169,7 @@ pub(crate) fn command(
 /// Runs one of the commands on what the run measured so far. A failure is reported and
 /// fails the run, and the plan goes on, as LoadDensity does; returns false then, or when
 /// `LD_assert_sla` found a breach.
-pub(crate) fn run_step(step: &StoreStep, results: &Results) -> bool {
+pub(crate) fn run_step(step: &StoreStep, results: &Results, out: &mut Sinks) -> bool {
     match step {
         StoreStep::Persist {
             db,
@@ -212,26 +202,29 @@ pub(crate) fn run_step(step: &StoreStep, results: &Results) -> bool {
                 .and_then(|s| s.persist_records(label.as_deref(), metadata, &records))
             {
                 Ok(id) => {
-                    eprintln!(
-                        "ld: note: LD_persist_records: {} records stored as run {id} in {}",
-                        records.len(),
-                        db.display()
+                    out.message(
+                        MessageKind::Note,
+                        format!(
+                            "LD_persist_records: {} records stored as run {id} in {}",
+                            records.len(),
+                            db.display()
+                        ),
                     );
                     true
                 }
-                Err(e) => failed("LD_persist_records", &e),
+                Err(e) => failed(out, "LD_persist_records", &e),
             }
         }
         StoreStep::ListRuns { db, limit } => {
             match Store::open_existing(db).and_then(|s| s.list_runs(*limit)) {
-                Ok(runs) => print_json(&runs),
-                Err(e) => failed("LD_list_runs", &e),
+                Ok(runs) => print_json(out, &runs),
+                Err(e) => failed(out, "LD_list_runs", &e),
             }
         }
         StoreStep::FetchRecords { db, run_id } => {
             match Store::open_existing(db).and_then(|s| s.fetch_run_records(*run_id)) {
-                Ok(records) => print_json(&records),
-                Err(e) => failed("LD_fetch_run_records", &e),
+                Ok(records) => print_json(out, &records),
+                Err(e) => failed(out, "LD_fetch_run_records", &e),
             }
         }
         StoreStep::Sla {
@@ -244,16 +237,16 @@ pub(crate) fn run_step(step: &StoreStep, results: &Results) -> bool {
                 None => serde_json::to_value(results.summary()).unwrap_or_default(),
             };
             let verdicts = ld_store::sla::evaluate(rules, &summary);
-            print!("{}", ld_store::sla::render(&verdicts));
+            out.message(MessageKind::Data, ld_store::sla::render(&verdicts));
             if *assert && !ld_store::sla::all_passed(&verdicts) {
                 let reasons: Vec<&str> = verdicts
                     .iter()
                     .filter(|v| !v.passed)
                     .map(|v| v.reason.as_str())
                     .collect();
-                eprintln!(
-                    "ld: error: LD_assert_sla: SLA gates failed: {}",
-                    reasons.join("; ")
+                out.message(
+                    MessageKind::Error,
+                    format!("LD_assert_sla: SLA gates failed: {}", reasons.join("; ")),
                 );
                 return false;
             }
@@ -262,21 +255,21 @@ pub(crate) fn run_step(step: &StoreStep, results: &Results) -> bool {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> bool {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
+fn print_json<T: serde::Serialize>(out: &mut Sinks, value: &T) -> bool {
+    out.message(
+        MessageKind::Data,
+        serde_json::to_string_pretty(value).unwrap_or_default(),
     );
     true
 }
 
-fn failed(command: &str, e: &ld_store::Error) -> bool {
-    let mut text = format!("ld: error: {command}: {e}");
+fn failed(out: &mut Sinks, command: &str, e: &ld_store::Error) -> bool {
+    let mut text = format!("{command}: {e}");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(&format!(": {s}"));
         source = s.source();
     }
-    eprintln!("{text}");
+    out.message(MessageKind::Error, text);
     false
 }

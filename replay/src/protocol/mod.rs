@@ -32,7 +32,7 @@ use crate::template::{Binder, Scope, TValue};
 
 /// Which protocol a sample came from: a column of the reports and a label of exporters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ProtocolKind {
+pub enum ProtocolKind {
     Http,
     WebSocket,
     Sse,
@@ -41,7 +41,7 @@ pub(crate) enum ProtocolKind {
 }
 
 impl ProtocolKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ProtocolKind::Http => "http",
             ProtocolKind::WebSocket => "websocket",
@@ -54,7 +54,7 @@ impl ProtocolKind {
 
 /// Why a step failed, coarse enough to label and group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum FailureKind {
+pub enum FailureKind {
     /// No connection: refused, unreachable, DNS.
     Connect,
     /// The TLS handshake failed.
@@ -74,7 +74,7 @@ pub(crate) enum FailureKind {
 }
 
 impl FailureKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Connect => "connect",
             FailureKind::Tls => "tls",

@@ -320,6 +320,7 @@ mod tests {
             at_us: 0,
             url: Arc::from("http://h/a?x=1,2"),
             error: error.map(Box::from),
+            protocol: crate::protocol::ProtocolKind::Http,
             kind: crate::protocol::FailureKind::Check,
             check: 1,
         };
