@@ -344,11 +344,26 @@ async fn forward(
                     shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            text(
-                StatusCode::BAD_GATEWAY,
-                &format!("ld record could not get a response from upstream: {reason}\n"),
+            journaled_at_end(
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("ld record could not get a response from upstream: {reason}\n"),
+                ),
+                exchange,
             )
         }
+    }
+}
+
+/// A response the proxy made up for a recorded exchange: its entry is journaled before the
+/// client sees the end of it, as for responses from upstream.
+fn journaled_at_end(
+    res: Response<ProxyBody>,
+    exchange: Option<Arc<Exchange>>,
+) -> Response<ProxyBody> {
+    match exchange {
+        Some(exchange) => res.map(|body| TeeBody::journal_at_end(body, exchange).boxed()),
+        None => res,
     }
 }
 
@@ -570,9 +585,12 @@ async fn websocket(
                 shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        text(
-            StatusCode::BAD_GATEWAY,
-            &format!("ld record could not open the WebSocket upstream: {reason}\n"),
+        journaled_at_end(
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!("ld record could not open the WebSocket upstream: {reason}\n"),
+            ),
+            exchange.clone(),
         )
     };
     let upstream = match shared.ws_connector.connect(&uri).await {
