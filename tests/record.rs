@@ -1033,10 +1033,12 @@ fn stalled_clients_are_dropped_after_the_header_timeout_even_before_auth() {
     let mut silent = std::net::TcpStream::connect(rec.addr).expect("connect");
     // A CONNECT that is answered but never followed by a TLS hello.
     let mut tunnel = std::net::TcpStream::connect(rec.addr).expect("connect");
+    // user:secret
+    let credentials = "dXNlcjpzZWNyZXQ=";
     write!(
         tunnel,
-        "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nProxy-Authorization: Basic {}\r\n\r\n",
-        "dXNlcjpzZWNyZXQ="
+        "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\
+         Proxy-Authorization: Basic {credentials}\r\n\r\n"
     )
     .expect("write");
 
@@ -1053,6 +1055,9 @@ fn stalled_clients_are_dropped_after_the_header_timeout_even_before_auth() {
         b"alive"
     );
 
+    let mut answer = [0u8; 12];
+    tunnel.read_exact(&mut answer).expect("the CONNECT answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
     let limit = Duration::from_secs(5);
     for (what, sock) in [
         ("half a head", &mut half),

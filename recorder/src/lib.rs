@@ -231,13 +231,13 @@ pub fn record_until(
         graceful: graceful_rx,
         header_timeout: options.header_timeout,
         idle_timeout: options.idle_timeout,
+        max_connections: options.max_connections,
     });
     let listen = options.listen;
     let output = options.output.clone();
     let served = runtime.block_on(serve(
         shared,
         listen,
-        options.max_connections,
         output,
         stop,
         graceful_tx,
@@ -266,7 +266,6 @@ pub fn record_until(
 async fn serve(
     shared: Arc<proxy::Shared>,
     listen: SocketAddr,
-    max_connections: usize,
     output: PathBuf,
     stop: impl Future<Output = ()> + Send + 'static,
     graceful: tokio::sync::watch::Sender<bool>,
@@ -308,6 +307,7 @@ async fn serve(
     });
     // A connection is only accepted with a place under --max-connections: past the limit,
     // clients wait in the listen queue, and the descriptors the proxy holds stay bounded.
+    let max_connections = shared.max_connections;
     let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let place = match Arc::clone(&places).try_acquire_owned() {

@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) header_timeout: Duration,
     /// `--idle-timeout`: between requests on a kept-alive connection.
     pub(crate) idle_timeout: Duration,
+    /// `--max-connections`: client connections served at once.
+    pub(crate) max_connections: usize,
 }
 
 /// Where requests on a connection are going.
