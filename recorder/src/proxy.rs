@@ -44,7 +44,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use crate::ca::LocalCa;
 use crate::capture::{BoxError, Exchange, Side, Sink, TeeBody};
 use crate::entry::{RequestHead, ResponseHead};
-use crate::limits::{Activity, BusyBody, Expired, Watched};
+use crate::limits::{Activity, Busy, BusyBody, Expired, Watched};
 use crate::status::Notices;
 use crate::upstream::{ConnInfo, Connector};
 
@@ -94,6 +94,9 @@ struct Ctx {
     /// The client connection's place under `--max-connections`, held by everything that
     /// still uses the connection (a tunnel, a WebSocket relay).
     permit: Arc<OwnedSemaphorePermit>,
+    /// A CONNECT over HTTP/2 keeps its connection busy for as long as its tunnel lasts (the
+    /// stream carries it after the response); this is held by the tunnel.
+    busy: Option<Arc<Busy>>,
 }
 
 /// Serves one accepted client connection, holding its place under `--max-connections`.
@@ -108,6 +111,7 @@ pub(crate) async fn serve_client(
         peer,
         tunnel: None,
         permit: Arc::new(permit),
+        busy: None,
     };
     serve_http(shared, tcp, ctx).await;
 }
@@ -126,9 +130,12 @@ where
     let peer = ctx.peer;
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = Arc::clone(&service_shared);
-        let ctx = ctx.clone();
+        let mut ctx = ctx.clone();
         // Dropped with the response body, or with this future if the client goes first.
         let busy = service_activity.begin(req.version());
+        if req.method() == Method::CONNECT && req.version() == Version::HTTP_2 {
+            ctx.busy = Some(Arc::new(service_activity.begin(Version::HTTP_2)));
+        }
         async move {
             let res = handle(shared, ctx, req).await;
             Ok::<_, Infallible>(res.map(|body| BusyBody::new(body, busy).boxed()))
