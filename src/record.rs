@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -59,6 +60,18 @@ pub(crate) struct RecordArgs {
     #[arg(long, value_name = "USER:PASS")]
     pub(crate) auth: Option<String>,
 
+    /// Drop a client connection that has not sent a whole request head (or, in a CONNECT tunnel, finished its TLS handshake) within this
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_header_timeout, help_heading = "Client connections")]
+    pub(crate) header_timeout: Duration,
+
+    /// Close a kept-alive client connection idle this long between requests
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_idle_timeout, help_heading = "Client connections")]
+    pub(crate) idle_timeout: Duration,
+
+    /// Serve at most this many client connections at once; more wait until one closes
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_CONNECTIONS), help_heading = "Client connections")]
+    pub(crate) max_connections: u32,
+
     /// Print nothing but errors (and the address listened on)
     #[arg(short, long)]
     pub(crate) quiet: bool,
@@ -66,6 +79,30 @@ pub(crate) struct RecordArgs {
 
 fn parse_size(text: &str) -> Result<usize, String> {
     ld_recorder::parse_size(text)
+}
+
+/// The most `--max-connections` takes: each connection is a file descriptor (two with its
+/// upstream), far past what one process is normally allowed.
+const MAX_CONNECTIONS: i64 = 100_000;
+
+fn parse_header_timeout(text: &str) -> Result<Duration, String> {
+    parse_timeout(text, Duration::from_secs(3600))
+}
+
+fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
+    parse_timeout(text, Duration::from_secs(24 * 3600))
+}
+
+/// A duration such as `10s`, `500ms` or `2m`, from 100ms up to `max`.
+fn parse_timeout(text: &str, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    if d < Duration::from_millis(100) || d > max {
+        return Err(format!(
+            "{text:?} is out of range: give between 100ms and {}h",
+            max.as_secs() / 3600
+        ));
+    }
+    Ok(d)
 }
 
 pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -117,6 +154,9 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     options.upstream.extra_roots = args.upstream_ca.clone();
     options.upstream.insecure = args.insecure_upstream;
     options.auth = args.auth.clone();
+    options.header_timeout = args.header_timeout;
+    options.idle_timeout = args.idle_timeout;
+    options.max_connections = args.max_connections as usize;
     options.quiet = args.quiet;
     options.live_status = !args.quiet && std::io::stderr().is_terminal();
     let summary = ld_recorder::record(options).map_err(recorder_error)?;

@@ -958,3 +958,263 @@ fn har_journal_and_ca_key_are_private() {
         .expect("ld ca path");
     assert!(!String::from_utf8_lossy(&again.stderr).contains("warning"));
 }
+
+/// Reads `sock` until the proxy closes it (EOF or a reset) and returns when that was, measured
+/// from `since`; fails if it is still open after `limit`.
+fn closed_after(sock: &mut std::net::TcpStream, since: Instant, limit: Duration) -> Duration {
+    sock.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return since.elapsed(),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!(
+                    "the proxy still holds the connection after {:?}",
+                    since.elapsed()
+                )
+            }
+            // A reset is a close too.
+            Err(_) => return since.elapsed(),
+        }
+    }
+}
+
+/// Sends one HTTP/1.1 request for `url` through the proxy on `sock` and reads its response,
+/// whose body must end with `body`; returns what was read.
+fn raw_exchange(sock: &mut std::net::TcpStream, method: &str, url: &str, body: &str) -> String {
+    use std::io::Write;
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host");
+    sock.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    write!(sock, "{method} {url} HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got);
+        if let Some((head, rest)) = text.split_once("\r\n\r\n")
+            && rest.ends_with(body)
+            && (!body.is_empty() || method == "HEAD" || head.starts_with("HTTP/1.1 204"))
+        {
+            return text.into_owned();
+        }
+        let n = sock.read(&mut buf).expect("read the response");
+        assert!(n > 0, "the proxy closed the connection: {text:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn stalled_clients_are_dropped_after_the_header_timeout_even_before_auth() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "alive"));
+    let rec = Recorder::start(
+        dir.path(),
+        &["--header-timeout", "1s", "--auth", "user:secret"],
+    );
+    let opened = Instant::now();
+    // Half a request head, with no credentials yet.
+    let mut half = std::net::TcpStream::connect(rec.addr).expect("connect");
+    write!(
+        half,
+        "GET http://{plain}/ HTTP/1.1\r\nHost: {plain}\r\nX-Slow: "
+    )
+    .expect("write");
+    // Nothing at all.
+    let mut silent = std::net::TcpStream::connect(rec.addr).expect("connect");
+    // A CONNECT that is answered but never followed by a TLS hello.
+    let mut tunnel = std::net::TcpStream::connect(rec.addr).expect("connect");
+    // user:secret
+    let credentials = "dXNlcjpzZWNyZXQ=";
+    write!(
+        tunnel,
+        "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\
+         Proxy-Authorization: Basic {credentials}\r\n\r\n"
+    )
+    .expect("write");
+
+    // Meanwhile the proxy serves everyone else.
+    assert_eq!(
+        curl(&[
+            "-x",
+            &rec.proxy(),
+            "-U",
+            "user:secret",
+            &format!("http://{plain}/")
+        ])
+        .stdout,
+        b"alive"
+    );
+
+    let mut answer = [0u8; 12];
+    tunnel.read_exact(&mut answer).expect("the CONNECT answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let limit = Duration::from_secs(5);
+    for (what, sock) in [
+        ("half a head", &mut half),
+        ("nothing", &mut silent),
+        ("an open tunnel", &mut tunnel),
+    ] {
+        let after = closed_after(sock, opened, limit);
+        assert!(
+            after >= Duration::from_millis(900),
+            "a client that sent {what} was dropped before the timeout ({after:?})"
+        );
+    }
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("--header-timeout"), "{said}");
+}
+
+/// The connections `pid` has accepted on `port` (Linux: its socket descriptors that
+/// /proc/net/tcp shows established with that local port).
+#[cfg(target_os = "linux")]
+fn accepted_connections(pid: u32, port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let link = link.to_string_lossy().into_owned();
+                if let Some(inode) = link
+                    .strip_prefix("socket:[")
+                    .and_then(|s| s.strip_suffix(']'))
+                {
+                    inodes.insert(inode.to_string());
+                }
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && fields[1].ends_with(&format!(":{port:04X}"))
+                && fields[3] == "01"
+                && inodes.contains(fields[9])
+        })
+        .count()
+}
+
+#[test]
+fn past_max_connections_clients_wait_until_stalled_ones_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "alive"));
+    let mut rec = Recorder::start(
+        dir.path(),
+        &["--max-connections", "4", "--header-timeout", "1s"],
+    );
+    let opened = Instant::now();
+    let mut idle: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(rec.addr).expect("connect"))
+        .collect();
+    rec.wait_for("4 client connections are open (--max-connections)");
+    #[cfg(target_os = "linux")]
+    {
+        let held = accepted_connections(rec.child.id(), rec.addr.port());
+        assert!(held <= 4, "the proxy accepted {held} connections");
+    }
+
+    // A real request queues behind the idle connections and is served once they are dropped.
+    let asked = Instant::now();
+    let url = format!("http://{plain}/");
+    let client = std::thread::spawn(move || {
+        let mut sock = std::net::TcpStream::connect(rec.addr).expect("connect");
+        raw_exchange(&mut sock, "GET", &url, "alive")
+    });
+    #[cfg(target_os = "linux")]
+    while !client.is_finished() {
+        let held = accepted_connections(rec.child.id(), rec.addr.port());
+        assert!(held <= 4, "the proxy accepted {held} connections");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = client.join().expect("client");
+    let waited = asked.elapsed();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "served at once ({waited:?}): the limit did not hold"
+    );
+    for sock in &mut idle {
+        let after = closed_after(sock, opened, Duration::from_secs(10));
+        assert!(after >= Duration::from_millis(900), "{after:?}");
+    }
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |_| Reply::new(200, "alive"));
+    let rec = Recorder::start(
+        dir.path(),
+        &["--idle-timeout", "2s", "--header-timeout", "1s"],
+    );
+    let url = format!("http://{plain}/");
+    let mut sock = std::net::TcpStream::connect(rec.addr).expect("connect");
+    raw_exchange(&mut sock, "GET", &url, "alive");
+    // Idle past the header timeout, the connection is still there for the next request.
+    std::thread::sleep(Duration::from_millis(1300));
+    raw_exchange(&mut sock, "GET", &url, "alive");
+    let idle_since = Instant::now();
+    let after = closed_after(&mut sock, idle_since, Duration::from_secs(6));
+    assert!(
+        after >= Duration::from_millis(1800),
+        "closed after {after:?}, before the idle timeout"
+    );
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+}
+
+#[test]
+fn an_exchange_is_in_the_journal_when_the_client_has_its_response() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _server) = serve(Kind::Http1, |r| {
+        if r.path() == "/empty" {
+            Reply::new(204, "")
+        } else {
+            Reply::new(200, format!("body of {}", r.path()))
+        }
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port");
+    let rec = Recorder::start(dir.path(), &[]);
+    let journaled = |url: &str| {
+        std::fs::read_to_string(rec.journal())
+            .unwrap_or_default()
+            .contains(&format!("\"url\":\"{url}\""))
+    };
+    let mut sock = std::net::TcpStream::connect(rec.addr).expect("connect");
+    for i in 0..100 {
+        let url = format!("http://{plain}/n{i}");
+        raw_exchange(&mut sock, "GET", &url, &format!("body of /n{i}"));
+        assert!(journaled(&url), "{url} is not in the journal yet");
+    }
+    let url = format!("http://{plain}/head");
+    raw_exchange(&mut sock, "HEAD", &url, "");
+    assert!(journaled(&url), "{url} is not in the journal yet");
+    let url = format!("http://{plain}/empty");
+    raw_exchange(&mut sock, "GET", &url, "");
+    assert!(journaled(&url), "{url} is not in the journal yet");
+    // An upstream error answered by the proxy itself.
+    let url = format!("http://{closed}/gone");
+    let mut other = std::net::TcpStream::connect(rec.addr).expect("connect");
+    let answer = raw_exchange(&mut other, "GET", &url, "\n");
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(journaled(&url), "{url} is not in the journal yet");
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+}

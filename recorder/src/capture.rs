@@ -4,12 +4,18 @@
 //!
 //! Invariants:
 //! - Forwarding never waits for recording: a frame is passed on as it was received, and the
-//!   record keeps the same `Bytes` (a reference count, not a copy) up to `--max-body`.
-//! - An exchange is journaled exactly once, when the last of its holders (the proxy task and
-//!   the two bodies) lets go of it, i.e. when both bodies are finished or abandoned. Dropping is
-//!   also what happens to in-flight exchanges when the recorder stops, so they are journaled
-//!   then, marked incomplete, instead of being lost.
+//!   record keeps the same `Bytes` (a reference count, not a copy) up to `--max-body`. The one
+//!   exception is the end of a response, below.
+//! - An exchange is journaled exactly once. A response that reaches its end is journaled
+//!   before the client can see that end: the response body holds back its last frame (or its
+//!   end-of-stream) until the journal writer has handed the line to the kernel, so a client
+//!   holding a whole response can count on its entry being in the journal. Otherwise (the
+//!   client went away, the upstream failed mid-body, a WebSocket session, whose messages belong
+//!   to the entry) the exchange is journaled when the last of its holders (the proxy task and
+//!   the two bodies) lets go of it. Dropping is also what happens to in-flight exchanges when
+//!   the recorder stops, so they are journaled then, marked incomplete, instead of being lost.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -21,7 +27,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::entry::{Record, RequestHead, ResponseHead, WsMessage};
-use crate::journal::{Message, Stats};
+use crate::journal::{Ack, Message, Stats};
 use crate::upstream::ConnInfo;
 
 /// Errors carried by bodies on their way through the proxy.
@@ -39,10 +45,13 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    fn send(&self, line: Vec<u8>) {
+    fn send(&self, line: Vec<u8>, ack: Option<Ack>) {
         if let Ok(tx) = self.tx.lock() {
             // The writer only goes away after every exchange is dropped; nothing to do if not.
-            let _ = tx.send(Message::Entry(line));
+            let _ = tx.send(match ack {
+                Some(ack) => Message::Acked(line, ack),
+                None => Message::Entry(line),
+            });
         }
     }
 }
@@ -68,6 +77,8 @@ struct State {
 pub(crate) struct Exchange {
     state: Mutex<State>,
     sink: Arc<Sink>,
+    /// Set once the entry has gone to the journal (at the end of the response, or on drop).
+    journaled: AtomicBool,
 }
 
 impl Exchange {
@@ -84,6 +95,7 @@ impl Exchange {
                 conn: None,
             }),
             sink: Arc::clone(sink),
+            journaled: AtomicBool::new(false),
         })
     }
 
@@ -177,39 +189,73 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// Writes the entry now, with what has been captured so far, unless it was written
+    /// already; the writer acknowledges on `ack` once the line is in the kernel's hands.
+    /// Returns false (and drops `ack`) when there was nothing left to write.
+    fn journal(&self, ack: Option<Ack>) -> bool {
+        if self.journaled.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let stopping = self.sink.stopping.load(Ordering::Relaxed);
+        let line = match self.state.lock() {
+            Ok(mut state) => entry_line(&mut state, stopping, self.sink.max_body),
+            Err(_) => return false,
+        };
+        self.sink.send(line, ack);
+        true
+    }
+
+    /// Journals the exchange now and returns what to wait on before the client may see the
+    /// end of the response; `None` when it was journaled already.
+    fn journal_for_task(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.journal(Some(Ack::Task(tx))).then_some(rx)
+    }
+
+    /// Journals the exchange now and blocks this thread until the line is written: for a body
+    /// hyper drops at its end without polling it, so before it writes the end to the client.
+    fn journal_and_wait(&self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if self.journal(Some(Ack::Thread(tx))) {
+            // Err: the writer is gone (the recorder is stopping); nothing to wait for.
+            let _ = rx.recv();
+        }
+    }
+}
+
 impl Drop for Exchange {
     fn drop(&mut self) {
-        let stopping = self.sink.stopping.load(Ordering::Relaxed);
-        let Ok(state) = self.state.get_mut() else {
-            self.sink.live.fetch_sub(1, Ordering::Relaxed);
-            return;
-        };
-        if state.record.response.is_some()
-            && !state.response_complete
-            && state.record.incomplete.is_none()
-        {
-            state.record.incomplete = Some(if stopping {
-                "the recorder stopped before the response ended".into()
-            } else {
-                "the client closed the connection before the response ended".into()
-            });
-        }
-        if state.record.response.is_none() && state.record.error.is_none() {
-            state.record.error = Some(if stopping {
-                "the recorder stopped before the response arrived".into()
-            } else {
-                "the client closed the connection before the response arrived".into()
-            });
-            state.record.incomplete = None;
-        }
-        if state.record.websocket.is_some() && stopping {
-            state.record.incomplete = Some("the recorder stopped with the WebSocket open".into());
-        }
-        fill_phases(state);
-        let line = state.record.to_json(self.sink.max_body);
-        self.sink.send(line);
+        self.journal(None);
         self.sink.live.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The exchange's HAR entry as one journal line, with what is missing explained.
+fn entry_line(state: &mut State, stopping: bool, max_body: usize) -> Vec<u8> {
+    if state.record.response.is_some()
+        && !state.response_complete
+        && state.record.incomplete.is_none()
+    {
+        state.record.incomplete = Some(if stopping {
+            "the recorder stopped before the response ended".into()
+        } else {
+            "the client closed the connection before the response ended".into()
+        });
+    }
+    if state.record.response.is_none() && state.record.error.is_none() {
+        state.record.error = Some(if stopping {
+            "the recorder stopped before the response arrived".into()
+        } else {
+            "the client closed the connection before the response arrived".into()
+        });
+        state.record.incomplete = None;
+    }
+    if state.record.websocket.is_some() && stopping {
+        state.record.incomplete = Some("the recorder stopped with the WebSocket open".into());
+    }
+    fill_phases(state);
+    state.record.to_json(max_body)
 }
 
 /// Splits the time since the request arrived into HAR phases. Connection phases count only
@@ -251,29 +297,57 @@ fn fill_phases(state: &mut State) {
 }
 
 /// A body forwarded frame by frame, each data frame noted in the exchange on the way.
-pub(crate) struct TeeBody<B> {
+///
+/// On the response side it also journals the exchange at the end of the body, before the
+/// client can see that end (see the module documentation).
+pub(crate) struct TeeBody<B: Body> {
     inner: B,
     exchange: Arc<Exchange>,
     side: Side,
+    /// Whether frames are noted in the record: false for a response the proxy made up (a 502),
+    /// which is only journaled at its end.
+    tee: bool,
     /// Set once the end (or a failure) is noted. Atomic because hyper asks `is_end_stream`
     /// through a shared reference, and that may be the only sign of the end it gives.
     done: AtomicBool,
+    /// Response side: the last frame (`None`: the end of the stream), held back until the
+    /// journal has the entry.
+    held: Option<(Option<Frame<Bytes>>, tokio::sync::oneshot::Receiver<()>)>,
+    /// Response side: the end has been handed on; from now on the body is at its end.
+    released: bool,
 }
 
-impl<B> TeeBody<B> {
+impl<B: Body> TeeBody<B> {
     pub(crate) fn new(inner: B, exchange: Arc<Exchange>, side: Side) -> TeeBody<B> {
         TeeBody {
             inner,
             exchange,
             side,
+            tee: true,
             done: AtomicBool::new(false),
+            held: None,
+            released: false,
         }
     }
 
+    /// A response the proxy answered itself for a recorded exchange (an upstream error): not
+    /// recorded as a body, but the exchange is journaled before the client sees its end.
+    pub(crate) fn journal_at_end(inner: B, exchange: Arc<Exchange>) -> TeeBody<B> {
+        let mut body = TeeBody::new(inner, exchange, Side::Response);
+        body.tee = false;
+        body
+    }
+
     fn finish(&self) {
-        if !self.done.swap(true, Ordering::Relaxed) {
+        if !self.done.swap(true, Ordering::Relaxed) && self.tee {
             self.exchange.end(self.side);
         }
+    }
+
+    /// Whether the inner body has nothing more to give: at its end, or all the bytes its
+    /// length announced are through (the client then has the whole response).
+    fn inner_at_end(&self) -> bool {
+        self.inner.is_end_stream() || self.inner.size_hint().exact() == Some(0)
     }
 }
 
@@ -290,19 +364,43 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some((_, ack)) = &mut this.held {
+            // Err: the writer is gone (the recorder is stopping); the end goes out anyway.
+            let Poll::Ready(_) = Pin::new(ack).poll(cx) else {
+                return Poll::Pending;
+            };
+            let (frame, _) = this.held.take().expect("held");
+            this.released = true;
+            return Poll::Ready(frame.map(Ok));
+        }
+        if this.released {
+            return Poll::Ready(None);
+        }
+        let at_end = this.side == Side::Response && this.inner_at_end();
+        let polled = if at_end {
+            // Polling a body past its announced length would wait for nothing.
+            Poll::Ready(None)
+        } else {
+            Pin::new(&mut this.inner).poll_frame(cx)
+        };
         let Poll::Ready(frame) = polled else {
             return Poll::Pending;
         };
-        match frame {
+        let last = match frame {
             Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
+                if this.tee
+                    && let Some(data) = frame.data_ref()
+                {
                     this.exchange.chunk(this.side, data);
                 }
-                if this.inner.is_end_stream() {
-                    this.finish();
+                let end = match this.side {
+                    Side::Request => this.inner.is_end_stream(),
+                    Side::Response => this.inner_at_end(),
+                };
+                if !end {
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Some(frame)
             }
             Some(Err(e)) => {
                 let e: BoxError = e.into();
@@ -313,31 +411,53 @@ where
                     };
                     this.exchange.cut(this.side, reason);
                 }
-                Poll::Ready(Some(Err(e)))
+                return Poll::Ready(Some(Err(e)));
+            }
+            None => None,
+        };
+        this.finish();
+        if this.side == Side::Request {
+            return Poll::Ready(last.map(Ok));
+        }
+        match this.exchange.journal_for_task() {
+            Some(ack) => {
+                this.held = Some((last, ack));
+                // Registers the waker on the acknowledgement.
+                Pin::new(this).poll_frame(cx)
             }
             None => {
-                this.finish();
-                Poll::Ready(None)
+                this.released = true;
+                Poll::Ready(last.map(Ok))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        // hyper may drop a body once it has all the bytes it announced (or at once when it is
-        // empty) without polling for the end: this answer is then the end.
-        let end = self.inner.is_end_stream();
-        if end {
-            self.finish();
+        match self.side {
+            // The response's end is only announced once the entry is journaled: until then
+            // hyper polls for it, and `poll_frame` holds it back.
+            Side::Response => self.released,
+            // hyper may drop a body once it has all the bytes it announced (or at once when it
+            // is empty) without polling for the end: this answer is then the end.
+            Side::Request => {
+                let end = self.inner.is_end_stream();
+                if end {
+                    self.finish();
+                }
+                end
+            }
         }
-        end
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.released {
+            return SizeHint::with_exact(0);
+        }
         self.inner.size_hint()
     }
 }
 
-impl<B> Drop for TeeBody<B> {
+impl<B: Body> Drop for TeeBody<B> {
     fn drop(&mut self) {
         if self.done.swap(true, Ordering::Relaxed) {
             return;
@@ -347,7 +467,21 @@ impl<B> Drop for TeeBody<B> {
             // is what the record keeps.
             Side::Request => self.exchange.end(Side::Request),
             Side::Response => {
-                let reason = if self.exchange.sink.stopping.load(Ordering::Relaxed) {
+                let stopping = self.exchange.sink.stopping.load(Ordering::Relaxed);
+                if !stopping && self.held.is_none() && self.inner_at_end() {
+                    // hyper drops a body it must not write (a response to HEAD, a 204 or
+                    // 304) or whose announced length is through without polling it: the
+                    // response is whole, and hyper writes it out right after this.
+                    if self.tee {
+                        self.exchange.end(Side::Response);
+                    }
+                    self.exchange.journal_and_wait();
+                    return;
+                }
+                if !self.tee {
+                    return;
+                }
+                let reason = if stopping {
                     "the recorder stopped before the response ended"
                 } else {
                     "the client closed the connection before the response ended"

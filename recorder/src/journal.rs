@@ -3,9 +3,12 @@
 //!
 //! The journal is what makes a recording survive a crash: lines reach the kernel (one `write`
 //! per batch) right after each exchange ends, so a killed process loses at most the exchanges
-//! that were still in flight. It is also why memory stays flat: entries are not kept in the
-//! process, and the HAR is built from the file when the recording stops. A writer thread owns
-//! the file so that no proxy task ever waits for the disk.
+//! that were still in flight. An HTTP exchange's line is written before the client receives
+//! the end of its response (the response body holds back its last frame until the writer
+//! acknowledges the line, see [`Ack`]), so a client that has a whole response knows it is on
+//! disk. It is also why memory stays flat: entries are not kept in the process, and the HAR is
+//! built from the file when the recording stops. A writer thread owns the file so that no proxy
+//! task blocks on the disk.
 //!
 //! The journal is locked (`flock`) while a recorder writes it: a second `ld record` with the
 //! same output, or a `--recover` of a live recording, is refused instead of mixing two sessions.
@@ -43,7 +46,31 @@ pub(crate) struct Stats {
 
 pub(crate) enum Message {
     Entry(Vec<u8>),
+    /// An entry whose sender waits until the line has been handed to the kernel.
+    Acked(Vec<u8>, Ack),
     Stop,
+}
+
+/// How the writer tells a waiting sender that its line reached the kernel (`write(2)` done;
+/// no `fsync`). Dropped unsent when the writer is gone, which also ends the wait.
+pub(crate) enum Ack {
+    /// An async task waits (a response body holding back its last frame).
+    Task(tokio::sync::oneshot::Sender<()>),
+    /// A thread waits (a body dropped by hyper without being polled to its end).
+    Thread(mpsc::SyncSender<()>),
+}
+
+impl Ack {
+    fn done(self) {
+        match self {
+            Ack::Task(tx) => {
+                let _ = tx.send(());
+            }
+            Ack::Thread(tx) => {
+                let _ = tx.try_send(());
+            }
+        }
+    }
 }
 
 /// The open, locked journal and its writer thread.
@@ -182,20 +209,28 @@ fn write_loop(file: File, rx: mpsc::Receiver<Message>, stats: &Stats) -> std::io
             }
         }
     };
+    let mut acks = Vec::new();
     'outer: while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         // Everything already queued goes out in one flush.
         while let Some(message) = next {
             match message {
                 Message::Entry(line) => write(&mut out, &line),
+                Message::Acked(line, ack) => {
+                    write(&mut out, &line);
+                    acks.push(ack);
+                }
                 Message::Stop => {
                     out.flush()?;
+                    acks.drain(..).for_each(Ack::done);
                     break 'outer;
                 }
             }
             next = rx.try_recv().ok();
         }
         out.flush()?;
+        // Only now are the lines in the kernel's hands: the waiting bodies may end.
+        acks.drain(..).for_each(Ack::done);
     }
     match failure {
         Some(e) => Err(e),

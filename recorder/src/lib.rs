@@ -17,6 +17,7 @@ mod decode;
 mod entry;
 mod error;
 mod journal;
+mod limits;
 mod proxy;
 mod status;
 mod upstream;
@@ -47,6 +48,17 @@ use status::Notices;
 /// The default for `--max-body`: 10 MiB.
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// The default for `--header-timeout`: how long a client has to send a whole request head
+/// (and, in a CONNECT tunnel, to finish its TLS handshake).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default for `--idle-timeout`: how long a kept-alive client connection may sit idle
+/// between requests.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default for `--max-connections`: client connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
 /// How long the recorder lets in-flight exchanges finish after it was told to stop.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -72,6 +84,16 @@ pub struct Options {
     pub upstream: UpstreamTls,
     /// `user:pass` that clients must send as proxy credentials.
     pub auth: Option<String>,
+    /// A client connection that does not finish a request head within this is dropped; so is
+    /// a CONNECT tunnel whose client does not start its TLS handshake (or first request) and
+    /// finish the handshake within it. Unauthenticated clients cannot stall past it either.
+    pub header_timeout: Duration,
+    /// A kept-alive client connection idle this long between requests is closed.
+    pub idle_timeout: Duration,
+    /// The most client connections served at once (CONNECT tunnels and WebSocket sessions
+    /// included); further clients are not accepted until one closes, so they wait in the
+    /// system's listen queue.
+    pub max_connections: usize,
     /// Show the live status line (the caller knows whether stderr is a terminal).
     pub live_status: bool,
     /// Print nothing but errors.
@@ -91,6 +113,9 @@ impl Options {
             max_body: DEFAULT_MAX_BODY,
             upstream: UpstreamTls::default(),
             auth: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             live_status: false,
             quiet: false,
         }
@@ -126,6 +151,19 @@ pub fn record_until(
     options: Options,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary> {
+    if options.header_timeout.is_zero() {
+        return Err(Error::Option("--header-timeout must be more than 0".into()));
+    }
+    if options.idle_timeout.is_zero() {
+        return Err(Error::Option("--idle-timeout must be more than 0".into()));
+    }
+    if options.max_connections == 0 || options.max_connections > tokio::sync::Semaphore::MAX_PERMITS
+    {
+        return Err(Error::Option(format!(
+            "--max-connections must be between 1 and {}",
+            tokio::sync::Semaphore::MAX_PERMITS
+        )));
+    }
     let notices = Notices::new(options.live_status, options.quiet);
     let stats = Arc::new(Stats::default());
     let (mut journal, previous) = Journal::open(&options.output, Arc::clone(&stats))?;
@@ -191,6 +229,9 @@ pub fn record_until(
         auth,
         notices: notices.clone(),
         graceful: graceful_rx,
+        header_timeout: options.header_timeout,
+        idle_timeout: options.idle_timeout,
+        max_connections: options.max_connections,
     });
     let listen = options.listen;
     let output = options.output.clone();
@@ -264,13 +305,37 @@ async fn serve(
         stop_signal().await;
         let _ = stop_tx.send(()).await;
     });
+    // A connection is only accepted with a place under --max-connections: past the limit,
+    // clients wait in the listen queue, and the descriptors the proxy holds stay bounded.
+    let max_connections = shared.max_connections;
+    let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let place = match Arc::clone(&places).try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                notices.say_once(
+                    "max-connections",
+                    &format!(
+                        "{max_connections} client connections are open (--max-connections); \
+                         new ones wait until one closes (shown once)"
+                    ),
+                );
+                tokio::select! {
+                    biased;
+                    _ = stop_rx.recv() => break,
+                    place = Arc::clone(&places).acquire_owned() => match place {
+                        Ok(place) => place,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         tokio::select! {
             biased;
             _ = stop_rx.recv() => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tokio::spawn(proxy::serve_client(Arc::clone(&shared), tcp, peer));
+                    tokio::spawn(proxy::serve_client(Arc::clone(&shared), tcp, peer, place));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little, never give up.

@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -38,11 +39,12 @@ use hyper_util::server::conn::auto;
 use regex::Regex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::ca::LocalCa;
 use crate::capture::{BoxError, Exchange, Side, Sink, TeeBody};
 use crate::entry::{RequestHead, ResponseHead};
+use crate::limits::{Activity, Busy, BusyBody, Expired, Watched};
 use crate::status::Notices;
 use crate::upstream::{ConnInfo, Connector};
 
@@ -51,6 +53,9 @@ pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// The host name under which the proxy serves its own pages (the CA download).
 pub(crate) const OWN_HOST: &str = "ld.proxy";
+
+/// How long an idle connection that is being closed may take to say goodbye (HTTP/2 GOAWAY).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 pub(crate) struct Shared {
@@ -72,6 +77,12 @@ pub(crate) struct Shared {
     pub(crate) notices: Notices,
     /// Becomes true when the recorder stops: connections finish their exchange and close.
     pub(crate) graceful: watch::Receiver<bool>,
+    /// `--header-timeout`: for a request head, a CONNECT tunnel's TLS handshake.
+    pub(crate) header_timeout: Duration,
+    /// `--idle-timeout`: between requests on a kept-alive connection.
+    pub(crate) idle_timeout: Duration,
+    /// `--max-connections`: client connections served at once.
+    pub(crate) max_connections: usize,
 }
 
 /// Where requests on a connection are going.
@@ -80,24 +91,55 @@ struct Ctx {
     peer: SocketAddr,
     /// Inside a CONNECT tunnel: the scheme spoken inside and the authority it was opened to.
     tunnel: Option<(Scheme, Authority)>,
+    /// The client connection's place under `--max-connections`, held by everything that
+    /// still uses the connection (a tunnel, a WebSocket relay).
+    permit: Arc<OwnedSemaphorePermit>,
+    /// A CONNECT over HTTP/2 keeps its connection busy for as long as its tunnel lasts (the
+    /// stream carries it after the response); this is held by the tunnel.
+    busy: Option<Arc<Busy>>,
 }
 
-/// Serves one accepted client connection.
-pub(crate) async fn serve_client(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// Serves one accepted client connection, holding its place under `--max-connections`.
+pub(crate) async fn serve_client(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
     let _ = tcp.set_nodelay(true);
-    serve_http(shared, TokioIo::new(tcp), Ctx { peer, tunnel: None }).await;
+    let ctx = Ctx {
+        peer,
+        tunnel: None,
+        permit: Arc::new(permit),
+        busy: None,
+    };
+    serve_http(shared, tcp, ctx).await;
 }
 
-async fn serve_http<I>(shared: Arc<Shared>, io: I, ctx: Ctx)
+/// Serves HTTP on a client stream (the connection itself, or what a CONNECT tunnel carries)
+/// until the client closes it, its clock runs out (see [`crate::limits`]) or the recorder
+/// stops.
+async fn serve_http<S>(shared: Arc<Shared>, io: S, ctx: Ctx)
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Activity::new(shared.header_timeout, shared.idle_timeout);
+    let io = TokioIo::new(Watched::new(io, Arc::clone(&activity)));
     let service_shared = Arc::clone(&shared);
+    let service_activity = Arc::clone(&activity);
     let peer = ctx.peer;
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let shared = Arc::clone(&service_shared);
-        let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(shared, ctx, req).await) }
+        let mut ctx = ctx.clone();
+        // Dropped with the response body, or with this future if the client goes first.
+        let busy = service_activity.begin(req.version());
+        if req.method() == Method::CONNECT && req.version() == Version::HTTP_2 {
+            ctx.busy = Some(Arc::new(service_activity.begin(Version::HTTP_2)));
+        }
+        async move {
+            let res = handle(shared, ctx, req).await;
+            Ok::<_, Infallible>(res.map(|body| BusyBody::new(body, busy).boxed()))
+        }
     });
     let conn = shared.server.serve_connection_with_upgrades(io, service);
     let mut conn = std::pin::pin!(conn);
@@ -108,6 +150,18 @@ where
     };
     let served = tokio::select! {
         served = conn.as_mut() => served,
+        expired = activity.expired() => match expired {
+            // Dropping the connection closes it: a client that stalls gets no more time.
+            Expired::Header => return,
+            Expired::Idle => {
+                // HTTP/2 clients get a GOAWAY; HTTP/1 closes at once (nothing is in flight).
+                conn.as_mut().graceful_shutdown();
+                match tokio::time::timeout(CLOSE_GRACE, conn).await {
+                    Ok(served) => served,
+                    Err(_) => return,
+                }
+            }
+        },
         _ = stopping => {
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -172,7 +226,7 @@ async fn handle(shared: Arc<Shared>, ctx: Ctx, req: Request<Incoming>) -> Respon
         && (shared.include.is_empty() || shared.include.iter().any(|r| r.is_match(&url)))
         && !shared.exclude.iter().any(|r| r.is_match(&url));
     if is_websocket(&req) {
-        return websocket(shared, req, uri, url, record).await;
+        return websocket(shared, req, uri, url, record, Arc::clone(&ctx.permit)).await;
     }
     forward(shared, req, uri, url, record).await
 }
@@ -344,11 +398,26 @@ async fn forward(
                     shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            text(
-                StatusCode::BAD_GATEWAY,
-                &format!("ld record could not get a response from upstream: {reason}\n"),
+            journaled_at_end(
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("ld record could not get a response from upstream: {reason}\n"),
+                ),
+                exchange,
             )
         }
+    }
+}
+
+/// A response the proxy made up for a recorded exchange: its entry is journaled before the
+/// client sees the end of it, as for responses from upstream.
+fn journaled_at_end(
+    res: Response<ProxyBody>,
+    exchange: Option<Arc<Exchange>>,
+) -> Response<ProxyBody> {
+    match exchange {
+        Some(exchange) => res.map(|body| TeeBody::journal_at_end(body, exchange).boxed()),
+        None => res,
     }
 }
 
@@ -454,34 +523,80 @@ fn connect(shared: Arc<Shared>, ctx: Ctx, req: Request<Incoming>) -> Response<Pr
 async fn tunnel(
     shared: Arc<Shared>,
     ctx: Ctx,
-    mut io: TokioIo<hyper::upgrade::Upgraded>,
+    io: TokioIo<hyper::upgrade::Upgraded>,
     authority: Authority,
 ) {
     let host = authority
         .host()
         .trim_start_matches('[')
-        .trim_end_matches(']');
-    if shared.passthrough.iter().any(|r| r.is_match(host)) {
+        .trim_end_matches(']')
+        .to_string();
+    if shared.passthrough.iter().any(|r| r.is_match(&host)) {
         blind_tunnel(&shared, io, &authority).await;
         return;
     }
+    // The client gets the header timeout to start speaking and finish its TLS handshake;
+    // then the connection inside has its own clock.
+    let opened = tokio::time::timeout(
+        shared.header_timeout,
+        open_tunnel(&shared, &ctx, io, &authority, &host),
+    )
+    .await;
+    let (scheme, inside) = match opened {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return,
+        Err(_) => {
+            shared.notices.say_once(
+                "tunnel-timeout",
+                &format!(
+                    "dropped a CONNECT tunnel to {authority} from {}: no request or TLS \
+                     handshake within {} (--header-timeout; shown once)",
+                    ctx.peer,
+                    humanize(shared.header_timeout)
+                ),
+            );
+            return;
+        }
+    };
+    let ctx = Ctx {
+        tunnel: Some((scheme, authority)),
+        ..ctx
+    };
+    match inside {
+        Inside::Plain(io) => serve_http(shared, io, ctx).await,
+        Inside::Tls(tls) => serve_http(shared, *tls, ctx).await,
+    }
+}
+
+type TunnelStream = Prefixed<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// What a CONNECT tunnel carries once it is open.
+enum Inside {
+    /// Plain HTTP (e.g. ws://) through a tunnel.
+    Plain(TunnelStream),
+    /// TLS, intercepted with a leaf certificate from the local CA.
+    Tls(Box<tokio_rustls::server::TlsStream<TunnelStream>>),
+}
+
+/// Reads the first byte of a tunnel and, when it starts a TLS hello, performs the handshake.
+async fn open_tunnel(
+    shared: &Shared,
+    ctx: &Ctx,
+    mut io: TokioIo<hyper::upgrade::Upgraded>,
+    authority: &Authority,
+    host: &str,
+) -> Option<(Scheme, Inside)> {
     let mut first = [0u8; 1];
     match io.read(&mut first).await {
         Ok(1) => {}
-        _ => return,
+        _ => return None,
     }
     let io = Prefixed {
         prefix: Some(first[0]),
         inner: io,
     };
     if first[0] != 0x16 {
-        // Not TLS: plain HTTP (e.g. ws://) through a tunnel.
-        let ctx = Ctx {
-            peer: ctx.peer,
-            tunnel: Some((Scheme::HTTP, authority)),
-        };
-        serve_http(shared, TokioIo::new(io), ctx).await;
-        return;
+        return Some((Scheme::HTTP, Inside::Plain(io)));
     }
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
     let start = match acceptor.await {
@@ -492,7 +607,7 @@ async fn tunnel(
                 "{} sent no valid TLS hello for {authority}: {e}",
                 ctx.peer
             ));
-            return;
+            return None;
         }
     };
     let name = start
@@ -505,11 +620,11 @@ async fn tunnel(
         Err(e) => {
             shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
             shared.notices.say(&format!("{e}"));
-            return;
+            return None;
         }
     };
-    let tls = match start.into_stream(config).await {
-        Ok(tls) => tls,
+    match start.into_stream(config).await {
+        Ok(tls) => Some((Scheme::HTTPS, Inside::Tls(Box::new(tls)))),
         Err(e) => {
             shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
             shared.notices.say_once(
@@ -519,14 +634,20 @@ async fn tunnel(
                      the ld CA? see `ld ca install-help`)"
                 ),
             );
-            return;
+            None
         }
-    };
-    let ctx = Ctx {
-        peer: ctx.peer,
-        tunnel: Some((Scheme::HTTPS, authority)),
-    };
-    serve_http(shared, TokioIo::new(tls), ctx).await;
+    }
+}
+
+/// A duration as the flags take it (`10s`, `1.5s`, `250ms`).
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// `--passthrough`: the bytes go to the host untouched and nothing is recorded.
@@ -556,6 +677,7 @@ async fn websocket(
     uri: Uri,
     url: String,
     record: bool,
+    permit: Arc<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (mut parts, _body) = req.into_parts();
@@ -570,9 +692,12 @@ async fn websocket(
                 shared.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        text(
-            StatusCode::BAD_GATEWAY,
-            &format!("ld record could not open the WebSocket upstream: {reason}\n"),
+        journaled_at_end(
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!("ld record could not open the WebSocket upstream: {reason}\n"),
+            ),
+            exchange.clone(),
         )
     };
     let upstream = match shared.ws_connector.connect(&uri).await {
@@ -630,6 +755,8 @@ async fn websocket(
     let server_upgrade = hyper::upgrade::on(&mut res);
     let (parts, _) = res.into_parts();
     tokio::spawn(async move {
+        // The relayed session still uses the client's connection.
+        let _permit = permit;
         match tokio::join!(client_upgrade, server_upgrade) {
             (Ok(client), Ok(server)) => crate::ws::relay(client, server, exchange).await,
             (Err(e), _) | (_, Err(e)) => {
