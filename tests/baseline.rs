@@ -562,7 +562,7 @@ fn loaddensity_persistence_and_sla_commands_run_in_the_plan() {
     std::fs::write(dir.path().join("actions.json"), doc.to_string()).expect("plan");
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "actions.json", "-q", "--once", "--no-store"])
+        .args(["replay", "actions.json", "--once", "--no-store"])
         .output()
         .expect("ld replay");
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

@@ -107,13 +107,17 @@ pub(crate) async fn serve_client(
     permit: OwnedSemaphorePermit,
 ) {
     let _ = tcp.set_nodelay(true);
+    let permit = Arc::new(permit);
     let ctx = Ctx {
         peer,
         tunnel: None,
-        permit: Arc::new(permit),
+        permit: Arc::clone(&permit),
         busy: None,
     };
     serve_http(shared, tcp, ctx).await;
+    // The place is given back only now, once the connection (and so its descriptor) is
+    // gone, whatever order hyper drops the service and the stream in.
+    drop(permit);
 }
 
 /// Serves HTTP on a client stream (the connection itself, or what a CONNECT tunnel carries)

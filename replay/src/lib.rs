@@ -624,12 +624,16 @@ mod tests {
         ]});
         std::fs::write(&plan, doc.to_string()).expect("write plan");
         let mut options = ReplayOptions::new(&plan);
-        options.quiet = true;
-        options.progress = false;
         options.report_dir = Some(dir.path().to_path_buf());
         options.stop.cancel();
         let started = Instant::now();
-        let outcome = run(options).expect("run");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let outcome = runtime
+            .block_on(run_async(options, Vec::new()))
+            .expect("run");
         assert!(outcome.interrupted);
         assert_eq!(outcome.summary.totals.requests, 0);
         assert!(started.elapsed() < Duration::from_secs(10));
