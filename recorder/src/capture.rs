@@ -30,8 +30,7 @@ use crate::entry::{Record, RequestHead, ResponseHead, WsMessage};
 use crate::journal::{Ack, Message, Stats};
 use crate::upstream::ConnInfo;
 
-/// Errors carried by bodies on their way through the proxy.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use crate::error::BoxError;
 
 /// Where finished exchanges go, shared by all of them.
 pub(crate) struct Sink {

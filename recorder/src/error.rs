@@ -66,3 +66,6 @@ impl Error {
         }
     }
 }
+
+/// Errors carried by bodies on their way through the proxy.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -34,7 +34,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-use crate::capture::BoxError;
+use crate::error::BoxError;
 use crate::{Error, Result};
 
 /// How long one TCP connect may take before the next address is tried.
