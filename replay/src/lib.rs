@@ -1,20 +1,29 @@
-//! The replay engine of `ld`: runs an action JSON plan (LoadDensity's format) over HTTP/1.1
-//! and HTTP/2, checks every response, generates load and writes LoadDensity's reports.
+//! The replay engine of `ld`: runs an action JSON plan (LoadDensity's format) over HTTP/1.1,
+//! HTTP/2, WebSocket, SSE and raw TCP/UDP, mixed in one scenario, checks every response,
+//! generates load and writes LoadDensity's reports.
 //!
-//! The binary calls [`run`] with [`ReplayOptions`] and gets an [`Outcome`]: whether every
-//! assertion held, the summary and the reports written. Plan and option errors are told apart
-//! from runtime errors by [`Error::is_input_error`]. A request that fails under load is never
-//! an error here: it is a counted result.
+//! The binary calls [`run_async`] on its own runtime with [`ReplayOptions`] and its
+//! [`Sink`]s, and gets an [`Outcome`]: whether every assertion held, the summary and the
+//! reports written. Plan and option errors are told apart from runtime errors by
+//! [`Error::is_input_error`]. A request that fails under load is never an error here: it is a
+//! counted sample with a [`FailureKind`].
 //!
-//! The library installs no signal handler. A caller that wants Ctrl-C to stop a run cancels
-//! [`ReplayOptions::stop`] from its own handler: the run then stops gracefully (see
-//! [`ReplayOptions::stop`]) and its [`Outcome::interrupted`] is true.
+//! The library prints nothing, reads no environment variable, builds no runtime and installs
+//! no signal handler: messages go to the sinks, the environment comes in
+//! [`ReplayOptions::environment`], and a caller that wants Ctrl-C to stop a run cancels
+//! [`ReplayOptions::stop`]; the run then stops gracefully and [`Outcome::interrupted`] is
+//! true.
 //!
-//! Layout: `compile` validates the whole document and builds tasks (`task`, `template`,
-//! `check`, `tls`); `load` runs virtual users that own their connections (`http`, `cookies`)
-//! and hand records to `stats` in batches, each batch masked by `redact` on the way; `report`
-//! writes the files (owner-only). This crate depends on
-//! the plan crate and never on the binary.
+//! Layering, arrows pointing down only (`scripts/ci/module_cycles.py` holds it):
+//! - `lib` (the executor) and `compile` (document → `program`) on top;
+//! - `load` (virtual users and load models) → `protocol` (the seam: `http`, `protocol::ws`,
+//!   `protocol::sse`, `protocol::socket`) → `task`, `check`, `template`, `cookies`, `tls`;
+//! - `collector` → `sink` (the store's and the binary's outputs) and `stats` (the one
+//!   aggregator that the summary and the reports read) → `redact`;
+//! - `report` (the six report files: pure functions of `stats`) and `store` (the run store's
+//!   hooks and LoadDensity's persistence commands).
+//!
+//! This crate depends on the plan crate and the store crate, never on the binary.
 
 mod check;
 mod collector;
