@@ -83,7 +83,7 @@ for case in endless-chunked endless-length gzip-bomb h2-endless slow-headers res
   start=$(date +%s.%N)
   read -r ld_kb ld_code < <(peak_kb "$LD_BIN" replay --once --db bench.db "${ld_args[@]}" plan.json)
   end=$(date +%s.%N)
-  reason="$(grep -m1 '× hostile' out.txt | sed 's/^ *//' | cut -c1-90 || true)"
+  reason="$(grep -m1 ' hostile: ' out.txt | sed 's/^ *//' | cut -c1-90 || true)"
   read -r curl_kb curl_code < <(peak_kb curl -s -o /dev/null --max-filesize 10485760 \
     --max-time "$TIMEOUT" "${curl_args[@]}" "$url")
   printf '%-16s %12.1f %6s %10.2f %12.1f %6s  %s\n' "$case" "$(echo "$ld_kb/1024" | bc -l)" \
