@@ -79,7 +79,9 @@ pub(crate) struct FailureGroup {
 #[derive(Debug)]
 pub(crate) struct Results {
     pub(crate) names: Vec<NameInfo>,
-    pub(crate) per_name: Vec<NameStats>,
+    /// Figures of each name, by name id; `None` until the name's first request, so a plan of
+    /// many distinct names costs no histograms for the names a run never reaches.
+    pub(crate) per_name: Vec<Option<Box<NameStats>>>,
     pub(crate) total: Histogram<u64>,
     pub(crate) records: Vec<Record>,
     pub(crate) records_not_kept: u64,
@@ -107,16 +109,7 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 
 impl Results {
     pub(crate) fn new(names: Vec<NameInfo>) -> Self {
-        let per_name = names
-            .iter()
-            .map(|_| NameStats {
-                all: histogram(3),
-                ok: histogram(3),
-                requests: 0,
-                failures: 0,
-                bytes: 0,
-            })
-            .collect();
+        let per_name = names.iter().map(|_| None).collect();
         Results {
             names,
             per_name,
@@ -148,7 +141,16 @@ impl Results {
         let failed = r.error.is_some();
         self.requests += 1;
         self.total.saturating_record(latency);
-        if let Some(s) = self.per_name.get_mut(r.name_id as usize) {
+        if let Some(slot) = self.per_name.get_mut(r.name_id as usize) {
+            let s = slot.get_or_insert_with(|| {
+                Box::new(NameStats {
+                    all: histogram(3),
+                    ok: histogram(3),
+                    requests: 0,
+                    failures: 0,
+                    bytes: 0,
+                })
+            });
             s.requests += 1;
             s.bytes += r.bytes;
             s.all.saturating_record(latency);
@@ -225,9 +227,9 @@ impl Results {
         let mut table = Vec::new();
         let secs = self.busy.as_secs_f64().max(1e-9);
         for (info, s) in self.names.iter().zip(&self.per_name) {
-            if s.requests == 0 {
+            let Some(s) = s.as_deref().filter(|s| s.requests > 0) else {
                 continue;
-            }
+            };
             if !s.ok.is_empty() {
                 per_name.insert(
                     info.name.to_string(),
