@@ -15,6 +15,7 @@
 mod check;
 mod compile;
 mod cookies;
+mod doc;
 mod env;
 mod error;
 mod faker;
@@ -309,9 +310,12 @@ pub fn run(options: ReplayOptions) -> Result<Outcome> {
 /// Runs the plan on the current tokio runtime (multi-threaded).
 pub async fn run_async(options: ReplayOptions) -> Result<Outcome> {
     compile::check_overrides(&options.load, options.timeout)?;
-    let bytes = std::fs::read(&options.plan).map_err(|source| Error::Read {
-        path: options.plan.display().to_string(),
-        source,
+    let bytes = compile::read_plan(&options.plan).map_err(|e| match e {
+        compile::PlanRead::Io(source) => Error::Read {
+            path: options.plan.display().to_string(),
+            source,
+        },
+        too_large => Error::plan(format!("{}: {too_large}", options.plan.display())),
     })?;
     let text = compile::decode(&options.plan, &bytes)?;
     let loaded = env::load(
