@@ -643,22 +643,17 @@ impl Compiler<'_> {
             .ok_or_else(|| err(file, pointer, "a CSV source needs a `file_path`"))?;
         let cycle = map.get("cycle").is_none_or(|v| v.as_bool().unwrap_or(true));
         let path = resolve_path(file, rel);
-        let bytes = std::fs::read(&path).map_err(|source| {
-            err(
+        let source = crate::csv::CsvFile::open(&path).map_err(|e| match e {
+            crate::csv::CsvError::Io(source) => err(
                 file,
                 &format!("{pointer}/file_path"),
                 format!("cannot read the CSV source {}: {source}", path.display()),
-            )
+            ),
+            crate::csv::CsvError::Content(message) => Error::plan(message),
         })?;
-        let text = decode(&path, &bytes)?;
-        let mut lines = parse_csv(text).into_iter();
-        let columns = lines.next().unwrap_or_default();
-        let rows: Vec<Vec<String>> = lines
-            .filter(|r| !(r.len() == 1 && r[0].is_empty()))
-            .collect();
         self.csv.insert(
             name.to_string(),
-            Arc::new(CsvSource::new(columns, rows, cycle)),
+            Arc::new(CsvSource::from_file(source, cycle)),
         );
         Ok(())
     }
@@ -1720,44 +1715,6 @@ fn resolve_path(file: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                '"' => quoted = false,
-                other => field.push(other),
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            ',' => row.push(std::mem::take(&mut field)),
-            '\r' => {}
-            '\n' => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            other => field.push(other),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1920,11 +1877,5 @@ mod tests {
         )
         .expect_err("missing");
         assert!(e.to_string().contains("/0/1/file_path"), "{e}");
-    }
-
-    #[test]
-    fn csv_parses_quotes() {
-        let rows = parse_csv("a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n");
-        assert_eq!(rows, vec![vec!["a", "b"], vec!["x,1", "say \"hi\""]]);
     }
 }

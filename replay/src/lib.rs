@@ -15,6 +15,7 @@
 mod check;
 mod compile;
 mod cookies;
+mod csv;
 mod doc;
 mod env;
 mod error;

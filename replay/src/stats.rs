@@ -101,10 +101,29 @@ pub(crate) struct Results {
     pub(crate) end_us: u64,
 }
 
+/// The highest latency histograms hold, in µs (one hour); longer ones count as this.
+const HIGHEST_US: u64 = 3_600_000_000;
+
+/// A per-name histogram: the same resolution as [`histogram`], grown as latencies need it
+/// (a few KiB for milliseconds rather than the 190 KiB of the whole range), since a plan may
+/// have as many names as tasks.
+fn name_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    let mut h = Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
+    h.auto(true);
+    h
+}
+
+/// Records into a growing histogram, clamped to the range of the others.
+fn record_grown(h: &mut Histogram<u64>, latency_us: u64) {
+    // Within the bounds and growable: recording cannot fail.
+    let _ = h.record(latency_us.min(HIGHEST_US));
+}
+
 fn histogram(sigfig: u8) -> Histogram<u64> {
     // 1 µs to one hour with 2 or 3 significant figures: constant, valid bounds.
     #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, 3_600_000_000, sigfig).expect("valid histogram bounds")
+    Histogram::new_with_bounds(1, HIGHEST_US, sigfig).expect("valid histogram bounds")
 }
 
 impl Results {
@@ -144,8 +163,8 @@ impl Results {
         if let Some(slot) = self.per_name.get_mut(r.name_id as usize) {
             let s = slot.get_or_insert_with(|| {
                 Box::new(NameStats {
-                    all: histogram(3),
-                    ok: histogram(3),
+                    all: name_histogram(),
+                    ok: name_histogram(),
                     requests: 0,
                     failures: 0,
                     bytes: 0,
@@ -153,11 +172,11 @@ impl Results {
             });
             s.requests += 1;
             s.bytes += r.bytes;
-            s.all.saturating_record(latency);
+            record_grown(&mut s.all, latency);
             if failed {
                 s.failures += 1;
             } else {
-                s.ok.saturating_record(latency);
+                record_grown(&mut s.ok, latency);
             }
         }
         let mut index = (r.at_us / self.bucket_us) as usize;
