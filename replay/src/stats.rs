@@ -521,6 +521,24 @@ mod tests {
     }
 
     #[test]
+    fn name_histograms_grow_and_read_as_the_full_range_ones() {
+        let mut grown = name_histogram();
+        let mut full = histogram(3);
+        let small = grown.len();
+        for v in [1, 7, 950, 1_234, 20_000, 1_500_000, 2 * HIGHEST_US] {
+            record_grown(&mut grown, v);
+            full.saturating_record(v);
+        }
+        assert_eq!(small, 0);
+        assert_eq!(grown.len(), full.len());
+        assert_eq!(grown.max(), full.max());
+        for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(grown.value_at_quantile(q), full.value_at_quantile(q), "{q}");
+        }
+        assert!(name_histogram().distinct_values() < full.distinct_values() / 10);
+    }
+
+    #[test]
     fn summary_counts_and_percentiles() {
         let names = vec![
             NameInfo {
