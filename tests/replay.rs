@@ -957,3 +957,97 @@ fn a_timed_out_answer_fails_its_task_and_its_connection_is_not_reused() {
     // The half-read answer left its connection unusable: the next task opened another.
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[test]
+fn csv_sources_hand_out_their_rows_in_turn_with_quoted_commas_and_newlines() {
+    let (addr, server) = serve(Kind::Http1, |_| Reply::json(200, "{}"));
+    let base = format!("http://{addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "users.csv",
+        "\u{feff}user,note\r\nann,\"a, b\"\r\n\r\nbob,\"two\nlines\"\ncyd,\"say \"\"hi\"\"\"",
+    );
+    let doc = json!({"load_density": [
+        ["LD_register_csv_source", {"name": "u", "file_path": "users.csv"}],
+        ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 1,
+            "spawn_rate": 1, "test_time": null, "tasks": [
+            {"method": "post", "request_url": format!("{base}/u/${{csv.u.user}}"),
+             "body": "${csv.u.note}", "assertions": [{"type": "status_code", "value": 200}]}]}]
+    ]});
+    write(dir.path(), "plan.json", &doc.to_string());
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-u",
+            "1",
+            "-n",
+            "4",
+            "-q",
+            "--no-store",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = server.received();
+    let seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| (r.target.clone(), text(&r.body)))
+        .collect();
+    let want = [
+        ("/u/ann", "a, b"),
+        ("/u/bob", "two\nlines"),
+        ("/u/cyd", "say \"hi\""),
+        ("/u/ann", "a, b"),
+    ];
+    assert_eq!(
+        seen,
+        want.map(|(t, b)| (t.to_string(), b.to_string())).to_vec()
+    );
+}
+
+#[test]
+fn plans_over_the_task_or_size_bound_are_refused_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = r#"{"method":"get","request_url":"/"}"#;
+    let mut doc = String::with_capacity(36 * 1_000_001 + 64);
+    doc.push_str(r#"{"load_density": [["LD_start_test", {"tasks": ["#);
+    for i in 0..1_000_001 {
+        if i > 0 {
+            doc.push(',');
+        }
+        doc.push_str(task);
+    }
+    doc.push_str("]}]]}");
+    write(dir.path(), "many.json", &doc);
+    drop(doc);
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "many.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/load_density/0/1/tasks/1000000: too many tasks")
+            && err.contains("at most 1000000 tasks"),
+        "{err}"
+    );
+
+    // A sparse file: refused from its size, before it is read.
+    let huge = std::fs::File::create(dir.path().join("huge.json")).expect("create");
+    huge.set_len(256 * 1024 * 1024 + 1).expect("set_len");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "huge.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("huge.json: the plan is 268435457 bytes; a plan file may be at most 268435456 bytes (256 MiB)"),
+        "{err}"
+    );
+}

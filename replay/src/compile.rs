@@ -13,6 +13,7 @@ use std::time::Duration;
 use ld_plan::{Action, Args, Plan};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::check::{Check, Extract, Source};
@@ -186,6 +187,10 @@ pub(crate) const MAX_RATE: f64 = 1_000_000.0;
 pub(crate) const MAX_COUNT: u64 = 1_000_000;
 /// The most retries of a transient failure.
 pub(crate) const MAX_RETRIES: u64 = 100;
+/// The largest plan file (the plan and each file `LD_execute_files` names), in bytes.
+pub(crate) const MAX_PLAN_BYTES: u64 = 256 * 1024 * 1024;
+/// The most tasks a run compiles: every `LD_start_test` of every file together.
+pub(crate) const MAX_TASKS: usize = 1_000_000;
 
 /// The most users an open-model run keeps without `--users`: the plan's users, or one
 /// second's worth of arrivals up to [`DEFAULT_OPEN_USERS`], whichever is more. Arrivals that
@@ -294,10 +299,39 @@ struct Compiler<'s> {
     program: Program,
     csv: HashMap<String, Arc<CsvSource>>,
     vars: Vec<String>,
-    name_ids: HashMap<String, usize>,
+    name_ids: HashMap<Arc<str>, usize>,
     tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
     files: Vec<PathBuf>,
+    /// The directory of each plan file, shared by its tasks.
+    bases: HashMap<PathBuf, Arc<Path>>,
+    /// Tasks compiled so far, against [`MAX_TASKS`].
+    task_count: usize,
+}
+
+/// The tasks of one `LD_start_test`: read as values, or still text (see `doc`).
+enum TaskList<'a> {
+    Values(Vec<RawTask>),
+    Text {
+        base: String,
+        items: Vec<&'a RawValue>,
+    },
+}
+
+impl TaskList<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TaskList::Values(v) => v.len(),
+            TaskList::Text { items, .. } => items.len(),
+        }
+    }
+
+    fn pointer(&self, i: usize) -> String {
+        match self {
+            TaskList::Values(v) => v.get(i).map(|(p, _)| p.clone()).unwrap_or_default(),
+            TaskList::Text { base, .. } => format!("{base}/{i}"),
+        }
+    }
 }
 
 /// Compiles the plan file at `path` with its text.
@@ -311,9 +345,51 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         tls: HashMap::new(),
         throttles: HashMap::new(),
         files: Vec::new(),
+        bases: HashMap::new(),
+        task_count: 0,
     };
     c.file(path, text)?;
     Ok(c.program)
+}
+
+/// Why a plan file was not read.
+#[derive(Debug)]
+pub(crate) enum PlanRead {
+    Io(std::io::Error),
+    /// Larger than [`MAX_PLAN_BYTES`]: its size, or at least how much was seen.
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for PlanRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanRead::Io(e) => write!(f, "{e}"),
+            PlanRead::TooLarge(n) => write!(
+                f,
+                "the plan is {} bytes; a plan file may be at most {MAX_PLAN_BYTES} bytes ({} MiB)",
+                n,
+                MAX_PLAN_BYTES / (1024 * 1024)
+            ),
+        }
+    }
+}
+
+/// Reads a plan file, refusing one above [`MAX_PLAN_BYTES`] before reading it.
+pub(crate) fn read_plan(path: &Path) -> std::result::Result<Vec<u8>, PlanRead> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(PlanRead::Io)?;
+    let len = file.metadata().map_err(PlanRead::Io)?.len();
+    if len > MAX_PLAN_BYTES {
+        return Err(PlanRead::TooLarge(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_PLAN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(PlanRead::Io)?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(PlanRead::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The text of a plan or CSV file read as bytes: invalid UTF-8 is an input error that gives
@@ -355,29 +431,45 @@ impl Compiler<'_> {
         if self.files.len() > 16 || self.files.iter().any(|f| f == path) {
             return Err(err(path, "", "LD_execute_files includes itself"));
         }
-        let plan =
-            Plan::parse(text).map_err(|e| match e {
+        let doc =
+            crate::doc::read(text).map_err(|e| match e {
                 ld_plan::Error::Syntax { message, pos } => Error::plan(
                     ld_plan::render_source_error(&path.display().to_string(), text, pos, &message),
                 ),
                 other => Error::plan(format!("{}: {other}", path.display())),
             })?;
         self.files.push(path.to_path_buf());
-        let base = if plan.wrapped { "/load_density" } else { "" };
-        let result = self.actions(path, &plan.actions, base);
+        let base = if doc.wrapped { "/load_density" } else { "" };
+        let result = self.actions(path, doc.actions, doc.tasks, base);
         self.files.pop();
         result
     }
 
-    fn actions(&mut self, file: &Path, actions: &[Action], base: &str) -> Result<()> {
-        for (i, action) in actions.iter().enumerate() {
-            self.action(file, action, &format!("{base}/{i}"))?;
+    /// Compiles `actions`; `tasks` holds the task lists left as text, action by action.
+    fn actions(
+        &mut self,
+        file: &Path,
+        actions: Vec<Action>,
+        tasks: Vec<Option<&RawValue>>,
+        base: &str,
+    ) -> Result<()> {
+        let mut tasks = tasks.into_iter();
+        for (i, action) in actions.into_iter().enumerate() {
+            let t = tasks.next().flatten();
+            self.action(file, action, t, &format!("{base}/{i}"))?;
         }
         Ok(())
     }
 
-    fn action(&mut self, file: &Path, action: &Action, pointer: &str) -> Result<()> {
-        let cmd = action.command.as_str();
+    fn action(
+        &mut self,
+        file: &Path,
+        action: Action,
+        tasks: Option<&RawValue>,
+        pointer: &str,
+    ) -> Result<()> {
+        let Action { command, args } = action;
+        let cmd = command.as_str();
         let report = |kind: ReportKind, param: &'static str, default: &str| {
             (kind, param, default.to_string())
         };
@@ -405,19 +497,19 @@ impl Compiler<'_> {
             _ => None,
         };
         if let Some((kind, param, default)) = report_kind {
-            let kw = kwargs(file, action, &[param], pointer)?;
+            let kw = kwargs(file, cmd, args, &[param], pointer)?;
             let name = kw.get(param).map(value_text).unwrap_or(default);
             self.program.steps.push(Step::Report { kind, name });
             return Ok(());
         }
         match cmd {
             "LD_start_test" => {
-                let kw = kwargs(file, action, START_FIELDS, pointer)?;
-                let spec = self.start_test(file, &kw, pointer)?;
+                let kw = kwargs(file, cmd, args, START_FIELDS, pointer)?;
+                let spec = self.start_test(file, kw, tasks, pointer)?;
                 self.program.steps.push(Step::StartTest(Box::new(spec)));
             }
             "LD_register_variable" => {
-                let kw = kwargs(file, action, &["name", "value"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["name", "value"], pointer)?;
                 let name = kw.get("name").and_then(Value::as_str).ok_or_else(|| {
                     err(
                         file,
@@ -433,27 +525,27 @@ impl Compiler<'_> {
                 )]));
             }
             "LD_register_variables" => {
-                let kw = kwargs(file, action, &["variables"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["variables"], pointer)?;
                 let vars =
                     self.variables(file, kw.get("variables"), &format!("{pointer}/1/variables"))?;
                 self.program.steps.push(Step::Variables(vars));
             }
             "LD_register_csv_source" => {
-                let kw = kwargs(file, action, &["name", "file_path", "cycle"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["name", "file_path", "cycle"], pointer)?;
                 self.csv_source(file, &Value::Object(kw), &format!("{pointer}/1"))?;
             }
             "LD_register_csv_sources" => {
-                let kw = kwargs(file, action, &["sources"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["sources"], pointer)?;
                 self.csv_sources(file, kw.get("sources"), &format!("{pointer}/1/sources"))?;
             }
             "LD_clear_resolver" => {
-                kwargs(file, action, &[], pointer)?;
+                kwargs(file, cmd, args, &[], pointer)?;
                 self.vars.clear();
                 self.csv.clear();
                 self.program.steps.push(Step::ClearResolver);
             }
             "LD_clear_records" => {
-                kwargs(file, action, &[], pointer)?;
+                kwargs(file, cmd, args, &[], pointer)?;
                 self.program.steps.push(Step::ClearRecords);
             }
             "LD_persist_records"
@@ -461,17 +553,17 @@ impl Compiler<'_> {
             | "LD_fetch_run_records"
             | "LD_evaluate_sla"
             | "LD_assert_sla" => {
-                let kw = kwargs(file, action, crate::store::params(cmd), pointer)?;
+                let kw = kwargs(file, cmd, args, crate::store::params(cmd), pointer)?;
                 let step = crate::store::command(cmd, kw, &base_dir(file))
                     .map_err(|m| err(file, &format!("{pointer}/1"), m))?;
                 self.program.steps.push(Step::Store(step));
             }
             "LD_summary" => {
-                kwargs(file, action, &["success", "failures"], pointer)?;
+                kwargs(file, cmd, args, &["success", "failures"], pointer)?;
                 self.program.steps.push(Step::Summary);
             }
             "LD_wait" => {
-                let kw = kwargs(file, action, &["seconds"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["seconds"], pointer)?;
                 let wait = match kw.get("seconds") {
                     None | Some(Value::Null) => Duration::ZERO,
                     Some(v) => seconds(file, v, &format!("{pointer}/1/seconds"))?,
@@ -479,23 +571,26 @@ impl Compiler<'_> {
                 self.program.steps.push(Step::Wait(wait));
             }
             "LD_execute_action" => {
-                let list = match &action.args {
-                    Args::Kwargs(map) => {
-                        check_keys(file, map, &["action_list"], &format!("{pointer}/1"))?;
-                        map.get("action_list").cloned().unwrap_or(Value::Null)
+                let list = match args {
+                    Args::Kwargs(mut map) => {
+                        check_keys(file, &map, &["action_list"], &format!("{pointer}/1"))?;
+                        map.remove("action_list").unwrap_or(Value::Null)
                     }
-                    Args::List(list) => match list.as_slice() {
-                        [inner @ Value::Array(_)] if is_action_list(inner) => inner.clone(),
-                        _ => Value::Array(list.clone()),
-                    },
+                    Args::List(mut list) => {
+                        if list.len() == 1 && list[0].is_array() && is_action_list(&list[0]) {
+                            list.swap_remove(0)
+                        } else {
+                            Value::Array(list)
+                        }
+                    }
                     Args::None => Value::Array(Vec::new()),
                 };
                 let inner =
                     Plan::from_value(list).map_err(|e| err(file, &format!("{pointer}/1"), e))?;
-                self.actions(file, &inner.actions, &format!("{pointer}/1"))?;
+                self.actions(file, inner.actions, Vec::new(), &format!("{pointer}/1"))?;
             }
             "LD_execute_files" => {
-                let kw = kwargs(file, action, &["execute_files_list"], pointer)?;
+                let kw = kwargs(file, cmd, args, &["execute_files_list"], pointer)?;
                 let list = match kw.get("execute_files_list") {
                     Some(Value::Array(items)) => items.clone(),
                     Some(Value::String(s)) => vec![Value::String(s.clone())],
@@ -507,7 +602,7 @@ impl Compiler<'_> {
                         return Err(err(file, &p, "expected a file path"));
                     };
                     let path = base_dir(file).join(rel);
-                    let bytes = std::fs::read(&path).map_err(|source| {
+                    let bytes = read_plan(&path).map_err(|source| {
                         err(
                             file,
                             &p,
@@ -585,22 +680,17 @@ impl Compiler<'_> {
             .ok_or_else(|| err(file, pointer, "a CSV source needs a `file_path`"))?;
         let cycle = map.get("cycle").is_none_or(|v| v.as_bool().unwrap_or(true));
         let path = resolve_path(file, rel);
-        let bytes = std::fs::read(&path).map_err(|source| {
-            err(
+        let source = crate::csv::CsvFile::open(&path).map_err(|e| match e {
+            crate::csv::CsvError::Io(source) => err(
                 file,
                 &format!("{pointer}/file_path"),
                 format!("cannot read the CSV source {}: {source}", path.display()),
-            )
+            ),
+            crate::csv::CsvError::Content(message) => Error::plan(message),
         })?;
-        let text = decode(&path, &bytes)?;
-        let mut lines = parse_csv(text).into_iter();
-        let columns = lines.next().unwrap_or_default();
-        let rows: Vec<Vec<String>> = lines
-            .filter(|r| !(r.len() == 1 && r[0].is_empty()))
-            .collect();
         self.csv.insert(
             name.to_string(),
-            Arc::new(CsvSource::new(columns, rows, cycle)),
+            Arc::new(CsvSource::from_file(source, cycle)),
         );
         Ok(())
     }
@@ -608,7 +698,8 @@ impl Compiler<'_> {
     fn start_test(
         &mut self,
         file: &Path,
-        kw: &Map<String, Value>,
+        mut kw: Map<String, Value>,
+        tasks_text: Option<&RawValue>,
         pointer: &str,
     ) -> Result<TestSpec> {
         let at = |k: &str| format!("{pointer}/1/{k}");
@@ -712,56 +803,49 @@ impl Compiler<'_> {
         self.csv_sources(file, kw.get("csv_sources"), &at("csv_sources"))?;
 
         let tasks_ptr = at("tasks");
-        let (mode, raw_tasks): (Mode, Vec<RawTask>) = match kw.get("tasks") {
-            None | Some(Value::Null) => {
-                return Err(err(file, &tasks_ptr, "LD_start_test needs `tasks`"));
-            }
-            Some(Value::Array(list)) => (Mode::Sequence, task_objects(file, list, &tasks_ptr)?),
-            Some(Value::Object(map)) if map.contains_key("tasks") => {
-                check_keys(file, map, &["mode", "tasks"], &tasks_ptr)?;
-                let mode = match map.get("mode") {
-                    None | Some(Value::Null) => Mode::Sequence,
-                    Some(Value::String(m)) => match m.to_ascii_lowercase().as_str() {
-                        "sequence" => Mode::Sequence,
-                        "weighted" => Mode::Weighted,
-                        "conditional" => Mode::Conditional,
-                        other => {
-                            let hint =
-                                nearest(other, ["sequence", "weighted", "conditional"].into_iter());
-                            return Err(err(
-                                file,
-                                &format!("{tasks_ptr}/mode"),
-                                format!("unknown mode `{other}`{hint}"),
-                            ));
-                        }
+        let lazy = tasks_text.and_then(crate::doc::task_list);
+        let (mode, list) = match lazy {
+            Some(text) => {
+                let (mode, base) = if text.nested {
+                    let mode = mode_of(file, text.mode.as_ref(), &format!("{tasks_ptr}/mode"))?;
+                    (mode, format!("{tasks_ptr}/tasks"))
+                } else {
+                    (Mode::Sequence, tasks_ptr.clone())
+                };
+                if let Some(i) = text.items.iter().position(|t| !crate::doc::is_object(t)) {
+                    return Err(err(file, &format!("{base}/{i}"), "expected a task object"));
+                }
+                (
+                    mode,
+                    TaskList::Text {
+                        base,
+                        items: text.items,
                     },
-                    Some(_) => {
-                        return Err(err(file, &format!("{tasks_ptr}/mode"), "expected a string"));
-                    }
-                };
-                let inner = format!("{tasks_ptr}/tasks");
-                let list = match map.get("tasks") {
-                    Some(Value::Array(list)) => task_objects(file, list, &inner)?,
-                    Some(Value::Object(by_method)) => by_method_tasks(file, by_method, &inner)?,
-                    _ => return Err(err(file, &inner, "expected a list of tasks")),
-                };
-                (mode, list)
+                )
             }
-            Some(Value::Object(by_method)) => (
-                Mode::Sequence,
-                by_method_tasks(file, by_method, &tasks_ptr)?,
-            ),
-            Some(_) => {
-                return Err(err(
-                    file,
-                    &tasks_ptr,
-                    "expected a list of tasks or {mode, tasks}",
-                ));
+            None => {
+                let value = match tasks_text {
+                    Some(text) => Some(crate::doc::value(text)),
+                    None => kw.remove("tasks"),
+                };
+                let (mode, list) = self.task_values(file, value, &tasks_ptr)?;
+                (mode, TaskList::Values(list))
             }
         };
+        if list.len() > MAX_TASKS - self.task_count {
+            return Err(err(
+                file,
+                &list.pointer(MAX_TASKS - self.task_count),
+                format!(
+                    "too many tasks: a plan may have at most {MAX_TASKS} tasks, every \
+                     LD_start_test and included file together"
+                ),
+            ));
+        }
+        self.task_count += list.len();
         // Variables extractors will set are known names for the placeholder report.
         let mut session = Vec::new();
-        for (_, t) in &raw_tasks {
+        let mut scan = |t: &Map<String, Value>| {
             if let Some(Value::Array(ex)) = t.get("extract") {
                 for e in ex {
                     if let Some(var) = e.get("var").and_then(Value::as_str) {
@@ -773,17 +857,41 @@ impl Compiler<'_> {
                     }
                 }
             }
+        };
+        match &list {
+            TaskList::Values(v) => v.iter().for_each(|(_, t)| scan(t)),
+            TaskList::Text { items, .. } => {
+                // Only a task whose text may name `extract` is read twice.
+                for item in items {
+                    let text = item.get();
+                    if (text.contains("extract") || text.contains("\\u"))
+                        && let Value::Object(t) = crate::doc::value(item)
+                    {
+                        scan(&t);
+                    }
+                }
+            }
         }
-        let mut tasks = Vec::new();
-        for (p, t) in &raw_tasks {
-            tasks.push(Arc::new(self.task(
-                file,
-                t,
-                p,
-                host.as_deref(),
-                &session,
-                default_protocol,
-            )?));
+        let mut tasks = Vec::with_capacity(list.len());
+        match list {
+            TaskList::Values(v) => {
+                for (p, t) in v {
+                    let task =
+                        self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
+                    tasks.push(Arc::new(task));
+                }
+            }
+            TaskList::Text { base, items } => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let p = format!("{base}/{i}");
+                    let Value::Object(t) = crate::doc::value(item) else {
+                        return Err(err(file, &p, "expected a task object"));
+                    };
+                    let task =
+                        self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
+                    tasks.push(Arc::new(task));
+                }
+            }
         }
         if tasks.is_empty() {
             return Err(err(file, &tasks_ptr, "LD_start_test has no tasks"));
@@ -802,16 +910,53 @@ impl Compiler<'_> {
         })
     }
 
+    /// The tasks of an `LD_start_test` read as a value: a list, `{mode, tasks}` or tasks keyed
+    /// by method.
+    fn task_values(
+        &mut self,
+        file: &Path,
+        value: Option<Value>,
+        tasks_ptr: &str,
+    ) -> Result<(Mode, Vec<RawTask>)> {
+        Ok(match value {
+            None | Some(Value::Null) => {
+                return Err(err(file, tasks_ptr, "LD_start_test needs `tasks`"));
+            }
+            Some(Value::Array(list)) => (Mode::Sequence, task_objects(file, list, tasks_ptr)?),
+            Some(Value::Object(mut map)) if map.contains_key("tasks") => {
+                check_keys(file, &map, &["mode", "tasks"], tasks_ptr)?;
+                let mode = mode_of(file, map.get("mode"), &format!("{tasks_ptr}/mode"))?;
+                let inner = format!("{tasks_ptr}/tasks");
+                let list = match map.remove("tasks") {
+                    Some(Value::Array(list)) => task_objects(file, list, &inner)?,
+                    Some(Value::Object(by_method)) => by_method_tasks(file, by_method, &inner)?,
+                    _ => return Err(err(file, &inner, "expected a list of tasks")),
+                };
+                (mode, list)
+            }
+            Some(Value::Object(by_method)) => {
+                (Mode::Sequence, by_method_tasks(file, by_method, tasks_ptr)?)
+            }
+            Some(_) => {
+                return Err(err(
+                    file,
+                    tasks_ptr,
+                    "expected a list of tasks or {mode, tasks}",
+                ));
+            }
+        })
+    }
+
     fn task(
         &mut self,
         file: &Path,
-        t: &Map<String, Value>,
+        mut t: Map<String, Value>,
         pointer: &str,
         host: Option<&str>,
         session: &[String],
         default_protocol: Kind,
     ) -> Result<Task> {
-        let kind = task_protocol(file, t, pointer, default_protocol)?;
+        let kind = task_protocol(file, &t, pointer, default_protocol)?;
         let mut allowed: Vec<&str> = match kind {
             Kind::Http => {
                 let mut a = ld_plan::TASK_FIELDS.to_vec();
@@ -826,7 +971,7 @@ impl Compiler<'_> {
         if kind != Kind::Http {
             allowed.extend_from_slice(COMMON_TASK_FIELDS);
         }
-        check_keys(file, t, &allowed, pointer)?;
+        check_keys(file, &t, &allowed, pointer)?;
         let at = |k: &str| format!("{pointer}/{k}");
         let method_text = t
             .get("method")
@@ -872,18 +1017,20 @@ impl Compiler<'_> {
             Some(Value::String(n)) if !n.is_empty() => n.clone(),
             _ => default_name.trim().to_string(),
         };
-        let name_id = match self.name_ids.get(&name_text) {
+        let name_id = match self.name_ids.get(name_text.as_str()) {
             Some(id) => *id,
             None => {
                 let id = self.program.names.len();
+                let name: Arc<str> = Arc::from(name_text.as_str());
                 self.program.names.push(NameInfo {
-                    name: Arc::from(name_text.as_str()),
+                    name: name.clone(),
                     method: report_method,
                 });
-                self.name_ids.insert(name_text.clone(), id);
+                self.name_ids.insert(name, id);
                 id
             }
         };
+        let name = self.program.names[name_id].name.clone();
 
         let mut tls = TlsSettings {
             verify: !self.settings.insecure,
@@ -986,13 +1133,14 @@ impl Compiler<'_> {
                     Some(h) if url.starts_with('/') => format!("{h}{url}"),
                     _ => url.clone(),
                 };
+                // The request fields move out of the task: nothing reads them from `t` again.
                 let mut request = Map::new();
                 request.insert("url".into(), Value::String(full_url));
                 for k in [
                     "params", "headers", "cookies", "json", "data", "body", "files", "auth",
                 ] {
-                    if let Some(v) = t.get(k) {
-                        request.insert(k.into(), v.clone());
+                    if let Some(v) = t.remove(k) {
+                        request.insert(k.into(), v);
                     }
                 }
                 // The url's pointer is the task field, the others keep their own.
@@ -1016,7 +1164,7 @@ impl Compiler<'_> {
                 let mut cx = CompileCx {
                     file,
                     pointer,
-                    task: t,
+                    task: &t,
                     binder: &mut binder,
                     tls: tls.clone(),
                     default_timeout: timeout_default,
@@ -1083,13 +1231,28 @@ impl Compiler<'_> {
                         format!("invalid method `{method_text}`"),
                     )
                 })?;
-                let base = base_dir(file);
+                let base = match self.bases.get(file) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b: Arc<Path> = Arc::from(base_dir(file));
+                        self.bases.insert(file.to_path_buf(), b.clone());
+                        b
+                    }
+                };
                 let prepared = match request_tv.as_literal() {
-                    Some(fields) => Some(Arc::new(
-                        prepare(fields, &base, &mut SmallRng::seed_from_u64(0))
-                            .map_err(|m| err(file, pointer, m))?,
-                    )),
+                    Some(fields) => {
+                        let mut p = prepare(fields, &base, &mut SmallRng::seed_from_u64(0))
+                            .map_err(|m| err(file, pointer, m))?;
+                        p.headers = compact_headers(&p.headers);
+                        Some(Arc::new(p))
+                    }
                     None => None,
+                };
+                let request_tv = match (&prepared, request_tv) {
+                    (Some(_), TValue::Literal(Value::Object(fields))) => {
+                        TValue::Literal(Value::Object(unprepared_fields(fields)))
+                    }
+                    (_, tv) => tv,
                 };
                 let follow_redirects = match t.get("allow_redirects") {
                     None | Some(Value::Null) => false,
@@ -1231,7 +1394,7 @@ impl Compiler<'_> {
                 .any(|e| matches!(e.source, Source::Header(_)));
         Ok(Task {
             name_id,
-            name: Arc::from(name_text.as_str()),
+            name,
             timeout,
             weight,
             run_if,
@@ -1516,31 +1679,80 @@ fn predicate(file: &Path, v: &Value, p: &str, binder: &mut Binder<'_>) -> Result
     })
 }
 
+/// A header map with room for its entries only: a map grown one insert at a time keeps
+/// room for several more, and a plan may hold a million of them.
+fn compact_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// What a prepared task keeps of its literal request fields: the ones the prepared request
+/// does not already hold in a form the redactor reads the same way. The URL is never read
+/// from them once prepared; string headers (no `Cookie`) and string cookies are read from the
+/// prepared request.
+fn unprepared_fields(mut fields: Map<String, Value>) -> Map<String, Value> {
+    fields.remove("url");
+    let strings = |v: Option<&Value>, cookie_ok: bool| {
+        v.and_then(Value::as_object).is_some_and(|m| {
+            m.iter().all(|(k, v)| {
+                v.as_str()
+                    .is_some_and(|s| s.is_ascii() && (!cookie_ok || !s.contains(' ')))
+                    && (cookie_ok || !k.eq_ignore_ascii_case("cookie"))
+            })
+        })
+    };
+    if strings(fields.get("headers"), false) {
+        fields.remove("headers");
+    }
+    if strings(fields.get("cookies"), true) {
+        fields.remove("cookies");
+    }
+    fields
+}
+
 /// A task object with its JSON pointer.
 type RawTask = (String, Map<String, Value>);
 
-fn task_objects(file: &Path, list: &[Value], pointer: &str) -> Result<Vec<RawTask>> {
-    list.iter()
+/// The `mode` of `{mode, tasks}`; `pointer` is the mode's.
+fn mode_of(file: &Path, value: Option<&Value>, pointer: &str) -> Result<Mode> {
+    match value {
+        None | Some(Value::Null) => Ok(Mode::Sequence),
+        Some(Value::String(m)) => match m.to_ascii_lowercase().as_str() {
+            "sequence" => Ok(Mode::Sequence),
+            "weighted" => Ok(Mode::Weighted),
+            "conditional" => Ok(Mode::Conditional),
+            other => {
+                let hint = nearest(other, ["sequence", "weighted", "conditional"].into_iter());
+                Err(err(file, pointer, format!("unknown mode `{other}`{hint}")))
+            }
+        },
+        Some(_) => Err(err(file, pointer, "expected a string")),
+    }
+}
+
+fn task_objects(file: &Path, list: Vec<Value>, pointer: &str) -> Result<Vec<RawTask>> {
+    list.into_iter()
         .enumerate()
         .map(|(i, t)| {
             let p = format!("{pointer}/{i}");
             match t {
-                Value::Object(m) => Ok((p, m.clone())),
+                Value::Object(m) => Ok((p, m)),
                 _ => Err(err(file, &p, "expected a task object")),
             }
         })
         .collect()
 }
 
-fn by_method_tasks(file: &Path, map: &Map<String, Value>, pointer: &str) -> Result<Vec<RawTask>> {
-    map.iter()
+fn by_method_tasks(file: &Path, map: Map<String, Value>, pointer: &str) -> Result<Vec<RawTask>> {
+    map.into_iter()
         .map(|(method, body)| {
-            let p = format!("{pointer}/{}", escape_pointer(method));
+            let p = format!("{pointer}/{}", escape_pointer(&method));
             match body {
-                Value::Object(m) => {
-                    let mut m = m.clone();
-                    m.entry("method")
-                        .or_insert_with(|| Value::String(method.clone()));
+                Value::Object(mut m) => {
+                    m.entry("method").or_insert_with(|| Value::String(method));
                     Ok((p, m))
                 }
                 _ => Err(err(file, &p, "expected a task object")),
@@ -1552,15 +1764,16 @@ fn by_method_tasks(file: &Path, map: &Map<String, Value>, pointer: &str) -> Resu
 /// The keyword arguments of an action, from `{kwargs}` or positional `[args]`.
 fn kwargs(
     file: &Path,
-    action: &Action,
+    command: &str,
+    args: Args,
     params: &[&str],
     pointer: &str,
 ) -> Result<Map<String, Value>> {
-    match &action.args {
+    match args {
         Args::None => Ok(Map::new()),
         Args::Kwargs(map) => {
-            check_keys(file, map, params, &format!("{pointer}/1"))?;
-            Ok(map.clone())
+            check_keys(file, &map, params, &format!("{pointer}/1"))?;
+            Ok(map)
         }
         Args::List(list) => {
             if list.len() > params.len() {
@@ -1569,7 +1782,7 @@ fn kwargs(
                     &format!("{pointer}/1"),
                     format!(
                         "`{}` takes {} argument(s) ({}), this one has {}",
-                        action.command,
+                        command,
                         params.len(),
                         params.join(", "),
                         list.len()
@@ -1579,7 +1792,7 @@ fn kwargs(
             Ok(params
                 .iter()
                 .zip(list)
-                .map(|(k, v)| (k.to_string(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v))
                 .collect())
         }
     }
@@ -1627,44 +1840,6 @@ fn resolve_path(file: &Path, rel: &str) -> PathBuf {
     } else {
         p.to_path_buf()
     }
-}
-
-/// RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                '"' => quoted = false,
-                other => field.push(other),
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            ',' => row.push(std::mem::take(&mut field)),
-            '\r' => {}
-            '\n' => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            other => field.push(other),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
 }
 
 #[cfg(test)]
@@ -1829,11 +2004,5 @@ mod tests {
         )
         .expect_err("missing");
         assert!(e.to_string().contains("/0/1/file_path"), "{e}");
-    }
-
-    #[test]
-    fn csv_parses_quotes() {
-        let rows = parse_csv("a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n");
-        assert_eq!(rows, vec![vec!["a", "b"], vec!["x,1", "say \"hi\""]]);
     }
 }

@@ -29,6 +29,8 @@ mod check;
 mod collector;
 mod compile;
 mod cookies;
+mod csv;
+mod doc;
 mod env;
 mod error;
 mod faker;
@@ -333,9 +335,12 @@ pub fn parse_stages(text: &str) -> std::result::Result<Vec<Stage>, String> {
 /// signal: [`ReplayOptions::stop`] stops it.
 pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Result<Outcome> {
     compile::check_overrides(&options.load, options.timeout)?;
-    let bytes = std::fs::read(&options.plan).map_err(|source| Error::Read {
-        path: options.plan.display().to_string(),
-        source,
+    let bytes = compile::read_plan(&options.plan).map_err(|e| match e {
+        compile::PlanRead::Io(source) => Error::Read {
+            path: options.plan.display().to_string(),
+            source,
+        },
+        too_large => Error::plan(format!("{}: {too_large}", options.plan.display())),
     })?;
     let text = compile::decode(&options.plan, &bytes)?;
     let loaded = env::load(

@@ -95,7 +95,9 @@ enum Cause {
 #[derive(Debug)]
 pub(crate) struct Results {
     pub(crate) names: Vec<NameInfo>,
-    pub(crate) per_name: Vec<NameStats>,
+    /// Figures of each name, by name id; `None` until the name's first request, so a plan of
+    /// many distinct names costs no histograms for the names a run never reaches.
+    pub(crate) per_name: Vec<Option<Box<NameStats>>>,
     pub(crate) total: Histogram<u64>,
     pub(crate) records: Vec<Record>,
     pub(crate) records_not_kept: u64,
@@ -115,24 +117,34 @@ pub(crate) struct Results {
     pub(crate) end_us: u64,
 }
 
+/// The highest latency histograms hold, in µs (one hour); longer ones count as this.
+const HIGHEST_US: u64 = 3_600_000_000;
+
+/// A per-name histogram: the same resolution as [`histogram`], grown as latencies need it
+/// (a few KiB for milliseconds rather than the 190 KiB of the whole range), since a plan may
+/// have as many names as tasks.
+fn name_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    let mut h = Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
+    h.auto(true);
+    h
+}
+
+/// Records into a growing histogram, clamped to the range of the others.
+fn record_grown(h: &mut Histogram<u64>, latency_us: u64) {
+    // Within the bounds and growable: recording cannot fail.
+    let _ = h.record(latency_us.min(HIGHEST_US));
+}
+
 fn histogram(sigfig: u8) -> Histogram<u64> {
     // 1 µs to one hour with 2 or 3 significant figures: constant, valid bounds.
     #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, 3_600_000_000, sigfig).expect("valid histogram bounds")
+    Histogram::new_with_bounds(1, HIGHEST_US, sigfig).expect("valid histogram bounds")
 }
 
 impl Results {
     pub(crate) fn new(names: Vec<NameInfo>) -> Self {
-        let per_name = names
-            .iter()
-            .map(|_| NameStats {
-                all: histogram(3),
-                ok: histogram(3),
-                requests: 0,
-                failures: 0,
-                bytes: 0,
-            })
-            .collect();
+        let per_name = names.iter().map(|_| None).collect();
         Results {
             names,
             per_name,
@@ -164,14 +176,23 @@ impl Results {
         let failed = r.error.is_some();
         self.requests += 1;
         self.total.saturating_record(latency);
-        if let Some(s) = self.per_name.get_mut(r.name_id as usize) {
+        if let Some(slot) = self.per_name.get_mut(r.name_id as usize) {
+            let s = slot.get_or_insert_with(|| {
+                Box::new(NameStats {
+                    all: name_histogram(),
+                    ok: name_histogram(),
+                    requests: 0,
+                    failures: 0,
+                    bytes: 0,
+                })
+            });
             s.requests += 1;
             s.bytes += r.bytes;
-            s.all.saturating_record(latency);
+            record_grown(&mut s.all, latency);
             if failed {
                 s.failures += 1;
             } else {
-                s.ok.saturating_record(latency);
+                record_grown(&mut s.ok, latency);
             }
         }
         let mut index = (r.at_us / self.bucket_us) as usize;
@@ -250,9 +271,9 @@ impl Results {
         let mut table = Vec::new();
         let secs = self.busy.as_secs_f64().max(1e-9);
         for (info, s) in self.names.iter().zip(&self.per_name) {
-            if s.requests == 0 {
+            let Some(s) = s.as_deref().filter(|s| s.requests > 0) else {
                 continue;
-            }
+            };
             if !s.ok.is_empty() {
                 per_name.insert(
                     info.name.to_string(),
@@ -531,6 +552,24 @@ mod tests {
             "the first is the example"
         );
         assert_eq!(r.failures[2].kind, FailureKind::Timeout);
+    }
+
+    #[test]
+    fn name_histograms_grow_and_read_as_the_full_range_ones() {
+        let mut grown = name_histogram();
+        let mut full = histogram(3);
+        let small = grown.len();
+        for v in [1, 7, 950, 1_234, 20_000, 1_500_000, 2 * HIGHEST_US] {
+            record_grown(&mut grown, v);
+            full.saturating_record(v);
+        }
+        assert_eq!(small, 0);
+        assert_eq!(grown.len(), full.len());
+        assert_eq!(grown.max(), full.max());
+        for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(grown.value_at_quantile(q), full.value_at_quantile(q), "{q}");
+        }
+        assert!(name_histogram().distinct_values() < full.distinct_values() / 10);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! request's fields holds a run-time placeholder, the request is prepared once and every
 //! iteration reuses it: on the hot path a request is then a few clones of shared bytes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -73,7 +72,7 @@ pub(crate) struct HttpTask {
     pub(crate) request: TValue,
     pub(crate) prepared: Option<Arc<Prepared>>,
     /// Directory that relative `files` paths are read from.
-    pub(crate) base_dir: PathBuf,
+    pub(crate) base_dir: Arc<std::path::Path>,
     pub(crate) follow_redirects: bool,
     pub(crate) tls: Arc<rustls::ClientConfig>,
 }

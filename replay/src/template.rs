@@ -20,30 +20,65 @@ use crate::faker::Faker;
 #[derive(Debug)]
 pub(crate) struct CsvSource {
     pub(crate) columns: Vec<String>,
-    pub(crate) rows: Vec<Vec<String>>,
+    rows: Rows,
     pub(crate) cycle: bool,
     next: AtomicUsize,
 }
 
+/// Where a source's rows are: in memory, or in its file, read by position (see `csv`).
+#[derive(Debug)]
+enum Rows {
+    #[cfg_attr(not(test), allow(dead_code))]
+    Memory(Vec<Vec<String>>),
+    File(crate::csv::CsvFile),
+}
+
 impl CsvSource {
+    /// A source whose rows are given.
+    #[cfg(test)]
     pub(crate) fn new(columns: Vec<String>, rows: Vec<Vec<String>>, cycle: bool) -> Self {
         CsvSource {
             columns,
-            rows,
+            rows: Rows::Memory(rows),
             cycle,
             next: AtomicUsize::new(0),
         }
     }
 
+    /// A source read from an indexed file.
+    pub(crate) fn from_file(mut file: crate::csv::CsvFile, cycle: bool) -> Self {
+        CsvSource {
+            columns: std::mem::take(&mut file.columns),
+            rows: Rows::File(file),
+            cycle,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.rows {
+            Rows::Memory(rows) => rows.len(),
+            Rows::File(f) => f.len(),
+        }
+    }
+
+    fn cell(&self, row: usize, column: usize) -> Option<String> {
+        match &self.rows {
+            Rows::Memory(rows) => rows.get(row)?.get(column).cloned(),
+            Rows::File(f) => f.cell(row, column),
+        }
+    }
+
     /// The next row index, or `None` when a non-cycling source is used up.
     fn take_row(&self) -> Option<usize> {
-        if self.rows.is_empty() {
+        let len = self.len();
+        if len == 0 {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if self.cycle {
-            Some(i % self.rows.len())
-        } else if i < self.rows.len() {
+            Some(i % len)
+        } else if i < len {
             Some(i)
         } else {
             None
@@ -387,7 +422,7 @@ fn resolve(placeholder: &Placeholder, scope: &mut Scope<'_>) -> Option<String> {
                     row
                 }
             };
-            row.and_then(|r| source.rows.get(r)?.get(*column).cloned())
+            row.and_then(|r| source.cell(r, *column))
         }
         Placeholder::Uuid => {
             let bytes: [u8; 16] = scope.rng.random();
