@@ -5,9 +5,10 @@
 //! (the spec's parsing: `data:` lines joined with newlines, `event:`, `id:`, `retry:`,
 //! comments) until `count` of them, or `count` whose data contains `expect`, have come. Every
 //! event before the last is a sample of its own, its latency from the step's start; the
-//! step's observation is the last event. The last event id is remembered: opening the stream
-//! again, or a `wait` that finds the server ended it, reconnects with `Last-Event-ID` (after
-//! the server's `retry` delay). `close` forgets the stream and its id.
+//! step's observation is the last event (its type and id as the `event` and `id` headers).
+//! A `wait` during which the server ends the stream fails (kind `closed`); the last event id
+//! is remembered, so opening the stream again, or the next `wait`, reconnects with
+//! `Last-Event-ID` (after the server's `retry` delay). `close` forgets the stream and its id.
 
 use std::sync::Arc;
 use std::time::Duration;
