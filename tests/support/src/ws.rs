@@ -203,6 +203,8 @@ where
     }
 }
 
+// The handshake callback's error type is tungstenite's.
+#[allow(clippy::result_large_err)]
 async fn scripted(
     stream: TcpStream,
     script: Arc<WsScript>,
