@@ -324,3 +324,59 @@ fn an_answer_that_is_not_an_event_stream_fails_the_open() {
     .expect_code(1)
     .expect_output("expected 200 with text/event-stream, got HTTP 404");
 }
+
+/// Runs the plan once and returns its summary report.
+fn summary_of(user: &str, tasks: Value) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("plan.json"), plan(user, tasks)).expect("write plan");
+    let out = Command::cargo_bin("ld")
+        .expect("the ld binary")
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .args(["--report", "summary", "--report-dir", "out"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text =
+        std::fs::read_to_string(dir.path().join("out/loaddensity-summary.json")).expect("summary");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[test]
+fn messages_and_events_waited_through_are_samples_of_their_own() {
+    let (addr, _ws) = scripted_server(WsScript {
+        greet: vec![text("tick 1"), text("tick 2"), text("ready")],
+        ..WsScript::default()
+    });
+    let summary = summary_of(
+        "websocket_user",
+        json!([
+            {"method": "connect", "request_url": format!("ws://{addr}/")},
+            {"method": "recv", "name": "until ready", "expect": "ready",
+             "assertions": [{"type": "contains", "value": "ready"}]},
+            {"method": "close"}
+        ]),
+    );
+    assert_eq!(summary["totals"]["requests"], 5, "{summary}");
+    assert_eq!(summary["totals"]["failures"], 0, "{summary}");
+
+    let (addr, _sse) = events_server(SseScript {
+        count: 3,
+        end: false,
+    });
+    let summary = summary_of(
+        "sse_user",
+        json!([
+            {"method": "open", "request_url": format!("http://{addr}/events")},
+            {"method": "wait", "count": 3},
+            {"method": "close"}
+        ]),
+    );
+    assert_eq!(summary["totals"]["requests"], 5, "{summary}");
+}
