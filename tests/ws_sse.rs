@@ -380,3 +380,19 @@ fn messages_and_events_waited_through_are_samples_of_their_own() {
     );
     assert_eq!(summary["totals"]["requests"], 5, "{summary}");
 }
+
+#[test]
+fn wss_connects_over_tls_with_the_task_ca_bundle() {
+    let (addr, server, pem) = ld_test_support::ws::echo_server_tls();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), pem).expect("write ca");
+    let tasks = json!([
+        {"method": "connect", "request_url": format!("wss://localhost:{}/secure", addr.port()),
+         "verify": "ca.pem"},
+        {"method": "sendrecv", "payload": "over tls", "expect": "over tls", "verify": "ca.pem"},
+        {"method": "close", "verify": "ca.pem"}
+    ]);
+    replay_once(dir.path(), &plan("websocket_user", tasks)).expect_code(0);
+    let got: Vec<WsMessage> = server.messages.try_iter().collect();
+    assert_eq!(got, [text("over tls")]);
+}
