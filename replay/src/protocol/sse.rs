@@ -297,6 +297,12 @@ impl Protocol for Sse {
     async fn exec(s: &mut SseSessions, task: &SseTask, cx: &mut StepCx<'_, '_>) -> Step {
         let deadline = Instant::now() + remaining(cx);
         let url = task.url.as_ref().map(|u| render(u, cx.scope));
+        // Where the step goes, known before it runs (a `close` forgets the stream).
+        let target: Arc<str> = match (&url, s.find(&task.connection)) {
+            (Some(u), _) => Arc::from(u.as_str()),
+            (None, Some(i)) => Arc::from(s.streams[i].url.as_str()),
+            (None, None) => Arc::from(""),
+        };
         let result = match task.op {
             Op::Open => open_step(s, task, cx, url.as_deref(), deadline).await,
             Op::Wait => wait_step(s, task, cx, url.as_deref(), deadline).await,
@@ -306,11 +312,6 @@ impl Protocol for Sse {
                 }
                 Ok(Observation::default())
             }
-        };
-        let target: Arc<str> = match (&url, s.find(&task.connection)) {
-            (Some(u), _) => Arc::from(u.as_str()),
-            (None, Some(i)) => Arc::from(s.streams[i].url.as_str()),
-            (None, None) => Arc::from(""),
         };
         Step { target, result }
     }

@@ -170,12 +170,11 @@ impl Protocol for WebSocket {
     async fn exec(s: &mut WsSessions, task: &WsTask, cx: &mut StepCx<'_, '_>) -> Step {
         let deadline = Instant::now() + remaining(cx);
         let url = task.url.as_ref().map(|u| render(u, cx.scope));
-        let target = |s: &WsSessions| -> Arc<str> {
-            match (&url, s.find(&task.connection)) {
-                (Some(u), _) => Arc::from(u.as_str()),
-                (None, Some(i)) => s.conns[i].target.clone(),
-                (None, None) => Arc::from(""),
-            }
+        // Where the step goes, known before it runs (a `close` forgets the connection).
+        let target: Arc<str> = match (&url, s.find(&task.connection)) {
+            (Some(u), _) => Arc::from(u.as_str()),
+            (None, Some(i)) => s.conns[i].target.clone(),
+            (None, None) => Arc::from(""),
         };
         let result = match task.op {
             Op::Connect => connect_step(s, task, cx, url.as_deref(), deadline).await,
@@ -184,10 +183,7 @@ impl Protocol for WebSocket {
                 exchange_step(s, task, cx, url.as_deref(), deadline).await
             }
         };
-        Step {
-            target: target(s),
-            result,
-        }
+        Step { target, result }
     }
 }
 
