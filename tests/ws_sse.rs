@@ -396,3 +396,32 @@ fn wss_connects_over_tls_with_the_task_ca_bundle() {
     let got: Vec<WsMessage> = server.messages.try_iter().collect();
     assert_eq!(got, [text("over tls")]);
 }
+
+#[test]
+fn plan_errors_in_websocket_and_sse_tasks_exit_2_naming_the_field() {
+    run(
+        "websocket_user",
+        json!([{"method": "sendrcv", "request_url": "ws://127.0.0.1:1/"}]),
+    )
+    .expect_code(2)
+    .expect_output("/method")
+    .expect_output("did you mean `sendrecv`");
+    run(
+        "websocket_user",
+        json!([{"method": "send", "request_url": "ws://127.0.0.1:1/", "payload": "hex:abc"}]),
+    )
+    .expect_code(2)
+    .expect_output("/payload");
+    run(
+        "websocket_user",
+        json!([{"method": "connect", "request_url": "ftp://127.0.0.1:1/"}]),
+    )
+    .expect_code(2)
+    .expect_output("/request_url");
+    run(
+        "sse_user",
+        json!([{"method": "wait", "request_url": "http://127.0.0.1:1/", "count": 0}]),
+    )
+    .expect_code(2)
+    .expect_output("/count");
+}
