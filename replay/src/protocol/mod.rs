@@ -12,6 +12,7 @@
 //! this module depends on `template` (placeholders) and `tls`, never on `load`, `stats` or
 //! `compile`.
 
+pub(crate) mod net;
 pub(crate) mod payload;
 pub(crate) mod socket;
 pub(crate) mod sse;

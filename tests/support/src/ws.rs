@@ -1,5 +1,7 @@
-//! A WebSocket echo server, and a client that talks to a WebSocket server through an HTTP
-//! proxy (CONNECT, then the handshake inside the tunnel), as browsers do.
+//! A WebSocket echo server, a scripted one for `ld replay`'s WebSocket steps (subprotocol
+//! selection, messages pushed unasked, an early close, a required header), and a client that
+//! talks to a WebSocket server through an HTTP proxy (CONNECT, then the handshake inside the
+//! tunnel), as browsers do.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -33,10 +35,43 @@ impl WsMessage {
     }
 }
 
+/// A handshake as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// Path and query.
+    pub target: String,
+    pub headers: http::HeaderMap,
+}
+
+impl Handshake {
+    /// A header's value as text, or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// What a scripted server does on each connection, after the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct WsScript {
+    /// The subprotocols it speaks: it answers with the first the client offers among them.
+    pub subprotocols: Vec<String>,
+    /// A header the handshake must carry with this value, else it is refused with 401.
+    pub require: Option<(String, String)>,
+    /// Sent unasked right after the handshake.
+    pub greet: Vec<WsMessage>,
+    /// Close with this code and reason once this many messages were received (and echoed).
+    pub close_after: Option<(usize, u16, String)>,
+}
+
 /// Stops the echo server when dropped; holds the messages it received.
 pub struct WsHandle {
     /// Every data message the server received, in order.
     pub messages: mpsc::Receiver<WsMessage>,
+    /// Every handshake the server answered (scripted servers only).
+    pub handshakes: mpsc::Receiver<Handshake>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -54,7 +89,13 @@ impl Drop for WsHandle {
 
 /// Starts an echo server on `127.0.0.1:0`: every text or binary message comes back as is.
 pub fn echo_server() -> (SocketAddr, WsHandle) {
-    start(None)
+    start(None, None)
+}
+
+/// Starts a server on `127.0.0.1:0` that follows `script` on every connection and echoes
+/// every text or binary message otherwise.
+pub fn scripted_server(script: WsScript) -> (SocketAddr, WsHandle) {
+    start(None, Some(Arc::new(script)))
 }
 
 /// The same echo server behind TLS (`wss://`), with a self-signed certificate for localhost
@@ -75,12 +116,19 @@ pub fn echo_server_tls() -> (SocketAddr, WsHandle, String) {
     .with_no_client_auth()
     .with_single_cert(vec![cert.cert.der().clone()], key)
     .expect("server certificate");
-    let (addr, handle) = start(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))));
+    let (addr, handle) = start(
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        None,
+    );
     (addr, handle, pem)
 }
 
-fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> (SocketAddr, WsHandle) {
+fn start(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    script: Option<Arc<WsScript>>,
+) -> (SocketAddr, WsHandle) {
     let (msg_tx, msg_rx) = mpsc::channel();
+    let (hs_tx, hs_rx) = mpsc::channel();
     let (stop_tx, mut stop_rx) = oneshot::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -103,6 +151,11 @@ fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> (SocketAddr, WsHandle) {
                 };
                 let msg_tx = msg_tx.clone();
                 let tls = tls.clone();
+                if let Some(script) = script.clone() {
+                    let hs_tx = hs_tx.clone();
+                    tokio::spawn(scripted(stream, script, msg_tx, hs_tx));
+                    continue;
+                }
                 tokio::spawn(async move {
                     match tls {
                         Some(acceptor) => {
@@ -121,6 +174,7 @@ fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> (SocketAddr, WsHandle) {
         addr,
         WsHandle {
             messages: msg_rx,
+            handshakes: hs_rx,
             stop: Some(stop_tx),
             thread: Some(thread),
         },
@@ -144,6 +198,89 @@ where
             let _ = msg_tx.send(m);
             if ws.send(message).await.is_err() {
                 break;
+            }
+        }
+    }
+}
+
+// The handshake callback's error type is tungstenite's.
+#[allow(clippy::result_large_err)]
+async fn scripted(
+    stream: TcpStream,
+    script: Arc<WsScript>,
+    msg_tx: mpsc::Sender<WsMessage>,
+    hs_tx: mpsc::Sender<Handshake>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let answer = |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
+        let _ = hs_tx.send(Handshake {
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or("/".into(), |p| p.as_str().to_string()),
+            headers: req.headers().clone(),
+        });
+        if let Some((name, value)) = &script.require
+            && req
+                .headers()
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                != Some(value.as_str())
+        {
+            let mut refused = ErrorResponse::new(Some(format!("{name} required")));
+            *refused.status_mut() = http::StatusCode::UNAUTHORIZED;
+            return Err(refused);
+        }
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(chosen) = offered
+            .split(',')
+            .map(str::trim)
+            .find(|p| script.subprotocols.iter().any(|s| s == p))
+            && let Ok(v) = http::HeaderValue::from_str(chosen)
+        {
+            res.headers_mut().insert("sec-websocket-protocol", v);
+        }
+        Ok(res)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, answer).await else {
+        return;
+    };
+    for m in &script.greet {
+        if ws.send(m.clone().into_message()).await.is_err() {
+            return;
+        }
+    }
+    let mut received = 0usize;
+    loop {
+        if let Some((after, code, reason)) = &script.close_after
+            && received >= *after
+        {
+            let frame = CloseFrame {
+                code: (*code).into(),
+                reason: reason.as_str().into(),
+            };
+            let _ = ws.close(Some(frame)).await;
+            while let Some(Ok(_)) = ws.next().await {}
+            return;
+        }
+        let Some(Ok(message)) = ws.next().await else {
+            return;
+        };
+        if message.is_close() {
+            let _ = ws.close(None).await;
+            return;
+        }
+        if let Some(m) = WsMessage::from_message(message.clone()) {
+            received += 1;
+            let _ = msg_tx.send(m);
+            if ws.send(message).await.is_err() {
+                return;
             }
         }
     }
