@@ -14,6 +14,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use ld_store::Latencies;
+
 use crate::protocol::{FailureKind, ProtocolKind};
 use crate::redact::Redactor;
 use crate::task::NameInfo;
@@ -50,8 +52,8 @@ const MAX_BUCKETS: usize = 600;
 /// Per-name figures.
 #[derive(Debug)]
 pub(crate) struct NameStats {
-    pub(crate) all: Histogram<u64>,
-    pub(crate) ok: Histogram<u64>,
+    pub(crate) all: Latencies,
+    pub(crate) ok: Latencies,
     pub(crate) requests: u64,
     pub(crate) failures: u64,
     pub(crate) bytes: u64,
@@ -120,22 +122,6 @@ pub(crate) struct Results {
 /// The highest latency histograms hold, in µs (one hour); longer ones count as this.
 const HIGHEST_US: u64 = 3_600_000_000;
 
-/// A per-name histogram: the same resolution as [`histogram`], grown as latencies need it
-/// (a few KiB for milliseconds rather than the 190 KiB of the whole range), since a plan may
-/// have as many names as tasks.
-fn name_histogram() -> Histogram<u64> {
-    #[allow(clippy::expect_used)]
-    let mut h = Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
-    h.auto(true);
-    h
-}
-
-/// Records into a growing histogram, clamped to the range of the others.
-fn record_grown(h: &mut Histogram<u64>, latency_us: u64) {
-    // Within the bounds and growable: recording cannot fail.
-    let _ = h.record(latency_us.min(HIGHEST_US));
-}
-
 fn histogram(sigfig: u8) -> Histogram<u64> {
     // 1 µs to one hour with 2 or 3 significant figures: constant, valid bounds.
     #[allow(clippy::expect_used)]
@@ -179,8 +165,8 @@ impl Results {
         if let Some(slot) = self.per_name.get_mut(r.name_id as usize) {
             let s = slot.get_or_insert_with(|| {
                 Box::new(NameStats {
-                    all: name_histogram(),
-                    ok: name_histogram(),
+                    all: Latencies::default(),
+                    ok: Latencies::default(),
                     requests: 0,
                     failures: 0,
                     bytes: 0,
@@ -188,11 +174,11 @@ impl Results {
             });
             s.requests += 1;
             s.bytes += r.bytes;
-            record_grown(&mut s.all, latency);
+            s.all.record(latency);
             if failed {
                 s.failures += 1;
             } else {
-                record_grown(&mut s.ok, latency);
+                s.ok.record(latency);
             }
         }
         let mut index = (r.at_us / self.bucket_us) as usize;
@@ -274,21 +260,23 @@ impl Results {
             let Some(s) = s.as_deref().filter(|s| s.requests > 0) else {
                 continue;
             };
-            if !s.ok.is_empty() {
+            let ok = s.ok.histogram();
+            if !ok.is_empty() {
                 per_name.insert(
                     info.name.to_string(),
                     NameSummary {
-                        count: s.ok.len(),
-                        min_ms: ms(s.ok.min()),
-                        max_ms: ms(s.ok.max()),
-                        mean_ms: s.ok.mean() / 1000.0,
-                        p50_ms: pct(&s.ok, 0.50),
-                        p90_ms: pct(&s.ok, 0.90),
-                        p95_ms: pct(&s.ok, 0.95),
-                        p99_ms: pct(&s.ok, 0.99),
+                        count: ok.len(),
+                        min_ms: ms(ok.min()),
+                        max_ms: ms(ok.max()),
+                        mean_ms: ok.mean() / 1000.0,
+                        p50_ms: pct(&ok, 0.50),
+                        p90_ms: pct(&ok, 0.90),
+                        p95_ms: pct(&ok, 0.95),
+                        p99_ms: pct(&ok, 0.99),
                     },
                 );
             }
+            let all = s.all.histogram();
             table.push(NameRow {
                 name: info.name.to_string(),
                 method: info.method.to_ascii_uppercase(),
@@ -296,16 +284,12 @@ impl Results {
                 failures: s.failures,
                 requests_per_s: s.requests as f64 / secs,
                 bytes: s.bytes,
-                mean_ms: s.all.mean() / 1000.0,
-                p50_ms: pct(&s.all, 0.50),
-                p90_ms: pct(&s.all, 0.90),
-                p95_ms: pct(&s.all, 0.95),
-                p99_ms: pct(&s.all, 0.99),
-                max_ms: if s.all.is_empty() {
-                    0.0
-                } else {
-                    ms(s.all.max())
-                },
+                mean_ms: all.mean() / 1000.0,
+                p50_ms: pct(&all, 0.50),
+                p90_ms: pct(&all, 0.90),
+                p95_ms: pct(&all, 0.95),
+                p99_ms: pct(&all, 0.99),
+                max_ms: if all.is_empty() { 0.0 } else { ms(all.max()) },
             });
         }
         Summary {
@@ -552,24 +536,6 @@ mod tests {
             "the first is the example"
         );
         assert_eq!(r.failures[2].kind, FailureKind::Timeout);
-    }
-
-    #[test]
-    fn name_histograms_grow_and_read_as_the_full_range_ones() {
-        let mut grown = name_histogram();
-        let mut full = histogram(3);
-        let small = grown.len();
-        for v in [1, 7, 950, 1_234, 20_000, 1_500_000, 2 * HIGHEST_US] {
-            record_grown(&mut grown, v);
-            full.saturating_record(v);
-        }
-        assert_eq!(small, 0);
-        assert_eq!(grown.len(), full.len());
-        assert_eq!(grown.max(), full.max());
-        for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
-            assert_eq!(grown.value_at_quantile(q), full.value_at_quantile(q), "{q}");
-        }
-        assert!(name_histogram().distinct_values() < full.distinct_values() / 10);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::latencies::Latencies;
 use crate::shape::Shape;
 
 /// One request name over a whole run.
@@ -73,9 +74,9 @@ pub(crate) struct Accumulator {
     pub(crate) name: String,
     pub(crate) method: String,
     /// Successful requests: LoadDensity's `per_name` counts those.
-    ok: Histogram<u64>,
+    ok: Latencies,
     /// Failed requests; with `ok`, every request (each is recorded once).
-    failed: Histogram<u64>,
+    failed: Latencies,
     requests: u64,
     failures: u64,
     bytes: u64,
@@ -88,8 +89,8 @@ impl Accumulator {
         Accumulator {
             name,
             method,
-            ok: histogram(),
-            failed: histogram(),
+            ok: Latencies::default(),
+            failed: Latencies::default(),
             requests: 0,
             failures: 0,
             bytes: 0,
@@ -104,9 +105,9 @@ impl Accumulator {
         self.bytes += bytes;
         if failed {
             self.failures += 1;
-            self.failed.saturating_record(latency);
+            self.failed.record(latency);
         } else {
-            self.ok.saturating_record(latency);
+            self.ok.record(latency);
         }
         *self.statuses.entry(status).or_insert(0) += 1;
     }
@@ -117,8 +118,8 @@ impl Accumulator {
 
     /// Every request's latency.
     fn all(&self) -> Histogram<u64> {
-        let mut all = self.ok.clone();
-        let _ = all.add(&self.failed);
+        let mut all = self.ok.histogram().into_owned();
+        let _ = all.add(&*self.failed.histogram());
         all
     }
 
@@ -159,22 +160,23 @@ pub(crate) fn summary(accs: &[Accumulator], run: &RunFigures<'_>) -> Value {
     let mut names = Vec::new();
     let secs = run.duration_s.max(1e-9);
     for a in accs.iter().filter(|a| a.requests > 0) {
-        let _ = total.add(&a.ok);
-        let _ = total.add(&a.failed);
+        let ok = a.ok.histogram();
+        let _ = total.add(&*ok);
+        let _ = total.add(&*a.failed.histogram());
         requests += a.requests;
         failures += a.failures;
-        if !a.ok.is_empty() {
+        if !ok.is_empty() {
             per_name.insert(
                 a.name.clone(),
                 json!({
-                    "count": a.ok.len(),
-                    "min_ms": ms(a.ok.min()),
-                    "max_ms": ms(a.ok.max()),
-                    "mean_ms": a.ok.mean() / 1000.0,
-                    "p50_ms": quantile(&a.ok, 0.50),
-                    "p90_ms": quantile(&a.ok, 0.90),
-                    "p95_ms": quantile(&a.ok, 0.95),
-                    "p99_ms": quantile(&a.ok, 0.99),
+                    "count": ok.len(),
+                    "min_ms": ms(ok.min()),
+                    "max_ms": ms(ok.max()),
+                    "mean_ms": ok.mean() / 1000.0,
+                    "p50_ms": quantile(&ok, 0.50),
+                    "p90_ms": quantile(&ok, 0.90),
+                    "p95_ms": quantile(&ok, 0.95),
+                    "p99_ms": quantile(&ok, 0.99),
                 }),
             );
         }

@@ -12,6 +12,7 @@
 mod aggregate;
 pub mod diff;
 mod error;
+mod latencies;
 mod recorder;
 pub mod render;
 mod schema;
@@ -22,6 +23,7 @@ mod store;
 pub use aggregate::Aggregate;
 pub use diff::{Diff, Thresholds};
 pub use error::{Error, Result};
+pub use latencies::Latencies;
 pub use recorder::{Recorder, Request, RunEnd, RunMeta};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Baseline, LdRecord, LdRun, Run, Store};
