@@ -41,7 +41,7 @@ pub(crate) fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b':')
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("`hex:` payload has an odd number of digits".into());
     }
     digits
