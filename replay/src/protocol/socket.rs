@@ -342,7 +342,8 @@ async fn read_reply<R: AsyncRead + Unpin + ?Sized>(
     let mut scanned = 0;
     loop {
         // Never hold more than one byte past the limit: that byte says it was passed.
-        let limit = want.limit(buf.len()).min(max + 1 - buf.len().min(max + 1));
+        let room = max.saturating_add(1).saturating_sub(buf.len());
+        let limit = want.limit(buf.len()).min(room);
         buf.reserve(limit);
         let read = timeout_at(deadline, io.read_buf(&mut (&mut buf).limit(limit))).await;
         match read {
