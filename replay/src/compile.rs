@@ -1167,7 +1167,6 @@ impl Compiler<'_> {
                     task: &t,
                     binder: &mut binder,
                     tls: tls.clone(),
-                    default_timeout: timeout_default,
                     host,
                 };
                 other = Some(match kind {

@@ -410,7 +410,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_gives_line_and_column() {
-        let e = open_text(b"a,b\nok,\xff\n").err().expect("fails");
+        let Err(e) = open_text(b"a,b\nok,\xff\n") else {
+            panic!("invalid UTF-8 is an error");
+        };
         assert_eq!(e, "s.csv:2:4: invalid UTF-8 (byte 0xff at offset 7)");
         // A character cut by a read piece is not an error.
         let mut text = "x".repeat(64 * 1024 - 1).into_bytes();
@@ -425,7 +427,9 @@ mod tests {
         let mut text = String::from("h\nshort\n\"");
         text.push_str(&"x\n".repeat(600 * 1024));
         text.push_str("\"\n");
-        let e = open_text(text.as_bytes()).err().expect("fails");
+        let Err(e) = open_text(text.as_bytes()) else {
+            panic!("a row past the bound is an error");
+        };
         assert!(
             e.starts_with("s.csv:3: a CSV row is longer than 1048576 bytes"),
             "{e}"

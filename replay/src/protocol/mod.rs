@@ -206,8 +206,6 @@ pub(crate) struct CompileCx<'a, 'b> {
     /// The TLS client configuration for the task (HTTP/1.1 ALPN), built from the run's
     /// `--insecure`/`--ca-cert` and the task's `verify`.
     pub(crate) tls: Arc<rustls::ClientConfig>,
-    /// The default step timeout when the task has none.
-    pub(crate) default_timeout: Duration,
     /// `user_detail_dict.host`, which a URL starting with `/` is relative to.
     pub(crate) host: Option<&'a str>,
 }
@@ -246,22 +244,6 @@ impl CompileCx<'_, '_> {
         let v = self.task.get(key).filter(|v| !v.is_null())?.clone();
         let p = self.at(key);
         Some(self.binder.value(&v, &p))
-    }
-
-    /// A number of seconds above 0 and at most a year, or the default.
-    pub(crate) fn seconds(&self, key: &str, default: Duration) -> crate::Result<Duration> {
-        match self.task.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => {
-                let Some(f) = v.as_f64().filter(|f| f.is_finite()) else {
-                    return Err(self.err(key, "expected a number of seconds"));
-                };
-                if !(f > 0.0 && f <= 365.0 * 86_400.0) {
-                    return Err(self.err(key, "expected seconds above 0, at most one year"));
-                }
-                Ok(Duration::from_secs_f64(f))
-            }
-        }
     }
 
     /// A whole number in `0..=max`, or the default.

@@ -7,5 +7,6 @@
 pub mod echo;
 pub mod hostile;
 pub mod http;
+pub mod socket;
 pub mod sse;
 pub mod ws;
