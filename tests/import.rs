@@ -56,10 +56,13 @@ fn import_keeps_requests_moves_secrets_and_reports_drops() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("read 8 requests, kept 4"), "{stderr}");
+    assert!(
+        stderr.contains("read 8 requests, kept 5 (of which 1 WebSocket session)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 CONNECT tunnel entries"), "{stderr}");
     assert!(stderr.contains("1 aborted requests"), "{stderr}");
-    assert!(stderr.contains("1 WebSocket sessions"), "{stderr}");
+    assert!(!stderr.contains("WebSocket sessions"), "{stderr}");
     assert!(stderr.contains("1 not matching --include"), "{stderr}");
     assert!(stderr.contains("sorted by startedDateTime"), "{stderr}");
 
@@ -76,6 +79,9 @@ fn import_keeps_requests_moves_secrets_and_reports_drops() {
             "GET /items/{id}",
             "POST /api/login",
             "POST /form",
+            "WS /socket connect",
+            "WS /socket send 1",
+            "WS /socket close",
             "PUT /bin"
         ]
     );
@@ -101,7 +107,13 @@ fn import_keeps_requests_moves_secrets_and_reports_drops() {
 
     assert_eq!(tasks[2]["data"]["q"], "hello+world");
     assert_eq!(tasks[2]["assertions"][0]["value"], 302);
-    assert_eq!(tasks[3]["body"]["base64"], "AP8=");
+    assert_eq!(tasks[3]["protocol"], "websocket");
+    assert_eq!(tasks[3]["method"], "connect");
+    assert_eq!(tasks[3]["request_url"], "ws://api.test/socket");
+    assert_eq!(tasks[4]["method"], "send");
+    assert_eq!(tasks[4]["payload"], "hi");
+    assert!(tasks[3..6].iter().all(|t| t["connection"] == "ws1"));
+    assert_eq!(tasks[6]["body"]["base64"], "AP8=");
 
     let secrets_path = dir.path().join("plan.json.secrets.env");
     let secrets = std::fs::read_to_string(&secrets_path).expect("secrets file");
@@ -165,7 +177,8 @@ fn inline_secrets_header_overrides_and_load_settings() {
     assert_eq!(start["test_time"], 120);
     assert_eq!(start["user_detail_dict"]["user"], "http_user");
     let tasks = tasks(&plan);
-    assert_eq!(tasks.len(), 4, "the svg is static");
+    // 4 HTTP requests (the svg is static) and the WebSocket session's connect, send and close.
+    assert_eq!(tasks.len(), 7, "the svg is static");
     assert_eq!(tasks[0]["headers"]["Cookie"], "a=1; b=2");
     assert_eq!(tasks[1]["headers"]["Authorization"], "Bearer ${env.TOKEN}");
     assert_eq!(tasks[0]["think_time"], 0.99);

@@ -290,6 +290,10 @@ pub struct Summary {
     pub secrets_replaced: usize,
     /// Things worth knowing that did not stop the import, grouped with counts.
     pub warnings: BTreeMap<String, usize>,
+    /// Kept entries that became WebSocket tasks (connect, messages, close), one session each.
+    pub websockets: usize,
+    /// Kept entries that became server-sent events tasks (open, wait, close).
+    pub event_streams: usize,
 }
 
 impl Summary {
@@ -314,6 +318,20 @@ impl Summary {
     /// A few lines for stderr.
     pub fn render(&self) -> String {
         let mut out = format!("read {} requests, kept {}", self.read, self.kept);
+        let mut sessions = Vec::new();
+        match self.websockets {
+            0 => {}
+            1 => sessions.push("1 WebSocket session".to_string()),
+            n => sessions.push(format!("{n} WebSocket sessions")),
+        }
+        match self.event_streams {
+            0 => {}
+            1 => sessions.push("1 event stream".to_string()),
+            n => sessions.push(format!("{n} event streams")),
+        }
+        if !sessions.is_empty() {
+            out.push_str(&format!(" (of which {})", sessions.join(", ")));
+        }
         if !self.dropped.is_empty() {
             let parts: Vec<String> = self
                 .dropped
@@ -417,6 +435,8 @@ pub(crate) struct Builder<'a> {
     users: Option<u64>,
     spawn_rate: Option<f64>,
     duration: Option<Option<u64>>,
+    /// Sessions opened so far, by connection prefix (see [`Socket::connection`]).
+    connections: Vec<(String, usize)>,
 }
 
 impl<'a> Builder<'a> {
@@ -433,6 +453,7 @@ impl<'a> Builder<'a> {
             users: None,
             spawn_rate: None,
             duration: None,
+            connections: Vec::new(),
         }
     }
 
@@ -512,6 +533,7 @@ impl<'a> Builder<'a> {
             verify: request.verify,
             allow_redirects: request.allow_redirects,
             timeout: request.timeout.filter(|t| *t > 0.0),
+            socket: None,
         };
         let mut drafts = std::mem::take(&mut self.drafts);
         drafts.clear();
@@ -543,11 +565,26 @@ impl<'a> Builder<'a> {
         {
             out.push_str(text(last, hole.at));
             last = hole.at;
+            if let Fill::Connection { opens } = hole.fill {
+                let prefix = data(hole.name);
+                let n = match self.connections.iter_mut().find(|(p, _)| p == prefix) {
+                    Some((_, n)) => n,
+                    None => {
+                        self.connections.push((prefix.to_string(), 0));
+                        &mut self.connections.last_mut().expect("pushed").1
+                    }
+                };
+                if opens {
+                    *n += 1;
+                }
+                string(out, &format!("{prefix}{n}"));
+                continue;
+            }
             let placeholder = self.secrets.placeholder(data(hole.name), data(hole.value));
             match hole.fill {
                 Fill::Quoted => string(out, placeholder),
                 Fill::Bare => escape(out, placeholder),
-                Fill::Nothing => {}
+                Fill::Nothing | Fill::Connection { .. } => {}
             }
         }
         out.push_str(text(last, task.think_at));
@@ -555,8 +592,16 @@ impl<'a> Builder<'a> {
         self.tail.push_str(text(task.think_at, task.end));
     }
 
-    /// Ends the task last committed, with its think time (seconds) when above zero.
+    /// Ends the task last committed, with its think time (seconds) when above zero, and counts
+    /// its request as kept.
     pub(crate) fn close(&mut self, think_time: Option<f64>) {
+        self.close_step(think_time);
+        self.summary.kept += 1;
+    }
+
+    /// Ends the task last committed, one step of a request that gives several tasks (a
+    /// WebSocket session): the request is counted by [`Builder::close`] on its last task.
+    pub(crate) fn close_step(&mut self, think_time: Option<f64>) {
         let out = &mut self.tasks.text;
         // A think time that is not a finite number is left out, as the model leaves it out.
         if let Some(t) = think_time
@@ -567,7 +612,6 @@ impl<'a> Builder<'a> {
             nested_value(out, TASK_LEVEL + 1, &t);
         }
         out.push_str(&self.tail);
-        self.summary.kept += 1;
     }
 
     /// The plan: one `LD_start_test` in sequence mode.
@@ -749,6 +793,23 @@ pub(crate) struct RequestView<'r> {
     pub(crate) allow_redirects: Option<bool>,
     /// Seconds.
     pub(crate) timeout: Option<f64>,
+    /// What a WebSocket or server-sent events task adds; `None` for an HTTP task.
+    pub(crate) socket: Option<&'r Socket>,
+}
+
+/// The members of a WebSocket or server-sent events task that an HTTP task does not have.
+#[derive(Debug, Default)]
+pub(crate) struct Socket {
+    /// `websocket` or `sse`.
+    pub(crate) protocol: &'static str,
+    /// The connection the steps of one session share: its name is this prefix and the number
+    /// of the session among those with the prefix, given in plan order; `true` for the step
+    /// that opens the session (the next number).
+    pub(crate) connection: Option<(&'static str, bool)>,
+    /// Written after the headers, in order (`payload`, `subprotocols`, `count`...).
+    pub(crate) fields: Vec<(&'static str, Value)>,
+    /// Written in place of the `status_code` assertion of an HTTP task; none when empty.
+    pub(crate) assertions: Vec<Value>,
 }
 
 /// Tasks written ahead of the plan, in any order and any thread, with holes for what only the
@@ -790,6 +851,9 @@ enum Fill {
     Bare,
     /// Nowhere: a header replaced by `--header`, whose value is still named as a secret.
     Nothing,
+    /// Not a secret: the name of a session's connection (see [`Socket::connection`]), a JSON
+    /// string of its own; the hole's name is its prefix.
+    Connection { opens: bool },
 }
 
 /// One task in a [`Drafts`].
@@ -889,6 +953,15 @@ impl<'r> Rules<'r> {
             Some(name) => string(out, name),
             None => string(out, &crate::naming::task_name(request.method, request.url)),
         }
+        if let Some(socket) = request.socket {
+            member(out, &mut first, inner, "protocol");
+            string(out, socket.protocol);
+            if let Some((prefix, opens)) = socket.connection {
+                member(out, &mut first, inner, "connection");
+                let fill = Fill::Connection { opens };
+                hole(out, data, holes, fill, prefix, "");
+            }
+        }
         if written > 0 {
             member(out, &mut first, inner, "headers");
             out.push('{');
@@ -924,6 +997,10 @@ impl<'r> Rules<'r> {
                     hole(out, data, holes, Fill::Nothing, key, value);
                 }
             }
+        }
+        for (key, value) in request.socket.iter().flat_map(|s| &s.fields) {
+            member(out, &mut first, inner, key);
+            nested_value(out, inner, value);
         }
         match request.body {
             Body::None => {}
@@ -985,7 +1062,12 @@ impl<'r> Rules<'r> {
             out.push_str(if b { "true" } else { "false" });
         }
         let think_at = out.len();
-        if let Some(status) = request.status {
+        if let Some(socket) = request.socket {
+            if !socket.assertions.is_empty() {
+                member(out, &mut first, inner, "assertions");
+                nested_value(out, inner, &socket.assertions);
+            }
+        } else if let Some(status) = request.status {
             member(out, &mut first, inner, "assertions");
             out.push('[');
             out.push('\n');
@@ -1320,6 +1402,7 @@ fn write_task(task: &TaskParts) -> String {
         verify: task.verify,
         allow_redirects: task.allow_redirects,
         timeout: task.timeout,
+        socket: None,
     };
     let headers = task.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let (drafted, _) = builder.rules().draft(&mut drafts, &view, headers);

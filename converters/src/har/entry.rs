@@ -9,9 +9,9 @@
 //! `\u` escapes of surrogates in strings it keeps, entries written as arrays, arrays and objects
 //! in number fields, values nested more than 64 levels deep in skipped values.
 
-use serde::de::IgnoredAny;
-
-use super::model::{self, Content, Entry, NameValue, Param, PostData, Request, Response, Str};
+use super::model::{
+    self, Content, Entry, Events, NameValue, Param, PostData, Request, Response, Str, WsMessage,
+};
 use crate::words;
 
 /// The entry at `at` in `bytes`, and where it ends. `text` is `bytes` when all of it is UTF-8,
@@ -429,10 +429,17 @@ impl<'a> Reader<'a> {
             b"request" => once(&mut request, r.request()?),
             b"response" => once(&mut response, r.optional(Self::response)?),
             b"_resourceType" => once(&mut resource_type, r.optional(Self::string)?),
-            b"_webSocketMessages" => once(
-                &mut websocket,
-                r.optional(|r| r.skip().map(|()| IgnoredAny))?,
-            ),
+            b"_webSocketMessages" => {
+                let list = r.optional(|r| {
+                    let mut list = Vec::new();
+                    r.array(|r| {
+                        list.push(r.ws_message()?);
+                        Some(())
+                    })?;
+                    Some(list)
+                })?;
+                once(&mut websocket, list)
+            }
             _ => r.skip(),
         })?;
         Some(Entry {
@@ -529,19 +536,48 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn ws_message(&mut self) -> Option<WsMessage<Str<'a>>> {
+        let (mut kind, mut time, mut opcode, mut data) = (None, None, None, None);
+        self.object(|r, key| match key {
+            b"type" => once(&mut kind, r.optional(Self::string)?),
+            b"time" => once(&mut time, r.lenient()?),
+            b"opcode" => once(&mut opcode, r.lenient()?),
+            b"data" => once(&mut data, r.optional(Self::string)?),
+            _ => r.skip(),
+        })?;
+        Some(WsMessage {
+            kind: kind.flatten(),
+            time: time.flatten(),
+            opcode: opcode.flatten(),
+            data: data.flatten(),
+        })
+    }
+
+    /// A response body's text, read for its server-sent events (see [`Events`]).
+    fn events(&mut self) -> Option<Events> {
+        self.space();
+        if self.peek()? == b'"' {
+            let text = self.string()?;
+            return Some(Events::count(text.as_ref()));
+        }
+        self.skip().map(|()| Events(0))
+    }
+
     fn response(&mut self) -> Option<Response<Str<'a>>> {
         let (mut status, mut content) = (None, None);
         self.object(|r, key| match key {
             b"status" => once(&mut status, r.lenient()?),
             b"content" => {
                 let value = r.optional(|r| {
-                    let mut mime_type = None;
+                    let (mut mime_type, mut text) = (None, None);
                     r.object(|r, key| match key {
                         b"mimeType" => once(&mut mime_type, r.optional(Self::string)?),
+                        b"text" => once(&mut text, r.optional(Self::events)?),
                         _ => r.skip(),
                     })?;
                     Some(Content {
                         mime_type: mime_type.flatten(),
+                        text: text.flatten(),
                     })
                 })?;
                 once(&mut content, value)

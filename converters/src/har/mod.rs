@@ -4,12 +4,14 @@
 //! The file is parsed once, straight into lenient typed structs (see `model`, and `entry` for
 //! entries of the usual shape), which skip response bodies, on as many threads as there are
 //! cores (see `scan`): a 45 MB recording imports in about a tenth of a second with memory close
-//! to the size of its requests. Entries that cannot be replayed by HTTP tasks (WebSocket
-//! sessions, `CONNECT` tunnels, aborted requests) are counted and reported, never fatal.
+//! to the size of its requests. WebSocket sessions and server-sent event streams become
+//! `websocket` and `sse` tasks (see `socket`). Entries that cannot be replayed (`CONNECT`
+//! tunnels, aborted requests) are counted and reported, never fatal.
 
 mod entry;
 mod model;
 mod scan;
+mod socket;
 pub(crate) mod url;
 
 use base64::Engine;
@@ -239,12 +241,13 @@ impl<'a> StreamState<'a> {
             }
             None => self.missing_start = true,
         }
-        let (task, duration, warnings) = match prepared.outcome {
+        let (task, duration, warnings, steps) = match prepared.outcome {
             Outcome::Kept {
                 task,
                 duration,
                 warnings,
-            } => (task, duration, warnings),
+                steps,
+            } => (task, duration, warnings, steps),
             Outcome::Dropped(reason) => {
                 self.builder.summary.drop(reason);
                 return true;
@@ -262,6 +265,8 @@ impl<'a> StreamState<'a> {
                 .close(think_time(start, duration, prepared.start));
         }
         self.builder.commit(drafts, &task);
+        self.builder
+            .steps(drafts, steps.as_deref(), self.think_time);
         if self.think_time {
             self.open = Some((prepared.start, duration));
         } else {
@@ -420,18 +425,19 @@ fn build<S: AsRef<str>>(
             (*index, prepared)
         })
         .collect();
-    let mut kept: Vec<(Drafted, Option<f64>, f64)> = Vec::new();
+    let mut kept: Vec<(Drafted, Option<Box<Steps>>, Option<f64>, f64)> = Vec::new();
     for (index, p) in prepared {
         match p.outcome {
             Outcome::Kept {
                 task,
                 duration,
                 warnings,
+                steps,
             } => {
                 for warning in warnings {
                     builder.summary.warn(warning);
                 }
-                kept.push((task, p.start, duration));
+                kept.push((task, steps, p.start, duration));
             }
             Outcome::Dropped(reason) => builder.summary.drop(reason),
             Outcome::BadUrl(url) => return Err(bad_url(name, index, &url)),
@@ -439,9 +445,10 @@ fn build<S: AsRef<str>>(
     }
     // A task's think time is the pause between the end of its request and the start of the
     // next kept one.
-    for (i, (task, start, duration)) in kept.iter().enumerate() {
-        let next_start = kept.get(i + 1).and_then(|k| k.1);
+    for (i, (task, steps, start, duration)) in kept.iter().enumerate() {
+        let next_start = kept.get(i + 1).and_then(|k| k.2);
         builder.commit(&drafts, task);
+        builder.steps(&drafts, steps.as_deref(), options.think_time);
         let think = if options.think_time {
             think_time(*start, *duration, next_start)
         } else {
@@ -468,11 +475,41 @@ pub(super) enum Outcome {
         duration: f64,
         /// For the summary.
         warnings: Vec<&'static str>,
+        /// The tasks after the first, for an entry that gives several (a WebSocket session, an
+        /// event stream).
+        steps: Option<Box<Steps>>,
     },
     /// Not kept, for this reason (counted in the summary).
     Dropped(&'static str),
     /// The import stops here: the URL (trimmed) cannot be requested.
     BadUrl(String),
+}
+
+/// The tasks of an entry after its first.
+pub(super) struct Steps {
+    /// Each with the think time (seconds) of the task before it, from the recorded gap.
+    pub(super) tasks: Vec<(Option<f64>, Drafted)>,
+    /// A WebSocket session; an event stream otherwise.
+    pub(super) websocket: bool,
+}
+
+impl Builder<'_> {
+    /// Writes the tasks of an entry after its first (committed), each closing the one before
+    /// it, with the recorded gap as think time when `think_time`; the last stays open.
+    fn steps(&mut self, drafts: &Drafts, steps: Option<&Steps>, think_time: bool) {
+        let Some(steps) = steps else {
+            return;
+        };
+        if steps.websocket {
+            self.summary.websockets += 1;
+        } else {
+            self.summary.event_streams += 1;
+        }
+        for (think, task) in &steps.tasks {
+            self.close_step(think.filter(|_| think_time));
+            self.commit(drafts, task);
+        }
+    }
 }
 
 /// An entry made ready, its task drafted into `drafts`.
@@ -488,7 +525,7 @@ pub(super) fn prepare<S: AsRef<str>>(
         .and_then(|s| parse_timestamp(s.as_ref()));
     Prepared {
         start,
-        outcome: convert(rules, entry, bytes_as_latin1, drafts),
+        outcome: convert(rules, entry, start, bytes_as_latin1, drafts),
     }
 }
 
@@ -496,6 +533,7 @@ pub(super) fn prepare<S: AsRef<str>>(
 fn convert<S: AsRef<str>>(
     rules: Rules<'_>,
     entry: &model::Entry<S>,
+    start: Option<f64>,
     bytes_as_latin1: bool,
     drafts: &mut Drafts,
 ) -> Outcome {
@@ -512,8 +550,26 @@ fn convert<S: AsRef<str>>(
         || status == Some(101.0)
         || scheme.eq_ignore_ascii_case("ws")
         || scheme.eq_ignore_ascii_case("wss");
+    let mime = entry
+        .response
+        .as_ref()
+        .and_then(|r| r.content.as_ref())
+        .and_then(|c| c.mime_type.as_ref())
+        .map(AsRef::as_ref);
+    let filtered = |rules: Rules<'_>| {
+        rules.filter().check(url, mime, resource_type).map(|drop| {
+            Outcome::Dropped(match drop {
+                Drop::NotIncluded => "not matching --include",
+                Drop::Excluded => "matching --exclude",
+                Drop::Static => "static assets (--skip-static)",
+            })
+        })
+    };
     if websocket {
-        return Outcome::Dropped("WebSocket sessions (not replayed by HTTP tasks)");
+        if let Some(dropped) = filtered(rules) {
+            return dropped;
+        }
+        return socket::websocket(rules, entry, url, start, drafts);
     }
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Outcome::Dropped("non-HTTP URLs (data:, blob:, extensions)");
@@ -525,18 +581,11 @@ fn convert<S: AsRef<str>>(
         Some(s) if (1.0..1000.0).contains(&s) => s as u16,
         _ => return Outcome::Dropped("aborted requests (status 0 or no response)"),
     };
-    let mime = entry
-        .response
-        .as_ref()
-        .and_then(|r| r.content.as_ref())
-        .and_then(|c| c.mime_type.as_ref())
-        .map(AsRef::as_ref);
-    if let Some(drop) = rules.filter().check(url, mime, resource_type) {
-        return Outcome::Dropped(match drop {
-            Drop::NotIncluded => "not matching --include",
-            Drop::Excluded => "matching --exclude",
-            Drop::Static => "static assets (--skip-static)",
-        });
+    if let Some(dropped) = filtered(rules) {
+        return dropped;
+    }
+    if socket::is_event_stream(mime) {
+        return socket::event_stream(rules, entry, url, parts.path, drafts);
     }
     let headers = &entry.request.headers;
     let declared_length = headers
@@ -573,6 +622,7 @@ fn convert<S: AsRef<str>>(
         verify: None,
         allow_redirects: None,
         timeout: None,
+        socket: None,
     };
     let (task, joined) = rules.draft(
         drafts,
@@ -586,6 +636,7 @@ fn convert<S: AsRef<str>>(
         task,
         duration,
         warnings,
+        steps: None,
     }
 }
 

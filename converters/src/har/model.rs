@@ -48,7 +48,24 @@ pub(crate) struct Entry<S> {
     #[serde(rename = "_resourceType", default)]
     pub(crate) resource_type: Option<S>,
     #[serde(rename = "_webSocketMessages", default)]
-    pub(crate) websocket_messages: Option<serde::de::IgnoredAny>,
+    pub(crate) websocket_messages: Option<Vec<WsMessage<S>>>,
+}
+
+/// One message of a WebSocket session, as Chrome records it in `_webSocketMessages`.
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub(crate) struct WsMessage<S> {
+    /// `send` or `receive`.
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Option<S>,
+    /// Seconds since the epoch.
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub(crate) time: Option<f64>,
+    /// 1 for text, 2 for binary (the data then in base64).
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub(crate) opcode: Option<f64>,
+    #[serde(default)]
+    pub(crate) data: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +128,87 @@ pub(crate) struct Response<S> {
 pub(crate) struct Content<S> {
     #[serde(rename = "mimeType", default)]
     pub(crate) mime_type: Option<S>,
+    /// The body is not kept: only the number of server-sent events it holds.
+    #[serde(default)]
+    pub(crate) text: Option<Events>,
+}
+
+/// The number of server-sent events in a recorded response body (see [`Events::count`]),
+/// read from the body's text without keeping it; a body that is not a string holds none.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Events(pub(crate) u32);
+
+impl Events {
+    /// The most events counted: a wait for more would outlast most tests.
+    pub(crate) const MAX: u32 = 100;
+
+    /// Events are blocks of lines separated by blank lines; a block counts when it has a
+    /// `data` field (`data:...`, or a line that is just `data`), as a browser dispatches only
+    /// those. Counting stops at [`Events::MAX`].
+    pub(crate) fn count(text: &str) -> Events {
+        let mut n = 0;
+        let mut has_data = false;
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                if has_data {
+                    n += 1;
+                    if n == Events::MAX {
+                        return Events(n);
+                    }
+                }
+                has_data = false;
+            } else if line == "data" || line.starts_with("data:") {
+                has_data = true;
+            }
+        }
+        if has_data {
+            n += 1;
+        }
+        Events(n)
+    }
+}
+
+impl<'de> Deserialize<'de> for Events {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Events, D::Error> {
+        struct Counting;
+        impl<'de> Visitor<'de> for Counting {
+            type Value = Events;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a body text")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Events, E> {
+                Ok(Events::count(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Events, E> {
+                Ok(Events(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Events, E> {
+                Ok(Events(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Events, E> {
+                Ok(Events(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Events, E> {
+                Ok(Events(0))
+            }
+            fn visit_unit<E>(self) -> Result<Events, E> {
+                Ok(Events(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Events(0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Events, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Events(0))
+            }
+        }
+        d.deserialize_any(Counting)
+    }
 }
 
 /// A string of the document, borrowed from it when it holds no escape: most strings of an
