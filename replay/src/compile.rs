@@ -1170,9 +1170,9 @@ impl Compiler<'_> {
                     host,
                 };
                 other = Some(match kind {
-                    Kind::WebSocket => Proto::WebSocket(ws::WsTask::compile(&mut cx)?),
-                    Kind::Sse => Proto::Sse(sse::SseTask::compile(&mut cx)?),
-                    _ => Proto::Socket(socket::SocketTask::compile(&mut cx)?),
+                    Kind::WebSocket => Proto::WebSocket(Box::new(ws::WsTask::compile(&mut cx)?)),
+                    Kind::Sse => Proto::Sse(Box::new(sse::SseTask::compile(&mut cx)?)),
+                    _ => Proto::Socket(Box::new(socket::SocketTask::compile(&mut cx)?)),
                 });
             }
         }

@@ -44,11 +44,13 @@ pub(crate) struct Task {
 
 /// The protocol part of a task: the enum the engine dispatches on.
 #[derive(Debug)]
+/// The other protocols' tasks are boxed: a plan of many HTTP tasks then pays for HTTP's size
+/// only.
 pub(crate) enum Proto {
     Http(HttpTask),
-    WebSocket(crate::protocol::ws::WsTask),
-    Sse(crate::protocol::sse::SseTask),
-    Socket(crate::protocol::socket::SocketTask),
+    WebSocket(Box<crate::protocol::ws::WsTask>),
+    Sse(Box<crate::protocol::sse::SseTask>),
+    Socket(Box<crate::protocol::socket::SocketTask>),
 }
 
 impl Proto {
