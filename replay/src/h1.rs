@@ -463,16 +463,7 @@ pub(crate) fn too_large(cap: usize) -> String {
     )
 }
 
-/// `10 MiB`, `512 KiB`, `100 bytes`.
-pub(crate) fn human_size(n: usize) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} bytes")
-    }
-}
+pub(crate) use crate::protocol::human_size;
 
 async fn write_request(io: &mut Io, head: &[u8], body: Option<&[u8]>) -> io::Result<()> {
     io.write_all(head).await?;

@@ -386,6 +386,10 @@ impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
     }
 }
 
+/// An entry kept for the plan: its draft, the protocol steps it becomes (WebSocket or SSE),
+/// and its recorded timing.
+type Kept = (Drafted, Option<Box<Steps>>, Option<f64>, f64);
+
 fn build<S: AsRef<str>>(
     name: &str,
     file: model::HarFile<S>,
@@ -425,7 +429,7 @@ fn build<S: AsRef<str>>(
             (*index, prepared)
         })
         .collect();
-    let mut kept: Vec<(Drafted, Option<Box<Steps>>, Option<f64>, f64)> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
     for (index, p) in prepared {
         match p.outcome {
             Outcome::Kept {

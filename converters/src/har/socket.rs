@@ -111,8 +111,8 @@ fn steps<S: AsRef<str>>(messages: &[model::WsMessage<S>]) -> Vec<Step> {
             // Data frames only: text (1) or binary (2); Chrome records no others.
             let binary = match m.opcode {
                 None => false,
-                Some(o) if o == 1.0 => false,
-                Some(o) if o == 2.0 => true,
+                Some(1.0) => false,
+                Some(2.0) => true,
                 Some(_) => return None,
             };
             let data = m.data.as_ref().map_or("", AsRef::as_ref);

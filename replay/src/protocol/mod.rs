@@ -271,3 +271,14 @@ pub(crate) fn render(v: &TValue, scope: &mut Scope<'_>) -> String {
 pub(crate) fn remaining(cx: &StepCx<'_, '_>) -> Duration {
     cx.timeout.saturating_sub(cx.started.elapsed())
 }
+
+/// `10 MiB`, `512 KiB`, `100 bytes`.
+pub(crate) fn human_size(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}

@@ -289,7 +289,7 @@ fn too_large(max: usize) -> Failure {
         FailureKind::Body,
         format!(
             "the reply is larger than the {} limit (--max-body)",
-            crate::h1::human_size(max)
+            super::human_size(max)
         ),
     )
 }

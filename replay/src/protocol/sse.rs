@@ -172,7 +172,7 @@ impl Parser {
                 if self.scanned > self.max {
                     return Err(format!(
                         "an event stream line is longer than the {} limit (--max-body)",
-                        crate::h1::human_size(self.max)
+                        super::human_size(self.max)
                     ));
                 }
                 return Ok(None);
@@ -232,7 +232,7 @@ impl Parser {
                 if self.data.len() > self.max + 1 {
                     return Err(format!(
                         "an event's data is larger than the {} limit (--max-body)",
-                        crate::h1::human_size(self.max)
+                        super::human_size(self.max)
                     ));
                 }
             }

@@ -579,7 +579,7 @@ fn ws_failure(e: WsError, max_body: usize, what: &str) -> Failure {
             FailureKind::Body,
             format!(
                 "{what}: the message is larger than the {} limit (--max-body): {c}",
-                crate::h1::human_size(max_body)
+                super::human_size(max_body)
             ),
         ),
         WsError::ConnectionClosed | WsError::AlreadyClosed => Failure::new(
