@@ -4,18 +4,14 @@
 //! run running out of memory, and a well-behaved task beside them must still pass.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use assert_cmd::Command;
+use ld_test_support::cli::{self, Run};
 use ld_test_support::hostile::{HostileHandle, serve_hostile, serve_hostile_h2};
 use serde_json::{Value, json};
 
-/// A plan of one `LD_start_test` with `tasks`.
 fn plan(tasks: Value) -> String {
-    let kw = json!({"user_detail_dict": {"user": "fast_http_user"}, "user_count": 1,
-                    "spawn_rate": 1, "test_time": 5, "tasks": tasks});
-    serde_json::to_string_pretty(&json!({"load_density": [["LD_start_test", kw]]})).expect("plan")
+    cli::plan("fast_http_user", tasks)
 }
 
 /// A GET of `path` named `name` with a timeout in seconds, checking the status and that the
@@ -27,70 +23,26 @@ fn task(addr: SocketAddr, name: &str, path: &str, timeout: f64, contains: &str) 
                           {"type": "contains", "value": contains}]})
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// The failure line of `name`, which must have failed.
+fn failure<'r>(run: &'r Run, name: &str) -> &'r str {
+    run.failure(name)
+        .unwrap_or_else(|| panic!("no failure reported for {name}:\n{run}"))
 }
 
-impl Run {
-    /// The line of the failure report (`N × kind name: reason`) naming task `name`.
-    fn failure(&self, name: &str) -> &str {
-        self.failure_line(name)
-            .unwrap_or_else(|| panic!("no failure reported for {name}:\n{self}"))
-    }
-
-    fn failure_line(&self, name: &str) -> Option<&str> {
-        let needle = format!(" {name}: ");
-        self.stdout
-            .lines()
-            .skip_while(|l| l.trim() != "failures:")
-            .map(str::trim)
-            .find(|l| l.contains('×') && l.contains(&needle))
-    }
-
-    fn passed(&self, name: &str) -> bool {
-        self.failure_line(name).is_none()
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
+fn passed(run: &Run, name: &str) -> bool {
+    run.failure(name).is_none()
 }
 
 /// Runs `tasks` once without storing the run, with `args` after the plan.
 fn replay(tasks: Value, args: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("plan.json"), plan(tasks)).expect("write plan");
-    run_in(dir.path(), args)
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::cargo_bin("ld")
-        .expect("the ld binary")
-        .current_dir(dir)
-        .args(["replay", "plan.json", "--once", "--no-store"])
-        .args(args)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("run ld");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli::replay_once(dir.path(), &plan(tasks), args)
 }
 
 /// Asserts the run failed and that `name` failed for a reason containing `reason`.
 fn assert_failed(run: &Run, name: &str, reason: &str) {
     assert_eq!(run.code, Some(1), "{run}");
-    let line = run.failure(name);
+    let line = failure(run, name);
     assert!(
         line.to_lowercase().contains(reason),
         "{name} should fail with {reason:?}, got {line:?}\n{run}"
@@ -218,7 +170,7 @@ fn a_well_behaved_task_passes_beside_hostile_ones() {
     let run = replay(tasks, &[]);
     assert_eq!(run.code, Some(1), "{run}");
     for name in ["ok before", "ok between", "ok after"] {
-        assert!(run.passed(name), "{name} failed:\n{run}");
+        assert!(passed(&run, name), "{name} failed:\n{run}");
     }
     for (name, reason) in [
         ("endless chunked", "larger than"),

@@ -2,64 +2,14 @@
 //! `"protocol": "tcp"`): the real binary against the echo servers of
 //! `ld_test_support::socket`, each asserting on what the server received.
 
-use std::time::Duration;
-
-use assert_cmd::Command;
+use ld_test_support::cli::{self, Run};
 use ld_test_support::socket::{Mode, serve_tcp, serve_udp_echo};
 use serde_json::{Value, json};
-
-/// A plan of one `LD_start_test` for `user` with `tasks`.
-fn plan(user: &str, tasks: Value) -> String {
-    let kw = json!({"user_detail_dict": {"user": user}, "user_count": 1, "spawn_rate": 1,
-                    "test_time": 5, "tasks": tasks});
-    serde_json::to_string_pretty(&json!({"load_density": [["LD_start_test", kw]]})).expect("plan")
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Run {
-    /// The failure report's line (`N × kind name: reason`) for task `name`.
-    fn failure(&self, name: &str) -> Option<&str> {
-        let needle = format!(" {name}: ");
-        self.stdout
-            .lines()
-            .skip_while(|l| l.trim() != "failures:")
-            .map(str::trim)
-            .find(|l| l.contains('×') && l.contains(&needle))
-    }
-}
 
 /// Runs `tasks` of `user` once without storing the run, with `args` after the plan.
 fn replay(user: &str, tasks: Value, args: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("plan.json"), plan(user, tasks)).expect("write plan");
-    let out = Command::cargo_bin("ld")
-        .expect("the ld binary")
-        .current_dir(dir.path())
-        .args(["replay", "plan.json", "--once", "--no-store"])
-        .args(args)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("run ld");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli::replay_once(dir.path(), &cli::plan(user, tasks), args)
 }
 
 #[test]

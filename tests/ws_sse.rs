@@ -6,63 +6,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use ld_test_support::cli::{self, Run};
 use ld_test_support::http::{Kind, Received, Reply, serve};
 use ld_test_support::sse::{SseScript, events_server};
 use ld_test_support::ws::{WsMessage, WsScript, echo_server, scripted_server};
 use serde_json::{Value, json};
 
-/// A plan of one `LD_start_test` for `user` with `tasks`.
 fn plan(user: &str, tasks: Value) -> String {
-    let kw = json!({"user_detail_dict": {"user": user}, "user_count": 1, "spawn_rate": 1,
-                    "test_time": 5, "tasks": tasks});
-    serde_json::to_string_pretty(&json!({"load_density": [["LD_start_test", kw]]})).expect("plan")
-}
-
-/// What one run printed.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn expect_output(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle) || self.stderr.contains(needle),
-            "{needle:?} not in\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
+    cli::plan(user, tasks)
 }
 
 /// Runs the plan once without storing the run.
 fn replay_once(dir: &Path, plan: &str) -> Run {
-    std::fs::write(dir.join("plan.json"), plan).expect("write plan");
-    let out = Command::cargo_bin("ld")
-        .expect("the ld binary")
-        .current_dir(dir)
-        .args(["replay", "plan.json", "--once", "--no-store"])
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("run");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli::replay_once(dir, plan, &[])
 }
 
 fn run(user: &str, tasks: Value) -> Run {
