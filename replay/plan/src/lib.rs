@@ -12,6 +12,7 @@
 mod diag;
 mod error;
 pub mod fs;
+pub mod lint;
 mod model;
 mod task;
 
