@@ -29,4 +29,6 @@ pub(crate) enum Command {
     Baseline(crate::baseline::BaselineArgs),
     /// List, show, remove and prune stored runs
     Runs(crate::runs::RunsArgs),
+    /// Check a plan: LoadDensity's lint rules and ld's, at file:line:column
+    Lint(crate::lint::LintArgs),
 }

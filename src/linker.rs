@@ -22,6 +22,7 @@ const OWN_WORDS: &[&str] = &[
     "runs",
     "ca",
     "demo",
+    "lint",
     "help",
     "-h",
     "--help",

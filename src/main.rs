@@ -12,6 +12,7 @@ mod diff;
 mod exit;
 mod import;
 mod linker;
+mod lint;
 mod record;
 mod replay;
 mod runs;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         cli::Command::Diff(args) => diff::run(args),
         cli::Command::Baseline(args) => baseline::run(args),
         cli::Command::Runs(args) => runs::run(args),
+        cli::Command::Lint(args) => lint::run(args),
     };
     match result {
         Ok(code) => code,
