@@ -31,4 +31,6 @@ pub(crate) enum Command {
     Runs(crate::runs::RunsArgs),
     /// Check a plan: LoadDensity's lint rules and ld's, at file:line:column
     Lint(crate::lint::LintArgs),
+    /// Print the JSON Schema (2020-12) of a plan
+    Schema(crate::schema::SchemaArgs),
 }

@@ -23,6 +23,7 @@ const OWN_WORDS: &[&str] = &[
     "ca",
     "demo",
     "lint",
+    "schema",
     "help",
     "-h",
     "--help",

@@ -16,6 +16,7 @@ mod lint;
 mod record;
 mod replay;
 mod runs;
+mod schema;
 mod terminal;
 
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         cli::Command::Baseline(args) => baseline::run(args),
         cli::Command::Runs(args) => runs::run(args),
         cli::Command::Lint(args) => lint::run(args),
+        cli::Command::Schema(args) => schema::run(args),
     };
     match result {
         Ok(code) => code,

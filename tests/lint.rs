@@ -176,3 +176,49 @@ fn loaddensity_proxy_and_record_ids_are_accepted_by_lint() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("unknown-field"), "{out}");
 }
+
+/// Checks the constraints the schema states that fixture plans exercise: the document shape,
+/// each action's tuple, and each task's fields against `$defs/task/properties`.
+#[test]
+fn ld_schema_is_2020_12_and_describes_the_fixture_plans() {
+    let out = Command::cargo_bin("ld")
+        .expect("ld")
+        .arg("schema")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let schema: Value = serde_json::from_slice(&out.stdout).expect("schema is json");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let action = &schema["$defs"]["action"];
+    assert_eq!(action["prefixItems"][0]["type"], "string");
+    let fields = schema["$defs"]["task"]["properties"]
+        .as_object()
+        .expect("task properties");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for dir in std::fs::read_dir(&fixtures).expect("fixtures") {
+        for entry in std::fs::read_dir(dir.expect("dir").path()).expect("list") {
+            let path = entry.expect("entry").path();
+            if !path.to_string_lossy().ends_with(".plan.json") {
+                continue;
+            }
+            let doc: Value =
+                serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+            let actions = doc.get("load_density").unwrap_or(&doc);
+            for a in actions.as_array().expect("a list of actions") {
+                let items = a.as_array().expect("an action is a list");
+                assert!((1..=2).contains(&items.len()), "{}", path.display());
+                assert!(items[0].is_string());
+                let tasks = &items.get(1).cloned().unwrap_or_default()["tasks"];
+                let list = tasks.get("tasks").unwrap_or(tasks);
+                for t in list.as_array().into_iter().flatten() {
+                    for key in t.as_object().expect("task object").keys() {
+                        assert!(fields.contains_key(key), "{}: `{key}`", path.display());
+                    }
+                }
+            }
+        }
+    }
+}
