@@ -33,4 +33,6 @@ pub(crate) enum Command {
     Lint(crate::lint::LintArgs),
     /// Print the JSON Schema (2020-12) of a plan
     Schema(crate::schema::SchemaArgs),
+    /// Start a project: a plan, a README and a GitHub Actions workflow
+    Init(crate::init::InitArgs),
 }

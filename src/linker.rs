@@ -24,6 +24,7 @@ const OWN_WORDS: &[&str] = &[
     "demo",
     "lint",
     "schema",
+    "init",
     "help",
     "-h",
     "--help",

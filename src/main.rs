@@ -11,6 +11,7 @@ mod demo;
 mod diff;
 mod exit;
 mod import;
+mod init;
 mod linker;
 mod lint;
 mod record;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         cli::Command::Runs(args) => runs::run(args),
         cli::Command::Lint(args) => lint::run(args),
         cli::Command::Schema(args) => schema::run(args),
+        cli::Command::Init(args) => init::run(args),
     };
     match result {
         Ok(code) => code,

@@ -222,3 +222,39 @@ fn ld_schema_is_2020_12_and_describes_the_fixture_plans() {
         }
     }
 }
+
+#[test]
+fn ld_init_writes_a_project_that_lints_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("proj");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::cargo_bin("ld")
+            .expect("ld")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["init".as_ref(), project.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for f in ["actions.json", "README.md", ".github/workflows/ld.yml"] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    let workflow = std::fs::read_to_string(project.join(".github/workflows/ld.yml")).expect("yml");
+    assert!(workflow.contains("ld replay actions.json --once --diff main"));
+    // ld lint compiles the plan with the engine, as ld replay does before it runs.
+    let out = run(&["lint".as_ref(), project.join("actions.json").as_os_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let before = std::fs::read(project.join("actions.json")).expect("read");
+    let again = run(&["init".as_ref(), project.as_os_str()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+    assert_eq!(
+        std::fs::read(project.join("actions.json")).expect("read"),
+        before
+    );
+}

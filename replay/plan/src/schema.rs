@@ -11,7 +11,6 @@ use crate::{KNOWN_COMMANDS, TASK_FIELDS};
 /// `client_cert`, `protocol`), by LoadDensity (`proxy`, `step_id`, `scenario_id`) and by the
 /// protocol tasks (WebSocket, SSE, socket, MQTT, gRPC); keep in step with the engine's
 /// `protocol::*::FIELDS`.
-/// Keep in step with the engine's `protocol::*::FIELDS`.
 const MORE_TASK_FIELDS: &[&str] = &[
     "throttle",
     "retry",
