@@ -121,12 +121,18 @@ fn engine_findings(args: &LintArgs, text: &str, findings: &mut Vec<Finding>) {
                 } else {
                     "invalid-value"
                 };
+                // An unknown field is shown at its name, a bad value at the value.
+                let pos = if rule == "unknown-field" {
+                    ld_plan::lint::locate_key(text, pointer).unwrap_or_else(|| at(pointer))
+                } else {
+                    at(pointer)
+                };
                 findings.push(Finding {
                     rule,
                     severity: Severity::Error,
                     message: detail.to_string(),
                     pointer: pointer.to_string(),
-                    pos: at(pointer),
+                    pos,
                 });
             }
         }

@@ -84,7 +84,7 @@ fn engine_errors_and_placeholders_are_located() {
    "asserts": [], "assertions": [{"type": "status_code", "value": 200}]}]}]]"#;
     let got = findings(text);
     assert!(
-        got.contains(&("unknown-field".into(), "error".into(), 3, 15)),
+        got.contains(&("unknown-field".into(), "error".into(), 3, 4)),
         "{got:?}"
     );
     let clean_but_typo = text.replace(r#""asserts": [], "#, "");
@@ -105,7 +105,7 @@ fn the_text_format_names_the_did_you_mean_and_points_with_a_caret() {
     assert_eq!(code, 1);
     assert!(out.contains("error[unknown-field]"), "{out}");
     assert!(out.contains("did you mean `assertions`"), "{out}");
-    assert!(out.contains("plan.json:1:84"), "{out}");
+    assert!(out.contains("plan.json:1:73"), "{out}");
     assert!(out.contains('^'), "{out}");
 }
 

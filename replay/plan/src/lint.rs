@@ -261,11 +261,33 @@ pub fn locate(text: &str, pointer: &str) -> Option<SourcePos> {
     }
     for token in &tokens {
         match find_child(bytes, i, token) {
-            Some(next) => i = next,
+            Some((_, next)) => i = next,
             None => break,
         }
     }
     Some(position(text, i))
+}
+
+/// Like [`locate`], but for a pointer whose last token is an object key: the position of the
+/// key itself (where an unknown field is named), else that of the value [`locate`] finds.
+pub fn locate_key(text: &str, pointer: &str) -> Option<SourcePos> {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return locate(text, pointer);
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    let bytes = text.as_bytes();
+    let mut i = skip_ws(bytes, 0);
+    if bytes.get(i) == Some(&0xef) {
+        i = skip_ws(bytes, i + 3);
+    }
+    for token in parent.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        i = find_child(bytes, i, &token).map(|(_, v)| v)?;
+    }
+    match find_child(bytes, i, &last) {
+        Some((Some(key), _)) => Some(position(text, key)),
+        _ => locate(text, pointer),
+    }
 }
 
 fn position(text: &str, offset: usize) -> SourcePos {
@@ -335,8 +357,9 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// The start of the child `token` of the container at `i`.
-fn find_child(b: &[u8], i: usize, token: &str) -> Option<usize> {
+/// The start of the child `token` of the container at `i`: of its key (in an object) and of
+/// its value.
+fn find_child(b: &[u8], i: usize, token: &str) -> Option<(Option<usize>, usize)> {
     match b.get(i)? {
         b'[' => {
             let want: usize = token.parse().ok()?;
@@ -348,7 +371,7 @@ fn find_child(b: &[u8], i: usize, token: &str) -> Option<usize> {
                 }
                 j = skip_ws(b, j + 1);
             }
-            (b.get(j) != Some(&b']')).then_some(j)
+            (b.get(j) != Some(&b']')).then_some((None, j))
         }
         b'{' => {
             let mut j = skip_ws(b, i + 1);
@@ -359,7 +382,7 @@ fn find_child(b: &[u8], i: usize, token: &str) -> Option<usize> {
                 let colon = skip_ws(b, end);
                 let value = skip_ws(b, colon + 1);
                 if key == token {
-                    return Some(value);
+                    return Some((Some(j), value));
                 }
                 j = skip_ws(b, skip_value(b, value)?);
                 if b.get(j) != Some(&b',') {
