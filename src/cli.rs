@@ -29,4 +29,10 @@ pub(crate) enum Command {
     Baseline(crate::baseline::BaselineArgs),
     /// List, show, remove and prune stored runs
     Runs(crate::runs::RunsArgs),
+    /// Check a plan: LoadDensity's lint rules and ld's, at file:line:column
+    Lint(crate::lint::LintArgs),
+    /// Print the JSON Schema (2020-12) of a plan
+    Schema(crate::schema::SchemaArgs),
+    /// Start a project: a plan, a README and a GitHub Actions workflow
+    Init(crate::init::InitArgs),
 }

@@ -11,10 +11,13 @@ mod demo;
 mod diff;
 mod exit;
 mod import;
+mod init;
 mod linker;
+mod lint;
 mod record;
 mod replay;
 mod runs;
+mod schema;
 mod terminal;
 
 use std::process::ExitCode;
@@ -48,6 +51,9 @@ fn main() -> ExitCode {
         cli::Command::Diff(args) => diff::run(args),
         cli::Command::Baseline(args) => baseline::run(args),
         cli::Command::Runs(args) => runs::run(args),
+        cli::Command::Lint(args) => lint::run(args),
+        cli::Command::Schema(args) => schema::run(args),
+        cli::Command::Init(args) => init::run(args),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,19 @@ const START_FIELDS: &[&str] = &[
     "worker_startup_policy",
 ];
 
-const EXTRA_TASK_FIELDS: &[&str] = &["throttle", "retry", "cert", "client_cert"];
+/// HTTP task fields LoadDensity's engines read that `ld_plan::Task` keeps in `extra`. `proxy`
+/// (a proxy URL for the task's requests) is accepted and not acted on, with a note: ld replay
+/// connects to every target directly. `step_id` and `scenario_id` label LoadDensity's records;
+/// ld's records do not carry them, also with a note.
+const EXTRA_TASK_FIELDS: &[&str] = &[
+    "throttle",
+    "retry",
+    "cert",
+    "client_cert",
+    "proxy",
+    "step_id",
+    "scenario_id",
+];
 const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern"];
 const ASSERTION_TYPES: &[&str] = &[
     "status_code",
@@ -106,6 +118,8 @@ const COMMON_TASK_FIELDS: &[&str] = &[
     "throttle",
     "retry",
     "verify",
+    "step_id",
+    "scenario_id",
 ];
 
 /// A task's protocol: its `protocol` field (ld's extension; `tcp` and `udp` as LoadDensity's
@@ -307,6 +321,8 @@ struct Compiler<'s> {
     bases: HashMap<PathBuf, Arc<Path>>,
     /// Tasks compiled so far, against [`MAX_TASKS`].
     task_count: usize,
+    /// Task fields already noted as not acted on: one note per field, not one per task.
+    noted_fields: Vec<&'static str>,
 }
 
 /// The tasks of one `LD_start_test`: read as values, or still text (see `doc`).
@@ -347,6 +363,7 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         files: Vec::new(),
         bases: HashMap::new(),
         task_count: 0,
+        noted_fields: Vec::new(),
     };
     c.file(path, text)?;
     Ok(c.program)
@@ -910,6 +927,43 @@ impl Compiler<'_> {
         })
     }
 
+    /// LoadDensity's `proxy`, `step_id` and `scenario_id`: checked as LoadDensity checks them
+    /// (a proxy is a URL string), then noted once each as not acted on.
+    fn portability_fields(
+        &mut self,
+        file: &Path,
+        t: &Map<String, Value>,
+        pointer: &str,
+    ) -> Result<()> {
+        if let Some(v) = t.get("proxy")
+            && !v.is_null()
+            && !v.is_string()
+        {
+            return Err(err(
+                file,
+                &format!("{pointer}/proxy"),
+                format!("expected a proxy URL string, found {}", kind_of(v)),
+            ));
+        }
+        for (field, why) in [
+            (
+                "proxy",
+                "ld replay connects to every target directly, not through a proxy",
+            ),
+            ("step_id", "ld's records and reports do not carry it"),
+            ("scenario_id", "ld's records and reports do not carry it"),
+        ] {
+            if t.get(field).is_some_and(|v| !v.is_null()) && !self.noted_fields.contains(&field) {
+                self.noted_fields.push(field);
+                self.program.notes.push(format!(
+                    "{pointer}/{field}: `{field}` is accepted and not acted on: {why} (noted once \
+                     for every task)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The tasks of an `LD_start_test` read as a value: a list, `{mode, tasks}` or tasks keyed
     /// by method.
     fn task_values(
@@ -972,6 +1026,7 @@ impl Compiler<'_> {
             allowed.extend_from_slice(COMMON_TASK_FIELDS);
         }
         check_keys(file, &t, &allowed, pointer)?;
+        self.portability_fields(file, &t, pointer)?;
         let at = |k: &str| format!("{pointer}/{k}");
         let method_text = t
             .get("method")
@@ -1879,6 +1934,32 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("/0/1/tasks/tasks/0/asserts"), "{text}");
         assert!(text.contains("`assertions`"), "{text}");
+    }
+
+    #[test]
+    fn loaddensity_proxy_step_and_scenario_ids_are_accepted_with_one_note_each() {
+        let p = compile_text(
+            r#"[["LD_start_test", {"tasks": [
+                {"method": "get", "request_url": "http://h/a", "proxy": "http://127.0.0.1:3128",
+                 "step_id": "s1", "scenario_id": "checkout"},
+                {"method": "get", "request_url": "http://h/b", "proxy": "http://127.0.0.1:3128",
+                 "step_id": "s2"}]}]]"#,
+        )
+        .expect("compiles");
+        let notes: Vec<&String> = p
+            .notes
+            .iter()
+            .filter(|n| n.contains("not acted on"))
+            .collect();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("/0/1/tasks/0/proxy: "), "{notes:?}");
+        assert!(notes[0].contains("directly"), "{notes:?}");
+        let e = compile_text(
+            r#"[["LD_start_test", {"tasks": [
+                {"method": "get", "request_url": "http://h/", "proxy": 3128}]}]]"#,
+        )
+        .expect_err("a proxy is a URL");
+        assert!(e.to_string().contains("/0/1/tasks/0/proxy"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 mod diag;
 mod error;
 pub mod fs;
+pub mod lint;
 mod model;
+pub mod schema;
 mod task;
 
 pub use diag::{SourcePos, render_source_error};
