@@ -229,6 +229,9 @@ async fn connect_step(
     })
 }
 
+/// The read buffer a connection starts with.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// Connects the task's connection to `url`; returns its index in the session.
 async fn open(
     s: &mut WsSessions,
@@ -281,7 +284,13 @@ async fn open(
     let io = timeout_at(deadline, net::dial(&ep, &task.tls))
         .await
         .map_err(|_| timed_out())??;
+    // Small buffers: the default 128 KiB read buffer per connection is what 10,000 open
+    // connections would cost in memory; a larger message grows the buffer as it arrives, up to
+    // the body cap. Frames go out as they are written (each step flushes anyway).
     let config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(cx.max_body.saturating_add(WS_READ_BUFFER))
         .max_message_size(Some(cx.max_body))
         .max_frame_size(Some(cx.max_body));
     let (ws, response) = timeout_at(
