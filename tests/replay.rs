@@ -447,6 +447,7 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].version, HttpVersion::HTTP_2, "ALPN chose h2");
+    assert!(got[0].header("user-agent").starts_with("ld/"), "{got:?}");
 
     let out = ld()
         .current_dir(dir.path())
@@ -470,10 +471,9 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert_eq!(
-        server.received().last().map(|r| r.version),
-        Some(HttpVersion::HTTP_11)
-    );
+    let last = server.received().pop().expect("a request");
+    assert_eq!(last.version, HttpVersion::HTTP_11);
+    assert!(last.header("user-agent").starts_with("ld/"), "{last:?}");
 
     // A task's own `verify: false` accepts the certificate without -k.
     let tasks = json!([{"method": "get", "request_url": format!("https://127.0.0.1:{}/v", addr.port()),
@@ -502,7 +502,7 @@ fn bodies_cookies_redirects_and_secrets_go_out_as_the_task_says() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "upload.txt", "file content\n");
     let tasks = json!([
-        {"method": "get", "request_url": format!("{base}/login"), "cookies": {"pref": "dark"}},
+        {"method": "get", "request_url": format!("{base}/login"), "cookies": {"pref": "dark"}, "headers": {"User-Agent": "plan-agent/1"}},
         {"method": "post", "request_url": format!("{base}/raw"), "body": "a+b=%2B&c", "headers": {"content-type": "text/plain", "x-key": "${env.API_KEY}"}},
         {"method": "put", "request_url": format!("{base}/bin"), "body": {"base64": "AAH/"}},
         {"method": "post", "request_url": format!("{base}/multi"), "body": {"multipart": [
@@ -527,6 +527,16 @@ fn bodies_cookies_redirects_and_secrets_go_out_as_the_task_says() {
         [
             "/login", "/raw", "/bin", "/multi", "/files", "/old", "/old", "/new", "/basic"
         ]
+    );
+    assert_eq!(
+        got[0].header("user-agent"),
+        "plan-agent/1",
+        "the plan's own agent, once"
+    );
+    assert!(
+        got[1].header("user-agent").starts_with("ld/"),
+        "{:?}",
+        got[1]
     );
     assert_eq!(got[0].header("cookie"), "pref=dark");
     assert_eq!(&got[1].body[..], b"a+b=%2B&c");

@@ -1257,11 +1257,11 @@ impl Compiler<'_> {
         }
         let run_if = t
             .get("run_if")
-            .map(|v| predicate(file, v, &at("run_if"), &mut binder))
+            .map(|v| predicate(file, v, &at("run_if"), &mut binder).map(Box::new))
             .transpose()?;
         let skip_if = t
             .get("skip_if")
-            .map(|v| predicate(file, v, &at("skip_if"), &mut binder))
+            .map(|v| predicate(file, v, &at("skip_if"), &mut binder).map(Box::new))
             .transpose()?;
         self.program.unresolved = unresolved;
 
@@ -1304,7 +1304,14 @@ impl Compiler<'_> {
                 };
                 let request_tv = match (&prepared, request_tv) {
                     (Some(_), TValue::Literal(Value::Object(fields))) => {
-                        TValue::Literal(Value::Object(unprepared_fields(fields)))
+                        let rest = unprepared_fields(fields);
+                        // An empty map still holds its table: a plan of many tasks would pay
+                        // for it in each.
+                        if rest.is_empty() {
+                            TValue::Literal(Value::Null)
+                        } else {
+                            TValue::Literal(Value::Object(rest.into_iter().collect()))
+                        }
                     }
                     (_, tv) => tv,
                 };
@@ -1317,7 +1324,10 @@ impl Compiler<'_> {
                 };
                 Proto::Http(HttpTask {
                     method,
-                    request: request_tv,
+                    request: match request_tv {
+                        TValue::Literal(Value::Null) => None,
+                        tv => Some(Box::new(tv)),
+                    },
                     prepared,
                     base_dir: base,
                     follow_redirects,
@@ -1446,6 +1456,8 @@ impl Compiler<'_> {
             || extract
                 .iter()
                 .any(|e| matches!(e.source, Source::Header(_)));
+        checks.shrink_to_fit();
+        extract.shrink_to_fit();
         Ok(Task {
             name_id,
             name,

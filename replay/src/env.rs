@@ -138,24 +138,38 @@ fn read_into(out: &mut Loaded, path: &Path) -> Result<()> {
 fn scan(plan: &Path, text: &str) -> (Option<String>, std::collections::HashSet<String>) {
     let mut named = None;
     let mut used = std::collections::HashSet::new();
-    let mut files = vec![(plan.to_path_buf(), Some(text.to_string()))];
+    let mut files = vec![(plan.to_path_buf(), None)];
     let mut seen = Vec::new();
-    while let Some((path, text)) = files.pop() {
+    while let Some((path, read)) = files.pop() {
         if seen.len() > 16 || seen.contains(&path) {
             continue;
         }
         seen.push(path.clone());
-        let Some(text) = text.or_else(|| std::fs::read_to_string(&path).ok()) else {
-            continue;
+        let read = match read {
+            Some(()) => std::fs::read_to_string(&path).ok(),
+            None => None,
         };
-        env_names(&text, &mut used);
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        let text = match &read {
+            Some(t) => t.as_str(),
+            None if seen.len() == 1 => text,
+            None => continue,
+        };
+        env_names(text, &mut used);
+        // Only these commands and keys name files: a plan without them (most, and every large
+        // one) is not read into a value, which would cost about ten times its text.
+        if !text.contains("LD_register_variable")
+            && !text.contains("LD_execute_files")
+            && !text.contains(PLAN_VARIABLE)
+        {
+            continue;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
             continue;
         };
         let mut included = Vec::new();
         walk(&value, &mut named, &mut included, seen.len() == 1);
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        files.extend(included.into_iter().map(|f| (dir.join(f), None)));
+        files.extend(included.into_iter().map(|f| (dir.join(f), Some(()))));
     }
     (named, used)
 }

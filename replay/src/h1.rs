@@ -479,10 +479,9 @@ fn encode(out: &mut Vec<u8>, method: &Method, p: &Prepared, cookie: Option<&Head
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    let target = p.origin_form.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(p.origin_form().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(p.authority.as_bytes());
+    out.extend_from_slice(p.authority().as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut framed = false;
     for (name, value) in &p.headers {
@@ -493,6 +492,9 @@ fn encode(out: &mut Vec<u8>, method: &Method, p: &Prepared, cookie: Option<&Head
             framed = true;
         }
         line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if p.default_user_agent {
+        line(out, b"user-agent", crate::task::USER_AGENT.as_bytes());
     }
     if let Some(c) = cookie {
         line(out, b"cookie", c.as_bytes());

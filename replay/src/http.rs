@@ -64,7 +64,10 @@ impl Protocol for Http {
         let prepared: Arc<Prepared> = match &task.prepared {
             Some(p) => p.clone(),
             None => {
-                let fields = task.request.resolve(cx.scope);
+                let fields = match &task.request {
+                    Some(r) => r.resolve(cx.scope),
+                    None => serde_json::Value::Null,
+                };
                 match prepare(&fields, &task.base_dir, cx.scope.rng) {
                     Ok(p) => Arc::new(p),
                     Err(message) => {
@@ -363,6 +366,12 @@ async fn send_h2(
     let mut req = Request::new(Full::new(p.body.clone()));
     *req.method_mut() = method.clone();
     *req.headers_mut() = p.headers.clone();
+    if p.default_user_agent {
+        req.headers_mut().insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(crate::task::USER_AGENT),
+        );
+    }
     if let Some(c) = cookie {
         req.headers_mut().insert(header::COOKIE, c.clone());
     }
@@ -590,20 +599,17 @@ fn retarget(p: &Prepared, url: &str) -> Result<Prepared, String> {
         .trim_matches(['[', ']'])
         .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| host.clone());
+    if uri.authority().is_none() {
+        return Err(format!("redirect {url:?} has no host"));
+    }
     Ok(Prepared {
         url: Arc::from(url),
-        origin_form: crate::task::origin_form(&uri),
-        authority: HeaderValue::from_str(&authority)
-            .map_err(|_| "invalid redirect host".to_string())?,
         uri,
         https,
         host,
         port,
         headers: p.headers.clone(),
+        default_user_agent: p.default_user_agent,
         cookies: p.cookies.clone(),
         body: p.body.clone(),
     })

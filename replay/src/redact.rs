@@ -298,7 +298,9 @@ pub(crate) fn for_plan(
         let crate::task::Proto::Http(task) = &task.proto else {
             continue;
         };
-        request(&task.request, &mut s);
+        if let Some(r) = &task.request {
+            request(r, &mut s);
+        }
         if let Some(p) = &task.prepared {
             for (name, value) in &p.headers {
                 if let Ok(v) = value.to_str() {

@@ -28,8 +28,9 @@ pub(crate) struct Task {
     pub(crate) name: Arc<str>,
     pub(crate) timeout: Duration,
     pub(crate) weight: u64,
-    pub(crate) run_if: Option<Predicate>,
-    pub(crate) skip_if: Option<Predicate>,
+    /// Boxed: most tasks have none, and a plan of a million tasks pays for the size of each.
+    pub(crate) run_if: Option<Box<Predicate>>,
+    pub(crate) skip_if: Option<Box<Predicate>>,
     pub(crate) think: Option<Think>,
     pub(crate) throttle: Option<Arc<Throttle>>,
     pub(crate) retries: u32,
@@ -71,7 +72,9 @@ pub(crate) struct HttpTask {
     pub(crate) method: Method,
     /// The request fields (`url`, `params`, `headers`, `cookies`, `json`, `data`, `body`,
     /// `files`, `auth`), resolved per request when `prepared` is `None`.
-    pub(crate) request: TValue,
+    /// Boxed, and `None` when a prepared request holds all of them: most tasks of a large
+    /// plan are prepared.
+    pub(crate) request: Option<Box<TValue>>,
     pub(crate) prepared: Option<Arc<Prepared>>,
     /// Directory that relative `files` paths are read from.
     pub(crate) base_dir: Arc<std::path::Path>,
@@ -86,20 +89,22 @@ pub(crate) struct NameInfo {
     pub(crate) method: String,
 }
 
+/// The `User-Agent` of requests whose plan sets none.
+pub(crate) const USER_AGENT: &str = concat!("ld/", env!("CARGO_PKG_VERSION"));
+
 /// A request ready to send.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) url: Arc<str>,
-    /// Absolute form, for HTTP/2.
+    /// Absolute form: HTTP/2 sends it whole, HTTP/1.1 its path and query and, as `Host`, its
+    /// authority.
     pub(crate) uri: Uri,
-    /// Path and query, for HTTP/1.1.
-    pub(crate) origin_form: Uri,
-    /// The `Host` header of HTTP/1.1.
-    pub(crate) authority: HeaderValue,
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) headers: HeaderMap,
+    /// The plan sets no `User-Agent`: ld's ([`USER_AGENT`]) is sent.
+    pub(crate) default_user_agent: bool,
     /// Cookies the task sets itself (`cookies` and a recorded `Cookie` header), merged with the
     /// virtual user's jar at send time.
     pub(crate) cookies: Vec<(String, String)>,
@@ -334,39 +339,37 @@ pub(crate) fn prepare(
         let v = HeaderValue::from_str(&ct).map_err(|_| "invalid content type".to_string())?;
         headers.insert(header::CONTENT_TYPE, v);
     }
-    if !headers.contains_key(header::USER_AGENT) {
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(concat!("ld/", env!("CARGO_PKG_VERSION"))),
-        );
+    // ld's own `User-Agent` is written as the request goes out, not kept in every task's
+    // headers: a plan of a million tasks would hold a million copies.
+    let default_user_agent = !headers.contains_key(header::USER_AGENT);
+    if uri.authority().is_none() {
+        return Err(format!("URL {url:?} has no host"));
     }
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| host.clone());
-    let authority =
-        HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in {url:?}"))?;
     Ok(Prepared {
         url: Arc::from(url.as_str()),
-        origin_form: origin_form(&uri),
-        authority,
         uri,
         https,
         host,
         port,
         headers,
+        default_user_agent,
         cookies,
         body,
     })
 }
 
-/// The request target of HTTP/1.1: path and query.
-pub(crate) fn origin_form(uri: &Uri) -> Uri {
-    uri.path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("/"))
+impl Prepared {
+    /// The request target of HTTP/1.1: path and query.
+    pub(crate) fn origin_form(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
+
+    /// The `Host` header of HTTP/1.1: the URL's authority.
+    pub(crate) fn authority(&self) -> &str {
+        self.uri
+            .authority()
+            .map_or(self.host.as_str(), |a| a.as_str())
+    }
 }
 
 /// The body and the content type it implies.
