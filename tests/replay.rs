@@ -1061,3 +1061,48 @@ fn plans_over_the_task_or_size_bound_are_refused_with_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn retry_tries_a_failed_check_again_within_its_flaky_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    // The first two requests to /warm get a 503, the rest a 200.
+    let (addr, server) = serve(Kind::Http1, move |r: &Received| {
+        if r.path() == "/warm" && counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            Reply::new(503, "warming up")
+        } else {
+            Reply::new(200, "ok")
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = |flaky: u32| {
+        json!([{"method": "get", "request_url": format!("http://{addr}/warm"),
+            "retry": {"flaky": flaky, "base_delay": 0.01, "jitter": 0},
+            "assertions": [{"type": "status_code", "value": 200}]}])
+    };
+    write(dir.path(), "two.json", &plan(task(2), json!({})));
+    write(dir.path(), "one.json", &plan(task(1), json!({})));
+
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "one.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("503"), "{}", text(&out.stdout));
+    assert_eq!(server.received().len(), 2, "one try and one retry");
+
+    hits.store(0, Ordering::SeqCst);
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "two.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        server.received().len(),
+        3,
+        "two retries, the last one passed"
+    );
+}

@@ -24,9 +24,9 @@ use crate::program::{Mode, Profile, TestSpec};
 use crate::protocol::socket::{Socket, SocketSessions};
 use crate::protocol::sse::{Sse, SseSessions};
 use crate::protocol::ws::{WebSocket, WsSessions};
-use crate::protocol::{Extra, FailureKind, Protocol, SessionCx, Step, StepCx};
+use crate::protocol::{Extra, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
 use crate::stats::{BatchSender, Buffer, Record};
-use crate::task::{Proto, Task};
+use crate::task::{Proto, Retry, RetryClass, Task};
 use crate::template::Scope;
 
 /// The load one `LD_start_test` runs with, after the command line's overrides.
@@ -230,6 +230,64 @@ impl Vu {
         ran
     }
 
+    /// Runs a step under its task's retry policy: a failure, or a failed check while the
+    /// flaky budget lasts, is tried again after the policy's delay, until its class's budget
+    /// is spent or the test ends. The last attempt is the step's result.
+    async fn with_retries(
+        &mut self,
+        task: &Task,
+        retry: &Retry,
+        start: Instant,
+        sample: bool,
+    ) -> Step {
+        let mut used = [0u32; 3];
+        let mut attempt = 0u32;
+        loop {
+            self.extra.clear();
+            let step = self.step(task, start, sample).await;
+            let class = match &step.result {
+                Err(f) => Some(RetryClass::of(f.kind)),
+                Ok(seen) if retry.flaky > 0 && self.checks_fail(task, seen, start) => {
+                    Some(RetryClass::Flaky)
+                }
+                Ok(_) => None,
+            };
+            let Some(class) = class else {
+                return step;
+            };
+            let slot = &mut used[class as usize];
+            if *slot >= retry.budget(class) || self.stopped() {
+                return step;
+            }
+            *slot += 1;
+            attempt += 1;
+            let wait = retry.delay(attempt, &mut self.rng);
+            self.pause(wait).await;
+            if self.stopped() {
+                return step;
+            }
+        }
+    }
+
+    /// Whether any of the task's checks fails on what a step saw.
+    fn checks_fail(&mut self, task: &Task, seen: &Observation, start: Instant) -> bool {
+        if task.checks.is_empty() {
+            return false;
+        }
+        let latency = start.elapsed().as_secs_f64() * 1000.0;
+        let mut view = Seen::new(seen.code, &seen.headers, &seen.body, latency);
+        self.rows.clear();
+        let mut scope = Scope {
+            vars: &self.vars,
+            session: &self.session,
+            rng: &mut self.rng,
+            rows: &mut self.rows,
+        };
+        task.checks
+            .iter()
+            .any(|c| c.verify(&mut view, &mut scope).is_some())
+    }
+
     async fn exec(&mut self, task: &Task, intended: Option<Instant>) {
         if let Some(t) = &task.throttle {
             // The wait races the end of the test: a user stopped while it waits for its
@@ -243,23 +301,12 @@ impl Vu {
         self.rows.clear();
         let start = intended.unwrap_or_else(Instant::now);
         let sample = crate::store::wants_body(self.ctx.store.as_ref(), task.name_id);
-        let mut attempt = 0;
-        let step = loop {
-            self.extra.clear();
-            let step = self.step(task, start, sample).await;
-            let transient = step
-                .result
-                .as_ref()
-                .err()
-                .is_some_and(|f| !matches!(f.kind, FailureKind::Plan | FailureKind::Body));
-            if transient && attempt < task.retries && !self.stopped() {
-                attempt += 1;
-                let backoff =
-                    Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5));
-                self.pause(backoff).await;
-                continue;
+        let step = match &task.retry {
+            None => {
+                self.extra.clear();
+                self.step(task, start, sample).await
             }
-            break step;
+            Some(retry) => self.with_retries(task, retry, start, sample).await,
         };
         let end = Instant::now();
         let latency = end.saturating_duration_since(start);

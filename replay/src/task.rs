@@ -33,7 +33,8 @@ pub(crate) struct Task {
     pub(crate) skip_if: Option<Box<Predicate>>,
     pub(crate) think: Option<Think>,
     pub(crate) throttle: Option<Arc<Throttle>>,
-    pub(crate) retries: u32,
+    /// Boxed: most tasks have none.
+    pub(crate) retry: Option<Box<Retry>>,
     pub(crate) checks: Vec<Check>,
     pub(crate) extract: Vec<Extract>,
     /// A check or an extractor reads the body (or message); failed checks quote it.
@@ -125,6 +126,80 @@ impl Think {
             Think::Between(lo, hi) if hi > lo => lo + (hi - lo).mul_f64(rng.random::<f64>()),
             Think::Between(lo, _) => lo,
         }
+    }
+}
+
+/// A task's `retry`, as LoadDensity's adaptive policy reads it: each class of failure has
+/// its own budget of retries, and the wait before a retry grows from `base_delay` by
+/// `backoff_factor` up to `max_delay`, plus up to `jitter` times that at random.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Retry {
+    /// Connection refused or reset, timeouts, a broken protocol (LoadDensity's default 5).
+    pub(crate) transient: u32,
+    /// A failed assertion, a body that could not be read or decoded (default 2).
+    pub(crate) flaky: u32,
+    /// A TLS failure, a request the task could not build (default 0).
+    pub(crate) permanent: u32,
+    pub(crate) base_delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) backoff_factor: f64,
+    pub(crate) jitter: f64,
+}
+
+/// Which budget of a [`Retry`] a failure draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryClass {
+    Transient,
+    Flaky,
+    Permanent,
+}
+
+impl RetryClass {
+    pub(crate) fn of(kind: crate::protocol::FailureKind) -> Self {
+        use crate::protocol::FailureKind as K;
+        match kind {
+            K::Connect | K::Timeout | K::Closed | K::Protocol => RetryClass::Transient,
+            K::Check | K::Body => RetryClass::Flaky,
+            K::Tls | K::Plan => RetryClass::Permanent,
+        }
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            transient: 5,
+            flaky: 2,
+            permanent: 0,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            backoff_factor: 2.0,
+            jitter: 0.25,
+        }
+    }
+}
+
+impl Retry {
+    pub(crate) fn budget(&self, class: RetryClass) -> u32 {
+        match class {
+            RetryClass::Transient => self.transient,
+            RetryClass::Flaky => self.flaky,
+            RetryClass::Permanent => self.permanent,
+        }
+    }
+
+    /// The wait before retry number `attempt` (1 for the first).
+    pub(crate) fn delay(&self, attempt: u32, rng: &mut SmallRng) -> Duration {
+        let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let raw = self.base_delay.as_secs_f64() * self.backoff_factor.powi(exp);
+        let capped = raw.min(self.max_delay.as_secs_f64());
+        let jitter = if self.jitter > 0.0 {
+            capped * self.jitter * rng.random::<f64>()
+        } else {
+            0.0
+        };
+        // Both terms are finite and bounded by `max_delay` times (1 + jitter).
+        Duration::try_from_secs_f64(capped + jitter).unwrap_or(self.max_delay)
     }
 }
 
@@ -644,6 +719,38 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use serde_json::json;
+
+    #[test]
+    fn retry_delays_grow_by_the_factor_up_to_the_cap_plus_jitter() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let r = Retry {
+            jitter: 0.0,
+            ..Retry::default()
+        };
+        let d: Vec<u128> = (1..=8).map(|a| r.delay(a, &mut rng).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        let r = Retry::default();
+        for a in 1..=8 {
+            let d = r.delay(a, &mut rng).as_secs_f64();
+            let base = (0.1 * 2f64.powi(a as i32 - 1)).min(5.0);
+            assert!(d >= base && d < base * 1.25 + 1e-9, "attempt {a}: {d}");
+        }
+        let huge = Retry {
+            backoff_factor: 100.0,
+            ..Retry::default()
+        };
+        assert!(huge.delay(u32::MAX, &mut rng) <= Duration::from_secs_f64(5.0 * 1.25));
+    }
+
+    #[test]
+    fn failures_draw_on_the_budget_loaddensity_gives_them() {
+        use crate::protocol::FailureKind as K;
+        assert_eq!(RetryClass::of(K::Connect), RetryClass::Transient);
+        assert_eq!(RetryClass::of(K::Timeout), RetryClass::Transient);
+        assert_eq!(RetryClass::of(K::Check), RetryClass::Flaky);
+        assert_eq!(RetryClass::of(K::Tls), RetryClass::Permanent);
+        assert_eq!(Retry::default().budget(RetryClass::Permanent), 0);
+    }
 
     fn prep(v: Value) -> Prepared {
         prepare(
