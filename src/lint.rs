@@ -20,8 +20,9 @@ use crate::exit;
 Rules: invalid-shape, unknown-command, missing-tasks (errors), hardcoded-url, oversize-body
 (warnings), as LoadDensity's linter has them; unknown-field and invalid-value (errors, from the
 checks ld replay makes before it runs; these stop at the first), unreadable-json-path (error: a
-JSONPath such as $.a[0] that the dotted json_path does not read), unresolved-placeholder and
-no-assertion (warnings).
+JSONPath such as $.a[0] that the dotted json_path does not read), unresolved-placeholder,
+no-assertion and not-sent-by-loaddensity (warnings; an HTTP task's `body`, which LoadDensity
+does not send).
 Exit status: 0 no errors (warnings too with --strict), 1 errors found, 2 the plan cannot be read
 or is not JSON.")]
 pub(crate) struct LintArgs {

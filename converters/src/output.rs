@@ -1039,15 +1039,25 @@ impl<'r> Rules<'r> {
                 indent(out, inner);
                 out.push('}');
             }
-            Body::Multipart(parts) => {
-                member(out, &mut first, inner, "body");
-                out.push('{');
-                member(out, &mut true, inner + 1, "multipart");
-                nested_value(out, inner + 1, parts);
-                out.push('\n');
-                indent(out, inner);
-                out.push('}');
-            }
+            Body::Multipart(parts) => match loaddensity_form(parts) {
+                Some((fields, files)) => {
+                    if !fields.is_empty() {
+                        member(out, &mut first, inner, "data");
+                        self.body_value(out, data, holes, inner, &Value::Object(fields));
+                    }
+                    member(out, &mut first, inner, "files");
+                    nested_value(out, inner, &Value::Object(files));
+                }
+                None => {
+                    member(out, &mut first, inner, "body");
+                    out.push('{');
+                    member(out, &mut true, inner + 1, "multipart");
+                    nested_value(out, inner + 1, parts);
+                    out.push('\n');
+                    indent(out, inner);
+                    out.push('}');
+                }
+            },
         }
         if let Some(t) = request.timeout {
             member(out, &mut first, inner, "timeout");
@@ -1438,11 +1448,17 @@ fn serde_task(task: TaskParts) -> Vec<u8> {
             map.insert("base64".into(), Value::String(b));
             model.body = Some(Value::Object(map));
         }
-        Body::Multipart(parts) => {
-            let mut map = Map::new();
-            map.insert("multipart".into(), Value::Array(parts));
-            model.body = Some(Value::Object(map));
-        }
+        Body::Multipart(parts) => match loaddensity_form(&parts) {
+            Some((fields, files)) => {
+                model.data = (!fields.is_empty()).then_some(Value::Object(fields));
+                model.files = Some(Value::Object(files));
+            }
+            None => {
+                let mut map = Map::new();
+                map.insert("multipart".into(), Value::Array(parts));
+                model.body = Some(Value::Object(map));
+            }
+        },
     }
     if let Some(status) = task.status {
         model.assertions = Some(vec![Assertion::status_code(status)]);
@@ -1638,4 +1654,48 @@ mod tests {
             assert!(!import.to_json_string().contains("ld-tasks"));
         }
     }
+}
+
+/// Multipart parts in the fields LoadDensity sends (as `requests` does): text fields in
+/// `data`, files in `files` as `[filename, content]` or `[filename, content, content_type]`.
+/// `None` when a part cannot be said there, and the plan keeps `body: {"multipart": ...}`:
+/// content that is not UTF-8 text, a name given twice, a field with its own content type, or
+/// no file at all (`data` alone would be sent urlencoded).
+fn loaddensity_form(parts: &[Value]) -> Option<(Map<String, Value>, Map<String, Value>)> {
+    use base64::Engine as _;
+    let mut fields = Map::new();
+    let mut files = Map::new();
+    for part in parts {
+        let part = part.as_object()?;
+        let name = part.get("name")?.as_str()?.to_string();
+        let content = match (part.get("value"), part.get("base64")) {
+            (Some(Value::String(v)), None) => v.clone(),
+            (None, Some(Value::String(b))) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()?;
+                String::from_utf8(bytes).ok()?
+            }
+            (None, None) => String::new(),
+            _ => return None,
+        };
+        let content_type = part.get("content_type").and_then(Value::as_str);
+        match part.get("filename").and_then(Value::as_str) {
+            Some(filename) => {
+                if files.contains_key(&name) {
+                    return None;
+                }
+                let mut spec = vec![Value::String(filename.into()), Value::String(content)];
+                spec.extend(content_type.map(|c| Value::String(c.into())));
+                files.insert(name, Value::Array(spec));
+            }
+            None => {
+                if content_type.is_some() || fields.contains_key(&name) {
+                    return None;
+                }
+                fields.insert(name, Value::String(content));
+            }
+        }
+    }
+    (!files.is_empty()).then_some((fields, files))
 }

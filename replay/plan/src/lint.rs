@@ -1,6 +1,6 @@
 //! Lint rules that need only the plan model: LoadDensity's (`invalid-shape`,
 //! `unknown-command`, `missing-tasks`, `hardcoded-url`, `oversize-body`) and ld's own
-//! (`no-assertion`, `unreadable-json-path`). Findings carry a JSON pointer and, through
+//! (`no-assertion`, `unreadable-json-path`, `not-sent-by-loaddensity`). Findings carry a JSON pointer and, through
 //! [`locate`], a 1-based line and column. Like the rest of this crate, nothing here prints or
 //! touches the network; the engine's checks (unknown fields, bad values) are the caller's to add.
 
@@ -196,6 +196,16 @@ fn lint_task(t: &serde_json::Map<String, Value>, p: &str, out: &mut Vec<Raw>) {
                 format!("the `{key}` body is {} bytes, over 1 MiB", b.len()),
             ));
         }
+    }
+    // Only HTTP tasks: WebSocket, SSE and socket tasks say `payload`, and other protocols'
+    // tasks are not LoadDensity's HTTP requests.
+    if t.contains_key("body") && !t.contains_key("protocol") {
+        out.push((
+            "not-sent-by-loaddensity",
+            Severity::Warning,
+            format!("{p}/body"),
+            "LoadDensity does not send `body`: the same plan run there sends no body; say it as `data` (text or form fields), `json`, or `files` with `data` (multipart) where the bytes are text".into(),
+        ));
     }
     let assertions = t.get("assertions").and_then(Value::as_array);
     if assertions.is_none_or(|a| a.is_empty()) {
@@ -447,6 +457,16 @@ mod tests {
         let bare =
             r#"[["LD_start_test", {"tasks": [{"method": "get", "request_url": "${var.base}/"}]}]]"#;
         assert_eq!(rules(bare), vec![("no-assertion", 1, 31)]);
+    }
+
+    #[test]
+    fn a_body_loaddensity_would_not_send_is_flagged_on_http_tasks_only() {
+        let http = r#"[["LD_start_test", {"tasks": [{"method": "put", "request_url": "${var.b}/",
+            "body": {"base64": "AAH/"}, "assertions": [{"type": "status_code", "value": 200}]}]}]]"#;
+        assert_eq!(rules(http), vec![("not-sent-by-loaddensity", 2, 21)]);
+        let ws = r#"[["LD_start_test", {"tasks": [{"protocol": "websocket", "body": "x",
+            "assertions": [{"type": "status_code", "value": 101}]}]}]]"#;
+        assert!(rules(ws).is_empty());
     }
 
     #[test]
