@@ -1486,6 +1486,50 @@ fn number(v: f64) -> Number {
     }
 }
 
+/// Multipart parts in the fields LoadDensity sends (as `requests` does): text fields in
+/// `data`, and in `files` each file as `[filename, content]` or `[filename, content,
+/// content_type]`, and each field that `data` cannot say (one with a content type, or every
+/// field of a form without files, which `data` alone would send urlencoded) as `[null,
+/// content, ...]`. `None` when a part cannot be said there, and the plan keeps `body:
+/// {"multipart": ...}`: content that is not UTF-8 text, or a name given twice.
+fn loaddensity_form(parts: &[Value]) -> Option<(Map<String, Value>, Map<String, Value>)> {
+    use base64::Engine as _;
+    let any_file = parts.iter().any(|p| p.get("filename").is_some());
+    let mut fields = Map::new();
+    let mut files = Map::new();
+    for part in parts {
+        let part = part.as_object()?;
+        let name = part.get("name")?.as_str()?.to_string();
+        let content = match (part.get("value"), part.get("base64")) {
+            (Some(Value::String(v)), None) => v.clone(),
+            (None, Some(Value::String(b))) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()?;
+                String::from_utf8(bytes).ok()?
+            }
+            (None, None) => String::new(),
+            _ => return None,
+        };
+        let content_type = part.get("content_type").and_then(Value::as_str);
+        let filename = part.get("filename").and_then(Value::as_str);
+        if fields.contains_key(&name) || files.contains_key(&name) {
+            return None;
+        }
+        if filename.is_none() && content_type.is_none() && any_file {
+            fields.insert(name, Value::String(content));
+            continue;
+        }
+        let mut spec = vec![
+            filename.map_or(Value::Null, |f| Value::String(f.into())),
+            Value::String(content),
+        ];
+        spec.extend(content_type.map(|c| Value::String(c.into())));
+        files.insert(name, Value::Array(spec));
+    }
+    (!files.is_empty()).then_some((fields, files))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1654,48 +1698,4 @@ mod tests {
             assert!(!import.to_json_string().contains("ld-tasks"));
         }
     }
-}
-
-/// Multipart parts in the fields LoadDensity sends (as `requests` does): text fields in
-/// `data`, files in `files` as `[filename, content]` or `[filename, content, content_type]`.
-/// `None` when a part cannot be said there, and the plan keeps `body: {"multipart": ...}`:
-/// content that is not UTF-8 text, a name given twice, a field with its own content type, or
-/// no file at all (`data` alone would be sent urlencoded).
-fn loaddensity_form(parts: &[Value]) -> Option<(Map<String, Value>, Map<String, Value>)> {
-    use base64::Engine as _;
-    let mut fields = Map::new();
-    let mut files = Map::new();
-    for part in parts {
-        let part = part.as_object()?;
-        let name = part.get("name")?.as_str()?.to_string();
-        let content = match (part.get("value"), part.get("base64")) {
-            (Some(Value::String(v)), None) => v.clone(),
-            (None, Some(Value::String(b))) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()?;
-                String::from_utf8(bytes).ok()?
-            }
-            (None, None) => String::new(),
-            _ => return None,
-        };
-        let content_type = part.get("content_type").and_then(Value::as_str);
-        match part.get("filename").and_then(Value::as_str) {
-            Some(filename) => {
-                if files.contains_key(&name) {
-                    return None;
-                }
-                let mut spec = vec![Value::String(filename.into()), Value::String(content)];
-                spec.extend(content_type.map(|c| Value::String(c.into())));
-                files.insert(name, Value::Array(spec));
-            }
-            None => {
-                if content_type.is_some() || fields.contains_key(&name) {
-                    return None;
-                }
-                fields.insert(name, Value::String(content));
-            }
-        }
-    }
-    (!files.is_empty()).then_some((fields, files))
 }

@@ -318,6 +318,10 @@ struct Compiler<'s> {
     name_ids: HashMap<Arc<str>, usize>,
     tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
+    /// The `LD_start_test` being compiled runs as `fast_http_user`, whose client labels form
+    /// bodies `application/x-www-form-urlencoded; charset=utf-8` (`http_user`'s leaves the
+    /// charset out): ld sends what LoadDensity would.
+    form_charset: bool,
     files: Vec<PathBuf>,
     /// The directory of each plan file, shared by its tasks.
     bases: HashMap<PathBuf, Arc<Path>>,
@@ -362,6 +366,7 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         name_ids: HashMap::new(),
         tls: HashMap::new(),
         throttles: HashMap::new(),
+        form_charset: true,
         files: Vec::new(),
         bases: HashMap::new(),
         task_count: 0,
@@ -752,6 +757,7 @@ impl Compiler<'_> {
             .and_then(|u| u.get("user"))
             .and_then(Value::as_str)
             .unwrap_or("fast_http_user");
+        self.form_charset = user == "fast_http_user";
         let Some(default_protocol) = user_protocol(user) else {
             let known: Vec<&str> = USERS.iter().map(|(u, _)| *u).collect();
             let hint = nearest(user, known.iter().copied());
@@ -1297,8 +1303,13 @@ impl Compiler<'_> {
                 };
                 let prepared = match request_tv.as_literal() {
                     Some(fields) => {
-                        let mut p = prepare(fields, &base, &mut SmallRng::seed_from_u64(0))
-                            .map_err(|m| err(file, pointer, m))?;
+                        let mut p = prepare(
+                            fields,
+                            &base,
+                            &mut SmallRng::seed_from_u64(0),
+                            self.form_charset,
+                        )
+                        .map_err(|m| err(file, pointer, m))?;
                         p.headers = compact_headers(&p.headers);
                         Some(Arc::new(p))
                     }
@@ -1326,6 +1337,7 @@ impl Compiler<'_> {
                 };
                 Proto::Http(HttpTask {
                     method,
+                    form_charset: self.form_charset,
                     request: match request_tv {
                         TValue::Literal(Value::Null) => None,
                         tv => Some(Box::new(tv)),

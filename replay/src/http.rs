@@ -68,7 +68,7 @@ impl Protocol for Http {
                     Some(r) => r.resolve(cx.scope),
                     None => serde_json::Value::Null,
                 };
-                match prepare(&fields, &task.base_dir, cx.scope.rng) {
+                match prepare(&fields, &task.base_dir, cx.scope.rng, task.form_charset) {
                     Ok(p) => Arc::new(p),
                     Err(message) => {
                         let url = fields.get("url").and_then(serde_json::Value::as_str);

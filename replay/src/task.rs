@@ -80,6 +80,8 @@ pub(crate) struct HttpTask {
     /// Directory that relative `files` paths are read from.
     pub(crate) base_dir: Arc<std::path::Path>,
     pub(crate) follow_redirects: bool,
+    /// Form bodies say `charset=utf-8` in their content type, as `fast_http_user`'s do.
+    pub(crate) form_charset: bool,
     pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
@@ -307,6 +309,7 @@ pub(crate) fn prepare(
     fields: &Value,
     base_dir: &std::path::Path,
     rng: &mut SmallRng,
+    form_charset: bool,
 ) -> Result<Prepared, String> {
     let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
     let raw_url = get("url").map(value_text).unwrap_or_default();
@@ -334,6 +337,9 @@ pub(crate) fn prepare(
             }
         }
     }
+    // What may not stand in a URL as it is (spaces, quotes, braces, non-ASCII) goes out
+    // percent-encoded, as LoadDensity's client sends it; `%` escapes already there stay.
+    let url = requote(&url);
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
@@ -407,7 +413,7 @@ pub(crate) fn prepare(
         }
     }
 
-    let (body, content_type) = body_bytes(fields, base_dir, rng)?;
+    let (body, content_type) = body_bytes(fields, base_dir, rng, form_charset)?;
     if let Some(ct) = content_type
         && !headers.contains_key(header::CONTENT_TYPE)
     {
@@ -433,6 +439,24 @@ pub(crate) fn prepare(
     })
 }
 
+/// Characters `requests` percent-encodes in a URL (`requote_uri`): controls, space and
+/// `"<>\\^`{|}`; every byte past ASCII is encoded too.
+const UNSAFE_IN_URL: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn requote(url: &str) -> String {
+    percent_encoding::utf8_percent_encode(url, UNSAFE_IN_URL).to_string()
+}
+
 impl Prepared {
     /// The request target of HTTP/1.1: path and query.
     pub(crate) fn origin_form(&self) -> &str {
@@ -452,6 +476,7 @@ fn body_bytes(
     fields: &Value,
     base_dir: &std::path::Path,
     rng: &mut SmallRng,
+    form_charset: bool,
 ) -> Result<(Bytes, Option<String>), String> {
     let get = |k: &str| fields.get(k).filter(|v| !v.is_null());
     if let Some(body) = get("body") {
@@ -505,32 +530,120 @@ fn body_bytes(
         };
         for (field, spec) in entries {
             let (filename, data, ct) = file_part(spec, base_dir)?;
-            form.part(&field, Some(&filename), ct.as_deref(), &data);
+            form.part(&field, filename.as_deref(), ct.as_deref(), &data);
         }
         return Ok(form.finish());
     }
     if let Some(json) = get("json") {
-        let bytes = serde_json::to_vec(json).map_err(|e| e.to_string())?;
-        return Ok((Bytes::from(bytes), Some("application/json".into())));
+        return Ok((
+            Bytes::from(python_json(json)),
+            Some("application/json".into()),
+        ));
     }
     if let Some(data) = get("data") {
         return match data {
             Value::String(s) => Ok((Bytes::from(s.clone()), None)),
             other => Ok((
                 Bytes::from(encode_pairs(&pairs(other))),
-                Some("application/x-www-form-urlencoded".into()),
+                Some(if form_charset {
+                    "application/x-www-form-urlencoded; charset=utf-8".into()
+                } else {
+                    "application/x-www-form-urlencoded".into()
+                }),
             )),
         };
     }
     Ok((Bytes::new(), None))
 }
 
+/// A `json` body as LoadDensity's clients write it (Python's `json.dumps` defaults): `", "`
+/// between items, `": "` after keys, every character past ASCII as `\uXXXX`, and exponents
+/// as `1e+20`. The same plan then sends the same bytes from either engine.
+pub(crate) fn python_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_python_json(&mut out, v);
+    out
+}
+
+fn write_python_json(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => {
+            let text = n.to_string();
+            match text.split_once('e') {
+                Some((mantissa, exp)) if !exp.starts_with('-') && !exp.starts_with('+') => {
+                    out.extend_from_slice(mantissa.as_bytes());
+                    out.extend_from_slice(b"e+");
+                    if exp.len() < 2 {
+                        out.push(b'0');
+                    }
+                    out.extend_from_slice(exp.as_bytes());
+                }
+                Some((mantissa, exp)) if exp.starts_with('-') && exp.len() < 3 => {
+                    out.extend_from_slice(mantissa.as_bytes());
+                    out.extend_from_slice(b"e-0");
+                    out.extend_from_slice(&exp.as_bytes()[1..]);
+                }
+                _ => out.extend_from_slice(text.as_bytes()),
+            }
+        }
+        Value::String(s) => python_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                write_python_json(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                python_string(out, k);
+                out.extend_from_slice(b": ");
+                write_python_json(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn python_string(out: &mut Vec<u8>, s: &str) {
+    use std::io::Write as _;
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c as u8),
+            c => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{u:04x}");
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// A file part: its file name (none for a plain field), content and content type.
+type FilePart = (Option<String>, Vec<u8>, Option<String>);
+
 /// A `files` entry: a path, `[filename, content, content_type?]` or
 /// `{path | content, filename?, content_type?}`.
-fn file_part(
-    spec: &Value,
-    base_dir: &std::path::Path,
-) -> Result<(String, Vec<u8>, Option<String>), String> {
+fn file_part(spec: &Value, base_dir: &std::path::Path) -> Result<FilePart, String> {
     let read = |p: &str| {
         let path = base_dir.join(p);
         std::fs::read(&path).map_err(|e| format!("cannot read file {}: {e}", path.display()))
@@ -542,9 +655,10 @@ fn file_part(
             .unwrap_or_else(|| p.to_string())
     };
     match spec {
-        Value::String(p) => Ok((file_name(p), read(p)?, None)),
+        Value::String(p) => Ok((Some(file_name(p)), read(p)?, None)),
+        // `[null, content]` is a field without a file name, as in `requests`.
         Value::Array(items) => {
-            let filename = items.first().map(value_text).unwrap_or_default();
+            let filename = items.first().filter(|v| !v.is_null()).map(value_text);
             let content = items
                 .get(1)
                 .map(value_text)
@@ -560,9 +674,9 @@ fn file_part(
                     .get("filename")
                     .map(value_text)
                     .unwrap_or_else(|| file_name(&p));
-                Ok((filename, read(&p)?, ct))
+                Ok((Some(filename), read(&p)?, ct))
             } else {
-                let filename = map.get("filename").map(value_text).unwrap_or_default();
+                let filename = map.get("filename").map(value_text);
                 let content = map.get("content").map(value_text).unwrap_or_default();
                 Ok((filename, content.into_bytes(), ct))
             }
@@ -599,12 +713,11 @@ impl Multipart {
                 .extend_from_slice(format!("; filename=\"{}\"", quote(f)).as_bytes());
         }
         self.out.extend_from_slice(b"\r\n");
+        // A part without a content type has no Content-Type line, file or not, as Python's
+        // `requests` (LoadDensity's client) writes it.
         if let Some(ct) = ct {
             self.out
                 .extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-        } else if filename.is_some() {
-            self.out
-                .extend_from_slice(b"Content-Type: application/octet-stream\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(data);
@@ -721,6 +834,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn urls_go_out_with_unsafe_characters_encoded_and_escapes_kept() {
+        let p = prep(json!({"url": "http://h/a b/${x}/caf\u{e9}?q=\"1\"|2&r=%7E"}));
+        assert_eq!(
+            p.uri.to_string(),
+            "http://h/a%20b/$%7Bx%7D/caf%C3%A9?q=%221%22%7C2&r=%7E"
+        );
+    }
+
+    #[test]
+    fn json_bodies_are_written_as_python_writes_them() {
+        let v = json!({"name": "w\u{e9}", "tags": ["a", "b"], "n": 9.5, "big": 1e20,
+            "tiny": 1e-7, "q": "say \"hi\"\n", "emoji": "\u{1f600}", "x": null});
+        assert_eq!(
+            String::from_utf8(python_json(&v)).expect("utf-8"),
+            r#"{"name": "w\u00e9", "tags": ["a", "b"], "n": 9.5, "big": 1e+20, "tiny": 1e-07, "q": "say \"hi\"\n", "emoji": "\ud83d\ude00", "x": null}"#
+        );
+    }
+
+    #[test]
     fn retry_delays_grow_by_the_factor_up_to_the_cap_plus_jitter() {
         let mut rng = SmallRng::seed_from_u64(3);
         let r = Retry {
@@ -757,6 +889,7 @@ mod tests {
             &v,
             std::path::Path::new("."),
             &mut SmallRng::seed_from_u64(1),
+            false,
         )
         .expect("prepare")
     }
