@@ -20,7 +20,7 @@ pub(crate) enum Command {
     /// The recording proxy's certificate authority: path, export, install help
     Ca(crate::ca::CaArgs),
     /// Run a plan: a functional check (--once) or a load test, with reports
-    Replay(crate::replay::ReplayArgs),
+    Replay(Box<crate::replay::ReplayArgs>),
     /// Start a demo API, record, import and replay a session against it
     Demo(crate::demo::DemoArgs),
     /// Compare a stored run with a baseline: what regressed, name by name

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         cli::Command::Import(args) => import::run(args),
         cli::Command::Record(args) => record::run(args),
         cli::Command::Ca(args) => ca::run(args),
-        cli::Command::Replay(args) => replay::run(args),
+        cli::Command::Replay(args) => replay::run(*args),
         cli::Command::Demo(args) => demo::run(args),
         cli::Command::Diff(args) => diff::run(args),
         cli::Command::Baseline(args) => baseline::run(args),

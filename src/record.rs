@@ -56,6 +56,12 @@ pub(crate) struct RecordArgs {
     #[arg(long, help_heading = "Upstream TLS")]
     pub(crate) insecure_upstream: bool,
 
+    /// Present this client certificate to upstreams that ask for one: [HOST=]CERT[,KEY], the
+    /// key in CERT when KEY is left out; HOST is a name or *.domain (every host when left
+    /// out); repeatable, the first matching one is used
+    #[arg(long, value_name = "[HOST=]CERT[,KEY]", value_parser = parse_client_cert, help_heading = "Upstream TLS")]
+    pub(crate) client_cert: Vec<ld_recorder::ClientCert>,
+
     /// Require clients to send these proxy credentials (Proxy-Authorization: Basic)
     #[arg(long, value_name = "USER:PASS")]
     pub(crate) auth: Option<String>,
@@ -153,6 +159,7 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     options.max_body = args.max_body;
     options.upstream.extra_roots = args.upstream_ca.clone();
     options.upstream.insecure = args.insecure_upstream;
+    options.upstream.client_certs = args.client_cert.clone();
     options.auth = args.auth.clone();
     options.header_timeout = args.header_timeout;
     options.idle_timeout = args.idle_timeout;
@@ -253,4 +260,27 @@ fn import(har: &Path, actions: &Path, args: &RecordArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", actions.display());
     }
     Ok(())
+}
+
+/// `--client-cert [HOST=]CERT[,KEY]`.
+fn parse_client_cert(text: &str) -> Result<ld_recorder::ClientCert, String> {
+    let (host, files) = match text.split_once('=') {
+        Some((h, f)) if !h.is_empty() => (Some(h.to_string()), f),
+        Some(_) => return Err("the host before `=` is empty".into()),
+        None => (None, text),
+    };
+    let (cert, key) = files.split_once(',').unwrap_or((files, files));
+    if cert.is_empty() || key.is_empty() {
+        return Err("expected [HOST=]CERT[,KEY]".into());
+    }
+    for f in [cert, key] {
+        if !std::path::Path::new(f).is_file() {
+            return Err(format!("{f}: no such file"));
+        }
+    }
+    Ok(ld_recorder::ClientCert {
+        host,
+        cert: PathBuf::from(cert),
+        key: PathBuf::from(key),
+    })
 }

@@ -72,6 +72,19 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub(crate) ca_cert: Option<PathBuf>,
 
+    /// Present this client certificate (PEM chain) where a task names no `cert`
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The private key of --cert, when it is not in the same file
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = "Connection"
+    )]
+    pub(crate) key: Option<PathBuf>,
+
     /// A KEY=VALUE secrets file for ${env.KEY}; wins over the plan's own secrets files
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub(crate) secrets_file: Option<PathBuf>,
@@ -155,6 +168,10 @@ impl ReplayArgs {
         o.seed = self.seed;
         o.insecure = self.insecure;
         o.ca_cert = self.ca_cert.clone();
+        o.client_cert = self.cert.clone().map(|c| {
+            let key = self.key.clone().unwrap_or_else(|| c.clone());
+            (c, key)
+        });
         o.timeout = self.timeout;
         o.max_body = self.max_body;
         o.secrets_file = self.secrets_file.clone();

@@ -1220,3 +1220,97 @@ fn an_exchange_is_in_the_journal_when_the_client_has_its_response() {
     let (status, said) = rec.stop();
     assert!(status.success(), "{said}");
 }
+
+#[test]
+fn an_mtls_upstream_is_recorded_with_client_cert_and_replays_with_cert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = serve(Kind::HttpsClientAuth, |_| {
+        Reply::json(200, r#"{"mtls":true}"#)
+    });
+    let upstream_ca = dir.path().join("upstream.pem");
+    std::fs::write(&upstream_ca, server.cert_pem.as_deref().expect("pem")).expect("pem");
+    let (cert, key) = server.client_identity.clone().expect("client identity");
+    let cert_path = dir.path().join("client.pem");
+    let key_path = dir.path().join("client.key");
+    std::fs::write(&cert_path, cert).expect("cert");
+    std::fs::write(&key_path, key).expect("key");
+    let url = format!("https://localhost:{}/secure", addr.port());
+
+    // Without a client certificate the upstream refuses the handshake: a 502.
+    let rec = Recorder::start(
+        dir.path(),
+        &["--upstream-ca", upstream_ca.to_str().expect("utf8")],
+    );
+    let ca = rec.ca();
+    let ca_arg = ca.to_str().expect("utf8").to_string();
+    let out = curl(&[
+        "--cacert",
+        &ca_arg,
+        "-x",
+        &rec.proxy(),
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("\n502"));
+    let _ = rec.stop();
+
+    // A certificate for another host is not presented; one for localhost is.
+    let plan = dir.path().join("plan.json");
+    let pair = format!("{},{}", cert_path.display(), key_path.display());
+    let rec = Recorder::start(
+        dir.path(),
+        &[
+            "--upstream-ca",
+            upstream_ca.to_str().expect("utf8"),
+            "--client-cert",
+            &format!("*.elsewhere.test={pair}"),
+            "--client-cert",
+            &format!("localhost={pair}"),
+            "--actions",
+            plan.to_str().expect("utf8"),
+        ],
+    );
+    let out = curl(&["--cacert", &ca_arg, "-x", &rec.proxy(), &url]);
+    assert_eq!(out.stdout, br#"{"mtls":true}"#);
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    assert_eq!(server.received().len(), 1);
+
+    // The recorded plan replays with --cert/--key, and fails without them.
+    let replay = |extra: &[&str]| {
+        Command::new(ld())
+            .args(["replay", "--once", "--no-store", "--ca-cert"])
+            .arg(&upstream_ca)
+            .args(extra)
+            .arg(&plan)
+            .current_dir(dir.path())
+            .output()
+            .expect("ld replay")
+    };
+    let out = replay(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no certificate: the handshake fails"
+    );
+    let out = replay(&[
+        "--cert",
+        cert_path.to_str().expect("utf8"),
+        "--key",
+        key_path.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.received().len(), 1, "the replayed request arrived");
+    let out = replay(&["--cert", "missing.pem"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing --cert file is an input error"
+    );
+}

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use error::{Error, Result};
 pub use journal::{Recovered, journal_path, recover};
-pub use upstream::UpstreamTls;
+pub use upstream::{ClientCert, UpstreamTls};
 
 use capture::Sink;
 use journal::{Journal, Stats};
@@ -185,8 +185,8 @@ pub fn record_until(
             ca.cert_path().display()
         ));
     }
-    let client_config = upstream::client_config(&options.upstream, &[b"h2", b"http/1.1"])?;
-    let ws_config = upstream::client_config(&options.upstream, &[b"http/1.1"])?;
+    let client_config = upstream::client_configs(&options.upstream, &[b"h2", b"http/1.1"])?;
+    let ws_config = upstream::client_configs(&options.upstream, &[b"http/1.1"])?;
     let auth = match &options.auth {
         Some(credentials) => {
             let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
@@ -219,7 +219,7 @@ pub fn record_until(
             .build(upstream::Connector::new(client_config)),
         client_h1: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(upstream::Connector::new(Arc::clone(&ws_config))),
+            .build(upstream::Connector::new(ws_config.clone())),
         ws_connector: upstream::Connector::new(ws_config),
         server,
         sink: Arc::clone(&sink),

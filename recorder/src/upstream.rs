@@ -75,19 +75,112 @@ pub struct UpstreamTls {
     pub extra_roots: Vec<PathBuf>,
     /// Accept any upstream certificate (`--insecure-upstream`).
     pub insecure: bool,
+    /// Client certificates presented to upstreams that ask for one (`--client-cert`); the
+    /// first whose host pattern matches is used.
+    pub client_certs: Vec<ClientCert>,
 }
 
-/// Builds the client configuration for `alpn` (in preference order).
-pub(crate) fn client_config(settings: &UpstreamTls, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
+/// A client certificate and its key, for the upstream hosts a pattern matches.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// `api.example.com`, `*.example.com` (any subdomain) or `None` for every host.
+    pub host: Option<String>,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (may be the same file as `cert`).
+    pub key: PathBuf,
+}
+
+impl ClientCert {
+    fn matches(&self, host: &str) -> bool {
+        match &self.host {
+            None => true,
+            Some(p) => match p.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1),
+                None => p.eq_ignore_ascii_case(host),
+            },
+        }
+    }
+}
+
+/// The client configurations for one ALPN list: one per client certificate, and one
+/// without any for the other hosts.
+#[derive(Clone)]
+pub(crate) struct Configs {
+    plain: Arc<ClientConfig>,
+    with_cert: Vec<(ClientCert, Arc<ClientConfig>)>,
+}
+
+impl Configs {
+    fn for_host(&self, host: &str) -> &Arc<ClientConfig> {
+        self.with_cert
+            .iter()
+            .find(|(c, _)| c.matches(host))
+            .map_or(&self.plain, |(_, config)| config)
+    }
+}
+
+/// Builds the client configurations for `alpn` (in preference order).
+pub(crate) fn client_configs(settings: &UpstreamTls, alpn: &[&[u8]]) -> Result<Configs> {
+    let plain = client_config(settings, alpn, None)?;
+    let mut with_cert = Vec::new();
+    for c in &settings.client_certs {
+        with_cert.push((c.clone(), client_config(settings, alpn, Some(c))?));
+    }
+    Ok(Configs { plain, with_cert })
+}
+
+fn client_identity(
+    c: &ClientCert,
+) -> Result<(
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+)> {
+    use rustls::pki_types::pem::PemObject;
+    let text = std::fs::read_to_string(&c.cert).map_err(|e| Error::io(&c.cert, e))?;
+    let chain = crate::ca::pem_certificates(&text);
+    if chain.is_empty() {
+        return Err(Error::Option(format!(
+            "--client-cert {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+            c.cert.display()
+        )));
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&c.key).map_err(|e| {
+        Error::Option(format!(
+            "--client-cert: no private key in {}: {e}",
+            c.key.display()
+        ))
+    })?;
+    Ok((chain, key))
+}
+
+/// Builds the client configuration for `alpn` (in preference order), presenting `cert` when
+/// a server asks for a client certificate.
+fn client_config(
+    settings: &UpstreamTls,
+    alpn: &[&[u8]],
+    cert: Option<&ClientCert>,
+) -> Result<Arc<ClientConfig>> {
+    let identity = cert.map(client_identity).transpose()?;
+    let auth =
+        |b: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>| match identity {
+            Some((chain, key)) => b
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::Option(format!("--client-cert: {e}"))),
+            None => Ok(b.with_no_client_auth()),
+        };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?;
     let mut config = if settings.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
+        auth(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        )?
     } else {
         let (store, pinned) = roots(&settings.extra_roots)?;
         let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -96,10 +189,11 @@ pub(crate) fn client_config(settings: &UpstreamTls, alpn: &[&[u8]]) -> Result<Ar
         )
         .build()
         .map_err(|e| Error::Option(format!("upstream certificate roots: {e}")))?;
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RootsOrPinned { webpki, pinned }))
-            .with_no_client_auth()
+        auth(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(RootsOrPinned { webpki, pinned })),
+        )?
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
@@ -241,14 +335,12 @@ impl ServerCertVerifier for AnyCertificate {
 /// Opens upstream connections for hyper-util's client (and for WebSocket handshakes).
 #[derive(Clone)]
 pub(crate) struct Connector {
-    tls: TlsConnector,
+    configs: Configs,
 }
 
 impl Connector {
-    pub(crate) fn new(config: Arc<ClientConfig>) -> Connector {
-        Connector {
-            tls: TlsConnector::from(config),
-        }
+    pub(crate) fn new(configs: Configs) -> Connector {
+        Connector { configs }
     }
 
     /// Connects to the host of `uri`, over TLS for `https`/`wss`.
@@ -297,8 +389,7 @@ impl Connector {
             let name = ServerName::try_from(host.clone())
                 .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
             let tls_begun = Instant::now();
-            let tls = self
-                .tls
+            let tls = TlsConnector::from(Arc::clone(self.configs.for_host(&host)))
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;

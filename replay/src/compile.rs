@@ -29,6 +29,8 @@ use crate::{Error, HttpVersion, Result};
 pub(crate) struct Settings {
     pub(crate) insecure: bool,
     pub(crate) ca_cert: Option<PathBuf>,
+    /// `--cert`/`--key`: for the tasks that name no `cert`.
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
     pub(crate) timeout: Duration,
     pub(crate) http: HttpVersion,
     pub(crate) env: HashMap<String, String>,
@@ -1098,7 +1100,7 @@ impl Compiler<'_> {
         let mut tls = TlsSettings {
             verify: !self.settings.insecure,
             ca_files: self.settings.ca_cert.iter().cloned().collect(),
-            client_cert: None,
+            client_cert: self.settings.client_cert.clone(),
         };
         match t.get("verify") {
             None | Some(Value::Null) | Some(Value::Bool(true)) => {}
@@ -1960,6 +1962,7 @@ mod tests {
         Settings {
             insecure: false,
             ca_cert: None,
+            client_cert: None,
             timeout: Duration::from_secs(5),
             http: HttpVersion::Auto,
             env: HashMap::new(),

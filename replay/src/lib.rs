@@ -125,6 +125,8 @@ pub struct ReplayOptions {
     pub insecure: bool,
     /// An extra PEM CA bundle to trust.
     pub ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM chain) and its key, for the tasks that name none.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Per-request timeout where a task sets none; default 30 s.
     pub timeout: Option<Duration>,
     pub http: HttpVersion,
@@ -160,6 +162,7 @@ impl ReplayOptions {
             seed: None,
             insecure: false,
             ca_cert: None,
+            client_cert: None,
             timeout: None,
             http: HttpVersion::Auto,
             store: None,
@@ -352,17 +355,24 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
     let settings = compile::Settings {
         insecure: options.insecure,
         ca_cert: options.ca_cert.clone(),
+        client_cert: options.client_cert.clone(),
         timeout: options.timeout.unwrap_or(Duration::from_secs(30)),
         http: options.http,
         env: loaded.env.clone(),
     };
-    if let Some(ca) = &options.ca_cert
-        && !ca.is_file()
-    {
-        return Err(Error::Read {
-            path: ca.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
+    let given = options.ca_cert.iter().chain(
+        options
+            .client_cert
+            .iter()
+            .flat_map(|(c, k)| [c, k].into_iter()),
+    );
+    for file in given {
+        if !file.is_file() {
+            return Err(Error::Read {
+                path: file.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
     }
     let mut program = compile::compile(&options.plan, text, &settings)?;
     env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
@@ -589,6 +599,7 @@ pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
     let settings = compile::Settings {
         insecure: false,
         ca_cert: None,
+        client_cert: None,
         timeout: Duration::from_secs(30),
         http: HttpVersion::Auto,
         env: HashMap::new(),

@@ -91,6 +91,9 @@ pub enum Kind {
     /// TLS with ALPN `h2` and `http/1.1`, a self-signed certificate for 127.0.0.1 and
     /// localhost.
     Https,
+    /// As `Https`, and a client certificate signed by the server's own test CA is required
+    /// ([`ServerHandle::client_identity`] holds one): a handshake without it fails.
+    HttpsClientAuth,
 }
 
 /// Shuts the server down when dropped; holds what it received.
@@ -99,6 +102,8 @@ pub struct ServerHandle {
     pub requests: mpsc::Receiver<Received>,
     /// The self-signed certificate (PEM) of an HTTPS server, for `--ca-cert`.
     pub cert_pem: Option<String>,
+    /// For `HttpsClientAuth`: a client certificate the server accepts and its key (PEM).
+    pub client_identity: Option<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -141,9 +146,16 @@ pub fn serve(
     let (req_tx, req_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
+    let mut client_identity = None;
     let (tls, cert_pem) = match kind {
-        Kind::Https => {
-            let (config, pem) = tls_config();
+        Kind::Https | Kind::HttpsClientAuth => {
+            let (config, pem) = if kind == Kind::HttpsClientAuth {
+                let (config, pem, identity) = client_auth_config();
+                client_identity = Some(identity);
+                (config, pem)
+            } else {
+                tls_config()
+            };
             (
                 Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
                 Some(pem),
@@ -193,7 +205,7 @@ pub fn serve(
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await;
                         }
-                        (Kind::Https, Some(acceptor)) => {
+                        (Kind::Https | Kind::HttpsClientAuth, Some(acceptor)) => {
                             if let Ok(tls) = acceptor.accept(stream).await {
                                 let _ = hyper_util::server::conn::auto::Builder::new(
                                     TokioExecutor::new(),
@@ -202,7 +214,7 @@ pub fn serve(
                                 .await;
                             }
                         }
-                        (Kind::Https, None) => {}
+                        (Kind::Https | Kind::HttpsClientAuth, None) => {}
                     }
                 });
             }
@@ -214,6 +226,7 @@ pub fn serve(
         ServerHandle {
             requests: req_rx,
             cert_pem,
+            client_identity,
             stop: Some(stop_tx),
             thread: Some(thread),
         },
@@ -259,6 +272,47 @@ async fn answer(
         }
     }
     res
+}
+
+/// A server configuration that requires a client certificate from a CA made here, and a
+/// client certificate and key (PEM) that CA signed.
+fn client_auth_config() -> (rustls::ServerConfig, String, (String, String)) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let client_key = KeyPair::generate().expect("client key");
+    let client_cert = CertificateParams::new(vec!["ld-test-client".to_string()])
+        .expect("client params")
+        .signed_by(&client_key, &issuer)
+        .expect("client certificate");
+
+    let server =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+    let pem = server.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        server.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).expect("CA root");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server.cert.der().clone()], key)
+        .expect("server certificate");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (config, pem, (client_cert.pem(), client_key.serialize_pem()))
 }
 
 fn tls_config() -> (rustls::ServerConfig, String) {
