@@ -334,6 +334,8 @@ pub(crate) struct Gate {
     pub(crate) passed: bool,
     /// The store failed: reported, and the exit code is 3.
     pub(crate) error: Option<anyhow::Error>,
+    /// One line per name that regressed against the baseline, for annotations.
+    pub(crate) regressions: Vec<String>,
 }
 
 impl ReplayStore {
@@ -417,6 +419,7 @@ impl ReplayStore {
             notes: Vec::new(),
             passed: true,
             error: None,
+            regressions: Vec::new(),
         };
         let end = match result {
             Ok(o) if o.interrupted => RunEnd::Interrupted,
@@ -458,6 +461,20 @@ impl ReplayStore {
                     gate.text
                         .push_str(&render::render(&diff, self.format, false));
                     gate.passed &= !diff.has_regressions();
+                    gate.regressions = diff
+                        .names
+                        .iter()
+                        .filter(|n| n.regressed())
+                        .map(|n| {
+                            let found: Vec<&str> = n
+                                .findings
+                                .iter()
+                                .filter(|f| f.regression)
+                                .map(|f| f.message.as_str())
+                                .collect();
+                            format!("{} (baseline {name}): {}", n.name, found.join("; "))
+                        })
+                        .collect();
                     let section = render::html_section(&diff);
                     for report in outcome
                         .reports

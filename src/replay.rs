@@ -85,6 +85,11 @@ pub(crate) struct ReplayArgs {
     )]
     pub(crate) key: Option<PathBuf>,
 
+    /// Post the summary (and the baseline comparison) when the run ends: slack=URL or
+    /// teams=URL, an incoming-webhook URL; repeatable
+    #[arg(long, value_name = "CHANNEL=URL", value_parser = parse_notify, help_heading = "Output")]
+    pub(crate) notify: Vec<(ld_replay::notify::Channel, String)>,
+
     /// A KEY=VALUE secrets file for ${env.KEY}; wins over the plan's own secrets files
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub(crate) secrets_file: Option<PathBuf>,
@@ -203,7 +208,137 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     gate.print(quiet);
+    let plan = args.plan.display().to_string();
+    let title = format!(
+        "ld replay {}",
+        args.plan
+            .file_name()
+            .map_or(plan.clone(), |f| f.to_string_lossy().into_owned())
+    );
+    let diff = (!gate.text.is_empty()).then_some(gate.text.as_str());
+    github_actions(&outcome, &plan, &title, diff, &gate.regressions);
+    // The plan's own notification commands, then --notify.
+    let mut posts = Vec::new();
+    for n in &outcome.notices {
+        match n {
+            ld_replay::notify::Notice::Post {
+                channel,
+                url,
+                title,
+            } => posts.push((*channel, url.clone(), title.clone())),
+            ld_replay::notify::Notice::Annotate { .. } => {
+                if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+                    for line in
+                        ld_replay::notify::github_annotations(&outcome, &plan, &gate.regressions)
+                    {
+                        println!("{line}");
+                    }
+                }
+            }
+        }
+    }
+    posts.extend(
+        args.notify
+            .iter()
+            .map(|(c, u)| (*c, u.clone(), title.clone())),
+    );
+    notify(&args, &posts, &outcome, diff, quiet);
     Ok(gate.exit_code(&outcome))
+}
+
+/// Under GitHub Actions (`GITHUB_ACTIONS=true`): failures and regressions as `::error`
+/// annotations on stdout, and the summary appended to `$GITHUB_STEP_SUMMARY`.
+fn github_actions(
+    outcome: &ld_replay::Outcome,
+    plan: &str,
+    title: &str,
+    diff: Option<&str>,
+    regressions: &[String],
+) {
+    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+        return;
+    }
+    for line in ld_replay::notify::github_annotations(outcome, plan, regressions) {
+        println!("{line}");
+    }
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    let md = ld_replay::notify::markdown_summary(outcome, title, diff);
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "ld: warning: cannot append the summary to $GITHUB_STEP_SUMMARY ({}): {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
+/// Posts the summary to each webhook (the plan's `LD_post_*_summary`, then `--notify`). A failed post is a warning: the run's exit
+/// status is the run's. The webhook URL is a secret and is never printed.
+fn notify(
+    args: &ReplayArgs,
+    posts: &[(ld_replay::notify::Channel, String, String)],
+    outcome: &ld_replay::Outcome,
+    diff: Option<&str>,
+    quiet: bool,
+) {
+    if posts.is_empty() {
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ld: warning: cannot notify: {e}");
+            return;
+        }
+    };
+    for (channel, url, title) in posts {
+        let body = ld_replay::notify::payload(*channel, outcome, title, diff);
+        let sent = runtime.block_on(ld_replay::notify::post_json(
+            url,
+            &body,
+            args.insecure,
+            args.ca_cert.as_deref(),
+        ));
+        match sent {
+            Ok(status) if (200..300).contains(&status) => {
+                if !quiet {
+                    eprintln!("notified {} ({status})", channel.as_str());
+                }
+            }
+            Ok(status) => eprintln!(
+                "ld: warning: the {} webhook answered {status}",
+                channel.as_str()
+            ),
+            Err(e) => eprintln!(
+                "ld: warning: cannot notify {}: {}",
+                channel.as_str(),
+                e.replace(url.as_str(), "<webhook>")
+            ),
+        }
+    }
+}
+
+/// `--notify CHANNEL=URL`.
+fn parse_notify(text: &str) -> Result<(ld_replay::notify::Channel, String), String> {
+    let (name, url) = text
+        .split_once('=')
+        .ok_or("expected CHANNEL=URL, e.g. slack=https://hooks.slack.com/services/...")?;
+    let channel = ld_replay::notify::Channel::parse(name)
+        .ok_or_else(|| format!("unknown channel `{name}`: slack or teams"))?;
+    let lower = url.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err("the webhook URL must start with http:// or https://".into());
+    }
+    Ok((channel, url.to_string()))
 }
 
 /// A token the first Ctrl-C (SIGINT) cancels, so the engine stops the run gracefully; the

@@ -1107,3 +1107,129 @@ fn retry_tries_a_failed_check_again_within_its_flaky_budget() {
         "two retries, the last one passed"
     );
 }
+
+#[test]
+fn summaries_reach_webhooks_and_github_actions_gets_annotations_and_a_job_summary() {
+    let (api, _api_server) = serve(Kind::Http1, |r: &Received| match r.path() {
+        "/ok" => Reply::new(200, "fine"),
+        _ => Reply::new(500, "broken"),
+    });
+    let (hooks, hook_server) = serve(Kind::Http1, |r: &Received| match r.path() {
+        "/down" => Reply::new(503, "no"),
+        _ => Reply::new(200, "ok"),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([
+        {"method": "get", "request_url": format!("http://{api}/ok"), "name": "fine",
+         "assertions": [{"type": "status_code", "value": 200}]},
+        {"method": "get", "request_url": format!("http://{api}/bad"), "name": "broken",
+         "assertions": [{"type": "status_code", "value": 200}]}
+    ]);
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let summary = dir.path().join("step-summary.md");
+    let out = ld()
+        .current_dir(dir.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .args(["--notify", &format!("slack=http://{hooks}/slack")])
+        .args(["--notify", &format!("teams=http://{hooks}/teams")])
+        .args(["--notify", &format!("slack=http://{hooks}/down")])
+        .output()
+        .expect("run");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed webhook does not change the verdict"
+    );
+    assert!(
+        stdout.contains("::error file=plan.json,title=ld%3A broken (check)::1 x broken: status_code expected 200, got 500"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("title=ld%3A fine"), "{stdout}");
+    assert!(stderr.contains("notified slack (200)"), "{stderr}");
+    assert!(stderr.contains("notified teams (200)"), "{stderr}");
+    assert!(
+        stderr.contains("the slack webhook answered 503"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("/down"),
+        "the webhook URL is never printed: {stderr}"
+    );
+
+    let got = hook_server.received();
+    let body = |path: &str| -> Value {
+        let r = got.iter().find(|r| r.path() == path).expect(path);
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("content-type"), "application/json");
+        serde_json::from_slice(&r.body).expect("json")
+    };
+    let slack = body("/slack");
+    assert_eq!(slack["blocks"][0]["text"]["text"], "ld replay plan.json");
+    let slack_text = slack.to_string();
+    assert!(slack_text.contains("*Requests*\\n2"), "{slack_text}");
+    assert!(slack_text.contains("*Failures*\\n1"), "{slack_text}");
+    assert!(
+        slack_text.contains("1 x check broken: status_code"),
+        "{slack_text}"
+    );
+    let teams = body("/teams");
+    assert_eq!(teams["@type"], "MessageCard");
+    assert_eq!(teams["title"], "ld replay plan.json: failed");
+    assert_eq!(teams["sections"][0]["facts"][0]["value"], "2");
+
+    let md = std::fs::read_to_string(&summary).expect("job summary");
+    assert!(md.starts_with("## ld replay plan.json: failed"), "{md}");
+    assert!(md.contains("| broken | 1 | 1 |"), "{md}");
+    assert!(md.contains("### Failures"), "{md}");
+
+    // Outside GitHub Actions nothing is annotated.
+    let out = ld()
+        .current_dir(dir.path())
+        .env_remove("GITHUB_ACTIONS")
+        .args(["replay", "plan.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert!(
+        !text(&out.stdout).contains("::error"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // LoadDensity's commands in the plan: the webhook from the secrets file.
+    let doc = json!({"load_density": [
+        ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "tasks": [
+            {"method": "get", "request_url": format!("http://{api}/bad"), "name": "broken",
+             "assertions": [{"type": "status_code", "value": 200}]}]}],
+        ["LD_post_teams_summary", {"webhook_url": "${env.TEAMS_HOOK}", "title": "nightly"}],
+        ["LD_emit_github_annotations", {"title": "LoadDensity"}]
+    ]});
+    write(dir.path(), "ld.json", &doc.to_string());
+    write(
+        dir.path(),
+        "ld.json.secrets.env",
+        &format!("TEAMS_HOOK=http://{hooks}/plan-teams\n"),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .env_remove("GITHUB_ACTIONS")
+        .args(["replay", "ld.json", "--once", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("::error file=ld.json,"),
+        "{}",
+        text(&out.stdout)
+    );
+    let got = hook_server.received();
+    let posted = got
+        .iter()
+        .find(|r| r.path() == "/plan-teams")
+        .expect("posted");
+    let card: Value = serde_json::from_slice(&posted.body).expect("json");
+    assert_eq!(card["title"], "nightly: failed");
+}

@@ -529,6 +529,54 @@ impl Compiler<'_> {
             return Ok(());
         }
         match cmd {
+            "LD_post_slack_summary" | "LD_post_teams_summary" => {
+                let kw = kwargs(
+                    file,
+                    cmd,
+                    args,
+                    &["webhook_url", "summary", "title", "timeout"],
+                    pointer,
+                )?;
+                let channel = if cmd == "LD_post_slack_summary" {
+                    crate::notify::Channel::Slack
+                } else {
+                    crate::notify::Channel::Teams
+                };
+                let raw = match kw.get("webhook_url") {
+                    Some(Value::String(u)) => u.clone(),
+                    _ => {
+                        return Err(err(
+                            file,
+                            &format!("{pointer}/1"),
+                            format!("`{cmd}` needs a `webhook_url` (http or https)"),
+                        ));
+                    }
+                };
+                let url = self.env_text(file, &raw, &format!("{pointer}/1/webhook_url"))?;
+                let title = kw
+                    .get("title")
+                    .map(value_text)
+                    .unwrap_or_else(|| "LoadDensity run".into());
+                self.program
+                    .steps
+                    .push(Step::Notice(crate::notify::Notice::Post {
+                        channel,
+                        url,
+                        title,
+                    }));
+                return Ok(());
+            }
+            "LD_emit_github_annotations" => {
+                let kw = kwargs(file, cmd, args, &["title", "stream"], pointer)?;
+                let title = kw
+                    .get("title")
+                    .map(value_text)
+                    .unwrap_or_else(|| "LoadDensity".into());
+                self.program
+                    .steps
+                    .push(Step::Notice(crate::notify::Notice::Annotate { title }));
+                return Ok(());
+            }
             "LD_start_test" => {
                 let kw = kwargs(file, cmd, args, START_FIELDS, pointer)?;
                 let spec = self.start_test(file, kw, tasks, pointer)?;
@@ -1009,6 +1057,30 @@ impl Compiler<'_> {
                 ));
             }
         })
+    }
+
+    /// A text field that may be `${env.NAME}` as a whole (a webhook URL kept in the secrets
+    /// file); other text is taken as it is.
+    fn env_text(&self, file: &Path, text: &str, p: &str) -> Result<String> {
+        let t = text.trim();
+        if let Some(name) = t
+            .strip_prefix("${")
+            .and_then(|r| r.strip_suffix('}'))
+            .and_then(|r| r.trim().strip_prefix("env."))
+        {
+            return self.settings.env.get(name.trim()).cloned().ok_or_else(|| {
+                err(
+                    file,
+                    p,
+                    format!("`${{env.{name}}}` is not set (secrets file or environment)"),
+                )
+            });
+        }
+        let lower = t.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err(err(file, p, "expected an http or https URL"));
+        }
+        Ok(t.to_string())
     }
 
     fn task(

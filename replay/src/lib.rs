@@ -37,6 +37,7 @@ mod faker;
 mod h1;
 mod http;
 mod load;
+pub mod notify;
 mod program;
 mod protocol;
 mod redact;
@@ -200,6 +201,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Sinks that failed, each once; a failed sink was left out and the run went on.
     pub sink_errors: Vec<String>,
+    /// What the plan's notification commands ask, for the caller to carry out.
+    pub notices: Vec<notify::Notice>,
 }
 
 impl Outcome {
@@ -423,6 +426,7 @@ async fn execute(
     let mut globals: HashMap<String, String> = HashMap::new();
     let mut written = Vec::new();
     let mut gates_passed = true;
+    let mut notices = Vec::new();
     for step in &program.steps {
         // Once stopped, only the commands that write what was measured still run.
         if *cancel_rx.borrow() && !matches!(step, Step::Report { .. } | Step::Summary) {
@@ -451,6 +455,7 @@ async fn execute(
             }
             Step::ClearRecords => results.clear(),
             Step::Store(s) => gates_passed &= store::run_step(s, &results, &mut sinks),
+            Step::Notice(n) => notices.push(n.clone()),
             Step::Wait(d) => {
                 let mut c = cancel_rx.clone();
                 tokio::select! {
@@ -494,6 +499,7 @@ async fn execute(
         failures,
         interrupted,
         sink_errors: sinks.errors,
+        notices,
     })
 }
 

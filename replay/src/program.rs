@@ -28,11 +28,17 @@ pub(crate) enum Step {
     Variables(Vec<(String, String)>),
     ClearResolver,
     StartTest(Box<TestSpec>),
-    Report { kind: ReportKind, name: String },
+    Report {
+        kind: ReportKind,
+        name: String,
+    },
     Summary,
     ClearRecords,
     Wait(Duration),
     Store(crate::store::StoreStep),
+    /// `LD_post_slack_summary`, `LD_post_teams_summary`, `LD_emit_github_annotations`: handed
+    /// to the caller in the outcome, which posts or prints.
+    Notice(crate::notify::Notice),
 }
 
 /// How tasks are picked in an iteration.

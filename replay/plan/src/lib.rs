@@ -49,4 +49,7 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "LD_evaluate_sla",
     "LD_assert_sla",
     "LD_wait",
+    "LD_post_slack_summary",
+    "LD_post_teams_summary",
+    "LD_emit_github_annotations",
 ];
