@@ -85,6 +85,17 @@ pub(crate) struct ReplayArgs {
     )]
     pub(crate) key: Option<PathBuf>,
 
+    /// Live output, repeatable: prometheus=ADDR (a /metrics scrape endpoint),
+    /// influxdb=udp://HOST:PORT (line protocol once a second), statsd=HOST:PORT (counters and
+    /// timers), json=FILE (one JSON object a sample)
+    #[arg(long, value_name = "NAME=TARGET", value_parser = ld_replay::export::parse_output, help_heading = "Output")]
+    pub(crate) out: Vec<ld_replay::export::Output>,
+
+    /// Keep the prometheus endpoint serving the final figures this long after the run, for
+    /// a last scrape, e.g. 15s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "out", help_heading = "Output")]
+    pub(crate) linger: Option<Duration>,
+
     /// Post the summary (and the baseline comparison) when the run ends: slack=URL or
     /// teams=URL, an incoming-webhook URL; repeatable
     #[arg(long, value_name = "CHANNEL=URL", value_parser = parse_notify, help_heading = "Output")]
@@ -198,7 +209,11 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut options = args.options();
     options.store = store.recorder();
     options.stop = stop_on_interrupt()?;
-    let result = execute(options, quiet);
+    let mut extra: Vec<Box<dyn ld_replay::Sink>> = Vec::new();
+    for o in &args.out {
+        extra.push(ld_replay::export::sink(o).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    let result = execute_with(options, quiet, extra);
     let gate = store.finish(&result);
     let outcome = result?;
     if !quiet {
@@ -243,6 +258,15 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map(|(c, u)| (*c, u.clone(), title.clone())),
     );
     notify(&args, &posts, &outcome, diff, quiet);
+    if let Some(d) = args.linger {
+        if !quiet {
+            eprintln!(
+                "serving the final figures for {} (--linger)",
+                humantime::format_duration(d)
+            );
+        }
+        std::thread::sleep(d);
+    }
     Ok(gate.exit_code(&outcome))
 }
 
@@ -409,13 +433,24 @@ impl Interrupts {
 /// Runs the engine on a runtime of its own with the terminal's sinks; plan and option errors
 /// become input errors (exit 2).
 pub(crate) fn execute(options: ReplayOptions, quiet: bool) -> anyhow::Result<ld_replay::Outcome> {
+    execute_with(options, quiet, Vec::new())
+}
+
+/// [`execute`] with more sinks beside the terminal's (the `--out` exporters).
+pub(crate) fn execute_with(
+    options: ReplayOptions,
+    quiet: bool,
+    extra: Vec<Box<dyn ld_replay::Sink>>,
+) -> anyhow::Result<ld_replay::Outcome> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(ld_replay::run_async(options, crate::terminal::sinks(quiet)));
+    let mut sinks = crate::terminal::sinks(quiet);
+    sinks.extend(extra);
+    let result = runtime.block_on(ld_replay::run_async(options, sinks));
     if let Ok(outcome) = &result {
         for e in &outcome.sink_errors {
             eprintln!("ld: warning: {e}");

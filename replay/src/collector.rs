@@ -46,6 +46,11 @@ pub(crate) async fn collect(
                     failures: results.failed,
                     requests_per_s: rate,
                     p95_ms: results.total.value_at_quantile(0.95) as f64 / 1000.0,
+                    names: std::sync::Arc::new(if sinks.want_figures() {
+                        results.figures()
+                    } else {
+                        Vec::new()
+                    }),
                 });
             }
         }

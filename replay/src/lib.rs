@@ -33,6 +33,7 @@ mod csv;
 mod doc;
 mod env;
 mod error;
+pub mod export;
 mod faker;
 mod h1;
 mod http;
@@ -63,6 +64,7 @@ pub use protocol::{FailureKind, ProtocolKind};
 pub use report::ReportKind;
 pub use sink::{Message, MessageKind, Name, Sink, Snapshot};
 pub use stats::Record as Sample;
+pub use stats::{LATENCY_BUCKETS_MS, NameFigures};
 pub use stats::{NameRow, NameSummary, Overall, RunInfo, Summary, Totals};
 /// The handle through which a caller stops a run ([`ReplayOptions::stop`]).
 pub use tokio_util::sync::CancellationToken;
@@ -476,6 +478,9 @@ async fn execute(
         )?);
     }
     let summary = results.summary();
+    if sinks.want_figures() {
+        sinks.final_figures(&results.figures());
+    }
     written.extend(sinks.finish(&summary));
     let mut groups = results.failures.clone();
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));

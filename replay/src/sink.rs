@@ -50,7 +50,7 @@ pub struct Name {
 }
 
 /// The run so far, once a second.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Since the test started.
     pub elapsed: Duration,
@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub requests_per_s: f64,
     /// Over the whole test so far.
     pub p95_ms: f64,
+    /// Each name's figures since the run began, from the aggregator the summary reads.
+    pub names: std::sync::Arc<Vec<crate::stats::NameFigures>>,
 }
 
 /// A consumer of results. Every method but [`Sink::batch`] has a default that does nothing.
@@ -76,6 +78,12 @@ pub trait Sink: Send {
     /// Samples, masked. Must not block.
     fn batch(&mut self, samples: &[Record]) -> Result<(), String>;
 
+    /// Whether the sink reads [`Snapshot::names`] (computing them costs a pass over every
+    /// name's histogram each second).
+    fn wants_figures(&self) -> bool {
+        false
+    }
+
     /// Live figures, once a second while a test runs. Must not block.
     fn snapshot(&mut self, snapshot: &Snapshot) -> Result<(), String> {
         let _ = snapshot;
@@ -90,6 +98,13 @@ pub trait Sink: Send {
     /// A message of the run.
     fn message(&mut self, message: &Message) -> Result<(), String> {
         let _ = message;
+        Ok(())
+    }
+
+    /// Each name's final figures, just before [`Sink::finish`] (for sinks that read
+    /// [`Snapshot::names`], so their last values are the summary's).
+    fn final_figures(&mut self, figures: &[crate::stats::NameFigures]) -> Result<(), String> {
+        let _ = figures;
         Ok(())
     }
 
@@ -112,6 +127,12 @@ impl Sinks {
             sinks: sinks.into_iter().map(|s| (s, true)).collect(),
             errors: Vec::new(),
         }
+    }
+
+    pub(crate) fn want_figures(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|(s, alive)| *alive && s.wants_figures())
     }
 
     pub(crate) fn push(&mut self, sink: Box<dyn Sink>) {
@@ -160,6 +181,10 @@ impl Sinks {
             text: text.into(),
         };
         self.each("message", |s| s.message(&message));
+    }
+
+    pub(crate) fn final_figures(&mut self, figures: &[crate::stats::NameFigures]) {
+        self.each("final figures", |s| s.final_figures(figures));
     }
 
     pub(crate) fn finish(&mut self, summary: &Summary) -> Vec<PathBuf> {

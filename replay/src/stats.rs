@@ -57,6 +57,40 @@ pub(crate) struct NameStats {
     pub(crate) requests: u64,
     pub(crate) failures: u64,
     pub(crate) bytes: u64,
+    /// Requests by status (0: no response) and outcome (true: failed), at most
+    /// [`MAX_STATUSES`] distinct pairs; the rest count under the last.
+    pub(crate) statuses: Vec<(u16, bool, u64)>,
+    pub(crate) protocol: ProtocolKind,
+}
+
+/// Distinct statuses counted per name.
+const MAX_STATUSES: usize = 32;
+
+/// Latency bounds, in ms, of the cumulative buckets exporters show.
+pub const LATENCY_BUCKETS_MS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+
+/// One name's figures so far, as exporters read them from the aggregator.
+#[derive(Debug, Clone)]
+pub struct NameFigures {
+    pub name_id: u32,
+    pub protocol: &'static str,
+    pub requests: u64,
+    pub failures: u64,
+    pub bytes: u64,
+    /// Requests by status (0: no response) and outcome (true: failed).
+    pub statuses: Vec<(u16, bool, u64)>,
+    /// Count and sum of every latency, in ms.
+    pub latency_count: u64,
+    pub latency_sum_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Cumulative counts at [`LATENCY_BUCKETS_MS`], in that order.
+    pub buckets: Vec<u64>,
 }
 
 /// One timeline bucket.
@@ -157,6 +191,39 @@ impl Results {
         *self = Results::new(names);
     }
 
+    /// Every name's figures so far, for the sinks' snapshot.
+    pub(crate) fn figures(&self) -> Vec<NameFigures> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        self.per_name
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+            .map(|(i, s)| {
+                let h = s.all.histogram();
+                let buckets = LATENCY_BUCKETS_MS
+                    .iter()
+                    .map(|le| h.count_between(0, (le * 1000.0) as u64))
+                    .collect();
+                NameFigures {
+                    name_id: i as u32,
+                    protocol: s.protocol.as_str(),
+                    requests: s.requests,
+                    failures: s.failures,
+                    bytes: s.bytes,
+                    statuses: s.statuses.clone(),
+                    latency_count: h.len(),
+                    latency_sum_ms: h.mean() * h.len() as f64 / 1000.0,
+                    p50_ms: ms(h.value_at_quantile(0.50)),
+                    p90_ms: ms(h.value_at_quantile(0.90)),
+                    p95_ms: ms(h.value_at_quantile(0.95)),
+                    p99_ms: ms(h.value_at_quantile(0.99)),
+                    max_ms: ms(h.max()),
+                    buckets,
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn add(&mut self, r: Record) {
         let latency = r.latency_us.max(1);
         let failed = r.error.is_some();
@@ -170,8 +237,25 @@ impl Results {
                     requests: 0,
                     failures: 0,
                     bytes: 0,
+                    statuses: Vec::new(),
+                    protocol: r.protocol,
                 })
             });
+            match s
+                .statuses
+                .iter()
+                .position(|(code, f, _)| *code == r.status && *f == failed)
+            {
+                Some(i) => s.statuses[i].2 += 1,
+                None if s.statuses.len() < MAX_STATUSES => {
+                    s.statuses.push((r.status, failed, 1));
+                }
+                None => {
+                    if let Some((_, _, n)) = s.statuses.last_mut() {
+                        *n += 1;
+                    }
+                }
+            }
             s.requests += 1;
             s.bytes += r.bytes;
             s.all.record(latency);

@@ -1,0 +1,522 @@
+//! Live outputs (`--out NAME=TARGET`): sinks that carry a run's figures to where teams watch
+//! them while it runs. Counts and latency figures come from the aggregator's snapshot (the
+//! one the summary reads), so an exporter's totals equal the summary's; StatsD and the JSON
+//! file get every sample as it is recorded.
+//!
+//! - `prometheus=ADDR`: a scrape endpoint (`/metrics`, OpenMetrics text) with LoadDensity's
+//!   metric names, served on a thread of its own until the process ends;
+//! - `influxdb=udp://HOST:PORT`: `loaddensity_request` line-protocol points once a second;
+//! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
+//! - `json=FILE`: one JSON object a sample, written by a thread of its own to a temporary
+//!   file renamed into place when the run ends.
+//!
+//! Nothing here blocks a virtual user: UDP sends are non-blocking (a full buffer drops the
+//! datagram), the scrape endpoint reads a snapshot behind a lock held only to swap a string,
+//! and the JSON writer takes its samples through a bounded channel whose overflow is counted.
+//! The text of the OpenMetrics exposition is written here: the figures are the aggregator's
+//! cumulative values, which `prometheus-client`'s counters (they only increment) cannot be
+//! set to without a hand-written collector anyway.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::sink::{Name, Sink, Snapshot};
+use crate::stats::{LATENCY_BUCKETS_MS, NameFigures, Record, Summary};
+
+/// One `--out` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Prometheus(SocketAddr),
+    Influx(SocketAddr),
+    Statsd(SocketAddr),
+    Json(PathBuf),
+}
+
+/// Parses `NAME=TARGET`: `prometheus=127.0.0.1:9646`, `influxdb=udp://127.0.0.1:8089`,
+/// `statsd=127.0.0.1:8125`, `json=samples.ndjson`.
+pub fn parse_output(text: &str) -> Result<Output, String> {
+    let (name, target) = text
+        .split_once('=')
+        .ok_or("expected NAME=TARGET, e.g. prometheus=127.0.0.1:9646")?;
+    let addr = |t: &str| -> Result<SocketAddr, String> {
+        use std::net::ToSocketAddrs;
+        t.to_socket_addrs()
+            .map_err(|e| format!("{name}: `{t}` is not HOST:PORT: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{name}: `{t}` has no address"))
+    };
+    match name {
+        "prometheus" => Ok(Output::Prometheus(addr(target)?)),
+        "influxdb" => match target.strip_prefix("udp://") {
+            Some(t) => Ok(Output::Influx(addr(t)?)),
+            None => Err("influxdb: udp://HOST:PORT (the HTTP API is not supported yet)".into()),
+        },
+        "statsd" => Ok(Output::Statsd(addr(target)?)),
+        "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
+        _ => Err(format!(
+            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT or json=FILE"
+        )),
+    }
+}
+
+/// The sink for `output`; binding the scrape endpoint or the UDP socket happens here, so a
+/// port in use is an error before the run starts.
+pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
+    match output {
+        Output::Prometheus(addr) => Ok(Box::new(Prometheus::bind(*addr)?)),
+        Output::Influx(addr) => Ok(Box::new(Influx::new(*addr)?)),
+        Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
+        Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone())?)),
+    }
+}
+
+/// A label value as OpenMetrics and InfluxDB tags want it.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn influx_tag(v: &str) -> String {
+    let v = if v.is_empty() { "-" } else { v };
+    v.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace('=', "\\=")
+        .replace(' ', "\\ ")
+        .replace('\n', "\\n")
+}
+
+fn statsd_key(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The OpenMetrics exposition of the figures.
+pub fn openmetrics(names: &[Name], figures: &[NameFigures]) -> String {
+    let mut out = String::new();
+    let who = |f: &NameFigures| {
+        let n = names.get(f.name_id as usize);
+        (
+            label(n.map_or("", |n| n.name.as_str())),
+            label(n.map_or("", |n| n.method.as_str())),
+        )
+    };
+    out.push_str("# TYPE loaddensity_requests counter\n# HELP loaddensity_requests Requests sent, by name, method, status, protocol and outcome.\n");
+    for f in figures {
+        let (name, method) = who(f);
+        for (status, failed, n) in &f.statuses {
+            let _ = writeln!(
+                out,
+                "loaddensity_requests_total{{name=\"{name}\",method=\"{method}\",status=\"{status}\",protocol=\"{}\",outcome=\"{}\"}} {n}",
+                f.protocol,
+                if *failed { "failed" } else { "ok" }
+            );
+        }
+    }
+    out.push_str("# TYPE loaddensity_request_latency_ms histogram\n# HELP loaddensity_request_latency_ms Request latency in milliseconds.\n");
+    for f in figures {
+        let (name, method) = who(f);
+        let labels = format!(
+            "name=\"{name}\",method=\"{method}\",protocol=\"{}\"",
+            f.protocol
+        );
+        for (le, n) in LATENCY_BUCKETS_MS.iter().zip(&f.buckets) {
+            let _ = writeln!(
+                out,
+                "loaddensity_request_latency_ms_bucket{{{labels},le=\"{le:?}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "loaddensity_request_latency_ms_bucket{{{labels},le=\"+Inf\"}} {}\nloaddensity_request_latency_ms_count{{{labels}}} {}\nloaddensity_request_latency_ms_sum{{{labels}}} {:.3}",
+            f.latency_count, f.latency_count, f.latency_sum_ms
+        );
+    }
+    out.push_str("# TYPE loaddensity_response_bytes counter\n# HELP loaddensity_response_bytes Bytes received.\n");
+    for f in figures {
+        let (name, method) = who(f);
+        let _ = writeln!(
+            out,
+            "loaddensity_response_bytes_total{{name=\"{name}\",method=\"{method}\",protocol=\"{}\"}} {}",
+            f.protocol, f.bytes
+        );
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The scrape endpoint. The exposition is rebuilt at each snapshot and at the end; the
+/// thread serving it answers one connection at a time, each bounded in time and size.
+struct Prometheus {
+    names: Vec<Name>,
+    text: Arc<Mutex<String>>,
+}
+
+impl Prometheus {
+    fn bind(addr: SocketAddr) -> Result<Prometheus, String> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| format!("prometheus: cannot listen on {addr}: {e}"))?;
+        let text = Arc::new(Mutex::new(String::from("# EOF\n")));
+        let shared = Arc::clone(&text);
+        std::thread::Builder::new()
+            .name("ld-prometheus".into())
+            .spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let body = shared.lock().map(|t| t.clone()).unwrap_or_default();
+                    let _ = answer(conn, &body);
+                }
+            })
+            .map_err(|e| format!("prometheus: {e}"))?;
+        Ok(Prometheus {
+            names: Vec::new(),
+            text,
+        })
+    }
+
+    fn publish(&self, figures: &[NameFigures]) {
+        let body = openmetrics(&self.names, figures);
+        if let Ok(mut t) = self.text.lock() {
+            *t = body;
+        }
+    }
+}
+
+/// Answers one scrape: reads the request head (at most 8 KiB, within 2 s), writes the body.
+fn answer(mut conn: std::net::TcpStream, body: &str) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let path_ok = head.starts_with(b"GET /metrics") || head.starts_with(b"GET / ");
+    let (status, body) = if path_ok {
+        ("200 OK", body)
+    } else {
+        ("404 Not Found", "not found: GET /metrics\n")
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    conn.flush()
+}
+
+impl Sink for Prometheus {
+    fn name(&self) -> &str {
+        "prometheus"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.names = names.to_vec();
+        Ok(())
+    }
+
+    fn wants_figures(&self) -> bool {
+        true
+    }
+
+    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        self.publish(&s.names);
+        Ok(())
+    }
+
+    fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
+        self.publish(figures);
+        Ok(())
+    }
+}
+
+/// A non-blocking UDP socket connected to `addr`.
+fn udp(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let local: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().map_err(|e| format!("{e}"))?
+    } else {
+        "[::]:0".parse().map_err(|e| format!("{e}"))?
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| format!("udp: {e}"))?;
+    socket
+        .connect(addr)
+        .map_err(|e| format!("udp {addr}: {e}"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("udp: {e}"))?;
+    Ok(socket)
+}
+
+/// The largest datagram sent: fits an Ethernet frame with IP and UDP headers.
+const MAX_DATAGRAM: usize = 1400;
+
+/// Sends `lines` packed into datagrams of at most [`MAX_DATAGRAM`] bytes; a datagram the
+/// socket cannot take now is dropped (UDP metrics are lossy by design) and counted.
+fn send_lines(socket: &UdpSocket, lines: &[String], dropped: &AtomicU64) {
+    let mut buf = String::new();
+    let flush = |buf: &mut String| {
+        if !buf.is_empty() && socket.send(buf.as_bytes()).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        buf.clear();
+    };
+    for line in lines {
+        if !buf.is_empty() && buf.len() + 1 + line.len() > MAX_DATAGRAM {
+            flush(&mut buf);
+        }
+        if !buf.is_empty() {
+            buf.push('\n');
+        }
+        buf.push_str(line);
+    }
+    flush(&mut buf);
+}
+
+/// InfluxDB line protocol over UDP, a point per name each second and at the end.
+struct Influx {
+    socket: UdpSocket,
+    names: Vec<Name>,
+    dropped: AtomicU64,
+}
+
+impl Influx {
+    fn new(addr: SocketAddr) -> Result<Influx, String> {
+        Ok(Influx {
+            socket: udp(addr)?,
+            names: Vec::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    fn points(&self, figures: &[NameFigures]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let lines: Vec<String> = figures
+            .iter()
+            .map(|f| {
+                let n = self.names.get(f.name_id as usize);
+                format!(
+                    "loaddensity_request,name={},method={},protocol={} requests={}i,failures={}i,bytes={}i,p50_ms={},p95_ms={},p99_ms={},max_ms={} {now}",
+                    influx_tag(n.map_or("", |n| n.name.as_str())),
+                    influx_tag(n.map_or("", |n| n.method.as_str())),
+                    f.protocol,
+                    f.requests,
+                    f.failures,
+                    f.bytes,
+                    f.p50_ms,
+                    f.p95_ms,
+                    f.p99_ms,
+                    f.max_ms
+                )
+            })
+            .collect();
+        send_lines(&self.socket, &lines, &self.dropped);
+    }
+}
+
+impl Sink for Influx {
+    fn name(&self) -> &str {
+        "influxdb"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.names = names.to_vec();
+        Ok(())
+    }
+
+    fn wants_figures(&self) -> bool {
+        true
+    }
+
+    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        self.points(&s.names);
+        Ok(())
+    }
+
+    fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
+        self.points(figures);
+        Ok(())
+    }
+}
+
+/// StatsD: per sample a request counter, a failure counter when it failed, and a timer.
+struct Statsd {
+    socket: UdpSocket,
+    keys: Vec<String>,
+    dropped: AtomicU64,
+}
+
+impl Statsd {
+    fn new(addr: SocketAddr) -> Result<Statsd, String> {
+        Ok(Statsd {
+            socket: udp(addr)?,
+            keys: Vec::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Sink for Statsd {
+    fn name(&self) -> &str {
+        "statsd"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.keys = names.iter().map(|n| statsd_key(&n.name)).collect();
+        Ok(())
+    }
+
+    fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
+        let mut lines = Vec::with_capacity(samples.len() * 2);
+        for r in samples {
+            let key = self
+                .keys
+                .get(r.name_id as usize)
+                .map_or("unnamed", String::as_str);
+            lines.push(format!("loaddensity.requests.{key}:1|c"));
+            if r.error.is_some() {
+                lines.push(format!("loaddensity.failures.{key}:1|c"));
+            }
+            lines.push(format!(
+                "loaddensity.latency.{key}:{:.3}|ms",
+                r.latency_us as f64 / 1000.0
+            ));
+        }
+        send_lines(&self.socket, &lines, &self.dropped);
+        Ok(())
+    }
+}
+
+/// Samples waiting for the JSON writer; past this, samples are dropped and counted.
+const JSON_QUEUE: usize = 1024;
+
+/// One JSON object a sample, in a file written by a thread of its own.
+struct JsonFile {
+    names: Arc<Mutex<Vec<Name>>>,
+    tx: Option<mpsc::SyncSender<Vec<Record>>>,
+    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+    dropped: Arc<AtomicU64>,
+    path: PathBuf,
+}
+
+impl JsonFile {
+    fn create(path: PathBuf) -> Result<JsonFile, String> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| format!("json: cannot create a file in {}: {e}", dir.display()))?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(JSON_QUEUE);
+        let names: Arc<Mutex<Vec<Name>>> = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::clone(&names);
+        let target = path.clone();
+        let writer = std::thread::Builder::new()
+            .name("ld-out-json".into())
+            .spawn(move || write_json(tmp, rx, shared, target))
+            .map_err(|e| format!("json: {e}"))?;
+        Ok(JsonFile {
+            names,
+            tx: Some(tx),
+            writer: Some(writer),
+            dropped: Arc::new(AtomicU64::new(0)),
+            path,
+        })
+    }
+}
+
+fn write_json(
+    tmp: tempfile::NamedTempFile,
+    rx: mpsc::Receiver<Vec<Record>>,
+    names: Arc<Mutex<Vec<Name>>>,
+    target: PathBuf,
+) -> Result<(), String> {
+    let mut out = std::io::BufWriter::new(tmp);
+    for batch in rx {
+        let names = names.lock().map(|n| n.clone()).unwrap_or_default();
+        for r in batch {
+            let n = names.get(r.name_id as usize);
+            let line = serde_json::json!({
+                "t_ms": r.at_us as f64 / 1000.0,
+                "name": n.map_or("", |n| n.name.as_str()),
+                "method": n.map_or("", |n| n.method.as_str()),
+                "protocol": r.protocol.as_str(),
+                "status": r.status,
+                "latency_ms": r.latency_us as f64 / 1000.0,
+                "bytes": r.bytes,
+                "ok": r.error.is_none(),
+                "kind": r.error.as_ref().map(|_| r.kind.as_str()),
+                "error": r.error.as_deref(),
+            });
+            serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+    }
+    let tmp = out.into_inner().map_err(|e| e.to_string())?;
+    tmp.persist(&target)
+        .map_err(|e| format!("cannot write {}: {}", target.display(), e.error))?;
+    Ok(())
+}
+
+impl Sink for JsonFile {
+    fn name(&self) -> &str {
+        "json"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        if let Ok(mut n) = self.names.lock() {
+            *n = names.to_vec();
+        }
+        Ok(())
+    }
+
+    fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
+        if let Some(tx) = &self.tx
+            && tx.try_send(samples.to_vec()).is_err()
+        {
+            self.dropped
+                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            w.join()
+                .map_err(|_| "the json writer stopped".to_string())??;
+        }
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            return Err(format!(
+                "{dropped} samples were not written to {} (the writer fell behind)",
+                self.path.display()
+            ));
+        }
+        Ok(vec![self.path.clone()])
+    }
+}

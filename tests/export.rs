@@ -1,0 +1,211 @@
+//! End-to-end tests of `ld replay --out`: the real binary runs a short load against a test
+//! server while a scraper reads its Prometheus endpoint and UDP listeners take its StatsD and
+//! InfluxDB datagrams; every total must equal the run's summary.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ld_test_support::http::{Kind, Received, Reply, serve};
+use serde_json::{Value, json};
+
+fn ld() -> std::process::Command {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("ld"))
+}
+
+/// A UDP listener on 127.0.0.1 keeping every line it receives (for at most `life`).
+fn udp_lines(life: Duration) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        let end = Instant::now() + life;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < end {
+            if let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                keep.lock()
+                    .expect("lock")
+                    .extend(text.lines().map(str::to_string));
+            }
+        }
+    });
+    (port, lines)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port()
+}
+
+/// `GET /metrics`, the body; `None` while nothing listens.
+fn scrape(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The sum of `loaddensity_requests_total` samples whose labels contain `filter`.
+fn requests_total(metrics: &str, filter: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("loaddensity_requests_total{") && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+#[test]
+fn exporters_carry_the_summary_s_totals() {
+    let (api, _server) = serve(Kind::Http1, |r: &Received| match r.path() {
+        "/ok" => Reply::new(200, "fine"),
+        _ => Reply::new(503, "busy"),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([
+        {"method": "get", "request_url": format!("http://{api}/ok"), "name": "fine",
+         "think_time": 0.01, "assertions": [{"type": "status_code", "value": 200}]},
+        {"method": "get", "request_url": format!("http://{api}/busy"), "name": "busy step",
+         "think_time": 0.01, "assertions": [{"type": "status_code", "value": 200}]}
+    ]);
+    let plan = json!({"load_density": [["LD_start_test", {
+        "user_detail_dict": {"user": "fast_http_user"}, "user_count": 2, "spawn_rate": 100,
+        "test_time": 2, "tasks": tasks}]]});
+    write(dir.path(), "plan.json", &plan.to_string());
+    let (statsd, statsd_lines) = udp_lines(Duration::from_secs(20));
+    let (influx, influx_lines) = udp_lines(Duration::from_secs(20));
+    let prom = free_port();
+    let mut child = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-q",
+            "--no-store",
+            "--report",
+            "summary",
+        ])
+        .args(["--out", &format!("prometheus=127.0.0.1:{prom}")])
+        .args(["--out", &format!("statsd=127.0.0.1:{statsd}")])
+        .args(["--out", &format!("influxdb=udp://127.0.0.1:{influx}")])
+        .args(["--out", "json=samples.ndjson", "--linger", "4s"])
+        .spawn()
+        .expect("ld replay");
+
+    // While the run goes on the endpoint already counts.
+    std::thread::sleep(Duration::from_millis(1500));
+    let live = scrape(prom).expect("the endpoint answers during the run");
+    assert!(live.ends_with("# EOF\n"), "{live}");
+    assert!(requests_total(&live, "name=\"fine\"") > 0, "{live}");
+
+    // After the run (during --linger): the summary is written, the endpoint holds its totals.
+    let summary_path = dir.path().join("loaddensity-summary.json");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !summary_path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("summary"))
+            .expect("json");
+    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    let failures = summary["totals"]["failures"].as_u64().expect("failures");
+    assert!(total > 10 && failures > 0, "{summary}");
+    std::thread::sleep(Duration::from_millis(300));
+    let last = scrape(prom).expect("the endpoint lingers");
+    assert_eq!(requests_total(&last, ""), total, "{last}");
+    assert_eq!(
+        requests_total(&last, "outcome=\"failed\""),
+        failures,
+        "{last}"
+    );
+    assert_eq!(
+        requests_total(
+            &last,
+            "name=\"busy step\",method=\"get\",status=\"503\",protocol=\"http\",outcome=\"failed\""
+        ),
+        failures,
+        "{last}"
+    );
+    assert!(
+        last.contains("loaddensity_request_latency_ms_bucket{name=\"fine\",method=\"get\",protocol=\"http\",le=\"+Inf\"}"),
+        "{last}"
+    );
+    let status = child.wait().expect("exit");
+    assert_eq!(status.code(), Some(1), "the busy step's assertion fails");
+
+    // StatsD: a request counter per sample.
+    std::thread::sleep(Duration::from_millis(300));
+    let statsd = statsd_lines.lock().expect("lock").clone();
+    let counted = statsd
+        .iter()
+        .filter(|l| l.starts_with("loaddensity.requests.") && l.ends_with(":1|c"))
+        .count() as u64;
+    assert_eq!(counted, total, "statsd request counters");
+    assert!(
+        statsd
+            .iter()
+            .any(|l| l.starts_with("loaddensity.latency.busy_step:")),
+        "{:?}",
+        &statsd[..statsd.len().min(5)]
+    );
+
+    // InfluxDB: the last point of each name holds its final count.
+    let influx = influx_lines.lock().expect("lock").clone();
+    let last_count = |name: &str| -> u64 {
+        influx
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(&format!("loaddensity_request,name={name},")))
+            .and_then(|l| l.split(" requests=").nth(1))
+            .and_then(|r| r.split('i').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        last_count("fine") + last_count("busy\\ step"),
+        total,
+        "{influx:?}"
+    );
+
+    // JSON: one line a sample.
+    let samples = std::fs::read_to_string(dir.path().join("samples.ndjson")).expect("json out");
+    let lines: Vec<Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len() as u64, total);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["name"] == "busy step" && l["status"] == 503 && l["ok"] == false)
+    );
+}
+
+#[test]
+fn a_bad_output_is_refused_before_the_run() {
+    let out = ld()
+        .args(["replay", "plan.json", "--out", "kafka=127.0.0.1:1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown output `kafka`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
