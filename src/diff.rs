@@ -334,6 +334,8 @@ pub(crate) struct Gate {
     pub(crate) passed: bool,
     /// The store failed: reported, and the exit code is 3.
     pub(crate) error: Option<anyhow::Error>,
+    /// The id the run was stored under.
+    pub(crate) stored: Option<i64>,
 }
 
 impl ReplayStore {
@@ -417,6 +419,7 @@ impl ReplayStore {
             notes: Vec::new(),
             passed: true,
             error: None,
+            stored: None,
         };
         let end = match result {
             Ok(o) if o.interrupted => RunEnd::Interrupted,
@@ -431,6 +434,7 @@ impl ReplayStore {
                     gate.notes
                         .push(format!("stored as run {id} in {}", self.db.display()));
                     stored = Some(id);
+                    gate.stored = Some(id);
                 }
                 Ok(None) => {}
                 Err(e) => {
