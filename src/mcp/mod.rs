@@ -59,7 +59,10 @@ pub(crate) struct McpArgs {
 pub(crate) fn run(args: McpArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = args.root.clone().unwrap_or_else(|| PathBuf::from("."));
     let root = Root::new(&dir).map_err(|e| {
-        exit::input_error(format!("--root {}: {e} (give an existing directory)", dir.display()))
+        exit::input_error(format!(
+            "--root {}: {e} (give an existing directory)",
+            dir.display()
+        ))
     })?;
     if args.max_duration.is_zero() {
         return Err(exit::input_error("--max-duration must be more than 0s"));
@@ -128,9 +131,10 @@ impl Failure {
 
     /// An error of the binary's modules: input (exit 2) or runtime, with its chain.
     fn from_anyhow(e: &anyhow::Error) -> Failure {
-        let input = e
-            .chain()
-            .any(|c| c.downcast_ref::<exit::Coded>().is_some_and(|c| c.code == exit::USAGE));
+        let input = e.chain().any(|c| {
+            c.downcast_ref::<exit::Coded>()
+                .is_some_and(|c| c.code == exit::USAGE)
+        });
         let mut message = e.to_string();
         for cause in e.chain().skip(1) {
             message.push_str(&format!(": {cause}"));
@@ -160,9 +164,7 @@ impl From<PathError> for Failure {
                      inside it (start it with --root DIR to serve another directory)"
                 ),
             },
-            PathError::Missing { given, message } => {
-                Failure::input(format!("{given}: {message}"))
-            }
+            PathError::Missing { given, message } => Failure::input(format!("{given}: {message}")),
         }
     }
 }
@@ -238,7 +240,12 @@ fn blocking(state: &State, kind: Kind, from: Option<&str>, args: &Map<String, Va
         Kind::Import => import(state, from, &a),
         Kind::Diff => {
             let store = open_db(state, &a, false)?;
-            diff(state, &store, &a.string("run")?.unwrap_or_else(|| "latest".into()), &a)
+            diff(
+                state,
+                &store,
+                &a.string("run")?.unwrap_or_else(|| "latest".into()),
+                &a,
+            )
         }
         Kind::RunsList => {
             let store = open_db(state, &a, false)?;
@@ -409,7 +416,9 @@ fn import(state: &State, from: Option<&str>, a: &Arguments<'_>) -> Outcome {
         Some(p) => Some(state.root.writable(&p)?),
         None => {
             // The default side file stands beside the plan: it must not lead outside either.
-            state.root.writable(&format!("{output_given}.secrets.env"))?;
+            state
+                .root
+                .writable(&format!("{output_given}.secrets.env"))?;
             None
         }
     };
@@ -763,7 +772,10 @@ async fn replay(
         }
     });
     let gate = {
-        let result = result.as_ref().map(Clone::clone).map_err(|e| anyhow::anyhow!("{e}"));
+        let result = result
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(|e| anyhow::anyhow!("{e}"));
         tokio::task::spawn_blocking(move || recorder.finish(&result))
             .await
             .map_err(|e| Failure::runtime(e.to_string()))?

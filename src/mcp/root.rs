@@ -41,6 +41,8 @@ impl Root {
     /// An existing file or directory inside the root.
     pub(crate) fn existing(&self, given: &str) -> Result<PathBuf, PathError> {
         let joined = self.dir.join(given);
+        // Outside by its very spelling: refused as such, whether or not it exists.
+        self.inside(given, lexical(&joined))?;
         let resolved = std::fs::canonicalize(&joined).map_err(|e| PathError::Missing {
             given: given.to_string(),
             message: e.to_string(),
@@ -88,6 +90,21 @@ impl Root {
     }
 }
 
+/// `path` with `.` and `..` taken away as written, links not followed.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,10 +128,17 @@ mod tests {
             Err(PathError::Outside { .. })
         ));
         assert!(matches!(
+            root.existing("../no/such/file"),
+            Err(PathError::Outside { .. })
+        ));
+        assert!(matches!(
             root.writable("../new.json"),
             Err(PathError::Outside { .. })
         ));
-        assert!(matches!(root.writable(".."), Err(PathError::Outside { .. })));
+        assert!(matches!(
+            root.writable(".."),
+            Err(PathError::Outside { .. })
+        ));
         assert!(root.writable("new.json").is_ok());
         #[cfg(unix)]
         {

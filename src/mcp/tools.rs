@@ -41,7 +41,12 @@ pub(crate) const ENTRIES: &[Entry] = &[
     entry("schema", Kind::Schema),
     entry("list_executor_commands", Kind::Commands),
     alias("import_har", Kind::Import, "import", Some("har")),
-    alias("generate_from_openapi", Kind::Import, "import", Some("openapi")),
+    alias(
+        "generate_from_openapi",
+        Kind::Import,
+        "import",
+        Some("openapi"),
+    ),
     alias("generate_from_curls", Kind::Import, "import", Some("curl")),
     alias("run_action_json", Kind::Replay, "replay", None),
     alias("list_runs", Kind::RunsList, "runs_list", None),
@@ -167,27 +172,31 @@ fn output(kind: Kind) -> Value {
                 "kind": {"type": "string"}, "regression": {"type": "boolean"}, "message": {"type": "string"}}}}}}}
     }});
     match kind {
-        Kind::Import => json!({"type": "object", "required": ["plan", "format", "read", "kept", "tasks"], "properties": {
-            "plan": {"type": "string", "description": "The plan written, relative to the root"},
-            "format": {"type": "string"},
-            "read": {"type": "integer"}, "kept": {"type": "integer"}, "tasks": {"type": "integer"},
-            "dropped": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "warnings": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "secrets_replaced": {"type": "integer"},
-            "secrets_file": {"type": ["string", "null"]},
-            "websockets": {"type": "integer"}, "event_streams": {"type": "integer"}
-        }}),
-        Kind::Replay => json!({"type": "object", "required": ["passed", "interrupted", "requests", "failed", "summary", "failures"], "properties": {
-            "passed": {"type": "boolean", "description": "Every request answered and every assertion held (and no regression against the baseline asked for)"},
-            "interrupted": {"type": "boolean", "description": "Stopped at the server's time bound or by cancellation"},
-            "requests": {"type": "integer"}, "failed": {"type": "integer"},
-            "run_id": {"type": ["integer", "null"]},
-            "summary": any,
-            "failures": {"type": "array", "items": {"type": "object", "required": ["name", "kind", "message", "count"], "properties": {
-                "name": {"type": "string"}, "kind": {"type": "string"}, "message": {"type": "string"}, "count": {"type": "integer"}}}},
-            "messages": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string"}, "text": {"type": "string"}}}},
-            "diff": {"anyOf": [diff, {"type": "null"}]}
-        }}),
+        Kind::Import => {
+            json!({"type": "object", "required": ["plan", "format", "read", "kept", "tasks"], "properties": {
+                "plan": {"type": "string", "description": "The plan written, relative to the root"},
+                "format": {"type": "string"},
+                "read": {"type": "integer"}, "kept": {"type": "integer"}, "tasks": {"type": "integer"},
+                "dropped": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "warnings": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "secrets_replaced": {"type": "integer"},
+                "secrets_file": {"type": ["string", "null"]},
+                "websockets": {"type": "integer"}, "event_streams": {"type": "integer"}
+            }})
+        }
+        Kind::Replay => {
+            json!({"type": "object", "required": ["passed", "interrupted", "requests", "failed", "summary", "failures"], "properties": {
+                "passed": {"type": "boolean", "description": "Every request answered and every assertion held (and no regression against the baseline asked for)"},
+                "interrupted": {"type": "boolean", "description": "Stopped at the server's time bound or by cancellation"},
+                "requests": {"type": "integer"}, "failed": {"type": "integer"},
+                "run_id": {"type": ["integer", "null"]},
+                "summary": any,
+                "failures": {"type": "array", "items": {"type": "object", "required": ["name", "kind", "message", "count"], "properties": {
+                    "name": {"type": "string"}, "kind": {"type": "string"}, "message": {"type": "string"}, "count": {"type": "integer"}}}},
+                "messages": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string"}, "text": {"type": "string"}}}},
+                "diff": {"anyOf": [diff, {"type": "null"}]}
+            }})
+        }
         Kind::Diff => diff,
         Kind::RunsList => json!({"type": "object", "required": ["runs"], "properties": {
             "runs": {"type": "array", "items": {"type": "object", "required": ["id", "outcome"], "properties": {
@@ -196,14 +205,20 @@ fn output(kind: Kind) -> Value {
             "run": {"type": "object", "required": ["id", "outcome"], "properties": {"id": {"type": "integer"}, "outcome": {"type": "string"}}},
             "names": {"type": "array", "items": {"type": "object", "required": ["name", "requests", "failures"], "properties": {
                 "name": {"type": "string"}, "requests": {"type": "integer"}, "failures": {"type": "integer"}}}}}}),
-        Kind::BaselineSet => json!({"type": "object", "required": ["baseline", "run_id"], "properties": {
-            "baseline": {"type": "string"}, "run_id": {"type": "integer"}}}),
-        Kind::Lint => json!({"type": "object", "required": ["file", "errors", "warnings", "findings"], "properties": {
+        Kind::BaselineSet => {
+            json!({"type": "object", "required": ["baseline", "run_id"], "properties": {
+            "baseline": {"type": "string"}, "run_id": {"type": "integer"}}})
+        }
+        Kind::Lint => {
+            json!({"type": "object", "required": ["file", "errors", "warnings", "findings"], "properties": {
             "file": {"type": "string"}, "errors": {"type": "integer"}, "warnings": {"type": "integer"},
             "findings": {"type": "array", "items": {"type": "object", "required": ["rule", "severity", "message", "location"], "properties": {
                 "rule": {"type": "string"}, "severity": {"type": "string"}, "message": {"type": "string"},
-                "location": {"type": "object", "properties": {"file": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"}, "pointer": {"type": "string"}}}}}}}}),
-        Kind::Schema => json!({"type": "object", "required": ["schema"], "properties": {"schema": any}}),
+                "location": {"type": "object", "properties": {"file": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"}, "pointer": {"type": "string"}}}}}}}})
+        }
+        Kind::Schema => {
+            json!({"type": "object", "required": ["schema"], "properties": {"schema": any}})
+        }
         Kind::Commands => json!({"type": "object", "required": ["commands"], "properties": {
             "commands": {"type": "array", "items": {"type": "string"}}}}),
     }
