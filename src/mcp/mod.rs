@@ -73,6 +73,7 @@ pub(crate) fn run(args: McpArgs) -> anyhow::Result<std::process::ExitCode> {
         max_users: args.max_users,
         max_duration: args.max_duration,
         environment: std::env::vars().collect(),
+        replaying: tokio::sync::Semaphore::new(1),
     }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,6 +103,8 @@ struct State {
     max_duration: Duration,
     /// For `${env.X}` in plans, read once here as `ld replay` does.
     environment: Vec<(String, String)>,
+    /// One replay at a time, so that calls cannot add up past the load bounds.
+    replaying: tokio::sync::Semaphore,
 }
 
 #[derive(Clone)]
@@ -617,6 +620,11 @@ async fn replay(
 ) -> Outcome {
     let a = Arguments(&args);
     let plan = state.root.existing(&a.required("plan")?)?;
+    let Ok(_running) = state.replaying.try_acquire() else {
+        return Err(Failure::runtime(
+            "another replay is running; ld mcp runs one at a time (call again when it is done)",
+        ));
+    };
     let text = std::fs::read_to_string(&plan)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", relative(&state, &plan))))?;
     if let Ok(doc) = serde_json::from_str::<Value>(&text) {
