@@ -627,12 +627,27 @@ async fn replay(
     };
     let text = std::fs::read_to_string(&plan)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", relative(&state, &plan))))?;
-    if let Ok(doc) = serde_json::from_str::<Value>(&text) {
-        targets::check_plan(&doc, &state.allowed).map_err(|why| Failure {
-            kind: "target-refused",
-            message: format!("{}: {why}", relative(&state, &plan)),
-        })?;
-    }
+    let doc = match serde_json::from_str::<Value>(&text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            // The engine's own message says where the plan is broken; a plan it would read
+            // that is not plain JSON is not run, as its targets could not be checked.
+            if let Err(engine) = ld_replay::check_plan(&plan, text.as_bytes()) {
+                return Err(Failure::input(engine.to_string()));
+            }
+            return Err(Failure {
+                kind: "target-refused",
+                message: format!(
+                    "{}: not plain JSON ({e}), so its targets cannot be checked",
+                    relative(&state, &plan)
+                ),
+            });
+        }
+    };
+    targets::check_plan(&doc, &state.allowed).map_err(|why| Failure {
+        kind: "target-refused",
+        message: format!("{}: {why}", relative(&state, &plan)),
+    })?;
     let load = match a.string("mode")?.as_deref() {
         None | Some("once") => {
             if a.0.contains_key("users") || a.0.contains_key("duration") {
