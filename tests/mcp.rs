@@ -30,6 +30,8 @@ impl Client {
             .arg("--root")
             .arg(root)
             .args(extra)
+            // The recording proxy keeps its CA here, not in the home directory.
+            .env("LD_DATA_DIR", root.join(".ld-data"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -423,4 +425,50 @@ fn paths_outside_the_root_and_far_targets_are_refused() {
     let mut allowed = Client::start(&root, &["--allow-target", "api.example.test:8443"]);
     let why = allowed.refused("replay", json!({"plan": "far.json"}), "target-refused");
     assert!(why.contains("192.0.2.1"), "{why}");
+}
+
+#[test]
+fn record_start_and_stop_write_a_har_inside_the_root() {
+    let (addr, server) = serve(Kind::Http1, |_| Reply::json(200, "{\"id\":7}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Client::start(dir.path(), &[]);
+    c.refused("record_stop", json!({}), "input");
+    c.refused(
+        "record_start",
+        json!({"output": "../recording.har"}),
+        "outside-root",
+    );
+    let started = c.ok(
+        "record_start",
+        json!({"output": "rec.har", "duration": "1m"}),
+    );
+    let proxy = started["proxy"].as_str().expect("proxy").to_string();
+    assert!(proxy.starts_with("http://127.0.0.1:"), "{started}");
+    assert_eq!(started["stops_after_s"], 60);
+    c.refused("record_start", json!({}), "input");
+
+    // A client sends one request through the proxy, as to any HTTP proxy.
+    let proxy_addr = proxy.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(proxy_addr).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET http://{addr}/items/7 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("{\"id\":7}"), "{answer}");
+
+    let stopped = c.ok("record_stop", json!({}));
+    assert_eq!(stopped["output"], "rec.har", "{stopped}");
+    assert_eq!(stopped["entries"], 1, "{stopped}");
+    assert_eq!(server.received().len(), 1);
+    let imported = c.ok("import", json!({"file": "rec.har", "output": "plan.json"}));
+    assert_eq!(imported["kept"], 1, "{imported}");
+    let replayed = c.ok("replay", json!({"plan": "plan.json", "store": false}));
+    assert_eq!(replayed["passed"], true, "{replayed}");
 }

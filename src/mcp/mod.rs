@@ -32,7 +32,7 @@ use tools::Kind;
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Tools: import, replay, diff, runs_list, runs_show, baseline_set, lint, schema,
-list_executor_commands; LoadDensity's names import_har, generate_from_openapi,
+list_executor_commands, record_start, record_stop; LoadDensity's names import_har, generate_from_openapi,
 generate_from_curls, run_action_json, list_runs, fetch_run and summary call the same tools.
 Every result is structured content; a refused or failed call has isError and
 {\"error\": {\"kind\", \"message\"}}, kind one of outside-root, target-refused, input, runtime.")]
@@ -74,7 +74,9 @@ pub(crate) fn run(args: McpArgs) -> anyhow::Result<std::process::ExitCode> {
         max_duration: args.max_duration,
         environment: std::env::vars().collect(),
         replaying: tokio::sync::Semaphore::new(1),
+        recording: Mutex::new(None),
     }));
+    let state = server.0.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +94,12 @@ pub(crate) fn run(args: McpArgs) -> anyhow::Result<std::process::ExitCode> {
     });
     // A read of standard input cannot be cancelled: do not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // A recording still going is written out, not lost with the process.
+    if let Err(f) = record_stop(&state) {
+        if f.kind != "input" {
+            eprintln!("ld mcp: {}", f.message);
+        }
+    }
     result?;
     Ok(std::process::ExitCode::from(exit::OK))
 }
@@ -105,6 +113,14 @@ struct State {
     environment: Vec<(String, String)>,
     /// One replay at a time, so that calls cannot add up past the load bounds.
     replaying: tokio::sync::Semaphore,
+    /// The recording proxy, while one runs.
+    recording: Mutex<Option<Recording>>,
+}
+
+/// A recording proxy running on a thread of its own.
+struct Recording {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<ld_recorder::Summary, ld_recorder::Error>>,
 }
 
 #[derive(Clone)]
@@ -298,6 +314,8 @@ fn blocking(state: &State, kind: Kind, from: Option<&str>, args: &Map<String, Va
             }
             Ok(report)
         }
+        Kind::RecordStart => record_start(state, &a),
+        Kind::RecordStop => record_stop(state),
         Kind::Replay | Kind::Schema | Kind::Commands => {
             Err(Failure::runtime("not a blocking tool"))
         }
@@ -575,6 +593,123 @@ fn default_baseline(
              (call baseline_set first)"
         ))),
     }
+}
+
+/// The longest a recording runs before it stops by itself.
+const MAX_RECORDING: Duration = Duration::from_secs(3600);
+
+fn record_start(state: &State, a: &Arguments<'_>) -> Outcome {
+    let output_given = a
+        .string("output")?
+        .unwrap_or_else(|| "recording.har".into());
+    let output = state.root.writable(&output_given)?;
+    // The journal stands beside the HAR.
+    state.root.writable(&format!("{output_given}.journal"))?;
+    let duration = a.duration("duration")?.unwrap_or(Duration::from_secs(600));
+    if duration.is_zero() || duration > MAX_RECORDING {
+        return Err(Failure::input(format!(
+            "argument `duration`: {} is not more than 0s and at most 1h",
+            humantime::format_duration(duration)
+        )));
+    }
+    let max_body = match a.string("max_body")? {
+        Some(text) => ld_recorder::parse_size(&text)
+            .map_err(|e| Failure::input(format!("argument `max_body`: {e}")))?,
+        None => ld_recorder::DEFAULT_MAX_BODY,
+    };
+    let regexes = |key: &str| -> Result<Vec<regex::Regex>, Failure> {
+        a.strings(key)?
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| {
+                    Failure::input(format!("argument `{key}`: {p:?} is not a regex: {e}"))
+                })
+            })
+            .collect()
+    };
+    let include = regexes("include")?;
+    let exclude = regexes("exclude")?;
+    let mut slot = state
+        .recording
+        .lock()
+        .map_err(|_| Failure::runtime("the recording state is poisoned"))?;
+    if slot.is_some() {
+        return Err(Failure::input(
+            "a recording is already running; call record_stop first",
+        ));
+    }
+    let data_dir = crate::ca::data_dir().map_err(|e| Failure::from_anyhow(&e))?;
+    crate::ca::tighten_key(&data_dir).map_err(|e| Failure::from_anyhow(&e))?;
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .map_err(|e| Failure::runtime(format!("no free port on 127.0.0.1: {e}")))?;
+    let mut options = ld_recorder::Options::new(proxy, output.clone(), data_dir.clone());
+    options.include = include;
+    options.exclude = exclude;
+    options.max_body = max_body;
+    options.quiet = true;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ld-mcp-record".into())
+        .spawn(move || {
+            ld_recorder::record_until(options, async move {
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = tokio::time::sleep(duration) => {}
+                }
+            })
+        })
+        .map_err(|e| Failure::runtime(format!("cannot start the recorder: {e}")))?;
+    // Ready when it accepts a connection; a recorder that fails to start says why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if thread.is_finished() {
+            let result = thread
+                .join()
+                .map_err(|_| Failure::runtime("the recorder stopped unexpectedly"))?;
+            return Err(match result {
+                Ok(_) => Failure::runtime("the recorder stopped at once"),
+                Err(e) => Failure::runtime(format!("the recorder did not start: {e}")),
+            });
+        }
+        if std::net::TcpStream::connect_timeout(&proxy, Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = stop.send(());
+            return Err(Failure::runtime("the recorder did not listen within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    *slot = Some(Recording { stop, thread });
+    Ok(json!({
+        "proxy": format!("http://{proxy}"),
+        "output": relative(state, &output),
+        "ca_cert": ld_recorder::ca::cert_path(&data_dir).display().to_string(),
+        "stops_after_s": duration.as_secs(),
+    }))
+}
+
+fn record_stop(state: &State) -> Outcome {
+    let recording = state
+        .recording
+        .lock()
+        .map_err(|_| Failure::runtime("the recording state is poisoned"))?
+        .take()
+        .ok_or_else(|| Failure::input("no recording is running (record_start starts one)"))?;
+    let _ = recording.stop.send(());
+    let summary = recording
+        .thread
+        .join()
+        .map_err(|_| Failure::runtime("the recorder stopped unexpectedly"))?
+        .map_err(|e| Failure::runtime(format!("the recording failed: {e}")))?;
+    Ok(json!({
+        "output": relative(state, &summary.output),
+        "entries": summary.entries,
+        "recorded": summary.recorded,
+        "errors": summary.errors,
+        "bytes": summary.bytes,
+    }))
 }
 
 /// The most messages a replay hands back; the rest are counted.

@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Lint,
     Schema,
     Commands,
+    RecordStart,
+    RecordStop,
 }
 
 /// A name a tool answers to, what it does, and the arguments an alias fixes.
@@ -40,6 +42,8 @@ pub(crate) const ENTRIES: &[Entry] = &[
     entry("lint", Kind::Lint),
     entry("schema", Kind::Schema),
     entry("list_executor_commands", Kind::Commands),
+    entry("record_start", Kind::RecordStart),
+    entry("record_stop", Kind::RecordStop),
     alias("import_har", Kind::Import, "import", Some("har")),
     alias(
         "generate_from_openapi",
@@ -156,7 +160,16 @@ fn input(kind: Kind, from: Option<&str>) -> Value {
         Kind::Lint => json!({"type": "object", "required": ["plan"], "properties": {
             "plan": {"type": "string", "description": "The plan to check, relative to the root"}
         }}),
-        Kind::Schema | Kind::Commands => json!({"type": "object", "properties": {}}),
+        Kind::RecordStart => json!({"type": "object", "properties": {
+            "output": {"type": "string", "description": "The HAR to write, relative to the root [default: recording.har]"},
+            "include": {"type": "array", "items": {"type": "string"}, "description": "Record only exchanges whose full URL matches one of these regexes"},
+            "exclude": {"type": "array", "items": {"type": "string"}, "description": "Do not record exchanges matching one of these regexes"},
+            "max_body": {"type": "string", "description": "Record bodies up to this size, e.g. 1MiB [default: 10MiB]"},
+            "duration": {"type": "string", "description": "Stop by itself after this long [default: 10m, at most 1h]"}
+        }}),
+        Kind::Schema | Kind::Commands | Kind::RecordStop => {
+            json!({"type": "object", "properties": {}})
+        }
     }
 }
 
@@ -221,6 +234,17 @@ fn output(kind: Kind) -> Value {
         }
         Kind::Commands => json!({"type": "object", "required": ["commands"], "properties": {
             "commands": {"type": "array", "items": {"type": "string"}}}}),
+        Kind::RecordStart => {
+            json!({"type": "object", "required": ["proxy", "output", "ca_cert", "stops_after_s"], "properties": {
+            "proxy": {"type": "string", "description": "The proxy to point a client at, http://127.0.0.1:PORT"},
+            "output": {"type": "string"}, "ca_cert": {"type": "string", "description": "The CA HTTPS clients must trust"},
+            "stops_after_s": {"type": "integer"}}})
+        }
+        Kind::RecordStop => {
+            json!({"type": "object", "required": ["output", "entries", "recorded", "errors", "bytes"], "properties": {
+            "output": {"type": "string"}, "entries": {"type": "integer"}, "recorded": {"type": "integer"},
+            "errors": {"type": "integer"}, "bytes": {"type": "integer"}}})
+        }
     }
 }
 
@@ -243,6 +267,10 @@ fn description(kind: Kind) -> &'static str {
         }
         Kind::Schema => "The JSON Schema (2020-12) of an action JSON plan",
         Kind::Commands => "The LD_* commands a plan may use",
+        Kind::RecordStart => {
+            "Start the recording proxy on 127.0.0.1 (one at a time): point a client at it, then record_stop writes the HAR inside the root"
+        }
+        Kind::RecordStop => "Stop the recording proxy and write its HAR",
     }
 }
 
@@ -252,6 +280,9 @@ fn annotations(kind: Kind) -> ToolAnnotations {
         // Replay sends requests that may change what the target holds.
         Kind::Replay => (false, true, false, true),
         Kind::BaselineSet => (false, false, true, false),
+        // The proxy forwards what its clients send, wherever they send it.
+        Kind::RecordStart => (false, false, false, true),
+        Kind::RecordStop => (false, false, true, false),
         _ => (true, false, true, false),
     };
     ToolAnnotations::from_raw(
