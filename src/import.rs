@@ -96,6 +96,10 @@ pub(crate) struct ImportArgs {
     /// Print nothing but errors
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Files the input refers to are read only inside this directory (set by `ld mcp`)
+    #[arg(skip)]
+    pub(crate) files_within: Option<PathBuf>,
 }
 
 /// What an import wrote.
@@ -184,6 +188,7 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         include_deprecated: args.include_deprecated,
         environment,
         base_dir,
+        files_within: args.files_within.clone(),
     };
     let result = if stdin {
         ld_converters::import(format, &name, &head, &options)

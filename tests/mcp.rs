@@ -380,6 +380,24 @@ fn paths_outside_the_root_and_far_targets_are_refused() {
     }
     assert!(!dir.path().join("plan.json").exists());
 
+    // A file an OpenAPI description refers to outside the root is not read.
+    std::fs::write(dir.path().join("secret.json"), "{\"S\": {\"type\": \"object\"}}")
+        .expect("write");
+    let api = json!({"openapi": "3.0.0", "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "http://127.0.0.1:9"}],
+        "paths": {"/a": {"get": {"responses": {"200": {"description": "ok",
+            "content": {"application/json": {"schema": {"$ref": "../secret.json#/S"}}}}}}}}});
+    std::fs::write(root.join("api.json"), api.to_string()).expect("write");
+    let imported = c.ok(
+        "generate_from_openapi",
+        json!({"file": "api.json", "output": "api.plan.json"}),
+    );
+    let warnings = imported["warnings"].to_string();
+    assert!(
+        warnings.contains("secret.json") && warnings.contains("not inside"),
+        "{imported}"
+    );
+
     // Targets: a documentation address (never contacted: refused before the run), a host
     // the plan leaves to a placeholder, and a redirect that could lead anywhere.
     let plan = |task: Value| {

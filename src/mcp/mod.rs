@@ -465,6 +465,7 @@ fn import(state: &State, from: Option<&str>, a: &Arguments<'_>) -> Outcome {
         duration: a.duration("duration")?,
         user: a.string("user")?.unwrap_or_else(|| "fast_http_user".into()),
         quiet: true,
+        files_within: Some(state.root.dir().to_path_buf()),
     };
     let written = crate::import::write(&args).map_err(|e| Failure::from_anyhow(&e))?;
     let detected = match format {
