@@ -35,4 +35,6 @@ pub(crate) enum Command {
     Schema(crate::schema::SchemaArgs),
     /// Start a project: a plan, a README and a GitHub Actions workflow
     Init(crate::init::InitArgs),
+    /// Serve ld's tools to an assistant: an MCP server over standard input and output
+    Mcp(crate::mcp::McpArgs),
 }

@@ -336,6 +336,8 @@ pub(crate) struct Gate {
     pub(crate) error: Option<anyhow::Error>,
     /// One line per name that regressed against the baseline, for annotations.
     pub(crate) regressions: Vec<String>,
+    /// The id the run was stored under.
+    pub(crate) stored: Option<i64>,
 }
 
 impl ReplayStore {
@@ -420,6 +422,7 @@ impl ReplayStore {
             passed: true,
             error: None,
             regressions: Vec::new(),
+            stored: None,
         };
         let end = match result {
             Ok(o) if o.interrupted => RunEnd::Interrupted,
@@ -434,6 +437,7 @@ impl ReplayStore {
                     gate.notes
                         .push(format!("stored as run {id} in {}", self.db.display()));
                     stored = Some(id);
+                    gate.stored = Some(id);
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -96,9 +96,39 @@ pub(crate) struct ImportArgs {
     /// Print nothing but errors
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Files the input refers to are read only inside this directory (set by `ld mcp`)
+    #[arg(skip)]
+    pub(crate) files_within: Option<PathBuf>,
+}
+
+/// What an import wrote.
+pub(crate) struct Written {
+    pub(crate) summary: ld_converters::Summary,
+    /// The secrets file and how many values went to it, when any did.
+    pub(crate) secrets: Option<(PathBuf, usize)>,
 }
 
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let written = write(&args)?;
+    if !args.quiet {
+        if let Some((path, count)) = &written.secrets {
+            eprintln!(
+                "{count} secret values moved to {} (mode 0600; keep it out of version control)",
+                path.display()
+            );
+        }
+        eprintln!("{}", written.summary.render());
+        if args.output != Path::new("-") {
+            eprintln!("wrote {}", args.output.display());
+        }
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Imports `args.file` and writes the plan and its secrets file; prints nothing but the plan
+/// when it goes to standard output.
+pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
     let stdin = args.file == Path::new("-");
     // Files are streamed by the importers that can; detection needs only their start.
     let (name, head) = if stdin {
@@ -158,6 +188,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         include_deprecated: args.include_deprecated,
         environment,
         base_dir,
+        files_within: args.files_within.clone(),
     };
     let result = if stdin {
         ld_converters::import(format, &name, &head, &options)
@@ -177,6 +208,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
     let to_stdout = args.output == Path::new("-");
     let mut import = import;
+    let mut secrets = None;
     if let Some(env) = import.secrets_env() {
         // A plan sent to standard output or a device (`-o /dev/null`) has no directory of its
         // own for the side file: it goes to the current one, maybe beside another plan's.
@@ -209,13 +241,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
         ld_plan::fs::write_atomic(&path, text.as_bytes(), true)
             .with_context(|| format!("could not write the secrets file {}", path.display()))?;
-        if !args.quiet {
-            eprintln!(
-                "{} secret values moved to {} (mode 0600; keep it out of version control)",
-                import.secrets.len(),
-                path.display()
-            );
-        }
+        secrets = Some((path, import.secrets.len()));
     }
     if to_stdout {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -228,13 +254,10 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         ld_plan::fs::write_atomic_with(&args.output, false, |out| import.write_plan(out))
             .with_context(|| format!("could not write the plan {}", args.output.display()))?;
     }
-    if !args.quiet {
-        eprintln!("{}", import.summary.render());
-        if !to_stdout {
-            eprintln!("wrote {}", args.output.display());
-        }
-    }
-    Ok(ExitCode::from(exit::OK))
+    Ok(Written {
+        summary: import.summary,
+        secrets,
+    })
 }
 
 /// The first 64 KiB of a file, enough to tell its format.

@@ -25,6 +25,7 @@ const OWN_WORDS: &[&str] = &[
     "lint",
     "schema",
     "init",
+    "mcp",
     "help",
     "-h",
     "--help",

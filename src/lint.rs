@@ -47,6 +47,19 @@ pub(crate) enum Format {
 }
 
 pub(crate) fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
+    let (name, text, findings) = check(&args)?;
+    match args.format {
+        Format::Text => print!("{}", text_report(&name, &text, &findings)),
+        Format::Json => println!("{}", json_report(&name, &findings)),
+        Format::Sarif => println!("{}", sarif_report(&name, &findings)),
+    }
+    let errors = findings.iter().any(|f| f.severity == Severity::Error);
+    let failed = errors || (args.strict && !findings.is_empty());
+    Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
+}
+
+/// The plan's name, its text and its findings in the order they stand in the file.
+pub(crate) fn check(args: &LintArgs) -> anyhow::Result<(String, String, Vec<Finding>)> {
     let name = args.plan.display().to_string();
     let bytes = std::fs::read(&args.plan)
         .map_err(|e| exit::input_error(format!("cannot read {name}: {e}")))?;
@@ -62,16 +75,9 @@ pub(crate) fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(exit::input_error(format!("{name}: {e}"))),
     };
-    engine_findings(&args, text, &mut findings);
+    engine_findings(args, text, &mut findings);
     findings.sort_by_key(|f| (f.pos.line, f.pos.column));
-    match args.format {
-        Format::Text => print!("{}", text_report(&name, text, &findings)),
-        Format::Json => println!("{}", json_report(&name, &findings)),
-        Format::Sarif => println!("{}", sarif_report(&name, &findings)),
-    }
-    let errors = findings.iter().any(|f| f.severity == Severity::Error);
-    let failed = errors || (args.strict && !findings.is_empty());
-    Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
+    Ok((name, text.to_string(), findings))
 }
 
 /// What the engine's compiler says: its first error (unless the plan rules already report
@@ -158,7 +164,7 @@ fn text_report(name: &str, text: &str, findings: &[Finding]) -> String {
     out
 }
 
-fn json_report(name: &str, findings: &[Finding]) -> Value {
+pub(crate) fn json_report(name: &str, findings: &[Finding]) -> Value {
     let items: Vec<Value> = findings
         .iter()
         .map(|f| {

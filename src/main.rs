@@ -14,6 +14,7 @@ mod import;
 mod init;
 mod linker;
 mod lint;
+mod mcp;
 mod record;
 mod replay;
 mod runs;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         cli::Command::Lint(args) => lint::run(args),
         cli::Command::Schema(args) => schema::run(args),
         cli::Command::Init(args) => init::run(args),
+        cli::Command::Mcp(args) => mcp::run(args),
     };
     match result {
         Ok(code) => code,

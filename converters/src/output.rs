@@ -40,6 +40,9 @@ pub struct ImportOptions {
     /// The directory of the input file, against which relative references (OpenAPI `$ref`s
     /// to other files) are read; `None` for standard input.
     pub base_dir: Option<std::path::PathBuf>,
+    /// When set, files the input refers to are read only inside this directory (canonical);
+    /// a reference that resolves elsewhere, through `..` or a link, is reported and not read.
+    pub files_within: Option<std::path::PathBuf>,
 }
 
 /// Load settings given explicitly on the command line.
@@ -67,6 +70,7 @@ impl Default for ImportOptions {
             include_deprecated: false,
             environment: None,
             base_dir: None,
+            files_within: None,
         }
     }
 }

@@ -140,16 +140,26 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-/// Records until Ctrl-C or SIGTERM, then writes the HAR.
+/// Records until Ctrl-C or SIGTERM, then writes the HAR. A second signal during the short
+/// grace period for in-flight exchanges stops at once.
 pub fn record(options: Options) -> Result<Summary> {
-    record_until(options, stop_signal())
+    record_with(options, stop_signal(), stop_signal())
 }
 
-/// Records until `stop` completes, then writes the HAR. A second signal during the short
-/// grace period for in-flight exchanges stops at once.
+/// Records until `stop` completes, then writes the HAR after a short grace period for
+/// in-flight exchanges. It handles no signal: an embedding process keeps its own.
 pub fn record_until(
     options: Options,
     stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Summary> {
+    record_with(options, stop, std::future::pending())
+}
+
+/// Records until `stop`; `cut`, once `stop` has completed, ends the grace period early.
+fn record_with(
+    options: Options,
+    stop: impl Future<Output = ()> + Send + 'static,
+    cut: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary> {
     if options.header_timeout.is_zero() {
         return Err(Error::Option("--header-timeout must be more than 0".into()));
@@ -239,7 +249,7 @@ pub fn record_until(
         shared,
         listen,
         output,
-        stop,
+        (stop, cut),
         graceful_tx,
         Arc::clone(&sink),
         Arc::clone(&stats),
@@ -267,7 +277,10 @@ async fn serve(
     shared: Arc<proxy::Shared>,
     listen: SocketAddr,
     output: PathBuf,
-    stop: impl Future<Output = ()> + Send + 'static,
+    (stop, cut): (
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send + 'static,
+    ),
     graceful: tokio::sync::watch::Sender<bool>,
     sink: Arc<Sink>,
     stats: Arc<Stats>,
@@ -301,8 +314,8 @@ async fn serve(
     tokio::spawn(async move {
         stop.await;
         let _ = stop_tx.send(()).await;
-        // A second signal cuts the grace period short.
-        stop_signal().await;
+        // A second signal (for `record`) cuts the grace period short.
+        cut.await;
         let _ = stop_tx.send(()).await;
     });
     // A connection is only accepted with a place under --max-connections: past the limit,

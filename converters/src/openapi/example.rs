@@ -334,7 +334,7 @@ mod tests {
     use serde_json::json;
 
     fn sample(root: Value, pointer: &str, request: bool) -> Value {
-        let docs = Docs::load(root, None);
+        let docs = Docs::load(root, None, None);
         let node = docs.lookup(0, pointer).expect("pointer");
         let mut g = Generator::new(&docs, request);
         g.example(node)

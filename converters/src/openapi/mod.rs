@@ -43,7 +43,11 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     let text = String::from_utf8_lossy(bytes);
     let root = refs::parse(name, &text)?;
     let version = check_version(name, &root)?;
-    let docs = Docs::load(root, options.base_dir.as_deref());
+    let docs = Docs::load(
+        root,
+        options.base_dir.as_deref(),
+        options.files_within.as_deref(),
+    );
     let mut builder = Builder::new(options);
     for problem in &docs.problems {
         builder.summary.warn(problem.clone());

@@ -163,8 +163,9 @@ fn without_position(raw: &str) -> String {
 }
 
 impl Docs {
-    /// The root document, with every file it refers to (relative to `base_dir`) loaded.
-    pub(crate) fn load(root: Value, base_dir: Option<&Path>) -> Docs {
+    /// The root document, with every file it refers to (relative to `base_dir`, and inside
+    /// `within` when given) loaded.
+    pub(crate) fn load(root: Value, base_dir: Option<&Path>, within: Option<&Path>) -> Docs {
         let mut docs = Docs {
             docs: vec![Doc {
                 dir: base_dir.map(Path::to_path_buf),
@@ -207,6 +208,16 @@ impl Docs {
                         "more than {MAX_FILES} referenced files; {file} not read"
                     ));
                     break;
+                }
+                if let Some(within) = within
+                    && !std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(within))
+                {
+                    docs.by_path.insert(path.clone(), usize::MAX);
+                    docs.problems.push(format!(
+                        "$ref file {file} is not inside {}; not read",
+                        within.display()
+                    ));
+                    continue;
                 }
                 match std::fs::read_to_string(&path)
                     .map_err(|e| e.to_string())
@@ -381,7 +392,7 @@ mod tests {
             "loop": {"$ref": "#/loop"},
             "p": {"~1x": 2}
         });
-        let docs = Docs::load(root, None);
+        let docs = Docs::load(root, None, None);
         let a = docs.root().value.get("a").expect("a");
         assert_eq!(docs.deref(Node { doc: 0, value: a }).expect("c").value, &1);
         let l = docs.root().value.get("loop").expect("loop");
