@@ -77,9 +77,13 @@ impl Sink for Progress {
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
         if let Some(bar) = &self.bar {
+            let left = s.time_left.map_or(String::new(), |d| {
+                let secs = d.as_secs();
+                format!("  {}:{:02} left", secs / 60, secs % 60)
+            });
             bar.set_message(format!(
-                "{} requests  {:.0} req/s  p95 {:.1} ms  {} failed",
-                s.requests, s.requests_per_s, s.p95_ms, s.failures
+                "{} users  {} requests  {:.0} req/s  p95 {:.1} ms  {} failed{left}",
+                s.active_users, s.requests, s.requests_per_s, s.p95_ms, s.failures
             ));
         }
         Ok(())

@@ -209,3 +209,102 @@ fn a_bad_output_is_refused_before_the_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn loaddensity_s_exporter_commands_start_the_same_outputs_and_csv_streams_samples() {
+    let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (statsd, statsd_lines) = udp_lines(Duration::from_secs(20));
+    let (influx, influx_lines) = udp_lines(Duration::from_secs(20));
+    let prom = free_port();
+    let plan = json!({"load_density": [
+        ["LD_start_prometheus_exporter", {"port": prom, "addr": "127.0.0.1"}],
+        ["LD_start_statsd_sink", {"host": "127.0.0.1", "port": statsd}],
+        ["LD_start_influxdb_sink", {"transport": "udp", "host": "127.0.0.1", "port": influx}],
+        ["LD_start_test", {
+            "user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 10,
+            "test_time": 1, "tasks": [{"method": "get", "request_url": format!("http://{api}/"),
+                "name": "home", "think_time": 0.02,
+                "assertions": [{"type": "status_code", "value": 200}]}]}],
+        ["LD_stop_prometheus_exporter"],
+        ["LD_generate_summary_report", {"report_name": "sum"}]
+    ]});
+    write(dir.path(), "plan.json", &plan.to_string());
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "--no-store",
+            "--out",
+            "csv=samples.csv",
+        ])
+        .output()
+        .expect("ld replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("sum.json")).expect("summary"),
+    )
+    .expect("json");
+    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    assert!(total > 5, "{summary}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let statsd = statsd_lines.lock().expect("lock").clone();
+    assert_eq!(
+        statsd
+            .iter()
+            .filter(|l| *l == "loaddensity.requests.home:1|c")
+            .count() as u64,
+        total,
+        "{statsd:?}"
+    );
+    let influx = influx_lines.lock().expect("lock").clone();
+    let last = influx
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("loaddensity_request,name=home,"))
+        .expect("an influx point");
+    assert!(last.contains(&format!(" requests={total}i,")), "{last}");
+
+    let csv = std::fs::read_to_string(dir.path().join("samples.csv")).expect("csv out");
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("t_ms,name,method,protocol,status,latency_ms,bytes,ok,kind,error")
+    );
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len() as u64, total);
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(",home,get,http,200,") && r.ends_with(",true,,")),
+        "{rows:?}"
+    );
+    // The run is over and the exporter was stopped with it: nothing listens any more.
+    assert!(scrape(prom).is_none());
+}
+
+#[test]
+fn an_unsupported_influx_transport_names_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = json!({"load_density": [
+        ["LD_start_influxdb_sink", {"transport": "http", "host": "127.0.0.1", "port": 8086}]
+    ]});
+    write(dir.path(), "plan.json", &plan.to_string());
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--no-store"])
+        .output()
+        .expect("ld replay");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/load_density/0/1/transport") && err.contains("udp"),
+        "{err}"
+    );
+}

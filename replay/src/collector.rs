@@ -18,6 +18,7 @@ pub(crate) async fn collect(
     mut results: Results,
     mut masker: Masker,
     mut sinks: Sinks,
+    (ctx, planned): (std::sync::Arc<crate::load::TestCtx>, Option<Duration>),
 ) -> (Results, Sinks) {
     let started = Instant::now();
     let mut tick =
@@ -46,6 +47,8 @@ pub(crate) async fn collect(
                     failures: results.failed,
                     requests_per_s: rate,
                     p95_ms: results.total.value_at_quantile(0.95) as f64 / 1000.0,
+                    active_users: ctx.active.load(std::sync::atomic::Ordering::Relaxed),
+                    time_left: planned.map(|p| p.saturating_sub(started.elapsed())),
                     names: std::sync::Arc::new(if sinks.want_figures() {
                         results.figures()
                     } else {

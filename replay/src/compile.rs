@@ -174,6 +174,59 @@ fn task_protocol(
     Ok(default)
 }
 
+/// The live output `LD_start_prometheus_exporter(port=9646, addr="127.0.0.1")`,
+/// `LD_start_influxdb_sink(transport="udp", host, port=8089)` or
+/// `LD_start_statsd_sink(host, port=8125)` asks for.
+fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crate::export::Output> {
+    let (fields, host_key, default_port, name): (&[&str], &str, u16, &str) = match cmd {
+        "LD_start_prometheus_exporter" => (&["port", "addr"], "addr", 9646, "prometheus"),
+        "LD_start_influxdb_sink" => (
+            &["transport", "host", "port", "database", "measurement"],
+            "host",
+            8089,
+            "influxdb",
+        ),
+        _ => (&["host", "port", "prefix"], "host", 8125, "statsd"),
+    };
+    let kw = kwargs(file, cmd, args, fields, pointer)?;
+    let host = kw
+        .get(host_key)
+        .map(value_text)
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = match kw.get("port") {
+        None | Some(Value::Null) => default_port,
+        Some(v) => value_text(v).parse::<u16>().map_err(|_| {
+            err(
+                file,
+                &format!("{pointer}/1/port"),
+                format!("`{cmd}`: `port` must be a number from 0 to 65535"),
+            )
+        })?,
+    };
+    if name == "influxdb" {
+        let transport = kw.get("transport").map(value_text);
+        if !matches!(transport.as_deref(), None | Some("udp")) {
+            return Err(err(
+                file,
+                &format!("{pointer}/1/transport"),
+                "`LD_start_influxdb_sink`: ld replay sends line protocol over UDP only; use \"transport\": \"udp\"",
+            ));
+        }
+    }
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let target = if name == "influxdb" {
+        format!("udp://{host}:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    crate::export::parse_output(&format!("{name}={target}"))
+        .map_err(|e| err(file, &format!("{pointer}/1"), format!("`{cmd}`: {e}")))
+}
+
 /// Commands that only return data to a Python caller: accepted, and skipped with a note.
 const SKIPPED_COMMANDS: &[&str] = &["LD_generate_html", "LD_generate_json", "LD_generate_xml"];
 
@@ -564,6 +617,28 @@ impl Compiler<'_> {
                         url,
                         title,
                     }));
+                return Ok(());
+            }
+            "LD_start_prometheus_exporter" | "LD_start_influxdb_sink" | "LD_start_statsd_sink" => {
+                let output = live_output(file, cmd, args, pointer)?;
+                self.program.outputs.push(output);
+                return Ok(());
+            }
+            "LD_stop_prometheus_exporter"
+            | "LD_stop_influxdb_sink"
+            | "LD_stop_statsd_sink"
+            | "LD_stop_opentelemetry_exporter"
+            | "LD_stop_dashboard" => {
+                kwargs(file, cmd, args, &[], pointer)?;
+                self.program.notes.push(format!(
+                    "{pointer}: `{cmd}`: ld replay's outputs stop when the run ends"
+                ));
+                return Ok(());
+            }
+            "LD_start_opentelemetry_exporter" | "LD_start_dashboard" => {
+                self.program.notes.push(format!(
+                    "{pointer}: `{cmd}` is not run by ld replay yet; skipped (live results: --out prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT)"
+                ));
                 return Ok(());
             }
             "LD_emit_github_annotations" => {

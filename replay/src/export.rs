@@ -35,6 +35,7 @@ pub enum Output {
     Influx(SocketAddr),
     Statsd(SocketAddr),
     Json(PathBuf),
+    Csv(PathBuf),
 }
 
 /// Parses `NAME=TARGET`: `prometheus=127.0.0.1:9646`, `influxdb=udp://127.0.0.1:8089`,
@@ -58,8 +59,9 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
         },
         "statsd" => Ok(Output::Statsd(addr(target)?)),
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
+        "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT or json=FILE"
+            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT, json=FILE or csv=FILE"
         )),
     }
 }
@@ -71,7 +73,8 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
         Output::Prometheus(addr) => Ok(Box::new(Prometheus::bind(*addr)?)),
         Output::Influx(addr) => Ok(Box::new(Influx::new(*addr)?)),
         Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
-        Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone())?)),
+        Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
+        Output::Csv(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Csv)?)),
     }
 }
 
@@ -414,8 +417,21 @@ impl Sink for Statsd {
 /// Samples waiting for the JSON writer; past this, samples are dropped and counted.
 const JSON_QUEUE: usize = 1024;
 
-/// One JSON object a sample, in a file written by a thread of its own.
+/// How a sample file is written.
+#[derive(Clone, Copy)]
+enum Format {
+    /// One JSON object a line.
+    Json,
+    /// A header row, then a row a sample (the same fields as the JSON objects).
+    Csv,
+}
+
+/// The columns of `csv=FILE`, the keys of `json=FILE`.
+const SAMPLE_FIELDS: &str = "t_ms,name,method,protocol,status,latency_ms,bytes,ok,kind,error";
+
+/// One JSON object or CSV row a sample, in a file written by a thread of its own.
 struct JsonFile {
+    format: Format,
     names: Arc<Mutex<Vec<Name>>>,
     tx: Option<mpsc::SyncSender<Vec<Record>>>,
     writer: Option<std::thread::JoinHandle<Result<(), String>>>,
@@ -424,7 +440,7 @@ struct JsonFile {
 }
 
 impl JsonFile {
-    fn create(path: PathBuf) -> Result<JsonFile, String> {
+    fn create(path: PathBuf, format: Format) -> Result<JsonFile, String> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -437,9 +453,10 @@ impl JsonFile {
         let target = path.clone();
         let writer = std::thread::Builder::new()
             .name("ld-out-json".into())
-            .spawn(move || write_json(tmp, rx, shared, target))
+            .spawn(move || write_samples(tmp, rx, shared, target, format))
             .map_err(|e| format!("json: {e}"))?;
         Ok(JsonFile {
+            format,
             names,
             tx: Some(tx),
             writer: Some(writer),
@@ -449,31 +466,61 @@ impl JsonFile {
     }
 }
 
-fn write_json(
+fn write_samples(
     tmp: tempfile::NamedTempFile,
     rx: mpsc::Receiver<Vec<Record>>,
     names: Arc<Mutex<Vec<Name>>>,
     target: PathBuf,
+    format: Format,
 ) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
     let mut out = std::io::BufWriter::new(tmp);
+    if let Format::Csv = format {
+        writeln!(out, "{SAMPLE_FIELDS}").map_err(io)?;
+    }
     for batch in rx {
         let names = names.lock().map(|n| n.clone()).unwrap_or_default();
         for r in batch {
             let n = names.get(r.name_id as usize);
-            let line = serde_json::json!({
-                "t_ms": r.at_us as f64 / 1000.0,
-                "name": n.map_or("", |n| n.name.as_str()),
-                "method": n.map_or("", |n| n.method.as_str()),
-                "protocol": r.protocol.as_str(),
-                "status": r.status,
-                "latency_ms": r.latency_us as f64 / 1000.0,
-                "bytes": r.bytes,
-                "ok": r.error.is_none(),
-                "kind": r.error.as_ref().map(|_| r.kind.as_str()),
-                "error": r.error.as_deref(),
-            });
-            serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
-            out.write_all(b"\n").map_err(|e| e.to_string())?;
+            let name = n.map_or("", |n| n.name.as_str());
+            let method = n.map_or("", |n| n.method.as_str());
+            let t_ms = r.at_us as f64 / 1000.0;
+            let latency_ms = r.latency_us as f64 / 1000.0;
+            let kind = r.error.as_ref().map(|_| r.kind.as_str());
+            match format {
+                Format::Json => {
+                    let line = serde_json::json!({
+                        "t_ms": t_ms,
+                        "name": name,
+                        "method": method,
+                        "protocol": r.protocol.as_str(),
+                        "status": r.status,
+                        "latency_ms": latency_ms,
+                        "bytes": r.bytes,
+                        "ok": r.error.is_none(),
+                        "kind": kind,
+                        "error": r.error.as_deref(),
+                    });
+                    serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
+                    out.write_all(b"\n").map_err(io)?;
+                }
+                Format::Csv => {
+                    use crate::report::csv_field;
+                    writeln!(
+                        out,
+                        "{t_ms},{},{},{},{},{latency_ms},{},{},{},{}",
+                        csv_field(name),
+                        csv_field(method),
+                        r.protocol.as_str(),
+                        r.status,
+                        r.bytes,
+                        r.error.is_none(),
+                        kind.unwrap_or(""),
+                        csv_field(r.error.as_deref().unwrap_or(""))
+                    )
+                    .map_err(io)?;
+                }
+            }
         }
     }
     let tmp = out.into_inner().map_err(|e| e.to_string())?;
@@ -484,7 +531,10 @@ fn write_json(
 
 impl Sink for JsonFile {
     fn name(&self) -> &str {
-        "json"
+        match self.format {
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
     }
 
     fn start(&mut self, names: &[Name]) -> Result<(), String> {

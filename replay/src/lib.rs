@@ -384,6 +384,9 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
     let redactor = Arc::new(program.redactor(&loaded.secrets));
     redact::names(&redactor, &mut program.names);
     let mut sinks = Sinks::new(sinks);
+    for output in &program.outputs {
+        sinks.push(export::sink(output).map_err(Error::plan)?);
+    }
     if let Some(store) = &options.store {
         sinks.push(Box::new(store::StoreSink(store.clone())));
     }
@@ -576,9 +579,10 @@ async fn run_test(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     sinks.start(&results.names);
     let masker = stats::Masker::new(redactor.clone());
-    let collector = tokio::spawn(collector::collect(rx, results, masker, sinks));
-    let started = Instant::now();
     let load = load_for(spec, &options.load);
+    let progress = (ctx.clone(), load.planned());
+    let collector = tokio::spawn(collector::collect(rx, results, masker, sinks, progress));
+    let started = Instant::now();
     let dropped = load::run(ctx, load, tx, cancel).await;
     let (mut results, mut sinks) = collector
         .await

@@ -58,7 +58,46 @@ pub(crate) struct TestCtx {
     pub(crate) store: Option<ld_store::Recorder>,
     /// The most bytes of a response body kept (`--max-body`).
     pub(crate) max_body: usize,
+    /// Virtual users running now, for the progress line and the live outputs.
+    pub(crate) active: std::sync::atomic::AtomicU64,
     cumulative: Vec<u64>,
+}
+
+impl Load {
+    /// How long the test is planned to last, when that is known in advance.
+    pub(crate) fn planned(&self) -> Option<Duration> {
+        match self {
+            Load::Closed {
+                duration: Some(d), ..
+            }
+            | Load::Open {
+                duration: Some(d), ..
+            } => Some(*d),
+            Load::Closed {
+                profile: Some(p), ..
+            } => Some(p.total()),
+            _ => None,
+        }
+    }
+}
+
+/// Counts a virtual user as active while it lives (aborted or not).
+struct Active(Arc<TestCtx>);
+
+impl Active {
+    fn new(ctx: &Arc<TestCtx>) -> Active {
+        ctx.active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Active(ctx.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl TestCtx {
@@ -87,6 +126,7 @@ impl TestCtx {
             http,
             store: None,
             max_body: crate::DEFAULT_MAX_BODY,
+            active: std::sync::atomic::AtomicU64::new(0),
             cumulative,
         }
     }
@@ -596,6 +636,7 @@ async fn closed(
 }
 
 async fn closed_user(mut vu: Vu, iterations: Option<u64>) {
+    let _active = Active::new(&vu.ctx);
     let mut done = 0u64;
     while !vu.stopped() && iterations.is_none_or(|n| done < n) {
         if vu.iteration(None).await == 0 {
@@ -697,6 +738,7 @@ async fn open_user(
     mut jobs: mpsc::Receiver<Instant>,
     done: mpsc::UnboundedSender<usize>,
 ) {
+    let _active = Active::new(&vu.ctx);
     while let Some(intended) = jobs.recv().await {
         vu.iteration(Some(intended)).await;
         if done.send(id).is_err() {

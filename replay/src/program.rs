@@ -20,6 +20,9 @@ pub(crate) struct Program {
     pub(crate) names: Vec<NameInfo>,
     pub(crate) unresolved: Vec<Unresolved>,
     pub(crate) notes: Vec<String>,
+    /// Live outputs the plan starts (`LD_start_prometheus_exporter`, `LD_start_influxdb_sink`,
+    /// `LD_start_statsd_sink`), beside the caller's.
+    pub(crate) outputs: Vec<crate::export::Output>,
 }
 
 /// One thing the executor does.

@@ -60,6 +60,10 @@ pub struct Snapshot {
     pub requests_per_s: f64,
     /// Over the whole test so far.
     pub p95_ms: f64,
+    /// Virtual users running now.
+    pub active_users: u64,
+    /// What remains of the test's planned duration; `None` when it ends on a count.
+    pub time_left: Option<Duration>,
     /// Each name's figures since the run began, from the aggregator the summary reads.
     pub names: std::sync::Arc<Vec<crate::stats::NameFigures>>,
 }

@@ -228,7 +228,7 @@ fn xml(results: &Results) -> (String, String) {
     (ok, failed)
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
