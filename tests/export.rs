@@ -112,6 +112,10 @@ fn exporters_carry_the_summary_s_totals() {
     let live = scrape(prom).expect("the endpoint answers during the run");
     assert!(live.ends_with("# EOF\n"), "{live}");
     assert!(requests_total(&live, "name=\"fine\"") > 0, "{live}");
+    assert!(
+        live.lines().any(|l| l == "loaddensity_active_users 2"),
+        "both users run: {live}"
+    );
 
     // After the run (during --linger): the summary is written, the endpoint holds its totals.
     let summary_path = dir.path().join("loaddensity-summary.json");
@@ -128,6 +132,10 @@ fn exporters_carry_the_summary_s_totals() {
     std::thread::sleep(Duration::from_millis(300));
     let last = scrape(prom).expect("the endpoint lingers");
     assert_eq!(requests_total(&last, ""), total, "{last}");
+    assert!(
+        last.lines().any(|l| l == "loaddensity_active_users 0"),
+        "nobody runs after the end: {last}"
+    );
     assert_eq!(
         requests_total(&last, "outcome=\"failed\""),
         failures,
@@ -156,6 +164,10 @@ fn exporters_carry_the_summary_s_totals() {
         .filter(|l| l.starts_with("loaddensity.requests.") && l.ends_with(":1|c"))
         .count() as u64;
     assert_eq!(counted, total, "statsd request counters");
+    assert!(
+        statsd.iter().any(|l| l == "loaddensity.active_users:2|g"),
+        "the active-users gauge"
+    );
     assert!(
         statsd
             .iter()

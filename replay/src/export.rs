@@ -106,9 +106,13 @@ fn statsd_key(v: &str) -> String {
         .collect()
 }
 
-/// The OpenMetrics exposition of the figures.
-pub fn openmetrics(names: &[Name], figures: &[NameFigures]) -> String {
+/// The OpenMetrics exposition of the figures, with the virtual users running now.
+pub fn openmetrics(names: &[Name], figures: &[NameFigures], active_users: u64) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# TYPE loaddensity_active_users gauge\n# HELP loaddensity_active_users Virtual users running now.\nloaddensity_active_users {active_users}"
+    );
     let who = |f: &NameFigures| {
         let n = names.get(f.name_id as usize);
         (
@@ -188,8 +192,8 @@ impl Prometheus {
         })
     }
 
-    fn publish(&self, figures: &[NameFigures]) {
-        let body = openmetrics(&self.names, figures);
+    fn publish(&self, figures: &[NameFigures], active_users: u64) {
+        let body = openmetrics(&self.names, figures, active_users);
         if let Ok(mut t) = self.text.lock() {
             *t = body;
         }
@@ -242,12 +246,13 @@ impl Sink for Prometheus {
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
-        self.publish(&s.names);
+        self.publish(&s.names, s.active_users);
         Ok(())
     }
 
     fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
-        self.publish(figures);
+        // The run is over: nobody is running.
+        self.publish(figures, 0);
         Ok(())
     }
 }
@@ -410,6 +415,12 @@ impl Sink for Statsd {
             ));
         }
         send_lines(&self.socket, &lines, &self.dropped);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        let gauge = [format!("loaddensity.active_users:{}|g", s.active_users)];
+        send_lines(&self.socket, &gauge, &self.dropped);
         Ok(())
     }
 }
