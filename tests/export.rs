@@ -305,7 +305,7 @@ fn loaddensity_s_exporter_commands_start_the_same_outputs_and_csv_streams_sample
 fn an_unsupported_influx_transport_names_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = json!({"load_density": [
-        ["LD_start_influxdb_sink", {"transport": "http", "host": "127.0.0.1", "port": 8086}]
+        ["LD_start_influxdb_sink", {"transport": "tcp", "host": "127.0.0.1", "port": 8086}]
     ]});
     write(dir.path(), "plan.json", &plan.to_string());
     let out = ld()
@@ -319,4 +319,114 @@ fn an_unsupported_influx_transport_names_the_field() {
         err.contains("/load_density/0/1/transport") && err.contains("udp"),
         "{err}"
     );
+}
+
+/// An InfluxDB 1.x `/write` stand-in on 127.0.0.1: answers 204 to each `POST` and keeps
+/// its request line and body (for at most `life`).
+fn influx_http(life: Duration) -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&writes);
+    std::thread::spawn(move || {
+        let end = Instant::now() + life;
+        while Instant::now() < end {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as many body bytes as content-length says.
+            let (head, body) = loop {
+                let Ok(n) = conn.read(&mut buf) else {
+                    break (String::new(), String::new());
+                };
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_string(), body.to_string());
+                    }
+                }
+            };
+            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+            let line = head.lines().next().unwrap_or("").to_string();
+            keep.lock().expect("lock").push((line, body));
+        }
+    });
+    (port, writes)
+}
+
+#[test]
+fn influxdb_over_http_receives_the_summary_s_count() {
+    let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
+    let (influx, writes) = influx_http(Duration::from_secs(20));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([{"method": "get", "request_url": format!("http://{api}/ok"),
+        "name": "fine", "think_time": 0.01,
+        "assertions": [{"type": "status_code", "value": 200}]}]);
+    let plan = json!({"load_density": [
+        ["LD_start_influxdb_sink", {"transport": "http", "host": "127.0.0.1", "port": influx,
+            "database": "load tests"}],
+        ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 2,
+            "spawn_rate": 100, "test_time": 2, "tasks": tasks}]]});
+    write(dir.path(), "plan.json", &plan.to_string());
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-q",
+            "--no-store",
+            "--report",
+            "summary",
+        ])
+        .output()
+        .expect("ld replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    let writes = writes.lock().expect("lock").clone();
+    assert!(
+        writes.len() >= 2,
+        "a write each second and one at the end: {writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|(line, _)| line == "POST /write?db=load%20tests HTTP/1.1"),
+        "{writes:?}"
+    );
+    let last = writes
+        .iter()
+        .rev()
+        .find_map(|(_, body)| {
+            body.lines()
+                .find(|l| l.starts_with("loaddensity_request,name=fine,"))
+                .and_then(|l| l.split(" requests=").nth(1))
+                .and_then(|r| r.split('i').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .expect("a point for `fine`");
+    assert_eq!(last, total, "{writes:?}");
 }

@@ -193,7 +193,10 @@ fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crat
         .get(host_key)
         .map(value_text)
         .unwrap_or_else(|| "127.0.0.1".into());
+    let http = name == "influxdb" && kw.get("transport").map(value_text).as_deref() == Some("http");
     let port = match kw.get("port") {
+        // InfluxDB's HTTP API listens on 8086, its UDP listener on 8089.
+        None | Some(Value::Null) if http => 8086,
         None | Some(Value::Null) => default_port,
         Some(v) => value_text(v).parse::<u16>().map_err(|_| {
             err(
@@ -203,22 +206,29 @@ fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crat
             )
         })?,
     };
-    if name == "influxdb" {
-        let transport = kw.get("transport").map(value_text);
-        if !matches!(transport.as_deref(), None | Some("udp")) {
-            return Err(err(
-                file,
-                &format!("{pointer}/1/transport"),
-                "`LD_start_influxdb_sink`: ld replay sends line protocol over UDP only; use \"transport\": \"udp\"",
-            ));
-        }
+    let transport = kw.get("transport").map(value_text);
+    if name == "influxdb" && !matches!(transport.as_deref(), None | Some("udp") | Some("http")) {
+        return Err(err(
+            file,
+            &format!("{pointer}/1/transport"),
+            "`LD_start_influxdb_sink`: ld replay sends line protocol over \"udp\" or \"http\" (InfluxDB 1.x's /write)",
+        ));
     }
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host
     };
-    let target = if name == "influxdb" {
+    let target = if http {
+        let db = kw
+            .get("database")
+            .map(value_text)
+            .unwrap_or_else(|| "loaddensity".into());
+        let db: String =
+            percent_encoding::utf8_percent_encode(&db, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        format!("http://{host}:{port}/write?db={db}")
+    } else if name == "influxdb" {
         format!("udp://{host}:{port}")
     } else {
         format!("{host}:{port}")

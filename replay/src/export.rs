@@ -5,7 +5,10 @@
 //!
 //! - `prometheus=ADDR`: a scrape endpoint (`/metrics`, OpenMetrics text) with LoadDensity's
 //!   metric names, served on a thread of its own until the process ends;
-//! - `influxdb=udp://HOST:PORT`: `loaddensity_request` line-protocol points once a second;
+//! - `influxdb=udp://HOST:PORT` or `influxdb=http://HOST:PORT/write?db=NAME`:
+//!   `loaddensity_request` line-protocol points once a second, as datagrams or as one
+//!   `POST` a second from a thread of its own (a queue of [`INFLUX_QUEUE`] batches; a batch
+//!   that finds it full is dropped and counted);
 //! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
 //! - `json=FILE`: one JSON object a sample, written by a thread of its own to a temporary
 //!   file renamed into place when the run ends.
@@ -33,6 +36,8 @@ use crate::stats::{LATENCY_BUCKETS_MS, NameFigures, Record, Summary};
 pub enum Output {
     Prometheus(SocketAddr),
     Influx(SocketAddr),
+    /// The server, the `Host` header and the request target (`/write?db=loaddensity`).
+    InfluxHttp(SocketAddr, String, String),
     Statsd(SocketAddr),
     Json(PathBuf),
     Csv(PathBuf),
@@ -53,15 +58,32 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
     };
     match name {
         "prometheus" => Ok(Output::Prometheus(addr(target)?)),
-        "influxdb" => match target.strip_prefix("udp://") {
-            Some(t) => Ok(Output::Influx(addr(t)?)),
-            None => Err("influxdb: udp://HOST:PORT (the HTTP API is not supported yet)".into()),
-        },
+        "influxdb" => {
+            if let Some(t) = target.strip_prefix("udp://") {
+                Ok(Output::Influx(addr(t)?))
+            } else if let Some(t) = target.strip_prefix("http://") {
+                let (host, path) = match t.find(['/', '?']) {
+                    Some(i) if t[i..].starts_with('/') => (&t[..i], t[i..].to_string()),
+                    Some(i) => (&t[..i], format!("/write{}", &t[i..])),
+                    None => (t, "/write?db=loaddensity".to_string()),
+                };
+                if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+                    return Err(format!(
+                        "influxdb: `{path}` has a space or a control character; percent-encode it"
+                    ));
+                }
+                Ok(Output::InfluxHttp(addr(host)?, host.to_string(), path))
+            } else {
+                Err(format!(
+                    "influxdb: `{target}`: expected udp://HOST:PORT or http://HOST:PORT/write?db=NAME (https is not supported)"
+                ))
+            }
+        }
         "statsd" => Ok(Output::Statsd(addr(target)?)),
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
         "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT, json=FILE or csv=FILE"
+            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, statsd=HOST:PORT, json=FILE or csv=FILE"
         )),
     }
 }
@@ -72,6 +94,9 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
     match output {
         Output::Prometheus(addr) => Ok(Box::new(Prometheus::bind(*addr)?)),
         Output::Influx(addr) => Ok(Box::new(Influx::new(*addr)?)),
+        Output::InfluxHttp(addr, host, path) => {
+            Ok(Box::new(Influx::http(*addr, host.clone(), path.clone())?))
+        }
         Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
         Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
         Output::Csv(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Csv)?)),
@@ -301,21 +326,85 @@ fn send_lines(socket: &UdpSocket, lines: &[String], dropped: &AtomicU64) {
 
 /// InfluxDB line protocol over UDP, a point per name each second and at the end.
 struct Influx {
-    socket: UdpSocket,
+    transport: InfluxTransport,
     names: Vec<Name>,
     dropped: AtomicU64,
+}
+
+/// Batches waiting for the HTTP writer; a second's batch that finds the queue full is dropped.
+pub const INFLUX_QUEUE: usize = 4;
+
+/// Each step of a write (connect, send, read the status line) is bounded by this.
+const INFLUX_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+enum InfluxTransport {
+    Udp(UdpSocket),
+    Http {
+        tx: Option<mpsc::SyncSender<String>>,
+        writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+    },
 }
 
 impl Influx {
     fn new(addr: SocketAddr) -> Result<Influx, String> {
         Ok(Influx {
-            socket: udp(addr)?,
+            transport: InfluxTransport::Udp(udp(addr)?),
             names: Vec::new(),
             dropped: AtomicU64::new(0),
         })
     }
 
-    fn points(&self, figures: &[NameFigures]) {
+    fn http(addr: SocketAddr, host: String, path: String) -> Result<Influx, String> {
+        let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("ld-influxdb".into())
+            .spawn(move || {
+                let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
+                for body in rx {
+                    writes += 1;
+                    if let Err(e) = influx_post(addr, &host, &path, &body) {
+                        failed += 1;
+                        first.get_or_insert(e);
+                    }
+                }
+                match first {
+                    None => Ok(()),
+                    Some(e) => Err(format!(
+                        "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
+                    )),
+                }
+            })
+            .map_err(|e| format!("influxdb: {e}"))?;
+        Ok(Influx {
+            transport: InfluxTransport::Http {
+                tx: Some(tx),
+                writer: Some(writer),
+            },
+            names: Vec::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Sends a batch; `last` waits for room in the queue (the final figures must arrive).
+    fn send(&self, lines: &[String], last: bool) {
+        match &self.transport {
+            InfluxTransport::Udp(socket) => send_lines(socket, lines, &self.dropped),
+            InfluxTransport::Http { tx: Some(tx), .. } => {
+                let body = lines.join("\n");
+                let sent = if last {
+                    tx.send(body).is_ok()
+                } else {
+                    tx.try_send(body).is_ok()
+                };
+                if !sent {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            InfluxTransport::Http { tx: None, .. } => {}
+        }
+    }
+
+    fn points(&self, figures: &[NameFigures], last: bool) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -338,7 +427,39 @@ impl Influx {
                 )
             })
             .collect();
-        send_lines(&self.socket, &lines, &self.dropped);
+        self.send(&lines, last);
+    }
+}
+
+/// One `POST` of line protocol; a 2xx answer is success.
+fn influx_post(addr: SocketAddr, host: &str, path: &str, body: &str) -> Result<(), String> {
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, INFLUX_HTTP_TIMEOUT)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    conn.set_read_timeout(Some(INFLUX_HTTP_TIMEOUT))
+        .and_then(|()| conn.set_write_timeout(Some(INFLUX_HTTP_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .and_then(|()| conn.flush())
+    .map_err(|e| format!("send: {e}"))?;
+    // The status line only, at most 1 KiB of it.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        let n = conn.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or("").trim();
+    match line.split(' ').nth(1) {
+        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(()),
+        _ => Err(format!("the server answered `{line}`")),
     }
 }
 
@@ -361,13 +482,25 @@ impl Sink for Influx {
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
-        self.points(&s.names);
+        self.points(&s.names, false);
         Ok(())
     }
 
     fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
-        self.points(figures);
+        self.points(figures, true);
         Ok(())
+    }
+
+    fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
+        if let InfluxTransport::Http { tx, writer } = &mut self.transport {
+            drop(tx.take());
+            if let Some(w) = writer.take() {
+                w.join()
+                    .map_err(|_| "the writer stopped".to_string())
+                    .and_then(|r| r)?;
+            }
+        }
+        Ok(Vec::new())
     }
 }
 
