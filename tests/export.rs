@@ -323,7 +323,10 @@ fn an_unsupported_influx_transport_names_the_field() {
 
 /// An InfluxDB 1.x `/write` stand-in on 127.0.0.1: answers 204 to each `POST` and keeps
 /// its request line and body (for at most `life`).
-fn influx_http(life: Duration) -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+/// Each write's request line and body.
+type Writes = Arc<Mutex<Vec<(String, String)>>>;
+
+fn influx_http(life: Duration) -> (u16, Writes) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
