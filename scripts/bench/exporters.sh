@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Live outputs benchmark: `ld replay` with no --out beside the same run with every output on
+# (a Prometheus endpoint scraped once a second, InfluxDB line protocol over UDP, StatsD over
+# UDP, JSON and CSV sample files) and beside the outputs fed from the aggregator alone
+# (Prometheus and InfluxDB), in alternating rounds of one run. A one-worker nginx pinned
+# to core 0 answers a 13-byte body from memory; ld is pinned to core 1; the UDP datagrams go
+# to a Python listener that reads and counts them, and curl scrapes the endpoint.
+# Not a test: it prints figures. Traffic goes to 127.0.0.1 only and every step is bounded.
+#
+# Usage: scripts/bench/exporters.sh
+# Environment:
+#   LD_BIN     the ld binary (default: target/release/ld, built here)
+#   CONNS      users (default 50), DURATION seconds per run (default 10), ROUNDS (default 3)
+#   BENCH_DIR  work directory (default /tmp/ld-bench-exporters)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CONNS="${CONNS:-50}"
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+BENCH_DIR="${BENCH_DIR:-/tmp/ld-bench-exporters}"
+PORT="${PORT:-18090}"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+mkdir -p "$BENCH_DIR"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v curl >/dev/null || need+=(curl)
+if [ "${#need[@]}" -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+# ld by path only: a binary called ld must never be put on PATH (it is the system linker).
+if [ -z "${LD_BIN:-}" ]; then
+  LD_BIN="$ROOT/target/release/ld"
+  log "cargo build --release --bin ld"
+  (cd "$ROOT" && cargo build --release --bin ld >&2)
+fi
+
+NG="$BENCH_DIR/nginx"
+mkdir -p "$NG/logs" "$NG/tmp"
+cat > "$NG/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $NG/nginx.pid;
+error_log $NG/logs/error.log warn;
+events { worker_connections 8192; multi_accept on; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $NG/tmp; proxy_temp_path $NG/tmp; fastcgi_temp_path $NG/tmp;
+  uwsgi_temp_path $NG/tmp; scgi_temp_path $NG/tmp;
+  server {
+    listen 127.0.0.1:$PORT backlog=65535;
+    location / { default_type text/html; return 200 "hello, bench\n"; }
+  }
+}
+CONF
+taskset -c 0 "$NGINX" -c "$NG/nginx.conf" -p "$NG" &
+NGINX_PID=$!
+
+# A UDP listener for StatsD and InfluxDB (core 0, beside nginx): reads and counts datagrams.
+UDP_PORT_FILE="$BENCH_DIR/udp.port"
+rm -f "$UDP_PORT_FILE"
+taskset -c 0 python3 - "$UDP_PORT_FILE" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+s.settimeout(1)
+end = time.time() + 3600
+while time.time() < end:
+    try:
+        s.recv(65536)
+    except socket.timeout:
+        pass
+PY
+UDP_PID=$!
+cleanup() {
+  kill "$NGINX_PID" "$UDP_PID" 2>/dev/null || true
+  wait "$NGINX_PID" "$UDP_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 50); do
+  curl -fs "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && [ -s "$UDP_PORT_FILE" ] && break
+  sleep 0.1
+done
+UDP_PORT="$(cat "$UDP_PORT_FILE")"
+PROM_PORT=$((PORT + 1))
+
+cat > "$BENCH_DIR/plan.json" <<JSON
+{"load_density": [["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 1, "test_time": 1,
+  "tasks": [{"method": "get", "request_url": "http://127.0.0.1:$PORT/", "name": "hello", "assertions": [{"type": "status_code", "value": 200}]}]}]]}
+JSON
+
+run() {  # run LABEL [--out ...]: prints requests per second
+  local label="$1"; shift
+  rm -f "$BENCH_DIR/loaddensity-summary.json"
+  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" --users "$CONNS" --spawn-rate 100000 \
+    --duration "${DURATION}s" --report summary --report-dir "$BENCH_DIR" -q "$@" >/dev/null 2>"$BENCH_DIR/$label.err" || true
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%.0f %d" % (s["run"]["requests_per_s"], s["totals"]["failures"]))' "$BENCH_DIR/loaddensity-summary.json"
+}
+
+NONE_BEST=0; ALL_BEST=0; FIG_BEST=0; RATIOS=(); FIG_RATIOS=()
+for round in $(seq "$ROUNDS"); do
+  log "round $round/$ROUNDS: no outputs, $CONNS users, ${DURATION}s, core 1"
+  read -r none none_fail < <(run none)
+  log "round $round/$ROUNDS: every output on"
+  # A scrape each second while the run goes on (the scraper on core 0).
+  ( end=$((SECONDS + DURATION + 2)); while [ $SECONDS -lt $end ]; do
+      taskset -c 0 curl -fs "http://127.0.0.1:$PROM_PORT/metrics" -o /dev/null || true; sleep 1; done ) &
+  SCRAPER=$!
+  read -r all all_fail < <(run all --out "prometheus=127.0.0.1:$PROM_PORT" \
+    --out "influxdb=udp://127.0.0.1:$UDP_PORT" --out "statsd=127.0.0.1:$UDP_PORT" \
+    --out "json=$BENCH_DIR/samples.ndjson" --out "csv=$BENCH_DIR/samples.csv")
+  kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true
+  log "round $round/$ROUNDS: the outputs fed from the aggregator only (prometheus, influxdb)"
+  read -r fig fig_fail < <(run figures --out "prometheus=127.0.0.1:$PROM_PORT" \
+    --out "influxdb=udp://127.0.0.1:$UDP_PORT")
+  FIG_RATIOS+=("$(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$none" "$fig")")
+  [ "$fig" -gt "$FIG_BEST" ] && FIG_BEST="$fig"
+  samples="$(wc -l < "$BENCH_DIR/samples.ndjson" 2>/dev/null || echo 0)"
+  log "round $round: none $none req/s ($none_fail failures), all outputs $all req/s ($all_fail failures, $samples JSON samples)"
+  RATIOS+=("$(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$none" "$all")")
+  [ "$none" -gt "$NONE_BEST" ] && NONE_BEST="$none"
+  [ "$all" -gt "$ALL_BEST" ] && ALL_BEST="$all"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+MEDIAN="$(median "${RATIOS[@]}")"
+FIG_MEDIAN="$(median "${FIG_RATIOS[@]}")"
+cat <<OUT
+
+live outputs, $CONNS users, ${DURATION}s x $ROUNDS rounds, ld on core 1, nginx on core 0
+  no --out:              $NONE_BEST req/s (best round)
+  every --out:           $ALL_BEST req/s (best round)
+  ratio (best rounds):   $(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$NONE_BEST" "$ALL_BEST")
+  ratio (median round):  $MEDIAN   (per round: ${RATIOS[*]})
+  prometheus + influxdb: $FIG_BEST req/s (best round), median ratio $FIG_MEDIAN (per round: ${FIG_RATIOS[*]})
+OUT
