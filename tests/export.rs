@@ -433,3 +433,81 @@ fn influxdb_over_http_receives_the_summary_s_count() {
         .expect("a point for `fine`");
     assert_eq!(last, total, "{writes:?}");
 }
+
+#[test]
+fn otlp_over_http_carries_the_summary_s_count_and_a_latency_histogram() {
+    let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
+    let (collector, writes) = influx_http(Duration::from_secs(20));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([{"method": "get", "request_url": format!("http://{api}/ok"),
+        "name": "fine", "think_time": 0.01,
+        "assertions": [{"type": "status_code", "value": 200}]}]);
+    let plan = json!({"load_density": [["LD_start_test", {
+        "user_detail_dict": {"user": "fast_http_user"}, "user_count": 2, "spawn_rate": 100,
+        "test_time": 2, "tasks": tasks}]]});
+    write(dir.path(), "plan.json", &plan.to_string());
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-q",
+            "--no-store",
+            "--report",
+            "summary",
+        ])
+        .args(["--out", &format!("otlp=http://127.0.0.1:{collector}")])
+        .output()
+        .expect("ld replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    let writes = writes.lock().expect("lock").clone();
+    let (line, body) = writes.last().expect("a write at the end");
+    assert_eq!(line, "POST /v1/metrics HTTP/1.1", "{writes:?}");
+    let request: Value = serde_json::from_str(body).expect("OTLP JSON");
+    let metrics = &request["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
+    let metric = |name: &str| {
+        metrics
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {request}"))
+    };
+    let int = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .expect("an int")
+    };
+    let requests = metric("loaddensity.requests");
+    assert_eq!(requests["sum"]["isMonotonic"], true);
+    let sent: u64 = requests["sum"]["dataPoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| int(&p["asInt"]))
+        .sum();
+    assert_eq!(sent, total, "{request}");
+    let latency = metric("loaddensity.request_latency");
+    let point = &latency["histogram"]["dataPoints"][0];
+    let counts: u64 = point["bucketCounts"]
+        .as_array()
+        .expect("counts")
+        .iter()
+        .map(int)
+        .sum();
+    assert_eq!(int(&point["count"]), total);
+    assert_eq!(counts, total, "bucket counts add up to the count: {point}");
+    assert_eq!(
+        point["bucketCounts"].as_array().map(Vec::len),
+        point["explicitBounds"].as_array().map(|b| b.len() + 1)
+    );
+}

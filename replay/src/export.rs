@@ -9,6 +9,8 @@
 //!   `loaddensity_request` line-protocol points once a second, as datagrams or as one
 //!   `POST` a second from a thread of its own (a queue of [`INFLUX_QUEUE`] batches; a batch
 //!   that finds it full is dropped and counted);
+//! - `otlp=http://HOST:PORT/v1/metrics`: OpenTelemetry metrics over OTLP/HTTP in its JSON
+//!   encoding, once a second (cumulative sums and an explicit-bucket latency histogram);
 //! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
 //! - `json=FILE`: one JSON object a sample, written by a thread of its own to a temporary
 //!   file renamed into place when the run ends.
@@ -38,6 +40,8 @@ pub enum Output {
     Influx(SocketAddr),
     /// The server, the `Host` header and the request target (`/write?db=loaddensity`).
     InfluxHttp(SocketAddr, String, String),
+    /// The collector, the `Host` header and the request target (`/v1/metrics`).
+    Otlp(SocketAddr, String, String),
     Statsd(SocketAddr),
     Json(PathBuf),
     Csv(PathBuf),
@@ -79,11 +83,27 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
                 ))
             }
         }
+        "otlp" => {
+            let Some(t) = target.strip_prefix("http://") else {
+                return Err(format!(
+                    "otlp: `{target}`: expected http://HOST:PORT[/v1/metrics] (OTLP/HTTP; gRPC and https are not supported)"
+                ));
+            };
+            let (host, path) = match t.find('/') {
+                Some(i) if i + 1 < t.len() => (&t[..i], t[i..].to_string()),
+                Some(i) => (&t[..i], "/v1/metrics".to_string()),
+                None => (t, "/v1/metrics".to_string()),
+            };
+            if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+                return Err(format!("otlp: `{path}` has a space or a control character"));
+            }
+            Ok(Output::Otlp(addr(host)?, host.to_string(), path))
+        }
         "statsd" => Ok(Output::Statsd(addr(target)?)),
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
         "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, statsd=HOST:PORT, json=FILE or csv=FILE"
+            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, json=FILE or csv=FILE"
         )),
     }
 }
@@ -96,6 +116,9 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
         Output::Influx(addr) => Ok(Box::new(Influx::new(*addr)?)),
         Output::InfluxHttp(addr, host, path) => {
             Ok(Box::new(Influx::http(*addr, host.clone(), path.clone())?))
+        }
+        Output::Otlp(addr, host, path) => {
+            Ok(Box::new(Otlp::new(*addr, host.clone(), path.clone())?))
         }
         Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
         Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
@@ -355,26 +378,7 @@ impl Influx {
     }
 
     fn http(addr: SocketAddr, host: String, path: String) -> Result<Influx, String> {
-        let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
-        let writer = std::thread::Builder::new()
-            .name("ld-influxdb".into())
-            .spawn(move || {
-                let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
-                for body in rx {
-                    writes += 1;
-                    if let Err(e) = influx_post(addr, &host, &path, &body) {
-                        failed += 1;
-                        first.get_or_insert(e);
-                    }
-                }
-                match first {
-                    None => Ok(()),
-                    Some(e) => Err(format!(
-                        "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
-                    )),
-                }
-            })
-            .map_err(|e| format!("influxdb: {e}"))?;
+        let (tx, writer) = poster("influxdb", addr, host, path, "text/plain; charset=utf-8")?;
         Ok(Influx {
             transport: InfluxTransport::Http {
                 tx: Some(tx),
@@ -431,8 +435,51 @@ impl Influx {
     }
 }
 
-/// One `POST` of line protocol; a 2xx answer is success.
-fn influx_post(addr: SocketAddr, host: &str, path: &str, body: &str) -> Result<(), String> {
+/// A thread posting each body it is given to `http://{host}{path}`, one at a time; it ends
+/// when the sender is dropped, with the first failure (and how many) as its error.
+type Poster = (
+    mpsc::SyncSender<String>,
+    std::thread::JoinHandle<Result<(), String>>,
+);
+
+fn poster(
+    what: &str,
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    content_type: &'static str,
+) -> Result<Poster, String> {
+    let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
+    let writer = std::thread::Builder::new()
+        .name(format!("ld-{what}"))
+        .spawn(move || {
+            let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
+            for body in rx {
+                writes += 1;
+                if let Err(e) = http_post(addr, &host, &path, content_type, &body) {
+                    failed += 1;
+                    first.get_or_insert(e);
+                }
+            }
+            match first {
+                None => Ok(()),
+                Some(e) => Err(format!(
+                    "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
+                )),
+            }
+        })
+        .map_err(|e| format!("{what}: {e}"))?;
+    Ok((tx, writer))
+}
+
+/// One `POST`; a 2xx answer is success.
+fn http_post(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<(), String> {
     let mut conn = std::net::TcpStream::connect_timeout(&addr, INFLUX_HTTP_TIMEOUT)
         .map_err(|e| format!("connect {addr}: {e}"))?;
     conn.set_read_timeout(Some(INFLUX_HTTP_TIMEOUT))
@@ -440,7 +487,7 @@ fn influx_post(addr: SocketAddr, host: &str, path: &str, body: &str) -> Result<(
         .map_err(|e| e.to_string())?;
     write!(
         conn,
-        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .and_then(|()| conn.flush())
@@ -499,6 +546,159 @@ impl Sink for Influx {
                     .map_err(|_| "the writer stopped".to_string())
                     .and_then(|r| r)?;
             }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// OpenTelemetry metrics over OTLP/HTTP, JSON encoding: per name, cumulative sums
+/// `loaddensity.requests` (with a `status` and `outcome` point each), `loaddensity.response_bytes`
+/// and the histogram `loaddensity.request_latency` (ms, [`LATENCY_BUCKETS_MS`] as bounds).
+struct Otlp {
+    names: Vec<Name>,
+    tx: Option<mpsc::SyncSender<String>>,
+    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+    dropped: AtomicU64,
+    start_ns: u128,
+}
+
+fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+impl Otlp {
+    fn new(addr: SocketAddr, host: String, path: String) -> Result<Otlp, String> {
+        let (tx, writer) = poster("otlp", addr, host, path, "application/json")?;
+        Ok(Otlp {
+            names: Vec::new(),
+            tx: Some(tx),
+            writer: Some(writer),
+            dropped: AtomicU64::new(0),
+            start_ns: unix_ns(),
+        })
+    }
+
+    /// The `ExportMetricsServiceRequest` of the figures, as OTLP's JSON mapping writes it
+    /// (64-bit integers as strings).
+    fn request(&self, figures: &[NameFigures]) -> String {
+        use serde_json::json;
+        let (start, now) = (self.start_ns.to_string(), unix_ns().to_string());
+        let attrs = |f: &NameFigures, extra: &[(&str, String)]| {
+            let n = self.names.get(f.name_id as usize);
+            let mut a = vec![
+                json!({"key": "name", "value": {"stringValue": n.map_or("", |n| n.name.as_str())}}),
+                json!({"key": "method", "value": {"stringValue": n.map_or("", |n| n.method.as_str())}}),
+                json!({"key": "protocol", "value": {"stringValue": f.protocol}}),
+            ];
+            for (k, v) in extra {
+                a.push(json!({"key": k, "value": {"stringValue": v}}));
+            }
+            a
+        };
+        let mut requests = Vec::new();
+        let mut bytes = Vec::new();
+        let mut latency = Vec::new();
+        for f in figures {
+            for (status, failed, n) in &f.statuses {
+                let extra = [
+                    ("status", status.to_string()),
+                    (
+                        "outcome",
+                        (if *failed { "failed" } else { "ok" }).to_string(),
+                    ),
+                ];
+                requests.push(
+                    json!({"attributes": attrs(f, &extra), "startTimeUnixNano": start,
+                    "timeUnixNano": now, "asInt": n.to_string()}),
+                );
+            }
+            bytes.push(
+                json!({"attributes": attrs(f, &[]), "startTimeUnixNano": start,
+                "timeUnixNano": now, "asInt": f.bytes.to_string()}),
+            );
+            let mut counts = Vec::with_capacity(f.buckets.len() + 1);
+            let mut below = 0u64;
+            for &c in &f.buckets {
+                counts.push(c.saturating_sub(below).to_string());
+                below = c;
+            }
+            counts.push(f.latency_count.saturating_sub(below).to_string());
+            latency.push(
+                json!({"attributes": attrs(f, &[]), "startTimeUnixNano": start,
+                "timeUnixNano": now, "count": f.latency_count.to_string(),
+                "sum": f.latency_sum_ms, "max": f.max_ms,
+                "bucketCounts": counts, "explicitBounds": LATENCY_BUCKETS_MS}),
+            );
+        }
+        const CUMULATIVE: u8 = 2;
+        json!({"resourceMetrics": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "ld"}}]},
+            "scopeMetrics": [{
+                "scope": {"name": "ld", "version": env!("CARGO_PKG_VERSION")},
+                "metrics": [
+                    {"name": "loaddensity.requests", "unit": "{request}",
+                     "description": "Requests sent, by name, method, status, protocol and outcome.",
+                     "sum": {"dataPoints": requests, "aggregationTemporality": CUMULATIVE, "isMonotonic": true}},
+                    {"name": "loaddensity.response_bytes", "unit": "By",
+                     "description": "Bytes received.",
+                     "sum": {"dataPoints": bytes, "aggregationTemporality": CUMULATIVE, "isMonotonic": true}},
+                    {"name": "loaddensity.request_latency", "unit": "ms",
+                     "description": "Request latency in milliseconds.",
+                     "histogram": {"dataPoints": latency, "aggregationTemporality": CUMULATIVE}}
+                ]}]}]})
+        .to_string()
+    }
+
+    fn send(&self, figures: &[NameFigures], last: bool) {
+        let Some(tx) = &self.tx else { return };
+        let body = self.request(figures);
+        let sent = if last {
+            tx.send(body).is_ok()
+        } else {
+            tx.try_send(body).is_ok()
+        };
+        if !sent {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Sink for Otlp {
+    fn name(&self) -> &str {
+        "otlp"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.names = names.to_vec();
+        Ok(())
+    }
+
+    fn wants_figures(&self) -> bool {
+        true
+    }
+
+    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        self.send(&s.names, false);
+        Ok(())
+    }
+
+    fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
+        self.send(figures, true);
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            w.join()
+                .map_err(|_| "the writer stopped".to_string())
+                .and_then(|r| r)?;
         }
         Ok(Vec::new())
     }
