@@ -376,39 +376,9 @@ fn influx_http(life: Duration) -> (u16, Writes) {
 fn influxdb_over_http_receives_the_summary_s_count() {
     let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
     let (influx, writes) = influx_http(Duration::from_secs(20));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tasks = json!([{"method": "get", "request_url": format!("http://{api}/ok"),
-        "name": "fine", "think_time": 0.01,
-        "assertions": [{"type": "status_code", "value": 200}]}]);
-    let plan = json!({"load_density": [
-        ["LD_start_influxdb_sink", {"transport": "http", "host": "127.0.0.1", "port": influx,
-            "database": "load tests"}],
-        ["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 2,
-            "spawn_rate": 100, "test_time": 2, "tasks": tasks}]]});
-    write(dir.path(), "plan.json", &plan.to_string());
-    let out = ld()
-        .current_dir(dir.path())
-        .args([
-            "replay",
-            "plan.json",
-            "-q",
-            "--no-store",
-            "--report",
-            "summary",
-        ])
-        .output()
-        .expect("ld replay");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
-    )
-    .expect("json");
-    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    let sink = json!(["LD_start_influxdb_sink", {"transport": "http", "host": "127.0.0.1",
+        "port": influx, "database": "load tests"}]);
+    let total = run_short_load(&api.to_string(), vec![sink], &[]);
     let writes = writes.lock().expect("lock").clone();
     assert!(
         writes.len() >= 2,
@@ -438,38 +408,8 @@ fn influxdb_over_http_receives_the_summary_s_count() {
 fn otlp_over_http_carries_the_summary_s_count_and_a_latency_histogram() {
     let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
     let (collector, writes) = influx_http(Duration::from_secs(20));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tasks = json!([{"method": "get", "request_url": format!("http://{api}/ok"),
-        "name": "fine", "think_time": 0.01,
-        "assertions": [{"type": "status_code", "value": 200}]}]);
-    let plan = json!({"load_density": [["LD_start_test", {
-        "user_detail_dict": {"user": "fast_http_user"}, "user_count": 2, "spawn_rate": 100,
-        "test_time": 2, "tasks": tasks}]]});
-    write(dir.path(), "plan.json", &plan.to_string());
-    let out = ld()
-        .current_dir(dir.path())
-        .args([
-            "replay",
-            "plan.json",
-            "-q",
-            "--no-store",
-            "--report",
-            "summary",
-        ])
-        .args(["--out", &format!("otlp=http://127.0.0.1:{collector}")])
-        .output()
-        .expect("ld replay");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
-    )
-    .expect("json");
-    let total = summary["totals"]["requests"].as_u64().expect("requests");
+    let out = format!("otlp=http://127.0.0.1:{collector}");
+    let total = run_short_load(&api.to_string(), Vec::new(), &["--out".into(), out]);
     let writes = writes.lock().expect("lock").clone();
     let (line, body) = writes.last().expect("a write at the end");
     assert_eq!(line, "POST /v1/metrics HTTP/1.1", "{writes:?}");
@@ -510,4 +450,47 @@ fn otlp_over_http_carries_the_summary_s_count_and_a_latency_histogram() {
         point["bucketCounts"].as_array().map(Vec::len),
         point["explicitBounds"].as_array().map(|b| b.len() + 1)
     );
+}
+
+/// Runs a 2-second, 2-user plan of one passing task against `api` (with `commands` before
+/// `LD_start_test` and `args` after the usual ones) and returns the summary's request count.
+fn run_short_load(api: &str, commands: Vec<Value>, args: &[String]) -> u64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = json!([{"method": "get", "request_url": format!("http://{api}/ok"),
+        "name": "fine", "think_time": 0.01,
+        "assertions": [{"type": "status_code", "value": 200}]}]);
+    let mut plan = commands;
+    plan.push(
+        json!(["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"},
+        "user_count": 2, "spawn_rate": 100, "test_time": 2, "tasks": tasks}]),
+    );
+    write(
+        dir.path(),
+        "plan.json",
+        &json!({ "load_density": plan }).to_string(),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-q",
+            "--no-store",
+            "--report",
+            "summary",
+        ])
+        .args(args)
+        .output()
+        .expect("ld replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    summary["totals"]["requests"].as_u64().expect("requests")
 }

@@ -362,10 +362,7 @@ const INFLUX_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 enum InfluxTransport {
     Udp(UdpSocket),
-    Http {
-        tx: Option<mpsc::SyncSender<String>>,
-        writer: Option<std::thread::JoinHandle<Result<(), String>>>,
-    },
+    Http(Poster),
 }
 
 impl Influx {
@@ -378,12 +375,9 @@ impl Influx {
     }
 
     fn http(addr: SocketAddr, host: String, path: String) -> Result<Influx, String> {
-        let (tx, writer) = poster("influxdb", addr, host, path, "text/plain; charset=utf-8")?;
+        let poster = Poster::spawn("influxdb", addr, host, path, "text/plain; charset=utf-8")?;
         Ok(Influx {
-            transport: InfluxTransport::Http {
-                tx: Some(tx),
-                writer: Some(writer),
-            },
+            transport: InfluxTransport::Http(poster),
             names: Vec::new(),
             dropped: AtomicU64::new(0),
         })
@@ -393,18 +387,7 @@ impl Influx {
     fn send(&self, lines: &[String], last: bool) {
         match &self.transport {
             InfluxTransport::Udp(socket) => send_lines(socket, lines, &self.dropped),
-            InfluxTransport::Http { tx: Some(tx), .. } => {
-                let body = lines.join("\n");
-                let sent = if last {
-                    tx.send(body).is_ok()
-                } else {
-                    tx.try_send(body).is_ok()
-                };
-                if !sent {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            InfluxTransport::Http { tx: None, .. } => {}
+            InfluxTransport::Http(poster) => poster.post(lines.join("\n"), last, &self.dropped),
         }
     }
 
@@ -437,39 +420,67 @@ impl Influx {
 
 /// A thread posting each body it is given to `http://{host}{path}`, one at a time; it ends
 /// when the sender is dropped, with the first failure (and how many) as its error.
-type Poster = (
-    mpsc::SyncSender<String>,
-    std::thread::JoinHandle<Result<(), String>>,
-);
+struct Poster {
+    tx: Option<mpsc::SyncSender<String>>,
+    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
 
-fn poster(
-    what: &str,
-    addr: SocketAddr,
-    host: String,
-    path: String,
-    content_type: &'static str,
-) -> Result<Poster, String> {
-    let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
-    let writer = std::thread::Builder::new()
-        .name(format!("ld-{what}"))
-        .spawn(move || {
-            let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
-            for body in rx {
-                writes += 1;
-                if let Err(e) = http_post(addr, &host, &path, content_type, &body) {
-                    failed += 1;
-                    first.get_or_insert(e);
+impl Poster {
+    fn spawn(
+        what: &str,
+        addr: SocketAddr,
+        host: String,
+        path: String,
+        content_type: &'static str,
+    ) -> Result<Poster, String> {
+        let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name(format!("ld-{what}"))
+            .spawn(move || {
+                let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
+                for body in rx {
+                    writes += 1;
+                    if let Err(e) = http_post(addr, &host, &path, content_type, &body) {
+                        failed += 1;
+                        first.get_or_insert(e);
+                    }
                 }
-            }
-            match first {
-                None => Ok(()),
-                Some(e) => Err(format!(
-                    "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
-                )),
-            }
+                match first {
+                    None => Ok(()),
+                    Some(e) => Err(format!(
+                        "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
+                    )),
+                }
+            })
+            .map_err(|e| format!("{what}: {e}"))?;
+        Ok(Poster {
+            tx: Some(tx),
+            writer: Some(writer),
         })
-        .map_err(|e| format!("{what}: {e}"))?;
-    Ok((tx, writer))
+    }
+
+    /// Queues a body; `last` waits for room (the final figures must arrive), anything else
+    /// that finds the queue full is dropped and counted.
+    fn post(&self, body: String, last: bool, dropped: &AtomicU64) {
+        let Some(tx) = &self.tx else { return };
+        let sent = if last {
+            tx.send(body).is_ok()
+        } else {
+            tx.try_send(body).is_ok()
+        };
+        if !sent {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends the queue and waits for the writer: its error, if a write failed.
+    fn close(&mut self) -> Result<(), String> {
+        drop(self.tx.take());
+        match self.writer.take() {
+            Some(w) => w.join().map_err(|_| "the writer stopped".to_string())?,
+            None => Ok(()),
+        }
+    }
 }
 
 /// One `POST`; a 2xx answer is success.
@@ -539,13 +550,8 @@ impl Sink for Influx {
     }
 
     fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
-        if let InfluxTransport::Http { tx, writer } = &mut self.transport {
-            drop(tx.take());
-            if let Some(w) = writer.take() {
-                w.join()
-                    .map_err(|_| "the writer stopped".to_string())
-                    .and_then(|r| r)?;
-            }
+        if let InfluxTransport::Http(poster) = &mut self.transport {
+            poster.close()?;
         }
         Ok(Vec::new())
     }
@@ -556,8 +562,7 @@ impl Sink for Influx {
 /// and the histogram `loaddensity.request_latency` (ms, [`LATENCY_BUCKETS_MS`] as bounds).
 struct Otlp {
     names: Vec<Name>,
-    tx: Option<mpsc::SyncSender<String>>,
-    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+    poster: Poster,
     dropped: AtomicU64,
     start_ns: u128,
 }
@@ -570,11 +575,10 @@ fn unix_ns() -> u128 {
 
 impl Otlp {
     fn new(addr: SocketAddr, host: String, path: String) -> Result<Otlp, String> {
-        let (tx, writer) = poster("otlp", addr, host, path, "application/json")?;
+        let poster = Poster::spawn("otlp", addr, host, path, "application/json")?;
         Ok(Otlp {
             names: Vec::new(),
-            tx: Some(tx),
-            writer: Some(writer),
+            poster,
             dropped: AtomicU64::new(0),
             start_ns: unix_ns(),
         })
@@ -652,16 +656,7 @@ impl Otlp {
     }
 
     fn send(&self, figures: &[NameFigures], last: bool) {
-        let Some(tx) = &self.tx else { return };
-        let body = self.request(figures);
-        let sent = if last {
-            tx.send(body).is_ok()
-        } else {
-            tx.try_send(body).is_ok()
-        };
-        if !sent {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.poster.post(self.request(figures), last, &self.dropped);
     }
 }
 
@@ -694,12 +689,7 @@ impl Sink for Otlp {
     }
 
     fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
-        drop(self.tx.take());
-        if let Some(w) = self.writer.take() {
-            w.join()
-                .map_err(|_| "the writer stopped".to_string())
-                .and_then(|r| r)?;
-        }
+        self.poster.close()?;
         Ok(Vec::new())
     }
 }
