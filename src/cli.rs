@@ -37,4 +37,10 @@ pub(crate) enum Command {
     Init(crate::init::InitArgs),
     /// Serve ld's tools to an assistant: an MCP server over standard input and output
     Mcp(crate::mcp::McpArgs),
+    /// Store the results of a plan's segments (`ld replay --segment`) as one run
+    Merge(crate::merge::MergeArgs),
+    /// Release a plan's segments together, receive their results and store them as one run
+    Collect(crate::merge::CollectArgs),
+    /// Run a plan as segments on Kubernetes: write the manifests, or apply them and wait
+    K8s(crate::k8s::K8sArgs),
 }

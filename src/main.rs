@@ -12,9 +12,11 @@ mod diff;
 mod exit;
 mod import;
 mod init;
+mod k8s;
 mod linker;
 mod lint;
 mod mcp;
+mod merge;
 mod record;
 mod replay;
 mod runs;
@@ -56,6 +58,9 @@ fn main() -> ExitCode {
         cli::Command::Schema(args) => schema::run(args),
         cli::Command::Init(args) => init::run(args),
         cli::Command::Mcp(args) => mcp::run(args),
+        cli::Command::Merge(args) => merge::run(args),
+        cli::Command::Collect(args) => merge::collect(args),
+        cli::Command::K8s(args) => k8s::run(args),
     };
     match result {
         Ok(code) => code,
