@@ -324,6 +324,16 @@ pub(crate) struct ReplayStore {
     sla: Option<Vec<serde_json::Value>>,
 }
 
+/// How a run ended, for the store.
+fn end_of(result: &anyhow::Result<ld_replay::Outcome>) -> RunEnd {
+    match result {
+        Ok(o) if o.interrupted => RunEnd::Interrupted,
+        Ok(o) if o.passed => RunEnd::Passed,
+        Ok(_) => RunEnd::Failed,
+        Err(_) => RunEnd::Error,
+    }
+}
+
 /// What came of storing and checking a run, printed after the replay's own table.
 pub(crate) struct Gate {
     /// Text for stdout: the diff, the SLA verdicts.
@@ -348,6 +358,42 @@ impl ReplayStore {
         plan: &Path,
         load: serde_json::Value,
     ) -> anyhow::Result<ReplayStore> {
+        let mut me = ReplayStore::checks(args, plan)?;
+        if args.no_store {
+            return Ok(me);
+        }
+        let plan_bytes = std::fs::read(plan).ok();
+        let meta = run_meta(args, plan, plan_bytes.as_deref().map(ld_store::plan_hash), load);
+        let store = me.open_store(args)?;
+        me.recorder = Some(store.recorder(meta).map_err(store_error)?);
+        Ok(me)
+    }
+
+    /// Opens the database (creating it) and resolves `--diff`'s baseline.
+    fn open_store(&mut self, args: &ReplayStoreArgs) -> anyhow::Result<Store> {
+        let store = Store::open(&self.db).map_err(store_error).with_context(|| {
+            "cannot store the run (pass --no-store to run without storing)".to_string()
+        })?;
+        if let Some(name) = &args.diff {
+            let base = store.baseline(name).map_err(store_error)?;
+            self.diff = Some((name.clone(), base));
+        }
+        Ok(store)
+    }
+
+    /// For `ld merge` and `ld collect`: `--diff` and `--sla` checked, the database opened
+    /// (unless `--no-store`), no recorder. `plan` is where thresholds and the default
+    /// database are looked up.
+    pub(crate) fn for_merge(args: &ReplayStoreArgs, plan: &Path) -> anyhow::Result<ReplayStore> {
+        let mut me = ReplayStore::checks(args, plan)?;
+        if !args.no_store {
+            me.open_store(args)?;
+        }
+        Ok(me)
+    }
+
+    /// `--sla` read, the database path and the thresholds chosen; nothing opened.
+    fn checks(args: &ReplayStoreArgs, plan: &Path) -> anyhow::Result<ReplayStore> {
         let sla = match &args.sla {
             Some(file) => {
                 let text = std::fs::read_to_string(file).map_err(|e| {
@@ -364,29 +410,30 @@ impl ReplayStore {
             Some(dir) if !dir.as_os_str().is_empty() => dir.join("ld.db"),
             _ => PathBuf::from("ld.db"),
         });
-        let mut me = ReplayStore {
+        let thresholds = match args.diff {
+            Some(_) if plan.is_file() => args.thresholds.thresholds(&plan_thresholds(plan)?),
+            Some(_) => args.thresholds.thresholds(&ThresholdArgs::default()),
+            None => Thresholds::default(),
+        };
+        Ok(ReplayStore {
             recorder: None,
-            db: db.clone(),
+            db,
             diff: None,
             format: Format::from(args.diff_format),
-            thresholds: match args.diff {
-                Some(_) => args.thresholds.thresholds(&plan_thresholds(plan)?),
-                None => Thresholds::default(),
-            },
+            thresholds,
             sla,
-        };
-        if args.no_store {
-            return Ok(me);
-        }
-        let store = Store::open(&db).map_err(store_error).with_context(|| {
-            "cannot store the run (pass --no-store to run without storing)".to_string()
-        })?;
-        if let Some(name) = &args.diff {
-            let base = store.baseline(name).map_err(store_error)?;
-            me.diff = Some((name.clone(), base));
-        }
-        let plan_bytes = std::fs::read(plan).ok();
-        let meta = RunMeta {
+        })
+    }
+}
+
+/// What a run is, as stored: label, metadata, the plan, this host, the load given.
+pub(crate) fn run_meta(
+    args: &ReplayStoreArgs,
+    plan: &Path,
+    plan_hash: Option<String>,
+    load: serde_json::Value,
+) -> RunMeta {
+    RunMeta {
             label: args.label.clone(),
             metadata: args
                 .meta
@@ -399,15 +446,14 @@ impl ReplayStore {
                     .display()
                     .to_string(),
             ),
-            plan_hash: plan_bytes.as_deref().map(ld_store::plan_hash),
+            plan_hash,
             host: host(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             load,
-        };
-        me.recorder = Some(store.recorder(meta).map_err(store_error)?);
-        Ok(me)
     }
+}
 
+impl ReplayStore {
     /// The recorder the engine feeds; `None` with `--no-store`.
     pub(crate) fn recorder(&self) -> Option<Recorder> {
         self.recorder.clone()
@@ -416,27 +462,13 @@ impl ReplayStore {
     /// Completes the stored run, compares it with the baseline, evaluates the SLA rules, and
     /// adds the diff to the HTML reports the run wrote.
     pub(crate) fn finish(self, result: &anyhow::Result<ld_replay::Outcome>) -> Gate {
-        let mut gate = Gate {
-            text: String::new(),
-            notes: Vec::new(),
-            passed: true,
-            error: None,
-            regressions: Vec::new(),
-            stored: None,
-        };
-        let end = match result {
-            Ok(o) if o.interrupted => RunEnd::Interrupted,
-            Ok(o) if o.passed => RunEnd::Passed,
-            Ok(_) => RunEnd::Failed,
-            Err(_) => RunEnd::Error,
-        };
-        let mut stored = None;
+        let mut gate = Gate::default();
+        let end = end_of(result);
         if let Some(rec) = &self.recorder {
             match rec.finish(end) {
                 Ok(Some(id)) => {
                     gate.notes
                         .push(format!("stored as run {id} in {}", self.db.display()));
-                    stored = Some(id);
                     gate.stored = Some(id);
                 }
                 Ok(None) => {}
@@ -449,6 +481,40 @@ impl ReplayStore {
         let Ok(outcome) = result else {
             return gate;
         };
+        self.check(gate, outcome)
+    }
+
+    /// Stores merged results as one run (no recorder: `ld merge`, `ld collect`), then
+    /// compares and gates it as [`ReplayStore::finish`] does a replayed one.
+    pub(crate) fn finish_merged(
+        self,
+        meta: RunMeta,
+        results: &ld_store::RunResults,
+        outcome: &ld_replay::Outcome,
+        store: bool,
+    ) -> Gate {
+        let mut gate = Gate::default();
+        if store {
+            let stored = Store::open(&self.db)
+                .and_then(|s| s.insert_results(meta, results, end_of(&Ok(outcome.clone()))));
+            match stored {
+                Ok(id) => {
+                    gate.notes
+                        .push(format!("stored as run {id} in {}", self.db.display()));
+                    gate.stored = Some(id);
+                }
+                Err(e) => {
+                    gate.error = Some(store_error(e).context("cannot store the merged run"));
+                    return gate;
+                }
+            }
+        }
+        self.check(gate, outcome)
+    }
+
+    /// The baseline comparison and the SLA rules, after the run was stored as `gate.stored`.
+    fn check(self, mut gate: Gate, outcome: &ld_replay::Outcome) -> Gate {
+        let stored = gate.stored;
         if outcome.interrupted {
             // A partial run says nothing about regressions or SLAs.
             if self.diff.is_some() || self.sla.is_some() {
@@ -511,6 +577,19 @@ impl ReplayStore {
     }
 }
 
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            text: String::new(),
+            notes: Vec::new(),
+            passed: true,
+            error: None,
+            regressions: Vec::new(),
+            stored: None,
+        }
+    }
+}
+
 impl Gate {
     /// Prints what the store and the checks have to say, after the replay's table.
     pub(crate) fn print(&self, quiet: bool) {
@@ -558,7 +637,7 @@ fn embed(report: &Path, section: &str) -> std::io::Result<()> {
 }
 
 /// This machine's name, for the run's record.
-fn host() -> Option<String> {
+pub(crate) fn host() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

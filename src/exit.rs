@@ -78,12 +78,16 @@ pub(crate) fn input_error(message: impl Into<String>) -> anyhow::Error {
     })
 }
 
+/// The exit code an error ends the process with: its own, else a runtime error's.
+pub(crate) fn code_of(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Coded>().map(|c| c.code))
+        .unwrap_or(RUNTIME)
+}
+
 /// Prints `ld: error: ...` with the cause chain once and picks the exit code.
 pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
-    let code = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<Coded>().map(|c| c.code))
-        .unwrap_or(RUNTIME);
+    let code = code_of(err);
     let mut text = format!("ld: error: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

@@ -21,7 +21,9 @@ mod record;
 mod replay;
 mod runs;
 mod schema;
+mod segment;
 mod terminal;
+mod wire;
 
 use std::process::ExitCode;
 

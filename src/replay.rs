@@ -144,6 +144,9 @@ pub(crate) struct ReplayArgs {
 
     #[command(flatten)]
     pub(crate) store: crate::diff::ReplayStoreArgs,
+
+    #[command(flatten)]
+    pub(crate) split: crate::segment::SegmentArgs,
 }
 
 /// The stages of `--stages`, as one value.
@@ -206,9 +209,15 @@ impl ReplayArgs {
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
     let store = crate::diff::ReplayStore::open(&args.store, &args.plan, load_json(&args))?;
+    let segment = args.split.segment()?;
     let mut options = args.options();
     options.store = store.recorder();
     options.stop = stop_on_interrupt()?;
+    options.segment = segment;
+    options.results = args.split.wants_results();
+    if !args.split.wait_for_start(segment, &options.stop, quiet)? {
+        return Ok(ExitCode::from(exit::INTERRUPTED));
+    }
     let mut extra: Vec<Box<dyn ld_replay::Sink>> = Vec::new();
     for o in &args.out {
         extra.push(ld_replay::export::sink(o).map_err(|e| anyhow::anyhow!(e))?);
@@ -223,6 +232,20 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     gate.print(quiet);
+    let delivered = match &outcome.results {
+        Some(results) => {
+            let mut results = results.clone();
+            results.plan_hash = std::fs::read(&args.plan)
+                .ok()
+                .map(|b| ld_store::plan_hash(&b));
+            results.plan_path = Some(args.plan.display().to_string());
+            results.tool_version = env!("CARGO_PKG_VERSION").to_string();
+            results.host = crate::diff::host();
+            results.load = load_json(&args);
+            args.split.deliver(&results, quiet)
+        }
+        None => Ok(()),
+    };
     let plan = args.plan.display().to_string();
     let title = format!(
         "ld replay {}",
@@ -266,6 +289,11 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             );
         }
         std::thread::sleep(d);
+    }
+    if let Err(e) = delivered {
+        // The merged run would miss this segment: that is this run's failure.
+        eprintln!("ld: error: {e}");
+        return Ok(ExitCode::from(exit::RUNTIME));
     }
     Ok(gate.exit_code(&outcome))
 }
@@ -510,5 +538,13 @@ fn load_json(a: &ReplayArgs) -> serde_json::Value {
             .into(),
     );
     put("seed", a.seed.into());
+    put(
+        "segment",
+        a.split
+            .segment
+            .map(|s| s.to_string())
+            .or(a.split.segments.map(|n| format!("JOB_COMPLETION_INDEX/{n}")))
+            .into(),
+    );
     serde_json::Value::Object(m)
 }

@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) timeout: Duration,
     pub(crate) http: HttpVersion,
     pub(crate) env: HashMap<String, String>,
+    /// The share of the plan this process runs (`--segment`): its share of CSV rows.
+    pub(crate) segment: crate::segment::Segment,
 }
 
 const START_FIELDS: &[&str] = &[
@@ -849,7 +851,7 @@ impl Compiler<'_> {
         })?;
         self.csv.insert(
             name.to_string(),
-            Arc::new(CsvSource::from_file(source, cycle)),
+            Arc::new(CsvSource::from_file(source, cycle, self.settings.segment)),
         );
         Ok(())
     }
@@ -2123,6 +2125,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             http: HttpVersion::Auto,
             env: HashMap::new(),
+            segment: crate::segment::Segment::WHOLE,
         }
     }
 

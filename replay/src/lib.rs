@@ -43,6 +43,7 @@ mod program;
 mod protocol;
 mod redact;
 mod report;
+mod segment;
 mod sink;
 mod stats;
 mod store;
@@ -62,6 +63,7 @@ pub use error::{Error, Result};
 pub use load::INTERRUPT_GRACE;
 pub use protocol::{FailureKind, ProtocolKind};
 pub use report::ReportKind;
+pub use segment::Segment;
 pub use sink::{Message, MessageKind, Name, Sink, Snapshot};
 pub use stats::Record as Sample;
 pub use stats::{LATENCY_BUCKETS_MS, NameFigures};
@@ -149,6 +151,10 @@ pub struct ReplayOptions {
     /// of the plan are skipped but for its report and summary commands, the reports asked
     /// for are written from what was measured, and [`Outcome::interrupted`] is true.
     pub stop: CancellationToken,
+    /// The share of the plan this process runs ([`Segment`]); default the whole plan.
+    pub segment: Segment,
+    /// Fill [`Outcome::results`] with what the run measured, in the form that merges.
+    pub results: bool,
 }
 
 /// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
@@ -173,6 +179,8 @@ impl ReplayOptions {
             secrets_file: None,
             environment: Vec::new(),
             stop: CancellationToken::new(),
+            segment: Segment::WHOLE,
+            results: false,
         }
     }
 }
@@ -205,74 +213,89 @@ pub struct Outcome {
     pub sink_errors: Vec<String>,
     /// What the plan's notification commands ask, for the caller to carry out.
     pub notices: Vec<notify::Notice>,
+    /// With [`ReplayOptions::results`]: what the run measured, in the form `ld merge` adds
+    /// up (histograms, counts, failure groups), its segment set; plan and host left empty.
+    pub results: Option<ld_store::RunResults>,
 }
 
 impl Outcome {
     /// The end-of-run table: one row per name, the totals, then the most frequent failures.
     pub fn table(&self) -> String {
-        let rows = &self.summary.run.names;
-        let width = rows
-            .iter()
-            .map(|r| r.name.chars().count())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 60);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}",
-            "name", "requests", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"
-        );
-        for r in rows {
-            let name: String = if r.name.chars().count() > width {
-                let mut s: String = r.name.chars().take(width - 1).collect();
-                s.push('…');
-                s
-            } else {
-                r.name.clone()
-            };
-            let _ = writeln!(
-                out,
-                "{name:<width$}  {:>9}  {:>7}  {:>9.1}  {:>9.2}  {:>9.2}  {:>9.2}  {:>9.2}",
-                r.requests, r.failures, r.requests_per_s, r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms
-            );
-        }
-        let t = &self.summary.totals;
-        let o = &self.summary.latency_overall;
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>9}  {:>7}  {:>9.1}  {:>9.2}  {:>9.2}  {:>9.2}  {:>9.2}",
-            "total",
-            t.requests,
-            t.failures,
-            self.summary.run.requests_per_s,
-            o.p50_ms,
-            o.p95_ms,
-            o.p99_ms,
-            o.max_ms
-        );
-        if self.summary.run.dropped > 0 {
-            let _ = writeln!(
-                out,
-                "dropped arrivals (open model): {}",
-                self.summary.run.dropped
-            );
-        }
-        if !self.failures.is_empty() {
-            let _ = writeln!(out, "\nfailures:");
-            for f in self.failures.iter().take(20) {
-                let _ = writeln!(out, "  {:>6} × {:<8} {}", f.count, f.kind, f.message);
-            }
-            if self.failures.len() > 20 {
-                let _ = writeln!(
-                    out,
-                    "  … and {} more distinct failures",
-                    self.failures.len() - 20
-                );
-            }
-        }
-        out
+        table(
+            &self.summary,
+            self.failures
+                .iter()
+                .map(|f| (f.count, f.kind, f.message.as_str())),
+        )
     }
+}
+
+/// The end-of-run table of `summary`: one row per name, the totals, then the most frequent
+/// of `failures` (count, kind, message), most frequent first.
+pub fn table<'a>(summary: &Summary, failures: impl IntoIterator<Item = (u64, &'a str, &'a str)>) -> String {
+    let failures: Vec<(u64, &str, &str)> = failures.into_iter().collect();
+    let rows = &summary.run.names;
+    let width = rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}",
+        "name", "requests", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"
+    );
+    for r in rows {
+        let name: String = if r.name.chars().count() > width {
+            let mut s: String = r.name.chars().take(width - 1).collect();
+            s.push('…');
+            s
+        } else {
+            r.name.clone()
+        };
+        let _ = writeln!(
+            out,
+            "{name:<width$}  {:>9}  {:>7}  {:>9.1}  {:>9.2}  {:>9.2}  {:>9.2}  {:>9.2}",
+            r.requests, r.failures, r.requests_per_s, r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms
+        );
+    }
+    let t = &summary.totals;
+    let o = &summary.latency_overall;
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>9}  {:>7}  {:>9.1}  {:>9.2}  {:>9.2}  {:>9.2}  {:>9.2}",
+        "total",
+        t.requests,
+        t.failures,
+        summary.run.requests_per_s,
+        o.p50_ms,
+        o.p95_ms,
+        o.p99_ms,
+        o.max_ms
+    );
+    if summary.run.dropped > 0 {
+        let _ = writeln!(
+            out,
+            "dropped arrivals (open model): {}",
+            summary.run.dropped
+        );
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(out, "\nfailures:");
+        for (count, kind, message) in failures.iter().take(20) {
+            let _ = writeln!(out, "  {count:>6} × {kind:<8} {message}");
+        }
+        if failures.len() > 20 {
+            let _ = writeln!(
+                out,
+                "  … and {} more distinct failures",
+                failures.len() - 20
+            );
+        }
+    }
+    out
 }
 
 /// `500/s`, `500`, `30000/m`, `100/h` → arrivals per second.
@@ -364,6 +387,7 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
         timeout: options.timeout.unwrap_or(Duration::from_secs(30)),
         http: options.http,
         env: loaded.env.clone(),
+        segment: options.segment,
     };
     let given = options.ca_cert.iter().chain(
         options
@@ -481,6 +505,14 @@ async fn execute(
         )?);
     }
     let summary = results.summary();
+    let mergeable = options.results.then(|| {
+        let mut r = results.mergeable(interrupted);
+        r.segment = (!options.segment.is_whole()).then_some(ld_store::results::SegmentId {
+            index: options.segment.index,
+            count: options.segment.count,
+        });
+        r
+    });
     if sinks.want_figures() {
         sinks.final_figures(&results.figures());
     }
@@ -508,6 +540,7 @@ async fn execute(
         interrupted,
         sink_errors: sinks.errors,
         notices,
+        results: mergeable,
     })
 }
 
@@ -575,6 +608,7 @@ async fn run_test(
     let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http);
     ctx.store = options.store.clone();
     ctx.max_body = options.max_body;
+    ctx.segment = options.segment;
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     sinks.start(&results.names);
@@ -618,6 +652,7 @@ pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
         timeout: Duration::from_secs(30),
         http: HttpVersion::Auto,
         env: HashMap::new(),
+        segment: Segment::WHOLE,
     };
     let program = compile::compile(path, text, &settings)?;
     Ok(PlanCheck {

@@ -60,6 +60,8 @@ pub(crate) struct TestCtx {
     pub(crate) max_body: usize,
     /// Virtual users running now, for the progress line and the live outputs.
     pub(crate) active: std::sync::atomic::AtomicU64,
+    /// The share of the plan this process runs (`--segment`).
+    pub(crate) segment: crate::segment::Segment,
     cumulative: Vec<u64>,
 }
 
@@ -127,6 +129,7 @@ impl TestCtx {
             store: None,
             max_body: crate::DEFAULT_MAX_BODY,
             active: std::sync::atomic::AtomicU64::new(0),
+            segment: crate::segment::Segment::WHOLE,
             cumulative,
         }
     }
@@ -558,6 +561,7 @@ async fn closed(
     tx: BatchSender,
     cancel: &mut watch::Receiver<bool>,
 ) {
+    let segment = ctx.segment;
     let start = Instant::now();
     let deadline = match (&profile, duration) {
         (Some(p), None) => Some(start + p.total()),
@@ -584,6 +588,8 @@ async fn closed(
         let target = target as usize;
         credit += rate * (now - last).as_secs_f64();
         last = now;
+        // `target`, `alive` and the spawn credit count the plan's users; this segment starts
+        // the ones whose numbers it owns, when the whole plan would start them.
         if target > alive {
             let room = target - alive;
             let n = if rate.is_infinite() || rate <= 0.0 {
@@ -591,9 +597,8 @@ async fn closed(
             } else {
                 (credit.floor().max(0.0) as usize).min(room)
             };
-            for _ in 0..n {
+            for id in (alive as u64..(alive + n) as u64).filter(|k| segment.owns(*k)) {
                 let (stop_tx, stop_rx) = watch::channel(false);
-                let id = vus.len() as u64;
                 let vu = Vu::new(ctx.clone(), id, tx.clone(), stop_rx);
                 let join = tokio::spawn(closed_user(vu, iterations));
                 vus.push(Handle {
@@ -607,7 +612,8 @@ async fn closed(
             credit = credit.min(1.0);
             if target < alive {
                 // The most recently started users leave first.
-                let mut to_stop = alive - target;
+                let mut to_stop =
+                    (segment.share(alive as u64) - segment.share(target as u64)) as usize;
                 for h in vus.iter().rev() {
                     if to_stop == 0 {
                         break;
@@ -677,7 +683,10 @@ async fn open(
     let mut handles: Vec<Handle> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut dropped = 0u64;
-    let mut next = 0u64;
+    // Arrivals are numbered in the whole plan; this segment takes every `count`-th one.
+    let segment = ctx.segment;
+    let max_users = segment.share(max_users).max(1);
+    let mut next = segment.index;
     let intended = |i: u64| start + interval.mul_f64(i as f64);
     loop {
         let now = Instant::now();
@@ -692,14 +701,15 @@ async fn open(
             if at > now || end.is_some_and(|e| at >= e) {
                 break;
             }
-            next += 1;
+            next += segment.count;
             let id = match free.pop() {
                 Some(id) => Some(id),
                 None if (senders.len() as u64) < max_users => {
                     let id = senders.len();
                     let (job_tx, job_rx) = mpsc::channel::<Instant>(1);
                     let (stop_tx, stop_rx) = watch::channel(false);
-                    let vu = Vu::new(ctx.clone(), id as u64, tx.clone(), stop_rx);
+                    // Numbered as the segment's users: no two segments share a seed.
+                    let vu = Vu::new(ctx.clone(), segment.nth(id as u64), tx.clone(), stop_rx);
                     let join = tokio::spawn(open_user(vu, id, job_rx, done_tx.clone()));
                     senders.push(job_tx);
                     handles.push(Handle {

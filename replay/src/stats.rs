@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use ld_store::Latencies;
@@ -409,10 +409,78 @@ impl Results {
     }
 }
 
+impl Results {
+    /// What the run measured, in the form that merges with other segments' (`ld merge`);
+    /// the caller fills in what the run was (plan, segment, host).
+    pub(crate) fn mergeable(&self, interrupted: bool) -> ld_store::RunResults {
+        use ld_store::results::{FailureCount, NameResults, RESULTS_FORMAT, latency_histogram};
+        let names = self
+            .names
+            .iter()
+            .zip(&self.per_name)
+            .filter_map(|(info, stats)| {
+                let st = stats.as_deref()?;
+                let ok = st.ok.histogram().into_owned();
+                let mut failed = st.all.histogram().into_owned();
+                if failed.subtract(&ok).is_err() {
+                    failed = latency_histogram();
+                }
+                let mut statuses = std::collections::BTreeMap::new();
+                for (status, _, n) in &st.statuses {
+                    *statuses.entry(*status).or_insert(0) += n;
+                }
+                Some(NameResults {
+                    name: info.name.to_string(),
+                    method: info.method.to_ascii_uppercase(),
+                    protocol: st.protocol.as_str().to_string(),
+                    requests: st.requests,
+                    failures: st.failures,
+                    bytes: st.bytes,
+                    statuses,
+                    ok,
+                    failed,
+                })
+            })
+            .collect();
+        let failures = self
+            .failures
+            .iter()
+            .map(|g| FailureCount {
+                name: self
+                    .names
+                    .get(g.name_id as usize)
+                    .map(|n| n.name.to_string())
+                    .unwrap_or_default(),
+                kind: g.kind.as_str().to_string(),
+                message: g.message.clone(),
+                count: g.count,
+            })
+            .collect();
+        ld_store::RunResults {
+            format: RESULTS_FORMAT.to_string(),
+            plan_hash: None,
+            plan_path: None,
+            segment: None,
+            merged: Vec::new(),
+            started_at: chrono::DateTime::<chrono::Utc>::from(self.started_at)
+                .format("%Y-%m-%dT%H:%M:%S+00:00")
+                .to_string(),
+            duration_s: self.busy.as_secs_f64(),
+            tool_version: String::new(),
+            host: None,
+            load: serde_json::Value::Null,
+            interrupted,
+            dropped: self.dropped,
+            names,
+            failures,
+        }
+    }
+}
+
 /// The summary report (`LD_summary`, `summary` report): LoadDensity's `totals`,
 /// `latency_overall` and `per_name` (successful requests, as LoadDensity counts them), and
 /// ld's `run` block.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub totals: Totals,
     pub latency_overall: Overall,
@@ -421,7 +489,7 @@ pub struct Summary {
 }
 
 /// Request counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Totals {
     pub requests: u64,
     pub successes: u64,
@@ -430,7 +498,7 @@ pub struct Totals {
 }
 
 /// Latency of every request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overall {
     pub count: u64,
     pub p50_ms: f64,
@@ -441,7 +509,7 @@ pub struct Overall {
 }
 
 /// Latency of one name's successful requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NameSummary {
     pub count: u64,
     pub min_ms: f64,
@@ -454,18 +522,19 @@ pub struct NameSummary {
 }
 
 /// ld's additions: the run as a whole and one row per name over all its requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub started_at: String,
     pub duration_s: f64,
     pub requests_per_s: f64,
     /// Open model arrivals that could not start on time.
+    #[serde(default)]
     pub dropped: u64,
     pub names: Vec<NameRow>,
 }
 
 /// One name over all its requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NameRow {
     pub name: String,
     pub method: String,

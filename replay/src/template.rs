@@ -23,6 +23,7 @@ pub(crate) struct CsvSource {
     rows: Rows,
     pub(crate) cycle: bool,
     next: AtomicUsize,
+    slice: crate::segment::Segment,
 }
 
 /// Where a source's rows are: in memory, or in its file, read by position (see `csv`).
@@ -42,16 +43,23 @@ impl CsvSource {
             rows: Rows::Memory(rows),
             cycle,
             next: AtomicUsize::new(0),
+            slice: crate::segment::Segment::WHOLE,
         }
     }
 
-    /// A source read from an indexed file.
-    pub(crate) fn from_file(mut file: crate::csv::CsvFile, cycle: bool) -> Self {
+    /// A source read from an indexed file; `slice` is the share of its rows this process
+    /// takes.
+    pub(crate) fn from_file(
+        mut file: crate::csv::CsvFile,
+        cycle: bool,
+        slice: crate::segment::Segment,
+    ) -> Self {
         CsvSource {
             columns: std::mem::take(&mut file.columns),
             rows: Rows::File(file),
             cycle,
             next: AtomicUsize::new(0),
+            slice,
         }
     }
 
@@ -70,16 +78,19 @@ impl CsvSource {
     }
 
     /// The next row index, or `None` when a non-cycling source is used up.
+    /// A segment of the plan (`--segment`) takes the rows its numbers own: row `index`,
+    /// then every `count`-th one.
     fn take_row(&self) -> Option<usize> {
-        let len = self.len();
-        if len == 0 {
+        let (index, count) = (self.slice.index as usize, self.slice.count as usize);
+        let own = self.slice.share(self.len() as u64) as usize;
+        if own == 0 {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if self.cycle {
-            Some(i % len)
-        } else if i < len {
-            Some(i)
+            Some(index + (i % own) * count)
+        } else if i < own {
+            Some(index + i * count)
         } else {
             None
         }

@@ -75,6 +75,23 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in the order of [`FailureKind::as_str`]'s names.
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Connect,
+        FailureKind::Tls,
+        FailureKind::Timeout,
+        FailureKind::Protocol,
+        FailureKind::Closed,
+        FailureKind::Body,
+        FailureKind::Check,
+        FailureKind::Plan,
+    ];
+
+    /// The kind [`FailureKind::as_str`] names.
+    pub fn parse(name: &str) -> Option<FailureKind> {
+        FailureKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Connect => "connect",

@@ -112,6 +112,21 @@ impl Accumulator {
         *self.statuses.entry(status).or_insert(0) += 1;
     }
 
+    /// A name's figures as merged results hold them.
+    pub(crate) fn from_results(n: &crate::results::NameResults) -> Self {
+        Accumulator {
+            name: n.name.clone(),
+            method: n.method.to_ascii_lowercase(),
+            ok: Latencies::Many(Box::new(n.ok.clone())),
+            failed: Latencies::Many(Box::new(n.failed.clone())),
+            requests: n.requests,
+            failures: n.failures,
+            bytes: n.bytes,
+            statuses: n.statuses.clone(),
+            shape: Shape::default(),
+        }
+    }
+
     pub(crate) fn requests(&self) -> u64 {
         self.requests
     }

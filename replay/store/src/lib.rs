@@ -15,6 +15,7 @@ mod error;
 mod latencies;
 mod recorder;
 pub mod render;
+pub mod results;
 mod schema;
 pub mod shape;
 pub mod sla;
@@ -26,6 +27,7 @@ pub use error::{Error, Result};
 pub use latencies::Latencies;
 pub use recorder::{Recorder, Request, RunEnd, RunMeta};
 pub use schema::SCHEMA_VERSION;
+pub use results::RunResults;
 pub use store::{Baseline, LdRecord, LdRun, Run, Store};
 
 /// The plan's content hash stored with a run: SHA-256, lowercase hex.

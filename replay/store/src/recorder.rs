@@ -187,6 +187,7 @@ impl Recorder {
             codes: status_texts(),
             started: Instant::now(),
             started_at: iso_seconds(SystemTime::now()),
+            duration_s: None,
             failed: None,
         };
         let join = std::thread::Builder::new()
@@ -278,6 +279,40 @@ impl Recorder {
     }
 }
 
+/// Stores merged results as one complete run (aggregates and summary, no records) and
+/// returns its id.
+pub(crate) fn store_results(
+    conn: Connection,
+    path: String,
+    meta: RunMeta,
+    results: &crate::results::RunResults,
+    end: RunEnd,
+) -> Result<i64> {
+    let mut writer = Writer {
+        conn,
+        path,
+        meta,
+        run_id: None,
+        names: results
+            .names
+            .iter()
+            .map(|n| (n.name.clone(), n.method.to_ascii_lowercase()))
+            .collect(),
+        accs: results.names.iter().map(Accumulator::from_results).collect(),
+        pending: Vec::new(),
+        codes: Vec::new(),
+        started: Instant::now(),
+        started_at: results.started_at.clone(),
+        duration_s: Some(results.duration_s),
+        failed: None,
+    };
+    writer.ensure_run()?;
+    writer.complete(end)?;
+    writer
+        .run_id
+        .ok_or_else(|| Error::Writer("the run was not created".into()))
+}
+
 /// `2024-05-01T12:00:00+00:00`: LoadDensity's `started_at` (UTC, to the second).
 pub(crate) fn iso_seconds(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t)
@@ -296,6 +331,8 @@ struct Writer {
     codes: Vec<String>,
     started: Instant,
     started_at: String,
+    /// The run's length when it is known beforehand (merged results); else the writer's.
+    duration_s: Option<f64>,
     /// The first write error; later batches are dropped and the error is returned at the end.
     failed: Option<Error>,
 }
@@ -443,7 +480,9 @@ impl Writer {
         let Some(run_id) = self.run_id else {
             return Ok(());
         };
-        let duration_s = self.started.elapsed().as_secs_f64();
+        let duration_s = self
+            .duration_s
+            .unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         let summary = summary(
             &self.accs,
             &RunFigures {

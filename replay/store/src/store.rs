@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::aggregate::{Accumulator, Aggregate};
 use crate::diff::{self, Diff, RunRef, Thresholds};
 use crate::error::{Error, Result};
-use crate::recorder::{Recorder, RunMeta, iso_seconds};
+use crate::recorder::{Recorder, RunEnd, RunMeta, iso_seconds};
 use crate::schema::{self, Access, immediate};
 use crate::shape::Shape;
 
@@ -164,6 +164,17 @@ impl Store {
     /// Hands the connection to a writer thread that stores one run.
     pub fn recorder(self, meta: RunMeta) -> Result<Recorder> {
         Recorder::start(self.conn, self.path, meta)
+    }
+
+    /// Stores merged results ([`crate::results::merge`]) as one complete run: its
+    /// aggregates and summary, so `ld diff`, baselines and SLA rules read it as any other.
+    pub fn insert_results(
+        self,
+        meta: RunMeta,
+        results: &crate::results::RunResults,
+        end: RunEnd,
+    ) -> Result<i64> {
+        crate::recorder::store_results(self.conn, self.path, meta, results, end)
     }
 
     fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> Error + '_ {
