@@ -363,7 +363,12 @@ impl ReplayStore {
             return Ok(me);
         }
         let plan_bytes = std::fs::read(plan).ok();
-        let meta = run_meta(args, plan, plan_bytes.as_deref().map(ld_store::plan_hash), load);
+        let meta = run_meta(
+            args,
+            plan,
+            plan_bytes.as_deref().map(ld_store::plan_hash),
+            load,
+        );
         let store = me.open_store(args)?;
         me.recorder = Some(store.recorder(meta).map_err(store_error)?);
         Ok(me)
@@ -371,9 +376,11 @@ impl ReplayStore {
 
     /// Opens the database (creating it) and resolves `--diff`'s baseline.
     fn open_store(&mut self, args: &ReplayStoreArgs) -> anyhow::Result<Store> {
-        let store = Store::open(&self.db).map_err(store_error).with_context(|| {
-            "cannot store the run (pass --no-store to run without storing)".to_string()
-        })?;
+        let store = Store::open(&self.db)
+            .map_err(store_error)
+            .with_context(|| {
+                "cannot store the run (pass --no-store to run without storing)".to_string()
+            })?;
         if let Some(name) = &args.diff {
             let base = store.baseline(name).map_err(store_error)?;
             self.diff = Some((name.clone(), base));
@@ -434,22 +441,22 @@ pub(crate) fn run_meta(
     load: serde_json::Value,
 ) -> RunMeta {
     RunMeta {
-            label: args.label.clone(),
-            metadata: args
-                .meta
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect(),
-            plan_path: Some(
-                std::fs::canonicalize(plan)
-                    .unwrap_or_else(|_| plan.to_path_buf())
-                    .display()
-                    .to_string(),
-            ),
-            plan_hash,
-            host: host(),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            load,
+        label: args.label.clone(),
+        metadata: args
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+        plan_path: Some(
+            std::fs::canonicalize(plan)
+                .unwrap_or_else(|_| plan.to_path_buf())
+                .display()
+                .to_string(),
+        ),
+        plan_hash,
+        host: host(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        load,
     }
 }
 

@@ -62,8 +62,10 @@ pub(crate) struct MergeCommon {
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Segments started with `ld replay --collector http://HOST:PORT` register with GET /start and
-wait; once all COUNT have, each is told the same start time, a second ahead. They send
-their results with POST /results at the end. When every segment's results are in, the run
+wait; once all COUNT have, each is told the same start time, a second ahead. While they run
+they post their results so far every 3 seconds (POST /progress; GET /live shows the merged
+view, and --abort-on-fail stops them all on a --sla breach); they send their results with
+POST /results at the end. When every segment's results are in, the run
 is merged, stored and gated, and ld collect exits as ld replay would (0, 1, 2 or 3); with
 --stay it keeps serving GET /outcome (the exit status and table, as JSON) until stopped.
 GET /healthz answers 200 while it runs.")]
@@ -84,6 +86,11 @@ pub(crate) struct CollectArgs {
     #[arg(long)]
     pub(crate) stay: bool,
 
+    /// Stop every segment as soon as the segments' merged live results breach a --sla
+    /// rule (they report every 3 seconds); the merged run then fails with the breach
+    #[arg(long, requires = "sla")]
+    pub(crate) abort_on_fail: bool,
+
     #[command(flatten)]
     pub(crate) common: MergeCommon,
 }
@@ -93,7 +100,10 @@ pub(crate) fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     for file in &args.files {
         let bytes = std::fs::read(file)
             .map_err(|e| exit::input_error(format!("cannot read {}: {e}", file.display())))?;
-        parts.push((file.display().to_string(), parse_results(&file.display().to_string(), &bytes)?));
+        parts.push((
+            file.display().to_string(),
+            parse_results(&file.display().to_string(), &bytes)?,
+        ));
     }
     let concluded = conclude(parts, &args.common)?;
     Ok(ExitCode::from(concluded.exit_code))
@@ -119,9 +129,25 @@ struct Concluded {
 
 /// Merges, stores, compares and gates; prints the table and the verdicts.
 fn conclude(parts: Vec<(String, RunResults)>, common: &MergeCommon) -> anyhow::Result<Concluded> {
+    conclude_with(parts, common, None)
+}
+
+/// [`conclude`]; `aborted` says why the collector stopped the segments early: the run is
+/// then a failed one (gated as complete), not an interrupted one.
+fn conclude_with(
+    parts: Vec<(String, RunResults)>,
+    common: &MergeCommon,
+    aborted: Option<&str>,
+) -> anyhow::Result<Concluded> {
     let given = parts.len();
-    let merged = ld_store::results::merge(parts, common.partial)
+    let mut merged = ld_store::results::merge(parts, common.partial)
         .map_err(|e| exit::input_error(e.to_string()))?;
+    if let Some(why) = aborted {
+        if !common.quiet {
+            eprintln!("stopped early: {why}");
+        }
+        merged.interrupted = false;
+    }
     let plan = common
         .plan
         .clone()
@@ -130,7 +156,7 @@ fn conclude(parts: Vec<(String, RunResults)>, common: &MergeCommon) -> anyhow::R
     let summary: ld_replay::Summary = serde_json::from_value(merged.summary())
         .map_err(|e| anyhow::anyhow!("cannot read the merged summary: {e}"))?;
     let outcome = ld_replay::Outcome {
-        passed: summary.totals.failures == 0 && !merged.interrupted,
+        passed: summary.totals.failures == 0 && !merged.interrupted && aborted.is_none(),
         summary,
         reports: Vec::new(),
         failures: merged
@@ -219,10 +245,16 @@ struct State {
     results: BTreeMap<u64, (String, RunResults)>,
     /// The merged run's answer for `GET /outcome`.
     outcome: Option<String>,
+    /// Each segment's latest live results.
+    live: BTreeMap<u64, RunResults>,
+    /// Why the segments were told to stop (a global SLA breach).
+    aborted: Option<String>,
 }
 
 struct Shared {
     count: u64,
+    /// `--sla` rules, evaluated on the live merge with `--abort-on-fail`.
+    abort_rules: Option<Vec<serde_json::Value>>,
     state: Mutex<State>,
     changed: Condvar,
     /// Connections being served now.
@@ -236,7 +268,9 @@ const SPARE_CONNECTIONS: usize = 32;
 
 pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
     if args.segments == 0 || args.segments > 10_000 {
-        return Err(exit::input_error("--segments must be 1 to 10000".to_string()));
+        return Err(exit::input_error(
+            "--segments must be 1 to 10000".to_string(),
+        ));
     }
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -247,13 +281,28 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
             args.segments
         );
     }
+    let abort_rules = match (&args.common.store.sla, args.abort_on_fail) {
+        (Some(file), true) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                exit::input_error(format!("cannot read SLA rules {}: {e}", file.display()))
+            })?;
+            Some(
+                ld_store::sla::parse_rules(&text)
+                    .map_err(|e| exit::input_error(format!("{}: {e}", file.display())))?,
+            )
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         count: args.segments,
+        abort_rules,
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
         open: AtomicUsize::new(0),
     });
-    let limit = usize::try_from(args.segments).unwrap_or(usize::MAX).saturating_add(SPARE_CONNECTIONS);
+    let limit = usize::try_from(args.segments)
+        .unwrap_or(usize::MAX)
+        .saturating_add(SPARE_CONNECTIONS);
     {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -262,7 +311,8 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
                 for stream in listener.incoming().flatten() {
                     if shared.open.load(Ordering::Relaxed) >= limit {
                         let mut stream = stream;
-                        let _ = wire::respond(&mut stream, 503, r#"{"error":"too many connections"}"#);
+                        let _ =
+                            wire::respond(&mut stream, 503, r#"{"error":"too many connections"}"#);
                         continue;
                     }
                     shared.open.fetch_add(1, Ordering::Relaxed);
@@ -295,11 +345,17 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        std::mem::take(&mut state.results).into_values().collect::<Vec<_>>()
+        std::mem::take(&mut state.results)
+            .into_values()
+            .collect::<Vec<_>>()
     };
     if (parts.len() as u64) < args.segments && !args.common.partial {
         let missing: Vec<String> = (0..args.segments)
-            .filter(|i| !parts.iter().any(|(_, r)| r.segment.is_some_and(|s| s.index == *i)))
+            .filter(|i| {
+                !parts
+                    .iter()
+                    .any(|(_, r)| r.segment.is_some_and(|s| s.index == *i))
+            })
             .map(|i| format!("{i}/{}", args.segments))
             .collect();
         let text = format!(
@@ -310,7 +366,8 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
         publish(&shared, exit::RUNTIME, &text, None);
         return Err(anyhow::anyhow!(text));
     }
-    let concluded = match conclude(parts, &args.common) {
+    let aborted = lock(&shared.state).aborted.clone();
+    let concluded = match conclude_with(parts, &args.common, aborted.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             publish(&shared, crate::exit::code_of(&e), &format!("{e:#}"), None);
@@ -321,7 +378,12 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    publish(&shared, concluded.exit_code, &concluded.table, concluded.run_id);
+    publish(
+        &shared,
+        concluded.exit_code,
+        &concluded.table,
+        concluded.run_id,
+    );
     if args.stay {
         stay();
     }
@@ -382,6 +444,17 @@ fn serve(shared: &Shared, stream: TcpStream) {
             None => (503, error_json("the run is not merged yet")),
         },
         ("GET", "/start") => start(shared, query),
+        ("GET", "/live") => live_view(shared),
+        ("POST", "/progress") => {
+            let body = match length {
+                Some(n) => wire::read_body(&mut reader, n),
+                None => Err(std::io::Error::other("a Content-Length is required")),
+            };
+            match body {
+                Ok(b) => progress(shared, query, &peer, &b),
+                Err(e) => (413, error_json(&e.to_string())),
+            }
+        }
         ("POST", "/results") => {
             let body = match length {
                 Some(n) => wire::read_body(&mut reader, n),
@@ -392,10 +465,16 @@ fn serve(shared: &Shared, stream: TcpStream) {
                 Err(e) => (413, error_json(&e.to_string())),
             }
         }
-        (_, "/healthz" | "/outcome" | "/start" | "/results") => {
-            (405, error_json(&format!("{method} is not served on {path}")))
-        }
-        _ => (404, error_json(&format!("no {path} here: /start, /results, /outcome, /healthz"))),
+        (_, "/healthz" | "/outcome" | "/start" | "/results" | "/live" | "/progress") => (
+            405,
+            error_json(&format!("{method} is not served on {path}")),
+        ),
+        _ => (
+            404,
+            error_json(&format!(
+                "no {path} here: /start, /progress, /results, /live, /outcome, /healthz"
+            )),
+        ),
     };
     let _ = wire::respond(&mut write, status, &body);
     if status == 200 && path == "/results" {
@@ -451,6 +530,70 @@ fn start(shared: &Shared, query: &str) -> (u16, String) {
     (200, serde_json::json!({ "start_at_ms": at }).to_string())
 }
 
+/// The segments' latest live results merged, `None` before any came.
+fn live_merge(state: &State) -> Option<RunResults> {
+    let parts: Vec<(String, RunResults)> = state
+        .live
+        .iter()
+        .map(|(i, r)| (format!("segment {i}"), r.clone()))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    ld_store::results::merge(parts, true).ok()
+}
+
+/// `GET /live`: the merged summary so far and which segments it covers.
+fn live_view(shared: &Shared) -> (u16, String) {
+    let state = lock(&shared.state);
+    match live_merge(&state) {
+        Some(m) => (
+            200,
+            serde_json::json!({
+                "segments": state.live.keys().collect::<Vec<_>>(),
+                "of": shared.count,
+                "aborted": state.aborted,
+                "summary": m.summary(),
+            })
+            .to_string(),
+        ),
+        None => (503, error_json("no segment has reported yet")),
+    }
+}
+
+/// `POST /progress`: a segment's results so far. The answer tells it to stop once the
+/// merged view breaches a rule (`--abort-on-fail`).
+fn progress(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, String) {
+    let index = match segment_of(shared, query) {
+        Ok(i) => i,
+        Err(e) => return (400, error_json(&e)),
+    };
+    let label = format!("segment {index}/{} from {peer}", shared.count);
+    let parsed = match parse_results(&label, body) {
+        Ok(r) => r,
+        Err(e) => return (400, error_json(&e.to_string())),
+    };
+    let mut state = lock(&shared.state);
+    state.live.insert(index, parsed);
+    if state.aborted.is_none()
+        && let Some(rules) = &shared.abort_rules
+        && let Some(merged) = live_merge(&state)
+    {
+        let verdicts = ld_store::sla::evaluate(rules, &merged.summary());
+        if let Some(breach) = verdicts.iter().find(|v| !v.passed) {
+            state.aborted = Some(format!(
+                "SLA breached on the merged live results of {} segments: {}",
+                state.live.len(),
+                breach.reason
+            ));
+        }
+    }
+    (
+        200,
+        serde_json::json!({"stop": state.aborted.is_some(), "reason": state.aborted}).to_string(),
+    )
+}
+
 /// `POST /results`: one segment's results.
 fn results(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, String) {
     let index = match segment_of(shared, query) {
@@ -463,14 +606,22 @@ fn results(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, Strin
         Err(e) => return (400, error_json(&e.to_string())),
     };
     if parsed.segment.map(|s| s.index) != Some(index) {
-        return (400, error_json("the results are not of the segment the query names"));
+        return (
+            400,
+            error_json("the results are not of the segment the query names"),
+        );
     }
     let mut state = lock(&shared.state);
     if state.results.contains_key(&index) {
-        return (409, error_json(&format!("segment {index} already sent its results")));
+        return (
+            409,
+            error_json(&format!("segment {index} already sent its results")),
+        );
     }
     state.results.insert(index, (label, parsed));
     let n = state.results.len();
-    (200, serde_json::json!({ "received": n, "of": shared.count }).to_string())
+    (
+        200,
+        serde_json::json!({ "received": n, "of": shared.count }).to_string(),
+    )
 }
-

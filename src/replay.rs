@@ -222,6 +222,15 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for o in &args.out {
         extra.push(ld_replay::export::sink(o).map_err(|e| anyhow::anyhow!(e))?);
     }
+    let stopped_by_collector = crate::segment::StopReason::default();
+    if let Some(collector) = &args.split.collector {
+        extra.push(Box::new(crate::segment::LiveSink::start(
+            collector.clone(),
+            segment,
+            options.stop.clone(),
+            stopped_by_collector.clone(),
+        )?));
+    }
     let result = execute_with(options, quiet, extra);
     let gate = store.finish(&result);
     let outcome = result?;
@@ -294,6 +303,10 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         // The merged run would miss this segment: that is this run's failure.
         eprintln!("ld: error: {e}");
         return Ok(ExitCode::from(exit::RUNTIME));
+    }
+    if stopped_by_collector.lock().is_ok_and(|r| r.is_some()) {
+        // Stopped on a global threshold: the run failed, it was not interrupted.
+        return Ok(ExitCode::from(exit::FAILED));
     }
     Ok(gate.exit_code(&outcome))
 }
@@ -543,7 +556,10 @@ fn load_json(a: &ReplayArgs) -> serde_json::Value {
         a.split
             .segment
             .map(|s| s.to_string())
-            .or(a.split.segments.map(|n| format!("JOB_COMPLETION_INDEX/{n}")))
+            .or(a
+                .split
+                .segments
+                .map(|n| format!("JOB_COMPLETION_INDEX/{n}")))
             .into(),
     );
     serde_json::Value::Object(m)

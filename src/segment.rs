@@ -15,6 +15,8 @@ pub(crate) const INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 
 /// How long a segment waits at the collector for the others, at most.
 const START_WAIT: Duration = Duration::from_secs(3600);
+/// How long a segment keeps trying to reach a collector that does not answer yet.
+const REGISTER_RETRY: Duration = Duration::from_secs(120);
 /// The furthest `--start-at` may be.
 const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
@@ -37,8 +39,9 @@ pub(crate) struct SegmentArgs {
     #[arg(long, value_name = "FILE", help_heading = "Segments")]
     pub(crate) results: Option<PathBuf>,
 
-    /// Wait at this `ld collect` until every segment has registered, start together, and
-    /// send the results there at the end, e.g. http://127.0.0.1:9650
+    /// Wait at this `ld collect` until every segment has registered (trying for 2 minutes
+    /// while it does not answer yet), start together, report live every 3 seconds, and send
+    /// the results there at the end, e.g. http://127.0.0.1:9650
     #[arg(long, value_name = "URL", value_parser = Endpoint::parse, help_heading = "Segments")]
     pub(crate) collector: Option<Endpoint>,
 
@@ -64,7 +67,9 @@ fn parse_start_at(text: &str) -> Result<SystemTime, String> {
         .duration_since(SystemTime::now())
         .is_ok_and(|ahead| ahead > MAX_START_AHEAD)
     {
-        return Err(format!("invalid start time `{text}`: more than a day ahead"));
+        return Err(format!(
+            "invalid start time `{text}`: more than a day ahead"
+        ));
     }
     Ok(at)
 }
@@ -89,8 +94,9 @@ impl SegmentArgs {
                 "--segments {count}: {INDEX_VAR}={index} is not a whole number"
             ))
         })?;
-        Segment::new(index, count)
-            .map_err(|e| exit::input_error(format!("--segments {count} with {INDEX_VAR}={index}: {e}")))
+        Segment::new(index, count).map_err(|e| {
+            exit::input_error(format!("--segments {count} with {INDEX_VAR}={index}: {e}"))
+        })
     }
 
     /// Whether the run's mergeable results are wanted.
@@ -108,7 +114,10 @@ impl SegmentArgs {
     ) -> anyhow::Result<bool> {
         if let Some(at) = self.start_at {
             if !quiet {
-                eprintln!("waiting for the start time ({})", humantime::format_rfc3339_seconds(at));
+                eprintln!(
+                    "waiting for the start time ({})",
+                    humantime::format_rfc3339_seconds(at)
+                );
             }
             if !sleep_until(at, stop) {
                 return Ok(false);
@@ -124,9 +133,23 @@ impl SegmentArgs {
             );
         }
         let path = format!("/start?segment={}/{}", segment.index, segment.count);
-        let answer = wire::request(collector, "GET", &path, b"", START_WAIT).map_err(|e| {
-            anyhow::anyhow!("cannot register at the collector {}: {e}", collector.authority)
-        })?;
+        // The collector may come up after the segments (pods start in any order).
+        let give_up = std::time::Instant::now() + REGISTER_RETRY;
+        let answer = loop {
+            match wire::request(collector, "GET", &path, b"", START_WAIT) {
+                Ok(a) => break a,
+                Err(_) if std::time::Instant::now() < give_up && !stop.is_cancelled() => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "cannot register at the collector {} (tried for {}): {e}",
+                        collector.authority,
+                        humantime::format_duration(REGISTER_RETRY)
+                    ));
+                }
+            }
+        };
         if answer.status != 200 {
             return Err(exit::input_error(format!(
                 "the collector {} refused segment {segment}: {}",
@@ -138,9 +161,15 @@ impl SegmentArgs {
             .ok()
             .and_then(|v| v.get("start_at_ms").and_then(serde_json::Value::as_u64))
             .ok_or_else(|| {
-                anyhow::anyhow!("the collector {} answered no start time", collector.authority)
+                anyhow::anyhow!(
+                    "the collector {} answered no start time",
+                    collector.authority
+                )
             })?;
-        Ok(sleep_until(UNIX_EPOCH + Duration::from_millis(start_ms), stop))
+        Ok(sleep_until(
+            UNIX_EPOCH + Duration::from_millis(start_ms),
+            stop,
+        ))
     }
 
     /// Writes `--results` (to a temporary file, then renamed) and sends them to the
@@ -176,11 +205,7 @@ impl SegmentArgs {
                         break;
                     }
                     Ok(r) if (400..500).contains(&r.status) => {
-                        last = format!(
-                            "{}: {}",
-                            r.status,
-                            String::from_utf8_lossy(&r.body).trim()
-                        );
+                        last = format!("{}: {}", r.status, String::from_utf8_lossy(&r.body).trim());
                         break;
                     }
                     Ok(r) => last = format!("status {}", r.status),
@@ -203,6 +228,82 @@ impl SegmentArgs {
         } else {
             Err(anyhow::anyhow!(failed.join("; ")))
         }
+    }
+}
+
+/// Streams the run's live results to the collector (`POST /progress`) from a thread of its
+/// own, and stops the run when the collector says so (a global SLA breached with
+/// `ld collect --abort-on-fail`). A post that finds the previous one still going is skipped:
+/// the next carries everything anyway.
+pub(crate) struct LiveSink {
+    segment: Segment,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+/// Why the collector stopped this segment, once it has.
+pub(crate) type StopReason = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+impl LiveSink {
+    pub(crate) fn start(
+        collector: Endpoint,
+        segment: Segment,
+        stop: CancellationToken,
+        reason: StopReason,
+    ) -> anyhow::Result<LiveSink> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let path = format!("/progress?segment={}/{}", segment.index, segment.count);
+        std::thread::Builder::new()
+            .name("ld-live".into())
+            .spawn(move || {
+                for body in rx {
+                    let Ok(answer) =
+                        wire::request(&collector, "POST", &path, &body, Duration::from_secs(10))
+                    else {
+                        continue;
+                    };
+                    let verdict: serde_json::Value =
+                        serde_json::from_slice(&answer.body).unwrap_or_default();
+                    if verdict["stop"].as_bool() == Some(true) && !stop.is_cancelled() {
+                        let why = verdict["reason"].as_str().unwrap_or("stopped").to_string();
+                        eprintln!("\nld: the collector stops the run: {why}");
+                        if let Ok(mut r) = reason.lock() {
+                            *r = Some(why);
+                        }
+                        stop.cancel();
+                    }
+                }
+            })?;
+        Ok(LiveSink { segment, tx })
+    }
+}
+
+impl ld_replay::Sink for LiveSink {
+    fn name(&self) -> &str {
+        "collector"
+    }
+
+    fn batch(&mut self, _: &[ld_replay::Sample]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn wants_results(&self) -> bool {
+        true
+    }
+
+    fn snapshot(&mut self, snapshot: &ld_replay::Snapshot) -> Result<(), String> {
+        let Some(results) = &snapshot.results else {
+            return Ok(());
+        };
+        let mut r = (**results).clone();
+        r.segment = Some(ld_store::results::SegmentId {
+            index: self.segment.index,
+            count: self.segment.count,
+        });
+        if let Ok(body) = serde_json::to_vec(&r) {
+            // Full: the previous post is still on its way.
+            let _ = self.tx.try_send(body);
+        }
+        Ok(())
     }
 }
 

@@ -53,11 +53,10 @@ pub(crate) fn request(
     body: &[u8],
     timeout: Duration,
 ) -> std::io::Result<Response> {
-    let addr = to
-        .authority
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{} resolves to nothing", to.authority)))?;
+    let addr =
+        to.authority.to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::other(format!("{} resolves to nothing", to.authority))
+        })?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;

@@ -124,10 +124,20 @@ fn four_segments_through_a_collector_are_the_plan_with_exact_percentiles() {
         .collect();
     for (i, s) in segments.into_iter().enumerate() {
         let out = wait(s, Duration::from_secs(60));
-        assert_eq!(out.status.code(), Some(0), "segment {i}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "segment {i}: {}",
+            text(&out.stderr)
+        );
     }
     let out = wait(collector, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0), "collector: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "collector: {}",
+        text(&out.stderr)
+    );
     assert!(
         text(&out.stderr).contains("merged 4 of 4 segments"),
         "{}",
@@ -151,7 +161,9 @@ fn four_segments_through_a_collector_are_the_plan_with_exact_percentiles() {
     assert_eq!(run["run"]["load"]["segments"], 4);
     let name = &run["names"][0];
     assert_eq!(name["requests"], 40);
-    let files: Vec<_> = (0..4).map(|i| dir.path().join(format!("seg{i}.csv"))).collect();
+    let files: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("seg{i}.csv")))
+        .collect();
     let all = latencies(&files);
     assert_eq!(all.len(), 40);
     for (key, q) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
@@ -206,7 +218,9 @@ fn a_breach_in_one_segment_fails_the_merged_run_and_the_merge_diffs_with_a_basel
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = ld()
         .current_dir(dir.path())
-        .args(["baseline", "set", "latest", "--name", "single", "--db", "ld.db"])
+        .args([
+            "baseline", "set", "latest", "--name", "single", "--db", "ld.db",
+        ])
         .output()
         .expect("baseline");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -228,7 +242,13 @@ fn a_breach_in_one_segment_fails_the_merged_run_and_the_merge_diffs_with_a_basel
         &["seg0.json", "seg1.json", "seg2.json"],
         &["--partial", "--sla", "sla.json", "--no-store"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let out = merge(
         &["seg0.json", "seg1.json", "seg2.json", "seg3.json"],
         &["--sla", "sla.json", "--diff", "single"],
@@ -237,17 +257,28 @@ fn a_breach_in_one_segment_fails_the_merged_run_and_the_merge_diffs_with_a_basel
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("FAIL  latency_p99(overall)"), "{stdout}");
     assert!(stdout.contains("baseline \"single\""), "{stdout}");
-    assert!(stdout.contains("40 → 40"), "the merged run counts what one process did: {stdout}");
+    assert!(
+        stdout.contains("40 → 40"),
+        "the merged run counts what one process did: {stdout}"
+    );
     let run = show(dir.path(), "ld.db", "latest");
     assert_eq!(run["run"]["requests"], 40);
 
     // Without --partial a missing segment is refused, and so is a segment given twice.
     let out = merge(&["seg0.json", "seg1.json"], &["--no-store"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("segments missing: 2/4, 3/4"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("segments missing: 2/4, 3/4"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = merge(&["seg0.json", "seg0.json"], &["--no-store"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("given twice"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("given twice"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -280,7 +311,9 @@ fn bad_segments_and_results_are_refused_with_what_to_do() {
     write_plan(dir.path(), "http://127.0.0.1:9");
     let run = |args: &[&str], env: Option<&str>| {
         let mut c = ld();
-        c.current_dir(dir.path()).args(args).env_remove("JOB_COMPLETION_INDEX");
+        c.current_dir(dir.path())
+            .args(args)
+            .env_remove("JOB_COMPLETION_INDEX");
         if let Some(v) = env {
             c.env("JOB_COMPLETION_INDEX", v);
         }
@@ -288,25 +321,46 @@ fn bad_segments_and_results_are_refused_with_what_to_do() {
     };
     let out = run(&["replay", "plan.json", "--segment", "4/4"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("0 to 3"), "{}", text(&out.stderr));
-    let out = run(&["replay", "plan.json", "--segments", "4", "--no-store"], None);
+    assert!(
+        text(&out.stderr).contains("0 to 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        &["replay", "plan.json", "--segments", "4", "--no-store"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("JOB_COMPLETION_INDEX is not set"),
         "{}",
         text(&out.stderr)
     );
-    let out = run(&["replay", "plan.json", "--segments", "4", "--no-store"], Some("7"));
+    let out = run(
+        &["replay", "plan.json", "--segments", "4", "--no-store"],
+        Some("7"),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("0 to 3"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("0 to 3"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::write(dir.path().join("bad.json"), "{\n  \"format\": 3\n}").expect("write");
     let out = run(&["merge", "bad.json", "--no-store"], None);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.json:2:") && err.contains("--results"), "{err}");
+    assert!(
+        err.contains("bad.json:2:") && err.contains("--results"),
+        "{err}"
+    );
     let out = run(&["replay", "plan.json", "--collector", "https://x:1"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("http://HOST:PORT"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("http://HOST:PORT"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -323,21 +377,20 @@ fn a_collector_refuses_a_segment_of_another_split() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ld collect");
-    let mut out = None;
-    for _ in 0..100 {
-        let o = ld()
-            .current_dir(dir.path())
-            .args(["replay", "plan.json", "-q", "--no-store", "--segment", "0/3"])
-            .args(["--collector", &format!("http://127.0.0.1:{port}")])
-            .output()
-            .expect("ld replay");
-        if !text(&o.stderr).contains("cannot register") {
-            out = Some(o);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = out.expect("the collector answers");
+    // Started before the collector listens: the segment keeps trying until it answers.
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "plan.json",
+            "-q",
+            "--no-store",
+            "--segment",
+            "0/3",
+        ])
+        .args(["--collector", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .expect("ld replay");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("this collector collects 2"),
@@ -347,4 +400,66 @@ fn a_collector_refuses_a_segment_of_another_split() {
     let mut collector = collector;
     let _ = collector.kill();
     let _ = collector.wait();
+}
+
+#[test]
+fn a_global_threshold_on_the_live_merge_stops_every_segment_early() {
+    let (api, _server) = serve(Kind::Http1, |_| {
+        Reply::new(200, "slow").delay(Duration::from_millis(20))
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_plan(dir.path(), &format!("http://{api}"));
+    std::fs::write(
+        dir.path().join("sla.json"),
+        r#"[{"type": "latency_p95", "op": "lte", "value": 5}]"#,
+    )
+    .expect("sla");
+    let port = free_port();
+    let collector = ld()
+        .current_dir(dir.path())
+        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--segments", "2", "--db", "ld.db", "--timeout", "60s"])
+        .args(["--sla", "sla.json", "--abort-on-fail"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ld collect");
+    let started = Instant::now();
+    let segments: Vec<Child> = (0..2)
+        .map(|i| {
+            ld().current_dir(dir.path())
+                .args(["replay", "plan.json", "-d", "60s", "-q", "--no-store"])
+                .args(["--segment", &format!("{i}/2")])
+                .args(["--collector", &format!("http://127.0.0.1:{port}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ld replay")
+        })
+        .collect();
+    for (i, s) in segments.into_iter().enumerate() {
+        let out = wait(s, Duration::from_secs(50));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "segment {i}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("the collector stops the run"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the 60 s plan was stopped early"
+    );
+    let out = wait(collector, Duration::from_secs(30));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("stopped early: SLA breached"), "{stderr}");
+    assert!(stdout.contains("FAIL  latency_p95(overall)"), "{stdout}");
+    let run = show(dir.path(), "ld.db", "latest");
+    assert_eq!(run["run"]["outcome"], "failed", "{run:#}");
 }

@@ -11,6 +11,8 @@ use crate::stats::{Masker, Record, Results};
 
 /// How often sinks get a [`Snapshot`].
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// How often a snapshot carries the mergeable results, for the sinks that want them.
+const RESULTS_EVERY: Duration = Duration::from_secs(3);
 
 /// Takes batches until every sender is gone, then hands the results and the sinks back.
 pub(crate) async fn collect(
@@ -26,6 +28,7 @@ pub(crate) async fn collect(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let first = results.requests;
     let mut last = (Instant::now(), results.requests);
+    let mut last_results = Instant::now();
     loop {
         tokio::select! {
             batch = rx.recv() => {
@@ -54,6 +57,14 @@ pub(crate) async fn collect(
                     } else {
                         Vec::new()
                     }),
+                    results: (sinks.want_results()
+                        && now.duration_since(last_results) >= RESULTS_EVERY)
+                        .then(|| {
+                            last_results = now;
+                            let mut r = results.mergeable(false);
+                            r.duration_s = (results.busy + started.elapsed()).as_secs_f64();
+                            std::sync::Arc::new(r)
+                        }),
                 });
             }
         }

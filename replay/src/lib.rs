@@ -232,7 +232,10 @@ impl Outcome {
 
 /// The end-of-run table of `summary`: one row per name, the totals, then the most frequent
 /// of `failures` (count, kind, message), most frequent first.
-pub fn table<'a>(summary: &Summary, failures: impl IntoIterator<Item = (u64, &'a str, &'a str)>) -> String {
+pub fn table<'a>(
+    summary: &Summary,
+    failures: impl IntoIterator<Item = (u64, &'a str, &'a str)>,
+) -> String {
     let failures: Vec<(u64, &str, &str)> = failures.into_iter().collect();
     let rows = &summary.run.names;
     let width = rows

@@ -66,6 +66,9 @@ pub struct Snapshot {
     pub time_left: Option<Duration>,
     /// Each name's figures since the run began, from the aggregator the summary reads.
     pub names: std::sync::Arc<Vec<crate::stats::NameFigures>>,
+    /// Every few seconds, for the sinks that ask ([`Sink::wants_results`]): the test so far
+    /// in the form that merges (`ld collect` merges the segments' live).
+    pub results: Option<std::sync::Arc<ld_store::RunResults>>,
 }
 
 /// A consumer of results. Every method but [`Sink::batch`] has a default that does nothing.
@@ -85,6 +88,12 @@ pub trait Sink: Send {
     /// Whether the sink reads [`Snapshot::names`] (computing them costs a pass over every
     /// name's histogram each second).
     fn wants_figures(&self) -> bool {
+        false
+    }
+
+    /// Whether the sink reads [`Snapshot::results`] (making them copies every name's
+    /// histograms every few seconds).
+    fn wants_results(&self) -> bool {
         false
     }
 
@@ -137,6 +146,12 @@ impl Sinks {
         self.sinks
             .iter()
             .any(|(s, alive)| *alive && s.wants_figures())
+    }
+
+    pub(crate) fn want_results(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|(s, alive)| *alive && s.wants_results())
     }
 
     pub(crate) fn push(&mut self, sink: Box<dyn Sink>) {

@@ -516,6 +516,26 @@ mod tests {
     }
 
     #[test]
+    fn segments_take_every_count_th_row_and_together_each_row_once() {
+        let rows: Vec<Vec<String>> = (0..10).map(|i| vec![i.to_string()]).collect();
+        let mut taken = Vec::new();
+        for index in 0..3 {
+            let mut source = CsvSource::new(vec!["n".into()], rows.clone(), false);
+            source.slice = crate::segment::Segment { index, count: 3 };
+            while let Some(r) = source.take_row() {
+                assert_eq!(r as u64 % 3, index);
+                taken.push(r);
+            }
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, (0..10).collect::<Vec<_>>());
+        let mut cycling = CsvSource::new(vec!["n".into()], rows, true);
+        cycling.slice = crate::segment::Segment { index: 2, count: 4 };
+        let got: Vec<usize> = (0..5).filter_map(|_| cycling.take_row()).collect();
+        assert_eq!(got, vec![2, 6, 2, 6, 2]);
+    }
+
+    #[test]
     fn env_is_substituted_at_compile_time_and_unknowns_stay() {
         let (env, csv) = binder_parts();
         let mut unresolved = Vec::new();

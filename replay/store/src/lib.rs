@@ -26,8 +26,8 @@ pub use diff::{Diff, Thresholds};
 pub use error::{Error, Result};
 pub use latencies::Latencies;
 pub use recorder::{Recorder, Request, RunEnd, RunMeta};
-pub use schema::SCHEMA_VERSION;
 pub use results::RunResults;
+pub use schema::SCHEMA_VERSION;
 pub use store::{Baseline, LdRecord, LdRun, Run, Store};
 
 /// The plan's content hash stored with a run: SHA-256, lowercase hex.

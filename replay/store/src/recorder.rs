@@ -298,7 +298,11 @@ pub(crate) fn store_results(
             .iter()
             .map(|n| (n.name.clone(), n.method.to_ascii_lowercase()))
             .collect(),
-        accs: results.names.iter().map(Accumulator::from_results).collect(),
+        accs: results
+            .names
+            .iter()
+            .map(Accumulator::from_results)
+            .collect(),
         pending: Vec::new(),
         codes: Vec::new(),
         started: Instant::now(),

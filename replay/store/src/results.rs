@@ -390,18 +390,27 @@ mod tests {
         assert_eq!(e, MergeError::Missing("1/3, 2/3".into()));
         assert!(merge(vec![("a".into(), part(0, 3, &[1]))], true).is_ok());
         let e = merge(
-            vec![("a".into(), part(0, 2, &[1])), ("b".into(), part(0, 2, &[1]))],
+            vec![
+                ("a".into(), part(0, 2, &[1])),
+                ("b".into(), part(0, 2, &[1])),
+            ],
             false,
         )
         .expect_err("twice");
         assert!(matches!(e, MergeError::Twice { .. }), "{e}");
         let mut other = part(1, 2, &[1]);
         other.plan_hash = Some("def".into());
-        let e = merge(vec![("a".into(), part(0, 2, &[1])), ("b".into(), other)], false)
-            .expect_err("plans");
+        let e = merge(
+            vec![("a".into(), part(0, 2, &[1])), ("b".into(), other)],
+            false,
+        )
+        .expect_err("plans");
         assert!(e.to_string().contains("different plans"), "{e}");
         let e = merge(
-            vec![("a".into(), part(0, 2, &[1])), ("b".into(), part(1, 3, &[1]))],
+            vec![
+                ("a".into(), part(0, 2, &[1])),
+                ("b".into(), part(1, 3, &[1])),
+            ],
             false,
         )
         .expect_err("counts");
