@@ -4,9 +4,8 @@
 #      one `ld replay` process with CONNS users (a status assertion on every response) and
 #      the same plan as two segments (`--segment 0/2` and `1/2`, CONNS/2 users each, released
 #      together by `ld collect`, their results merged into one stored run) take turns for
-#      ROUNDS rounds, every client on core 1. Requests per second of the merged run (its
-#      requests over its longest segment) beside the single process's, best round and median
-#      ratio;
+#      ROUNDS rounds, every client on core 1. Requests over test time (the longest segment's)
+#      from the results files, beside the single process's, best round and median ratio;
 #   2. merge: one real run of MERGE_REQUESTS requests writes its results (`--results`); eight
 #      copies of it, numbered as segments 0/8 to 7/8, are merged by `ld merge` (stored, and
 #      with --no-store), best of three.
@@ -95,15 +94,27 @@ rps_of() {
   "$LD_BIN" runs show latest --json --db "$1" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)["run"]
-print(f"{r[\"requests\"] / max(r[\"duration_s\"], 1e-9):.0f} {r[\"requests\"]} {r[\"failures\"]}")'
+print("%.0f %d %d" % (r["requests"] / max(r["duration_s"], 1e-9), r["requests"], r["failures"]))'
+}
+
+# Requests over the longest test time of the given results files (the same measure for one
+# process and for the segments).
+rate_of() {
+  python3 - "$@" <<'PY'
+import json, sys
+rs = [json.load(open(f)) for f in sys.argv[1:]]
+req = sum(n["requests"] for r in rs for n in r["names"])
+fail = sum(n["failures"] for r in rs for n in r["names"])
+print("%.0f %d %d" % (req / max(max(r["duration_s"] for r in rs), 1e-9), req, fail))
+PY
 }
 
 ONE_BEST=0; SEG_BEST=0; RATIOS=()
 for round in $(seq "$ROUNDS"); do
   log "round $round/$ROUNDS: one process, $CONNS users, ${DURATION}s, core 1"
   rm -f "$BENCH_DIR/one.db"
-  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -d "${DURATION}s" -q --db "$BENCH_DIR/one.db" || true
-  read -r one_rps one_req one_fail < <(rps_of "$BENCH_DIR/one.db")
+  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -d "${DURATION}s" -q --db "$BENCH_DIR/one.db" --results "$BENCH_DIR/one.json" || true
+  read -r one_rps one_req one_fail < <(rate_of "$BENCH_DIR/one.json")
   log "round $round/$ROUNDS: two segments of $((CONNS / 2)) users, released by ld collect, core 1"
   rm -f "$BENCH_DIR/seg.db"
   "$LD_BIN" collect --listen "127.0.0.1:$COLLECT_PORT" --segments 2 --db "$BENCH_DIR/seg.db" -q --timeout 5m &
@@ -112,13 +123,16 @@ for round in $(seq "$ROUNDS"); do
     curl -fs "http://127.0.0.1:$COLLECT_PORT/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
+  SEG_PIDS=()
   for i in 0 1; do
     taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -d "${DURATION}s" -q --no-store \
-      --segment "$i/2" --collector "http://127.0.0.1:$COLLECT_PORT" &
+      --segment "$i/2" --collector "http://127.0.0.1:$COLLECT_PORT" --results "$BENCH_DIR/seg$i.json" &
+    SEG_PIDS+=($!)
   done
   wait "$COLLECT_PID" || true
-  wait || true
-  read -r seg_rps seg_req seg_fail < <(rps_of "$BENCH_DIR/seg.db")
+  wait "${SEG_PIDS[@]}" || true
+  read -r seg_rps seg_req seg_fail < <(rate_of "$BENCH_DIR/seg0.json" "$BENCH_DIR/seg1.json")
+  [ "$(rps_of "$BENCH_DIR/seg.db" | cut -d' ' -f2)" = "$seg_req" ] || log "the merged run does not count what the segments did"
   log "round $round: one process $one_rps req/s ($one_fail failed), two segments $seg_rps req/s ($seg_fail failed)"
   RATIOS+=("$(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$one_rps" "$seg_rps")")
   [ "$one_rps" -gt "$ONE_BEST" ] && ONE_BEST="$one_rps"
@@ -128,7 +142,7 @@ MEDIAN="$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[
 
 log "a run of $MERGE_REQUESTS requests for its results"
 PER_USER=$(( (MERGE_REQUESTS + CONNS - 1) / CONNS ))
-taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -n "$PER_USER" -q --no-store --segment 0/8 --results "$BENCH_DIR/big.json" || true
+taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -n "$PER_USER" -q --no-store --results "$BENCH_DIR/big.json" || true
 python3 - "$BENCH_DIR" <<'PY'
 import json, sys
 d = sys.argv[1]

@@ -288,6 +288,49 @@ mod hdr {
     use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
     use serde::{Deserialize, Serializer};
 
+    /// The most bytes a histogram's encoding may take, compressed or not: a latency
+    /// histogram (1 µs to an hour, three significant figures) needs far less.
+    const MAX_ENCODED: usize = 4 << 20;
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+
+    /// Refuses, before anything is allocated for it, a histogram whose header asks for more
+    /// than a latency histogram: its bounds and precision set the size of its counts.
+    fn check_header(bytes: &[u8]) -> Result<(), String> {
+        use std::io::Read as _;
+        let word = |b: &[u8], at: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        let long = |b: &[u8], at: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+        };
+        let bad = || "not an HDR histogram (V2 encoding)".to_string();
+        let mut inner = [0u8; 40];
+        let head: &[u8] = match word(bytes, 0) {
+            Some(V2) => bytes,
+            Some(V2_DEFLATE) => {
+                let len = word(bytes, 4).ok_or_else(bad)? as usize;
+                if len > MAX_ENCODED {
+                    return Err("a histogram too large for a latency histogram".into());
+                }
+                let mut z = flate2::read::ZlibDecoder::new(bytes.get(8..).ok_or_else(bad)?);
+                z.read_exact(&mut inner).map_err(|_| bad())?;
+                &inner
+            }
+            _ => return Err(bad()),
+        };
+        let payload = word(head, 4).ok_or_else(bad)? as usize;
+        let digits = word(head, 12).ok_or_else(bad)?;
+        let low = long(head, 16).ok_or_else(bad)?;
+        let high = long(head, 24).ok_or_else(bad)?;
+        if payload > MAX_ENCODED || digits > 3 || low < 1 || high > 1 << 36 {
+            return Err(format!(
+                "a histogram beyond a latency histogram's bounds (values {low} to {high}, {digits} significant figures, {payload} bytes)"
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
         let mut bytes = Vec::new();
         V2DeflateSerializer::new()
@@ -300,9 +343,15 @@ mod hdr {
         d: D,
     ) -> Result<Histogram<u64>, D::Error> {
         let text = String::deserialize(d)?;
+        if text.len() > 4 * MAX_ENCODED / 3 + 4 {
+            return Err(serde::de::Error::custom(
+                "a histogram too large for a latency histogram",
+            ));
+        }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|e| serde::de::Error::custom(format!("a histogram in base64: {e}")))?;
+        check_header(&bytes).map_err(serde::de::Error::custom)?;
         let mut h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| serde::de::Error::custom(format!("an HDR histogram: {e:?}")))?;
@@ -382,6 +431,36 @@ mod tests {
         assert!(m.started_at.ends_with("00+00:00"));
         assert_eq!(m.segment, None);
         assert_eq!(m.merged.len(), 2);
+    }
+
+    #[test]
+    fn histograms_asking_for_more_than_latencies_are_refused_before_allocation() {
+        use base64::Engine as _;
+        use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer, V2Serializer};
+        let wide = Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 5).expect("bounds");
+        for deflate in [false, true] {
+            let mut bytes = Vec::new();
+            if deflate {
+                V2DeflateSerializer::new()
+                    .serialize(&wide, &mut bytes)
+                    .expect("ser");
+            } else {
+                V2Serializer::new()
+                    .serialize(&wide, &mut bytes)
+                    .expect("ser");
+            }
+            let mut r = part(0, 1, &[1]);
+            let mut v = serde_json::to_value(&r).expect("json");
+            v["names"][0]["ok"] =
+                Value::from(base64::engine::general_purpose::STANDARD.encode(&bytes));
+            let e = serde_json::from_value::<RunResults>(v).expect_err("refused");
+            assert!(e.to_string().contains("latency histogram"), "{e}");
+            r.names.clear();
+        }
+        let garbage = serde_json::json!("AAAA");
+        let mut v = serde_json::to_value(part(0, 1, &[1])).expect("json");
+        v["names"][0]["failed"] = garbage;
+        assert!(serde_json::from_value::<RunResults>(v).is_err());
     }
 
     #[test]
