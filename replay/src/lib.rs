@@ -76,6 +76,12 @@ use program::{Profile, Program, Step, TestSpec};
 use sink::Sinks;
 use stats::Results;
 
+/// The secrets file `ld replay` reads beside `plan` (`plan.json.secrets.env`, or
+/// `plan.secrets.env`), when there is one.
+pub fn secrets_file(plan: &Path) -> Option<PathBuf> {
+    env::secrets_path(plan)
+}
+
 /// Which HTTP version to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HttpVersion {
