@@ -43,4 +43,6 @@ pub(crate) enum Command {
     Collect(crate::merge::CollectArgs),
     /// Run a plan as segments on Kubernetes: write the manifests, or apply them and wait
     K8s(crate::k8s::K8sArgs),
+    /// Serve LoadDensity's control socket: action documents over TCP, run with ld's engine
+    Serve(crate::serve::ServeArgs),
 }

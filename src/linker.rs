@@ -29,6 +29,7 @@ const OWN_WORDS: &[&str] = &[
     "merge",
     "collect",
     "k8s",
+    "serve",
     "help",
     "-h",
     "--help",

@@ -22,6 +22,7 @@ mod replay;
 mod runs;
 mod schema;
 mod segment;
+mod serve;
 mod terminal;
 mod wire;
 
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         cli::Command::Merge(args) => merge::run(args),
         cli::Command::Collect(args) => merge::collect(args),
         cli::Command::K8s(args) => k8s::run(args),
+        cli::Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
