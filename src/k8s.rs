@@ -7,7 +7,7 @@
 //! gates them. `run` applies them with kubectl, waits for the Job, reads the collector's
 //! outcome through a port-forward, prints the merged table and exits as `ld replay` would.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ struct Manifest {
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
 
-    /// Segments: pods of the Indexed Job, 1 to 1000
+    /// Segments: pods of the Indexed Job, 1 to 1000 (Kubernetes 1.29 or later)
     #[arg(long, value_name = "N")]
     parallelism: u64,
 
@@ -324,7 +324,9 @@ fn manifests(m: &Manifest) -> anyhow::Result<(String, String)> {
             "completionMode": "Indexed",
             "completions": n,
             "parallelism": n,
-            "backoffLimit": 0,
+            // A segment that exits 1 (its requests failed) must neither be rerun nor stop
+            // the others before they post their results: the collector decides the run.
+            "backoffLimitPerIndex": 0,
             "template": {
                 "metadata": {"labels": labels_with(&labels, "segment")},
                 "spec": {
@@ -502,15 +504,27 @@ fn wait_and_fetch(args: &RunArgs, name: &str) -> anyhow::Result<Value> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot run {} port-forward: {e}", bin.display()))?;
-    let local = forward.stdout.take().and_then(|out| {
-        let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).ok()?;
-        // `Forwarding from 127.0.0.1:PORT -> PORT`
-        line.split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .map(str::to_string)
-    });
+    // kubectl writes a line for every connection it forwards: its output is read to the end
+    // (on a thread), or a closed pipe would end the forward.
+    let (port_tx, port_rx) = std::sync::mpsc::channel::<String>();
+    if let Some(out) = forward.stdout.take() {
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                // `Forwarding from 127.0.0.1:PORT -> PORT`
+                if !sent
+                    && line.starts_with("Forwarding from 127.0.0.1:")
+                    && let Some(port) = line
+                        .split_whitespace()
+                        .nth(2)
+                        .and_then(|a| a.rsplit(':').next())
+                {
+                    sent = port_tx.send(port.to_string()).is_ok();
+                }
+            }
+        });
+    }
+    let local = port_rx.recv_timeout(Duration::from_secs(60)).ok();
     let result = (|| {
         let port = local.ok_or_else(|| anyhow::anyhow!("kubectl port-forward printed no port"))?;
         let to =

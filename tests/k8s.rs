@@ -98,6 +98,10 @@ fn render_writes_the_plan_its_files_and_secrets_an_indexed_job_and_a_collector()
     assert_eq!(job["spec"]["completionMode"], "Indexed");
     assert_eq!(job["spec"]["completions"], 4);
     assert_eq!(job["spec"]["parallelism"], 4);
+    assert_eq!(
+        job["spec"]["backoffLimitPerIndex"], 0,
+        "a failed segment is not rerun"
+    );
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
     let c = &pod["containers"][0];
