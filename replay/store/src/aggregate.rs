@@ -112,17 +112,27 @@ impl Accumulator {
         *self.statuses.entry(status).or_insert(0) += 1;
     }
 
-    /// A name's figures as merged results hold them.
-    pub(crate) fn from_results(n: &crate::results::NameResults) -> Self {
+    /// A name's figures from their parts (merged results hold them so).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        name: String,
+        method: String,
+        ok: Histogram<u64>,
+        failed: Histogram<u64>,
+        requests: u64,
+        failures: u64,
+        bytes: u64,
+        statuses: BTreeMap<u16, u64>,
+    ) -> Self {
         Accumulator {
-            name: n.name.clone(),
-            method: n.method.to_ascii_lowercase(),
-            ok: Latencies::Many(Box::new(n.ok.clone())),
-            failed: Latencies::Many(Box::new(n.failed.clone())),
-            requests: n.requests,
-            failures: n.failures,
-            bytes: n.bytes,
-            statuses: n.statuses.clone(),
+            name,
+            method: method.to_ascii_lowercase(),
+            ok: Latencies::Many(Box::new(ok)),
+            failed: Latencies::Many(Box::new(failed)),
+            requests,
+            failures,
+            bytes,
+            statuses,
             shape: Shape::default(),
         }
     }

@@ -301,7 +301,7 @@ pub(crate) fn store_results(
         accs: results
             .names
             .iter()
-            .map(Accumulator::from_results)
+            .map(crate::results::NameResults::accumulator)
             .collect(),
         pending: Vec::new(),
         codes: Vec::new(),

@@ -124,11 +124,8 @@ impl RunResults {
     /// LoadDensity's summary (`totals`, `latency_overall`, `per_name`) with ld's `run`
     /// block, as the store keeps it for a run: the input of SLA rules.
     pub fn summary(&self) -> Value {
-        let accs: Vec<crate::aggregate::Accumulator> = self
-            .names
-            .iter()
-            .map(crate::aggregate::Accumulator::from_results)
-            .collect();
+        let accs: Vec<crate::aggregate::Accumulator> =
+            self.names.iter().map(NameResults::accumulator).collect();
         let mut summary = crate::aggregate::summary(
             &accs,
             &crate::aggregate::RunFigures {
@@ -144,6 +141,20 @@ impl RunResults {
 }
 
 impl NameResults {
+    /// The store's accumulator holding these figures.
+    pub(crate) fn accumulator(&self) -> crate::aggregate::Accumulator {
+        crate::aggregate::Accumulator::from_parts(
+            self.name.clone(),
+            self.method.clone(),
+            self.ok.clone(),
+            self.failed.clone(),
+            self.requests,
+            self.failures,
+            self.bytes,
+            self.statuses.clone(),
+        )
+    }
+
     /// Every request's latency.
     pub fn all(&self) -> Histogram<u64> {
         let mut all = self.ok.clone();
