@@ -86,14 +86,16 @@ pub(crate) struct ReplayArgs {
     pub(crate) key: Option<PathBuf>,
 
     /// Live output, repeatable: prometheus=ADDR (a /metrics scrape endpoint),
-    /// influxdb=udp://HOST:PORT (line protocol once a second), statsd=HOST:PORT (counters and
-    /// timers), json=FILE (one JSON object a sample)
+    /// influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME (line protocol once a
+    /// second), otlp=http://HOST:PORT (OpenTelemetry metrics), statsd=HOST:PORT (counters and
+    /// timers), dashboard=ADDR (a live page for a browser), json=FILE or csv=FILE (one sample a
+    /// line)
     #[arg(long, value_name = "NAME=TARGET", value_parser = ld_replay::export::parse_output, help_heading = "Output")]
     pub(crate) out: Vec<ld_replay::export::Output>,
 
-    /// Keep the prometheus endpoint serving the final figures this long after the run, for
-    /// a last scrape, e.g. 15s
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "out", help_heading = "Output")]
+    /// Keep the prometheus endpoint and the dashboard serving the final figures this long
+    /// after the run, for a last scrape or look, e.g. 15s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Output")]
     pub(crate) linger: Option<Duration>,
 
     /// Post the summary (and the baseline comparison) when the run ends: slack=URL or

@@ -494,3 +494,89 @@ fn run_short_load(api: &str, commands: Vec<Value>, args: &[String]) -> u64 {
     .expect("json");
     summary["totals"]["requests"].as_u64().expect("requests")
 }
+
+/// Reads Server-Sent Events from `GET /events` on `port` until one says `"done": true`.
+fn dashboard_events(port: u16, limit: Duration) -> Vec<Value> {
+    let end = Instant::now() + limit;
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the dashboard does not listen: {e}"),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        let Ok(n) = conn.read(&mut buf) else { break };
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        while let Some(i) = text.find("\n\n") {
+            let block: String = text.drain(..i + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                events.push(serde_json::from_str::<Value>(data).expect("an event's JSON"));
+            }
+        }
+        if events.last().is_some_and(|e| e["done"] == true) {
+            break;
+        }
+    }
+    events
+}
+
+#[test]
+fn the_dashboard_streams_live_figures_and_ends_on_the_summary_s() {
+    let (api, _server) = serve(Kind::Http1, |_| Reply::new(200, "fine"));
+    let port = free_port();
+    let reader = std::thread::spawn(move || dashboard_events(port, Duration::from_secs(30)));
+    // LoadDensity's command, as a plan starts it.
+    let total = run_short_load(
+        &api.to_string(),
+        vec![json!(["LD_start_dashboard", {"host": "127.0.0.1", "port": port}])],
+        &["--linger".to_string(), "2s".to_string()],
+    );
+    let events = reader.join().expect("reader");
+    assert!(events.len() >= 2, "{events:?}");
+    let live = &events[0];
+    assert_eq!(live["done"], false, "{live}");
+    assert!(live["active_users"].as_u64() > Some(0), "{live}");
+    let last = events.last().expect("an event");
+    assert_eq!(last["done"], true, "{last}");
+    assert_eq!(last["requests"].as_u64(), Some(total), "{last}");
+    assert_eq!(last["names"][0]["name"], "fine");
+    assert_eq!(last["names"][0]["requests"].as_u64(), Some(total));
+
+    // The page and a snapshot (served during --linger of another run).
+    let port = free_port();
+    let page = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .expect("get");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                return out;
+            }
+            assert!(Instant::now() < end, "no dashboard");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    run_short_load(
+        &api.to_string(),
+        Vec::new(),
+        &["--out".to_string(), format!("dashboard=127.0.0.1:{port}")],
+    );
+    let page = page.join().expect("page");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("new EventSource(\"events\")"), "{page}");
+}

@@ -182,6 +182,12 @@ fn task_protocol(
 fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crate::export::Output> {
     let (fields, host_key, default_port, name): (&[&str], &str, u16, &str) = match cmd {
         "LD_start_prometheus_exporter" => (&["port", "addr"], "addr", 9646, "prometheus"),
+        "LD_start_dashboard" => (
+            &["host", "port", "refresh_seconds", "window_seconds"],
+            "host",
+            8765,
+            "dashboard",
+        ),
         "LD_start_influxdb_sink" => (
             &["transport", "host", "port", "database", "measurement"],
             "host",
@@ -242,10 +248,10 @@ fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crat
 /// Commands that only return data to a Python caller: accepted, and skipped with a note.
 const SKIPPED_COMMANDS: &[&str] = &["LD_generate_html", "LD_generate_json", "LD_generate_xml"];
 
-/// `LD_start_test` fields LoadDensity reads for its web UI, its distributed runners or its
-/// database sources: accepted, and left alone by ld replay with a warning.
+/// `LD_start_test` fields LoadDensity reads for its distributed runners or its database
+/// sources: accepted, and left alone by ld replay with a note (`web_ui_dict` is served as
+/// ld's dashboard).
 const IGNORED_START_FIELDS: &[&str] = &[
-    "web_ui_dict",
     "runner_mode",
     "engine",
     "db_sources",
@@ -631,7 +637,10 @@ impl Compiler<'_> {
                     }));
                 return Ok(());
             }
-            "LD_start_prometheus_exporter" | "LD_start_influxdb_sink" | "LD_start_statsd_sink" => {
+            "LD_start_prometheus_exporter"
+            | "LD_start_influxdb_sink"
+            | "LD_start_statsd_sink"
+            | "LD_start_dashboard" => {
                 let output = live_output(file, cmd, args, pointer)?;
                 self.program.outputs.push(output);
                 return Ok(());
@@ -647,7 +656,7 @@ impl Compiler<'_> {
                 ));
                 return Ok(());
             }
-            "LD_start_opentelemetry_exporter" | "LD_start_dashboard" => {
+            "LD_start_opentelemetry_exporter" => {
                 self.program.notes.push(format!(
                     "{pointer}: `{cmd}` is not run by ld replay yet; skipped (live results: --out prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT)"
                 ));
@@ -927,11 +936,56 @@ impl Compiler<'_> {
         };
         for k in IGNORED_START_FIELDS {
             if kw.contains_key(*k) {
+                let hint = if k.starts_with("master_")
+                    || matches!(
+                        *k,
+                        "runner_mode" | "expected_workers" | "worker_startup_policy"
+                    ) {
+                    " (ld splits a plan over machines with `ld replay --segment I/N` and `ld collect --segments N`, or `ld k8s`)"
+                } else {
+                    ""
+                };
                 self.program.notes.push(format!(
-                    "{}: `{k}` is accepted and not acted on by ld replay",
+                    "{}: `{k}` is accepted and not acted on by ld replay{hint}",
                     at(k)
                 ));
             }
+        }
+        if let Some(ui) = kw.get("web_ui_dict").filter(|v| !v.is_null()) {
+            // LoadDensity opens Locust's web UI for any dict, 127.0.0.1:8089 by default.
+            let Value::Object(ui) = ui else {
+                return Err(err(
+                    file,
+                    &at("web_ui_dict"),
+                    "expected {\"host\": ..., \"port\": ...}",
+                ));
+            };
+            let host = ui
+                .get("host")
+                .map(value_text)
+                .unwrap_or_else(|| "127.0.0.1".into());
+            let port = match ui.get("port") {
+                None | Some(Value::Null) => 8089,
+                Some(v) => value_text(v).parse::<u16>().map_err(|_| {
+                    err(
+                        file,
+                        &format!("{}/port", at("web_ui_dict")),
+                        "`port` must be a number from 0 to 65535",
+                    )
+                })?,
+            };
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let output = crate::export::parse_output(&format!("dashboard={host}:{port}"))
+                .map_err(|e| err(file, &at("web_ui_dict"), e))?;
+            self.program.notes.push(format!(
+                "{}: `web_ui_dict`: ld's live dashboard at http://{host}:{port}/",
+                at("web_ui_dict")
+            ));
+            self.program.outputs.push(output);
         }
         let shape = match kw.get("load_shape") {
             None | Some(Value::Null) => {
@@ -2285,7 +2339,7 @@ mod tests {
             "/0/1/runner_mode: `runner_mode`",
             "/0/1/expected_workers: `expected_workers`",
             "/0/1/engine: `engine`",
-            "/0/1/web_ui_dict: `web_ui_dict`",
+            "/0/1/web_ui_dict: `web_ui_dict`: ld's live dashboard at http://127.0.0.1:8089/",
             "/0/1/user_detail_dict/wait: `wait`",
         ] {
             assert!(notes.contains(needle), "{needle} in {notes}");

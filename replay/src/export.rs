@@ -12,6 +12,7 @@
 //! - `otlp=http://HOST:PORT/v1/metrics`: OpenTelemetry metrics over OTLP/HTTP in its JSON
 //!   encoding, once a second (cumulative sums and an explicit-bucket latency histogram);
 //! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
+//! - `dashboard=ADDR`: a page with live figures over Server-Sent Events (see `dashboard`);
 //! - `json=FILE`: one JSON object a sample, written by a thread of its own to a temporary
 //!   file renamed into place when the run ends.
 //!
@@ -45,6 +46,8 @@ pub enum Output {
     Statsd(SocketAddr),
     Json(PathBuf),
     Csv(PathBuf),
+    /// The live dashboard's address (`GET /`, `/events`, `/snapshot`).
+    Dashboard(SocketAddr),
 }
 
 /// Parses `NAME=TARGET`: `prometheus=127.0.0.1:9646`, `influxdb=udp://127.0.0.1:8089`,
@@ -100,10 +103,11 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
             Ok(Output::Otlp(addr(host)?, host.to_string(), path))
         }
         "statsd" => Ok(Output::Statsd(addr(target)?)),
+        "dashboard" => Ok(Output::Dashboard(addr(target)?)),
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
         "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, json=FILE or csv=FILE"
+            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, dashboard=ADDR, json=FILE or csv=FILE"
         )),
     }
 }
@@ -123,6 +127,7 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
         Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
         Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
         Output::Csv(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Csv)?)),
+        Output::Dashboard(addr) => Ok(Box::new(crate::dashboard::Dashboard::bind(*addr)?)),
     }
 }
 
