@@ -98,6 +98,15 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Output")]
     pub(crate) linger: Option<Duration>,
 
+    /// Serve the live dashboard at ADDR [default: 127.0.0.1:8765] (the same as
+    /// --out dashboard=ADDR); open it in a browser
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765", help_heading = "Output")]
+    pub(crate) dashboard: Option<String>,
+
+    /// Keep the dashboard (and the other live outputs) up this long after the run, e.g. 5m
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "linger", help_heading = "Output")]
+    pub(crate) dashboard_linger: Option<Duration>,
+
     /// Post the summary (and the baseline comparison) when the run ends: slack=URL or
     /// teams=URL, an incoming-webhook URL; repeatable
     #[arg(long, value_name = "CHANNEL=URL", value_parser = parse_notify, help_heading = "Output")]
@@ -224,6 +233,14 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for o in &args.out {
         extra.push(ld_replay::export::sink(o).map_err(|e| anyhow::anyhow!(e))?);
     }
+    if let Some(addr) = &args.dashboard {
+        let output = ld_replay::export::parse_output(&format!("dashboard={addr}"))
+            .map_err(|e| exit::input_error(format!("--dashboard: {e}")))?;
+        extra.push(ld_replay::export::sink(&output).map_err(|e| anyhow::anyhow!(e))?);
+        if !quiet {
+            eprintln!("dashboard: http://{addr}/");
+        }
+    }
     let stopped_by_collector = crate::segment::StopReason::default();
     if let Some(collector) = &args.split.collector {
         extra.push(Box::new(crate::segment::LiveSink::start(
@@ -292,7 +309,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map(|(c, u)| (*c, u.clone(), title.clone())),
     );
     notify(&args, &posts, &outcome, diff, quiet);
-    if let Some(d) = args.linger {
+    if let Some(d) = args.linger.or(args.dashboard_linger) {
         if !quiet {
             eprintln!(
                 "serving the final figures for {} (--linger)",

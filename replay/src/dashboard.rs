@@ -240,7 +240,10 @@ fn stream(shared: &Shared, mut conn: TcpStream) -> std::io::Result<()> {
     }
 }
 
-/// The page: totals, a requests-per-second line of the last five minutes, a row per name.
+/// The page: totals, requests per second, p95, failures and active users over the last five
+/// minutes, a row per name, and once the run is done a button that saves the page as it then
+/// is (a self-contained HTML report of the final figures). Everything is inline: the page
+/// loads nothing but `/events`.
 const PAGE: &str = r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ld replay</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -250,9 +253,11 @@ h1{font-size:1.3em} .cards{display:flex;gap:1.5em;flex-wrap:wrap;margin:1em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
 .card b{display:block;font-size:1.6em} table{border-collapse:collapse;margin-top:1em}
 td,th{border-bottom:1px solid #eee;padding:.3em .8em;text-align:right} td:first-child,th:first-child{text-align:left}
-#state.done{color:#2a7} .fail{color:#c33} svg{border:1px solid #eee}
+#state.done{color:#2a7} .fail{color:#c33} .charts{display:flex;gap:1em;flex-wrap:wrap}
+figure{margin:0} figcaption{color:#666;font-size:.9em} svg{border:1px solid #eee}
+button{margin-left:1em}
 </style></head><body>
-<h1>ld replay <span id="state">connecting</span></h1>
+<h1>ld replay <span id="state">connecting</span><button id="save" hidden>save the report</button></h1>
 <div class="cards">
 <div class="card">requests<b id="requests">0</b></div>
 <div class="card">failed<b id="failures">0</b></div>
@@ -261,13 +266,23 @@ td,th{border-bottom:1px solid #eee;padding:.3em .8em;text-align:right} td:first-
 <div class="card">users<b id="users">0</b></div>
 <div class="card">time left<b id="left">-</b></div>
 </div>
-<svg id="chart" width="600" height="120" viewBox="0 0 600 120"><polyline id="line" fill="none" stroke="#36c" stroke-width="2" points=""/></svg>
+<div class="charts">
+<figure><svg id="c-rps" width="300" height="90" viewBox="0 0 300 90"><polyline fill="none" stroke="#36c" stroke-width="2" points=""/></svg><figcaption>requests per second</figcaption></figure>
+<figure><svg id="c-p95" width="300" height="90" viewBox="0 0 300 90"><polyline fill="none" stroke="#c63" stroke-width="2" points=""/></svg><figcaption>p95 latency, ms</figcaption></figure>
+<figure><svg id="c-fail" width="300" height="90" viewBox="0 0 300 90"><polyline fill="none" stroke="#c33" stroke-width="2" points=""/></svg><figcaption>failures</figcaption></figure>
+<figure><svg id="c-users" width="300" height="90" viewBox="0 0 300 90"><polyline fill="none" stroke="#2a7" stroke-width="2" points=""/></svg><figcaption>active users</figcaption></figure>
+</div>
 <table><thead><tr><th>name</th><th>requests</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th></tr></thead><tbody id="names"></tbody></table>
 <script>
 const $ = id => document.getElementById(id);
-const rates = [];
+const series = {rps: [], p95: [], fail: [], users: []};
 const fmt = (x, d) => (x == null ? "-" : Number(x).toFixed(d));
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
+function chart(id, values) {
+  const top = Math.max(1, ...values);
+  $(id).querySelector("polyline").setAttribute("points",
+    values.map((v, i) => (i * 300 / Math.max(values.length - 1, 1)) + "," + (88 - v * 84 / top)).join(" "));
+}
 function show(s) {
   $("requests").textContent = s.requests; $("failures").textContent = s.failures;
   $("failures").className = s.failures > 0 ? "fail" : "";
@@ -275,16 +290,26 @@ function show(s) {
   $("users").textContent = s.active_users;
   $("left").textContent = s.time_left_s == null ? "-" : Math.ceil(s.time_left_s) + " s";
   $("state").textContent = s.done ? "done" : "running"; $("state").className = s.done ? "done" : "";
-  if (!s.done && s.requests_per_s != null) { rates.push(s.requests_per_s); if (rates.length > 300) rates.shift(); }
-  const top = Math.max(1, ...rates);
-  $("line").setAttribute("points", rates.map((r, i) => (i * 600 / 300) + "," + (118 - r * 114 / top)).join(" "));
+  if (!s.done) {
+    const point = {rps: s.requests_per_s || 0, p95: s.p95_ms || 0, fail: s.failures, users: s.active_users};
+    for (const k in series) { series[k].push(point[k]); if (series[k].length > 300) series[k].shift(); }
+    for (const k in series) chart("c-" + k, series[k]);
+  }
   const body = $("names"); body.textContent = "";
   for (const n of s.names) {
     const row = body.insertRow();
     cell(row, n.name); cell(row, n.requests); cell(row, n.failures, n.failures > 0 ? "fail" : "");
     cell(row, fmt(n.p50_ms, 2)); cell(row, fmt(n.p95_ms, 2)); cell(row, fmt(n.p99_ms, 2)); cell(row, fmt(n.max_ms, 2));
   }
+  if (s.done) { $("save").hidden = false; events.close(); }
 }
+$("save").onclick = () => {
+  const page = document.documentElement.cloneNode(true);
+  page.querySelectorAll("script, button").forEach(e => e.remove());
+  const blob = new Blob(["<!doctype html>\n" + page.outerHTML], {type: "text/html"});
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = "ld-dashboard-report.html"; a.click();
+};
 const events = new EventSource("events");
 events.onmessage = e => show(JSON.parse(e.data));
 events.onerror = () => { if ($("state").textContent !== "done") $("state").textContent = "disconnected"; };

@@ -1,10 +1,13 @@
 """Headless Chromium watches ld's live dashboard through the DevTools protocol (the Browser of
-chromium_record.py): while the run goes on the page must say `running` with requests counted
-and the plan's users active; once the run is over it must say `done` with the request count of
-the run's summary report, in the totals and in the name's row.
+chromium_record.py): while the run goes on the page must say `running` with the plan's users
+active and its request count rising; once the run is over it must say `done` with the request
+count of the run's summary report, in the totals and in the name's row; its "save the report"
+button must save a page holding those figures; and every request the page made must have gone
+to the dashboard itself. A screenshot of the final page is saved.
 
-  dashboard.py --chromium PATH --url URL --summary FILE --users N --work DIR
+  dashboard.py --chromium PATH --url URL --summary FILE --users N --work DIR --screenshot PNG
 """
+import base64
 import argparse
 import importlib.util
 import json
@@ -39,6 +42,7 @@ def main():
     p.add_argument("--summary", required=True)
     p.add_argument("--users", required=True)
     p.add_argument("--work", required=True)
+    p.add_argument("--screenshot", required=True)
     args = p.parse_args()
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["HOME"] = args.work
@@ -53,7 +57,14 @@ def main():
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        browser.call("Runtime.enable", session=session)
+        urls = []
+        browser.handlers.append(lambda m: urls.append(m["params"]["request"]["url"])
+                                if m.get("method") == "Network.requestWillBeSent" else None)
+        for domain in ("Runtime", "Network", "Page"):
+            browser.call(domain + ".enable", session=session)
+        downloads = os.path.join(args.work, "downloads")
+        os.makedirs(downloads, exist_ok=True)
+        browser.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
         browser.call("Page.navigate", {"url": args.url}, session=session)
 
         def read():
@@ -80,6 +91,11 @@ def main():
             problems.append("the page never showed the run going on: %s" % live)
         elif live["users"] != args.users:
             problems.append("live users %r, expected %s" % (live["users"], args.users))
+        else:
+            later, ok = wait_for(lambda s: s["state"] == "running" and s["requests"] > live["requests"], 10)
+            print("later: %s" % later)
+            if not ok:
+                problems.append("the live numbers did not change: %s then %s" % (live, later))
         final, ok = wait_for(lambda s: s["state"] == "done", 40)
         print("final: %s" % final)
         if not ok:
@@ -94,6 +110,28 @@ def main():
                 problems.append("the page counts %d, the summary %d" % (final["requests"], total))
             if not final["row"] or final["row"][0][1] != str(total):
                 problems.append("the name's row is %s" % final["row"])
+            shot = browser.call("Page.captureScreenshot", {"format": "png"}, session=session)
+            with open(args.screenshot, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+            print("screenshot: %s" % args.screenshot)
+            browser.call("Runtime.evaluate", {"expression": 'document.getElementById("save").click()'},
+                         session=session)
+            saved = os.path.join(downloads, "ld-dashboard-report.html")
+            deadline = time.monotonic() + 15
+            while not os.path.exists(saved) and time.monotonic() < deadline:
+                browser.pump(0.2)
+            if not os.path.exists(saved):
+                problems.append("the save button saved nothing")
+            else:
+                report = open(saved).read()
+                if '<b id="requests">%d</b>' % total not in report or "<script" in report:
+                    problems.append("the saved report does not hold the final figures alone")
+                else:
+                    print("saved report: %d bytes with the final figures" % len(report))
+        elsewhere = [u for u in urls if not u.startswith(args.url)]
+        print("the page requested %d URLs" % len(urls))
+        if elsewhere:
+            problems.append("requests off the dashboard: %s" % elsewhere)
     finally:
         browser.close()
     if problems:

@@ -14,6 +14,9 @@ if [ ! -x "$CHROMIUM" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 WORK="$(mktemp -d)"
+# The final page's screenshot is kept here.
+SHOTS="${SCREENSHOT_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/target/e2e}"
+mkdir -p "$SHOTS"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -32,4 +35,4 @@ JSON
   --out "dashboard=127.0.0.1:$DASH" --linger 10s &
 pids+=($!)
 python3 "$(dirname "$0")/dashboard.py" --chromium "$CHROMIUM" --url "http://127.0.0.1:$DASH/" \
-  --summary "$WORK/loaddensity-summary.json" --users 3 --work "$WORK"
+  --summary "$WORK/loaddensity-summary.json" --users 3 --work "$WORK" --screenshot "$SHOTS/dashboard.png"
