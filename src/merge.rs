@@ -366,7 +366,16 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
         publish(&shared, exit::RUNTIME, &text, None);
         return Err(anyhow::anyhow!(text));
     }
-    let aborted = lock(&shared.state).aborted.clone();
+    let aborted = {
+        let mut state = lock(&shared.state);
+        // The final results replace the live ones in the merged view.
+        for (_, r) in &parts {
+            if let Some(seg) = r.segment {
+                state.live.insert(seg.index, r.clone());
+            }
+        }
+        state.aborted.clone()
+    };
     let concluded = match conclude_with(parts, &args.common, aborted.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -445,6 +454,20 @@ fn serve(shared: &Shared, stream: TcpStream) {
         },
         ("GET", "/start") => start(shared, query),
         ("GET", "/live") => live_view(shared),
+        ("GET", "/" | "/index.html") => {
+            let _ = wire::respond_as(
+                &mut write,
+                200,
+                "text/html; charset=utf-8",
+                ld_replay::dashboard::page(),
+            );
+            return;
+        }
+        ("GET", "/snapshot") => (200, dashboard_view(shared).to_string()),
+        ("GET", "/events") => {
+            let _ = events(shared, &mut write);
+            return;
+        }
         ("POST", "/progress") => {
             let body = match length {
                 Some(n) => wire::read_body(&mut reader, n),
@@ -465,7 +488,11 @@ fn serve(shared: &Shared, stream: TcpStream) {
                 Err(e) => (413, error_json(&e.to_string())),
             }
         }
-        (_, "/healthz" | "/outcome" | "/start" | "/results" | "/live" | "/progress") => (
+        (
+            _,
+            "/healthz" | "/outcome" | "/start" | "/results" | "/live" | "/progress" | "/"
+            | "/snapshot" | "/events",
+        ) => (
             405,
             error_json(&format!("{method} is not served on {path}")),
         ),
@@ -558,6 +585,61 @@ fn live_view(shared: &Shared) -> (u16, String) {
             .to_string(),
         ),
         None => (503, error_json("no segment has reported yet")),
+    }
+}
+
+/// The merged live results in the shape of the dashboard's snapshots (`done` once merged).
+fn dashboard_view(shared: &Shared) -> serde_json::Value {
+    let state = lock(&shared.state);
+    let done = state.outcome.is_some();
+    let Some(m) = live_merge(&state) else {
+        return serde_json::json!({"requests": 0, "failures": 0, "done": done, "names": []});
+    };
+    let s = m.summary();
+    let secs = m.duration_s.max(1e-9);
+    let names: Vec<serde_json::Value> = s["run"]["names"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r["name"], "method": r["method"], "requests": r["requests"],
+                        "failures": r["failures"], "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"],
+                        "p99_ms": r["p99_ms"], "max_ms": r["max_ms"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "elapsed_s": m.duration_s,
+        "requests": s["totals"]["requests"],
+        "failures": s["totals"]["failures"],
+        "requests_per_s": s["totals"]["requests"].as_f64().unwrap_or(0.0) / secs,
+        "p95_ms": s["latency_overall"]["p95_ms"],
+        "active_users": if done { 0 } else { m.active_users.unwrap_or(0) },
+        "time_left_s": null,
+        "done": done,
+        "segments": state.live.len(),
+        "names": names,
+    })
+}
+
+/// `GET /events`: the merged view once a second, as the dashboard's page reads it, until
+/// the run is merged.
+fn events(shared: &Shared, out: &mut TcpStream) -> std::io::Result<()> {
+    use std::io::Write as _;
+    out.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\nconnection: close\r\n\r\nretry: 1000\n\n",
+    )?;
+    loop {
+        let view = dashboard_view(shared);
+        out.write_all(format!("data: {view}\n\n").as_bytes())?;
+        out.flush()?;
+        if view["done"] == true {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 

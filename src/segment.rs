@@ -295,6 +295,7 @@ impl ld_replay::Sink for LiveSink {
             return Ok(());
         };
         let mut r = (**results).clone();
+        r.active_users = Some(snapshot.active_users);
         r.segment = Some(ld_store::results::SegmentId {
             index: self.segment.index,
             count: self.segment.count,

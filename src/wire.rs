@@ -144,6 +144,16 @@ pub(crate) fn read_body(reader: &mut impl Read, n: usize) -> std::io::Result<Vec
 
 /// Writes a response with a JSON body and closes.
 pub(crate) fn respond(stream: &mut impl Write, status: u16, body: &str) -> std::io::Result<()> {
+    respond_as(stream, status, "application/json", body)
+}
+
+/// Writes a response with a body of type `kind` and closes.
+pub(crate) fn respond_as(
+    stream: &mut impl Write,
+    status: u16,
+    kind: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -156,7 +166,7 @@ pub(crate) fn respond(stream: &mut impl Write, status: u16, body: &str) -> std::
     };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     stream.flush()

@@ -463,3 +463,85 @@ fn a_global_threshold_on_the_live_merge_stops_every_segment_early() {
     let run = show(dir.path(), "ld.db", "latest");
     assert_eq!(run["run"]["outcome"], "failed", "{run:#}");
 }
+
+/// `GET path` on the collector; the body.
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+#[test]
+fn the_collector_serves_the_merged_view_to_the_dashboard_page() {
+    let (api, _server) = serve(Kind::Http1, |_| Reply::new(200, "ok"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_plan(dir.path(), &format!("http://{api}"));
+    let port = free_port();
+    let collector = ld()
+        .current_dir(dir.path())
+        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--segments", "2", "--db", "ld.db", "--stay", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ld collect");
+    let mut collector = Server(collector);
+    let segments: Vec<Child> = (0..2)
+        .map(|i| {
+            ld().current_dir(dir.path())
+                .args(["replay", "plan.json", "-d", "5s", "-q", "--no-store"])
+                .args(["--segment", &format!("{i}/2")])
+                .args(["--collector", &format!("http://127.0.0.1:{port}")])
+                .spawn()
+                .expect("ld replay")
+        })
+        .collect();
+    // While they run: both segments in the view, the plan's 8 users, requests counted.
+    let end = Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        let view: Option<Value> =
+            get(port, "/snapshot").and_then(|b| serde_json::from_str(&b).ok());
+        if let Some(v) = view.filter(|v| v["segments"] == 2 && v["requests"].as_u64() > Some(0)) {
+            break v;
+        }
+        assert!(Instant::now() < end, "no merged live view");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(live["done"], false, "{live}");
+    assert_eq!(live["active_users"], 8, "{live}");
+    for s in segments {
+        assert_eq!(wait(s, Duration::from_secs(40)).status.code(), Some(0));
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    let outcome: Value = loop {
+        if let Some(v) = get(port, "/outcome").and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            && v.get("exit_code").is_some()
+        {
+            break v;
+        }
+        assert!(Instant::now() < end, "no outcome");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(outcome["exit_code"], 0, "{outcome}");
+    let last: Value =
+        serde_json::from_str(&get(port, "/snapshot").expect("snapshot")).expect("json");
+    assert_eq!(last["done"], true);
+    let run = show(dir.path(), "ld.db", "latest");
+    assert_eq!(last["requests"], run["run"]["requests"], "{last}");
+    let page = get(port, "/").expect("page");
+    assert!(page.contains("new EventSource(\"events\")"));
+    let _ = collector.0.kill();
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

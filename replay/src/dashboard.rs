@@ -240,6 +240,11 @@ fn stream(shared: &Shared, mut conn: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// The dashboard's page, for other servers of the same snapshots (`ld collect`'s merged view).
+pub fn page() -> &'static str {
+    PAGE
+}
+
 /// The page: totals, requests per second, p95, failures and active users over the last five
 /// minutes, a row per name, and once the run is done a button that saves the page as it then
 /// is (a self-contained HTML report of the final figures). Everything is inline: the page

@@ -30,7 +30,7 @@ mod collector;
 mod compile;
 mod cookies;
 mod csv;
-mod dashboard;
+pub mod dashboard;
 mod doc;
 mod env;
 mod error;

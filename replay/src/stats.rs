@@ -473,6 +473,7 @@ impl Results {
             dropped: self.dropped,
             names,
             failures,
+            active_users: None,
         }
     }
 }

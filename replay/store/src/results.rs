@@ -53,6 +53,9 @@ pub struct RunResults {
     pub dropped: u64,
     pub names: Vec<NameResults>,
     pub failures: Vec<FailureCount>,
+    /// Virtual users running when live results were taken (a segment's progress report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_users: Option<u64>,
 }
 
 /// One request name.
@@ -264,6 +267,10 @@ pub fn merge(parts: Vec<(String, RunResults)>, partial: bool) -> Result<RunResul
         out.duration_s = out.duration_s.max(r.duration_s);
         out.interrupted |= r.interrupted;
         out.dropped += r.dropped;
+        out.active_users = match (out.active_users, r.active_users) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
         for f in &r.failures {
             count_failure(f);
         }
@@ -393,6 +400,7 @@ mod tests {
             load: Value::Null,
             interrupted: false,
             dropped: index,
+            active_users: None,
             names: vec![NameResults {
                 name: "GET /".into(),
                 method: "GET".into(),
