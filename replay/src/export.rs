@@ -9,6 +9,8 @@
 //!   `loaddensity_request` line-protocol points once a second, as datagrams or as one
 //!   `POST` a second from a thread of its own (a queue of [`INFLUX_QUEUE`] batches; a batch
 //!   that finds it full is dropped and counted);
+//! - `prometheus-rw=http://HOST:PORT/api/v1/write`: Prometheus remote write 1.0 once a
+//!   second (see `remote_write`), from the same kind of posting thread;
 //! - `otlp=http://HOST:PORT/v1/metrics`: OpenTelemetry metrics over OTLP/HTTP in its JSON
 //!   encoding, once a second (cumulative sums and an explicit-bucket latency histogram);
 //! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
@@ -48,6 +50,9 @@ pub enum Output {
     Csv(PathBuf),
     /// The live dashboard's address (`GET /`, `/events`, `/snapshot`).
     Dashboard(SocketAddr),
+    /// Prometheus remote write: the receiver, the `Host` header and the path
+    /// (`/api/v1/write`).
+    PrometheusRw(SocketAddr, String, String),
 }
 
 /// Parses `NAME=TARGET`: `prometheus=127.0.0.1:9646`, `influxdb=udp://127.0.0.1:8089`,
@@ -102,12 +107,30 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
             }
             Ok(Output::Otlp(addr(host)?, host.to_string(), path))
         }
+        "prometheus-rw" => {
+            let Some(t) = target.strip_prefix("http://") else {
+                return Err(format!(
+                    "prometheus-rw: `{target}`: expected http://HOST:PORT[/api/v1/write] (https is not supported)"
+                ));
+            };
+            let (host, path) = match t.find('/') {
+                Some(i) if i + 1 < t.len() => (&t[..i], t[i..].to_string()),
+                Some(i) => (&t[..i], "/api/v1/write".to_string()),
+                None => (t, "/api/v1/write".to_string()),
+            };
+            if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+                return Err(format!(
+                    "prometheus-rw: `{path}` has a space or a control character"
+                ));
+            }
+            Ok(Output::PrometheusRw(addr(host)?, host.to_string(), path))
+        }
         "statsd" => Ok(Output::Statsd(addr(target)?)),
         "dashboard" => Ok(Output::Dashboard(addr(target)?)),
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
         "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, dashboard=ADDR, json=FILE or csv=FILE"
+            "unknown output `{name}`: prometheus=ADDR, prometheus-rw=http://HOST:PORT/api/v1/write, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, dashboard=ADDR, json=FILE or csv=FILE"
         )),
     }
 }
@@ -128,6 +151,17 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
         Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
         Output::Csv(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Csv)?)),
         Output::Dashboard(addr) => Ok(Box::new(crate::dashboard::Dashboard::bind(*addr)?)),
+        Output::PrometheusRw(addr, host, path) => Ok(Box::new(RemoteWrite {
+            names: Vec::new(),
+            poster: Poster::spawn(
+                "prometheus-rw",
+                *addr,
+                host.clone(),
+                path.clone(),
+                "content-type: application/x-protobuf\r\ncontent-encoding: snappy\r\nx-prometheus-remote-write-version: 0.1.0\r\n",
+            )?,
+            dropped: AtomicU64::new(0),
+        })),
     }
 }
 
@@ -380,7 +414,13 @@ impl Influx {
     }
 
     fn http(addr: SocketAddr, host: String, path: String) -> Result<Influx, String> {
-        let poster = Poster::spawn("influxdb", addr, host, path, "text/plain; charset=utf-8")?;
+        let poster = Poster::spawn(
+            "influxdb",
+            addr,
+            host,
+            path,
+            "content-type: text/plain; charset=utf-8\r\n",
+        )?;
         Ok(Influx {
             transport: InfluxTransport::Http(poster),
             names: Vec::new(),
@@ -392,7 +432,9 @@ impl Influx {
     fn send(&self, lines: &[String], last: bool) {
         match &self.transport {
             InfluxTransport::Udp(socket) => send_lines(socket, lines, &self.dropped),
-            InfluxTransport::Http(poster) => poster.post(lines.join("\n"), last, &self.dropped),
+            InfluxTransport::Http(poster) => {
+                poster.post(lines.join("\n").into_bytes(), last, &self.dropped);
+            }
         }
     }
 
@@ -426,7 +468,7 @@ impl Influx {
 /// A thread posting each body it is given to `http://{host}{path}`, one at a time; it ends
 /// when the sender is dropped, with the first failure (and how many) as its error.
 struct Poster {
-    tx: Option<mpsc::SyncSender<String>>,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
     writer: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
@@ -436,16 +478,16 @@ impl Poster {
         addr: SocketAddr,
         host: String,
         path: String,
-        content_type: &'static str,
+        headers: &'static str,
     ) -> Result<Poster, String> {
-        let (tx, rx) = mpsc::sync_channel::<String>(INFLUX_QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(INFLUX_QUEUE);
         let writer = std::thread::Builder::new()
             .name(format!("ld-{what}"))
             .spawn(move || {
                 let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
                 for body in rx {
                     writes += 1;
-                    if let Err(e) = http_post(addr, &host, &path, content_type, &body) {
+                    if let Err(e) = http_post(addr, &host, &path, headers, &body) {
                         failed += 1;
                         first.get_or_insert(e);
                     }
@@ -466,7 +508,7 @@ impl Poster {
 
     /// Queues a body; `last` waits for room (the final figures must arrive), anything else
     /// that finds the queue full is dropped and counted.
-    fn post(&self, body: String, last: bool, dropped: &AtomicU64) {
+    fn post(&self, body: Vec<u8>, last: bool, dropped: &AtomicU64) {
         let Some(tx) = &self.tx else { return };
         let sent = if last {
             tx.send(body).is_ok()
@@ -488,13 +530,13 @@ impl Poster {
     }
 }
 
-/// One `POST`; a 2xx answer is success.
+/// One `POST` with `headers` (each ended by CRLF); a 2xx answer is success.
 fn http_post(
     addr: SocketAddr,
     host: &str,
     path: &str,
-    content_type: &str,
-    body: &str,
+    headers: &str,
+    body: &[u8],
 ) -> Result<(), String> {
     let mut conn = std::net::TcpStream::connect_timeout(&addr, INFLUX_HTTP_TIMEOUT)
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -503,9 +545,10 @@ fn http_post(
         .map_err(|e| e.to_string())?;
     write!(
         conn,
-        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     )
+    .and_then(|()| conn.write_all(body))
     .and_then(|()| conn.flush())
     .map_err(|e| format!("send: {e}"))?;
     // The status line only, at most 1 KiB of it.
@@ -580,7 +623,13 @@ fn unix_ns() -> u128 {
 
 impl Otlp {
     fn new(addr: SocketAddr, host: String, path: String) -> Result<Otlp, String> {
-        let poster = Poster::spawn("otlp", addr, host, path, "application/json")?;
+        let poster = Poster::spawn(
+            "otlp",
+            addr,
+            host,
+            path,
+            "content-type: application/json\r\n",
+        )?;
         Ok(Otlp {
             names: Vec::new(),
             poster,
@@ -661,7 +710,8 @@ impl Otlp {
     }
 
     fn send(&self, figures: &[NameFigures], last: bool) {
-        self.poster.post(self.request(figures), last, &self.dropped);
+        self.poster
+            .post(self.request(figures).into_bytes(), last, &self.dropped);
     }
 }
 
@@ -690,6 +740,62 @@ impl Sink for Otlp {
 
     fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
         self.send(figures, true);
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
+        self.poster.close()?;
+        Ok(Vec::new())
+    }
+}
+
+/// Prometheus remote write: the figures as a snappy `WriteRequest` once a second, from the
+/// poster's thread.
+struct RemoteWrite {
+    names: Vec<Name>,
+    poster: Poster,
+    dropped: AtomicU64,
+}
+
+impl RemoteWrite {
+    fn send(&self, figures: &[NameFigures], active_users: u64, last: bool) {
+        let now_ms = (unix_ns() / 1_000_000) as i64;
+        let message =
+            crate::remote_write::write_request(&self.names, figures, active_users, now_ms);
+        match crate::remote_write::compress(&message) {
+            Ok(body) => self.poster.post(body, last, &self.dropped),
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Sink for RemoteWrite {
+    fn name(&self) -> &str {
+        "prometheus-rw"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.names = names.to_vec();
+        Ok(())
+    }
+
+    fn wants_figures(&self) -> bool {
+        true
+    }
+
+    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        self.send(&s.names, s.active_users, false);
+        Ok(())
+    }
+
+    fn final_figures(&mut self, figures: &[NameFigures]) -> Result<(), String> {
+        self.send(figures, 0, true);
         Ok(())
     }
 

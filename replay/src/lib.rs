@@ -43,6 +43,7 @@ pub mod notify;
 mod program;
 mod protocol;
 mod redact;
+mod remote_write;
 mod report;
 mod segment;
 mod sink;

@@ -2,7 +2,8 @@
 """End to end: real servers receive what `ld replay --out` sends.
 
 Debian's `prometheus` scrapes `--out prometheus=` once a second and its query API must return
-the run's request count; Debian's `influxdb` (1.x) takes `--out influxdb=http://.../write`
+the run's request count; the same Prometheus, its remote-write receiver on, takes
+`--out prometheus-rw=` and must count the same (those series carry no `job` label); Debian's `influxdb` (1.x) takes `--out influxdb=http://.../write`
 and a count query must return the same number. Both are started here on 127.0.0.1 with
 scratch directories, as is the HTTP server the plan loads.
 
@@ -112,7 +113,7 @@ scrape_configs:
 """)
         procs.append(subprocess.Popen(
             ["prometheus", f"--config.file={pconf}", f"--storage.tsdb.path={scratch}/prom",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
+             f"--web.listen-address=127.0.0.1:{prom_port}", "--web.enable-remote-write-receiver"],
             stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(scratch, "prometheus.log"), "w")))
         prom = f"http://127.0.0.1:{prom_port}"
@@ -133,7 +134,8 @@ scrape_configs:
         run = subprocess.Popen(
             [ld, "replay", "plan.json", "-q", "--no-store", "--report", "summary",
              "--out", f"prometheus=127.0.0.1:{ld_prom}",
-             "--out", f"influxdb={influx}/write?db=ld", "--linger", "8s"],
+             "--out", f"influxdb={influx}/write?db=ld",
+             "--out", f"prometheus-rw=http://127.0.0.1:{prom_port}/api/v1/write", "--linger", "8s"],
             cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(run)
         # The summary is written when the run ends; ld then serves its final figures for the
@@ -146,10 +148,20 @@ scrape_configs:
             total = json.load(f)["totals"]["requests"]
         log(f"the summary counts {total} requests")
 
-        q = urllib.parse.urlencode({"query": "sum(loaddensity_requests_total)"})
+        q = urllib.parse.urlencode({"query": 'sum(loaddensity_requests_total{job="ld"})'})
         result = get_json(f"{prom}/api/v1/query?{q}")["data"]["result"]
         scraped = int(float(result[0]["value"][1])) if result else None
-        q = urllib.parse.urlencode({"query": 'sum(loaddensity_requests_total{name="busy step",status="503"})'})
+        q = urllib.parse.urlencode({"query": 'sum(loaddensity_requests_total{job="",name="busy step",status="503"})'})
+        result = get_json(f"{prom}/api/v1/query?{q}")["data"]["result"]
+        written_busy = int(float(result[0]["value"][1])) if result else None
+        q = urllib.parse.urlencode({"query": 'sum(loaddensity_requests_total{job=""})'})
+        result = get_json(f"{prom}/api/v1/query?{q}")["data"]["result"]
+        written = int(float(result[0]["value"][1])) if result else None
+        q = urllib.parse.urlencode({"query": 'loaddensity_request_latency_ms{job="",name="fine",quantile="0.95"}'})
+        result = get_json(f"{prom}/api/v1/query?{q}")["data"]["result"]
+        written_p95 = float(result[0]["value"][1]) if result else None
+        log(f"prometheus remote write: sum = {written}, busy step 503 = {written_busy}, fine p95 = {written_p95} ms")
+        q = urllib.parse.urlencode({"query": 'sum(loaddensity_requests_total{job="ld",name="busy step",status="503"})'})
         result = get_json(f"{prom}/api/v1/query?{q}")["data"]["result"]
         busy = int(float(result[0]["value"][1])) if result else None
         log(f"prometheus: sum(loaddensity_requests_total) = {scraped}, busy step 503 = {busy}")
@@ -162,9 +174,11 @@ scrape_configs:
         code = run.wait(timeout=60)
         if code != 0:
             raise SystemExit(f"[exporters-e2e] FAIL: ld replay exited {code}: {run.stderr.read()}")
-        ok = scraped == total and stored == total and busy is not None and 0 < busy < total
+        ok = (scraped == total and stored == total and written == total and busy is not None
+              and 0 < busy < total and written_busy == busy and written_p95 is not None and written_p95 > 0)
         if not ok:
-            raise SystemExit(f"[exporters-e2e] FAIL: summary {total}, prometheus {scraped}, influxdb {stored}")
+            raise SystemExit(f"[exporters-e2e] FAIL: summary {total}, prometheus {scraped}, "
+                             f"remote write {written} (busy {written_busy} vs {busy}), influxdb {stored}")
         log("PASS")
     finally:
         for p in procs:

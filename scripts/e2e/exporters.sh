@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End to end: Debian's prometheus and influxdb receive what `ld replay --out` sends, and
-# their query APIs return the run's request count (scripts/e2e/exporters.py does the work).
+# End to end: Debian's prometheus (scraping, and as a remote-write receiver) and influxdb
+# receive what `ld replay --out` sends, and their query APIs return the run's request count (scripts/e2e/exporters.py does the work).
 #
 #   scripts/e2e/exporters.sh LD_BIN
 #
