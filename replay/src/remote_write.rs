@@ -132,7 +132,7 @@ mod tests {
         };
         let got = encode_series(&s, 5);
         let want: Vec<u8> = [
-            &[0x0a, 0x0e, 0x0a, 0x08][..],
+            &[0x0a, 0x0d, 0x0a, 0x08][..],
             b"__name__",
             &[0x12, 0x01, b'm'],
             &[0x0a, 0x09, 0x0a, 0x04],
