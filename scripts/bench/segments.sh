@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Execution segments benchmark, all on loopback, printed side by side:
 #   1. throughput: a one-worker nginx pinned to core 0 answers a 13-byte body from memory;
-#      one `ld replay` process with CONNS users (a status assertion on every response) and
+#      one `ld replay` process with CONNS users (a status assertion on every response, not
+#      stored, as the segments are not) and
 #      the same plan as two segments (`--segment 0/2` and `1/2`, CONNS/2 users each, released
 #      together by `ld collect`, their results merged into one stored run) take turns for
 #      ROUNDS rounds, every client on core 1. Requests over test time (the longest segment's)
@@ -112,8 +113,7 @@ PY
 ONE_BEST=0; SEG_BEST=0; RATIOS=()
 for round in $(seq "$ROUNDS"); do
   log "round $round/$ROUNDS: one process, $CONNS users, ${DURATION}s, core 1"
-  rm -f "$BENCH_DIR/one.db"
-  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -d "${DURATION}s" -q --db "$BENCH_DIR/one.db" --results "$BENCH_DIR/one.json" || true
+  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" -d "${DURATION}s" -q --no-store --results "$BENCH_DIR/one.json" || true
   read -r one_rps one_req one_fail < <(rate_of "$BENCH_DIR/one.json")
   log "round $round/$ROUNDS: two segments of $((CONNS / 2)) users, released by ld collect, core 1"
   rm -f "$BENCH_DIR/seg.db"
