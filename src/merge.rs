@@ -468,24 +468,18 @@ fn serve(shared: &Shared, stream: TcpStream) {
             let _ = events(shared, &mut write);
             return;
         }
-        ("POST", "/progress") => {
+        ("POST", "/progress" | "/results") => {
             let body = match length {
                 Some(n) => wire::read_body(&mut reader, n),
                 None => Err(std::io::Error::other("a Content-Length is required")),
             };
-            match body {
-                Ok(b) => progress(shared, query, &peer, &b),
-                Err(e) => (413, error_json(&e.to_string())),
-            }
-        }
-        ("POST", "/results") => {
-            let body = match length {
-                Some(n) => wire::read_body(&mut reader, n),
-                None => Err(std::io::Error::other("a Content-Length is required")),
-            };
-            match body {
-                Ok(b) => results(shared, query, &peer, &b),
-                Err(e) => (413, error_json(&e.to_string())),
+            let posted = body
+                .map_err(|e| (413, error_json(&e.to_string())))
+                .and_then(|b| segment_results(shared, query, &peer, &b));
+            match (posted, path) {
+                (Err(answer), _) => answer,
+                (Ok((index, _, r)), "/progress") => progress(shared, index, r),
+                (Ok((index, label, r)), _) => results(shared, index, label, r),
             }
         }
         (
@@ -643,18 +637,28 @@ fn events(shared: &Shared, out: &mut TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// A posted body: the segment the query names and its results, checked to be of it.
+fn segment_results(
+    shared: &Shared,
+    query: &str,
+    peer: &str,
+    body: &[u8],
+) -> Result<(u64, String, RunResults), (u16, String)> {
+    let index = segment_of(shared, query).map_err(|e| (400, error_json(&e)))?;
+    let label = format!("segment {index}/{} from {peer}", shared.count);
+    let parsed = parse_results(&label, body).map_err(|e| (400, error_json(&e.to_string())))?;
+    if parsed.segment.map(|s| s.index) != Some(index) {
+        return Err((
+            400,
+            error_json("the results are not of the segment the query names"),
+        ));
+    }
+    Ok((index, label, parsed))
+}
+
 /// `POST /progress`: a segment's results so far. The answer tells it to stop once the
 /// merged view breaches a rule (`--abort-on-fail`).
-fn progress(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, String) {
-    let index = match segment_of(shared, query) {
-        Ok(i) => i,
-        Err(e) => return (400, error_json(&e)),
-    };
-    let label = format!("segment {index}/{} from {peer}", shared.count);
-    let parsed = match parse_results(&label, body) {
-        Ok(r) => r,
-        Err(e) => return (400, error_json(&e.to_string())),
-    };
+fn progress(shared: &Shared, index: u64, parsed: RunResults) -> (u16, String) {
     let mut state = lock(&shared.state);
     state.live.insert(index, parsed);
     if state.aborted.is_none()
@@ -677,22 +681,7 @@ fn progress(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, Stri
 }
 
 /// `POST /results`: one segment's results.
-fn results(shared: &Shared, query: &str, peer: &str, body: &[u8]) -> (u16, String) {
-    let index = match segment_of(shared, query) {
-        Ok(i) => i,
-        Err(e) => return (400, error_json(&e)),
-    };
-    let label = format!("segment {index}/{} from {peer}", shared.count);
-    let parsed = match parse_results(&label, body) {
-        Ok(r) => r,
-        Err(e) => return (400, error_json(&e.to_string())),
-    };
-    if parsed.segment.map(|s| s.index) != Some(index) {
-        return (
-            400,
-            error_json("the results are not of the segment the query names"),
-        );
-    }
+fn results(shared: &Shared, index: u64, label: String, parsed: RunResults) -> (u16, String) {
     let mut state = lock(&shared.state);
     if state.results.contains_key(&index) {
         return (

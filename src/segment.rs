@@ -282,10 +282,6 @@ impl ld_replay::Sink for LiveSink {
         "collector"
     }
 
-    fn batch(&mut self, _: &[ld_replay::Sample]) -> Result<(), String> {
-        Ok(())
-    }
-
     fn wants_results(&self) -> bool {
         true
     }

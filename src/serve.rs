@@ -425,10 +425,6 @@ impl ld_replay::Sink for Capture {
         "serve"
     }
 
-    fn batch(&mut self, _: &[ld_replay::Sample]) -> Result<(), String> {
-        Ok(())
-    }
-
     fn message(&mut self, message: &ld_replay::Message) -> Result<(), String> {
         if message.kind == ld_replay::MessageKind::Data
             && let Ok(mut l) = self.0.lock()

@@ -81,6 +81,31 @@ fn latencies(files: &[std::path::PathBuf]) -> Vec<f64> {
     all
 }
 
+/// `ld collect` on 127.0.0.1:`port` in `dir`, with `args`, its output kept.
+fn collector(dir: &Path, port: u16, args: &[&str]) -> Child {
+    ld().current_dir(dir)
+        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ld collect")
+}
+
+/// `n` processes, segment `i` set up by `each` (its directory, arguments, environment).
+fn segments(n: u64, each: impl Fn(u64, &mut Command)) -> Vec<Child> {
+    (0..n)
+        .map(|i| {
+            let mut c = ld();
+            each(i, &mut c);
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ld replay")
+        })
+        .collect()
+}
+
 fn show(dir: &Path, db: &str, run: &str) -> Value {
     let out = ld()
         .current_dir(dir)
@@ -100,28 +125,19 @@ fn four_segments_through_a_collector_are_the_plan_with_exact_percentiles() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_plan(dir.path(), &format!("http://{api}"));
     let port = free_port();
-    let collector = ld()
-        .current_dir(dir.path())
-        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--segments", "4", "--db", "ld.db", "--timeout", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ld collect");
-    let segments: Vec<Child> = (0..4)
-        .map(|i| {
-            ld().current_dir(dir.path())
-                .env("JOB_COMPLETION_INDEX", i.to_string())
-                .args(["replay", "plan.json", "-n", "5", "-q", "--no-store"])
-                .args(["--segments", "4"])
-                .args(["--collector", &format!("http://127.0.0.1:{port}")])
-                .args(["--out", &format!("csv=seg{i}.csv")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("ld replay")
-        })
-        .collect();
+    let collector = collector(
+        dir.path(),
+        port,
+        &["--segments", "4", "--db", "ld.db", "--timeout", "60s"],
+    );
+    let segments = segments(4, |i, c| {
+        c.current_dir(dir.path());
+        c.env("JOB_COMPLETION_INDEX", i.to_string());
+        c.args(["replay", "plan.json", "-n", "5", "-q", "--no-store"]);
+        c.args(["--segments", "4"]);
+        c.args(["--out", &format!("csv=seg{i}.csv")]);
+        c.args(["--collector", &format!("http://127.0.0.1:{port}")]);
+    });
     for (i, s) in segments.into_iter().enumerate() {
         let out = wait(s, Duration::from_secs(60));
         assert_eq!(
@@ -369,14 +385,11 @@ fn a_collector_refuses_a_segment_of_another_split() {
     let (api, _server) = serve(Kind::Http1, |_| Reply::new(200, "ok"));
     write_plan(dir.path(), &format!("http://{api}"));
     let port = free_port();
-    let collector = ld()
-        .current_dir(dir.path())
-        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--segments", "2", "--no-store", "--timeout", "20s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ld collect");
+    let collector = collector(
+        dir.path(),
+        port,
+        &["--segments", "2", "--no-store", "--timeout", "20s"],
+    );
     // Started before the collector listens: the segment keeps trying until it answers.
     let out = ld()
         .current_dir(dir.path())
@@ -415,28 +428,28 @@ fn a_global_threshold_on_the_live_merge_stops_every_segment_early() {
     )
     .expect("sla");
     let port = free_port();
-    let collector = ld()
-        .current_dir(dir.path())
-        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--segments", "2", "--db", "ld.db", "--timeout", "60s"])
-        .args(["--sla", "sla.json", "--abort-on-fail"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ld collect");
+    let collector = collector(
+        dir.path(),
+        port,
+        &[
+            "--segments",
+            "2",
+            "--db",
+            "ld.db",
+            "--timeout",
+            "60s",
+            "--sla",
+            "sla.json",
+            "--abort-on-fail",
+        ],
+    );
     let started = Instant::now();
-    let segments: Vec<Child> = (0..2)
-        .map(|i| {
-            ld().current_dir(dir.path())
-                .args(["replay", "plan.json", "-d", "60s", "-q", "--no-store"])
-                .args(["--segment", &format!("{i}/2")])
-                .args(["--collector", &format!("http://127.0.0.1:{port}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("ld replay")
-        })
-        .collect();
+    let segments = segments(2, |i, c| {
+        c.current_dir(dir.path());
+        c.args(["replay", "plan.json", "-d", "60s", "-q", "--no-store"]);
+        c.args(["--segment", &format!("{i}/2")]);
+        c.args(["--collector", &format!("http://127.0.0.1:{port}")]);
+    });
     for (i, s) in segments.into_iter().enumerate() {
         let out = wait(s, Duration::from_secs(50));
         assert_eq!(
@@ -481,25 +494,18 @@ fn the_collector_serves_the_merged_view_to_the_dashboard_page() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_plan(dir.path(), &format!("http://{api}"));
     let port = free_port();
-    let collector = ld()
-        .current_dir(dir.path())
-        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--segments", "2", "--db", "ld.db", "--stay", "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ld collect");
+    let collector = collector(
+        dir.path(),
+        port,
+        &["--segments", "2", "--db", "ld.db", "--stay", "-q"],
+    );
     let mut collector = Server(collector);
-    let segments: Vec<Child> = (0..2)
-        .map(|i| {
-            ld().current_dir(dir.path())
-                .args(["replay", "plan.json", "-d", "5s", "-q", "--no-store"])
-                .args(["--segment", &format!("{i}/2")])
-                .args(["--collector", &format!("http://127.0.0.1:{port}")])
-                .spawn()
-                .expect("ld replay")
-        })
-        .collect();
+    let segments = segments(2, |i, c| {
+        c.current_dir(dir.path());
+        c.args(["replay", "plan.json", "-d", "5s", "-q", "--no-store"]);
+        c.args(["--segment", &format!("{i}/2")]);
+        c.args(["--collector", &format!("http://127.0.0.1:{port}")]);
+    });
     // While they run: both segments in the view, the plan's 8 users, requests counted.
     let end = Instant::now() + Duration::from_secs(20);
     let live = loop {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::sink::{Name, Sink, Snapshot};
-use crate::stats::{NameFigures, Record, Summary};
+use crate::stats::{NameFigures, Summary};
 
 /// Connections served at once, at most.
 const MAX_CLIENTS: usize = 32;
@@ -134,10 +134,6 @@ impl Sink for Dashboard {
 
     fn wants_figures(&self) -> bool {
         true
-    }
-
-    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
-        Ok(())
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {

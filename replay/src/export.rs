@@ -328,10 +328,6 @@ impl Sink for Prometheus {
         true
     }
 
-    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
-        Ok(())
-    }
-
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
         self.publish(&s.names, s.active_users);
         Ok(())
@@ -583,10 +579,6 @@ impl Sink for Influx {
         true
     }
 
-    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
-        Ok(())
-    }
-
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
         self.points(&s.names, false);
         Ok(())
@@ -729,10 +721,6 @@ impl Sink for Otlp {
         true
     }
 
-    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
-        Ok(())
-    }
-
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
         self.send(&s.names, false);
         Ok(())
@@ -783,10 +771,6 @@ impl Sink for RemoteWrite {
 
     fn wants_figures(&self) -> bool {
         true
-    }
-
-    fn batch(&mut self, _: &[Record]) -> Result<(), String> {
-        Ok(())
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
