@@ -156,14 +156,22 @@ fn exporters_carry_the_summary_s_totals() {
     let status = child.wait().expect("exit");
     assert_eq!(status.code(), Some(1), "the busy step's assertion fails");
 
-    // StatsD: a request counter per sample.
+    // StatsD: request counters (per batch) add up to the summary; a timer per sample.
     std::thread::sleep(Duration::from_millis(300));
     let statsd = statsd_lines.lock().expect("lock").clone();
-    let counted = statsd
-        .iter()
-        .filter(|l| l.starts_with("loaddensity.requests.") && l.ends_with(":1|c"))
-        .count() as u64;
-    assert_eq!(counted, total, "statsd request counters");
+    assert_eq!(
+        statsd_count(&statsd, "loaddensity.requests."),
+        total,
+        "statsd request counters"
+    );
+    assert_eq!(
+        statsd
+            .iter()
+            .filter(|l| l.starts_with("loaddensity.latency.") && l.ends_with("|ms"))
+            .count() as u64,
+        total,
+        "a statsd timer per sample"
+    );
     assert!(
         statsd.iter().any(|l| l == "loaddensity.active_users:2|g"),
         "the active-users gauge"
@@ -269,10 +277,7 @@ fn loaddensity_s_exporter_commands_start_the_same_outputs_and_csv_streams_sample
     std::thread::sleep(Duration::from_millis(300));
     let statsd = statsd_lines.lock().expect("lock").clone();
     assert_eq!(
-        statsd
-            .iter()
-            .filter(|l| *l == "loaddensity.requests.home:1|c")
-            .count() as u64,
+        statsd_count(&statsd, "loaddensity.requests.home:"),
         total,
         "{statsd:?}"
     );
@@ -579,4 +584,19 @@ fn the_dashboard_streams_live_figures_and_ends_on_the_summary_s() {
     let page = page.join().expect("page");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("new EventSource(\"events\")"), "{page}");
+}
+
+/// The sum of the StatsD counters (`PREFIX...:N|c`) among `lines`.
+fn statsd_count(lines: &[String], prefix: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(prefix) && l.ends_with("|c"))
+        .map(|l| {
+            let (_, value) = l
+                .trim_end_matches("|c")
+                .rsplit_once(':')
+                .expect("a counter");
+            value.parse::<u64>().expect("a count")
+        })
+        .sum()
 }

@@ -789,10 +789,13 @@ impl Sink for RemoteWrite {
     }
 }
 
-/// StatsD: per sample a request counter, a failure counter when it failed, and a timer.
+/// StatsD: per batch and name a request counter and a failure counter (`:N|c`, as StatsD
+/// clients aggregate), and per sample a timer, written straight into datagrams.
 struct Statsd {
     socket: UdpSocket,
     keys: Vec<String>,
+    /// Per name id: requests and failures in the batch being encoded.
+    counts: Vec<(u64, u64)>,
     dropped: AtomicU64,
 }
 
@@ -801,8 +804,39 @@ impl Statsd {
         Ok(Statsd {
             socket: udp(addr)?,
             keys: Vec::new(),
+            counts: Vec::new(),
             dropped: AtomicU64::new(0),
         })
+    }
+}
+
+/// Datagrams being packed: lines joined by newlines, sent when the next would pass
+/// [`MAX_DATAGRAM`].
+struct Datagrams<'a> {
+    socket: &'a UdpSocket,
+    dropped: &'a AtomicU64,
+    buf: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl Datagrams<'_> {
+    /// Sends the line built in `self.line`.
+    fn push_line(&mut self) {
+        if !self.buf.is_empty() && self.buf.len() + 1 + self.line.len() > MAX_DATAGRAM {
+            self.flush();
+        }
+        if !self.buf.is_empty() {
+            self.buf.push(b'\n');
+        }
+        self.buf.extend_from_slice(&self.line);
+        self.line.clear();
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() && self.socket.send(&self.buf).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.buf.clear();
     }
 }
 
@@ -813,26 +847,51 @@ impl Sink for Statsd {
 
     fn start(&mut self, names: &[Name]) -> Result<(), String> {
         self.keys = names.iter().map(|n| statsd_key(&n.name)).collect();
+        self.counts = vec![(0, 0); names.len()];
         Ok(())
     }
 
     fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
-        let mut lines = Vec::with_capacity(samples.len() * 2);
+        let mut out = Datagrams {
+            socket: &self.socket,
+            dropped: &self.dropped,
+            buf: Vec::with_capacity(MAX_DATAGRAM),
+            line: Vec::with_capacity(128),
+        };
+        let mut n = itoa::Buffer::new();
         for r in samples {
-            let key = self
-                .keys
-                .get(r.name_id as usize)
-                .map_or("unnamed", String::as_str);
-            lines.push(format!("loaddensity.requests.{key}:1|c"));
-            if r.error.is_some() {
-                lines.push(format!("loaddensity.failures.{key}:1|c"));
+            let i = r.name_id as usize;
+            if i >= self.counts.len() {
+                self.counts.resize(i + 1, (0, 0));
             }
-            lines.push(format!(
-                "loaddensity.latency.{key}:{:.3}|ms",
-                r.latency_us as f64 / 1000.0
-            ));
+            self.counts[i].0 += 1;
+            self.counts[i].1 += u64::from(r.error.is_some());
+            let key = self.keys.get(i).map_or("unnamed", String::as_str);
+            out.line.extend_from_slice(b"loaddensity.latency.");
+            out.line.extend_from_slice(key.as_bytes());
+            out.line.push(b':');
+            millis(r.latency_us, &mut out.line);
+            out.line.extend_from_slice(b"|ms");
+            out.push_line();
         }
-        send_lines(&self.socket, &lines, &self.dropped);
+        for (i, (requests, failures)) in self.counts.iter_mut().enumerate() {
+            let key = self.keys.get(i).map_or("unnamed", String::as_str);
+            for (what, count) in [("requests", *requests), ("failures", *failures)] {
+                if count > 0 {
+                    out.line.extend_from_slice(b"loaddensity.");
+                    out.line.extend_from_slice(what.as_bytes());
+                    out.line.push(b'.');
+                    out.line.extend_from_slice(key.as_bytes());
+                    out.line.push(b':');
+                    out.line.extend_from_slice(n.format(count).as_bytes());
+                    out.line.extend_from_slice(b"|c");
+                    out.push_line();
+                }
+            }
+            *requests = 0;
+            *failures = 0;
+        }
+        out.flush();
         Ok(())
     }
 
@@ -843,7 +902,8 @@ impl Sink for Statsd {
     }
 }
 
-/// Samples waiting for the JSON writer; past this, samples are dropped and counted.
+/// Encoded batches waiting for the sample file's writer; past this, batches are dropped and
+/// their samples counted.
 const JSON_QUEUE: usize = 1024;
 
 /// How a sample file is written.
@@ -858,13 +918,16 @@ enum Format {
 /// The columns of `csv=FILE`, the keys of `json=FILE`.
 const SAMPLE_FIELDS: &str = "t_ms,name,method,protocol,status,latency_ms,bytes,ok,kind,error";
 
-/// One JSON object or CSV row a sample, in a file written by a thread of its own.
+/// One JSON object or CSV row a sample. The collector encodes each batch straight into bytes
+/// (each name's escaped fields made once, numbers written without floating point), and a
+/// thread of its own writes them to a temporary file renamed into place when the run ends.
 struct JsonFile {
     format: Format,
-    names: Arc<Mutex<Vec<Name>>>,
-    tx: Option<mpsc::SyncSender<Vec<Record>>>,
+    /// Per name id: the encoded `name` and `method` fields with their separators.
+    names: Vec<Vec<u8>>,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
     writer: Option<std::thread::JoinHandle<Result<(), String>>>,
-    dropped: Arc<AtomicU64>,
+    dropped: u64,
     path: PathBuf,
 }
 
@@ -876,81 +939,112 @@ impl JsonFile {
             .unwrap_or(std::path::Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| format!("json: cannot create a file in {}: {e}", dir.display()))?;
-        let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(JSON_QUEUE);
-        let names: Arc<Mutex<Vec<Name>>> = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::clone(&names);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(JSON_QUEUE);
         let target = path.clone();
         let writer = std::thread::Builder::new()
             .name("ld-out-json".into())
-            .spawn(move || write_samples(tmp, rx, shared, target, format))
+            .spawn(move || write_samples(tmp, rx, target, format))
             .map_err(|e| format!("json: {e}"))?;
         Ok(JsonFile {
             format,
-            names,
+            names: Vec::new(),
             tx: Some(tx),
             writer: Some(writer),
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped: 0,
             path,
         })
     }
+
+    /// Appends one sample's line to `out`.
+    fn encode(&self, r: &Record, out: &mut Vec<u8>) {
+        let mut n = itoa::Buffer::new();
+        let name = self
+            .names
+            .get(r.name_id as usize)
+            .map_or(&[][..], Vec::as_slice);
+        let kind = r.error.as_ref().map(|_| r.kind.as_str());
+        match self.format {
+            Format::Json => {
+                out.extend_from_slice(b"{\"t_ms\":");
+                millis(r.at_us, out);
+                out.extend_from_slice(name);
+                out.extend_from_slice(b",\"protocol\":\"");
+                out.extend_from_slice(r.protocol.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"status\":");
+                out.extend_from_slice(n.format(r.status).as_bytes());
+                out.extend_from_slice(b",\"latency_ms\":");
+                millis(r.latency_us, out);
+                out.extend_from_slice(b",\"bytes\":");
+                out.extend_from_slice(n.format(r.bytes).as_bytes());
+                match (&r.error, kind) {
+                    (Some(e), Some(kind)) => {
+                        out.extend_from_slice(b",\"ok\":false,\"kind\":\"");
+                        out.extend_from_slice(kind.as_bytes());
+                        out.extend_from_slice(b"\",\"error\":");
+                        json_string(e, out);
+                        out.extend_from_slice(b"}\n");
+                    }
+                    _ => out.extend_from_slice(b",\"ok\":true,\"kind\":null,\"error\":null}\n"),
+                }
+            }
+            Format::Csv => {
+                millis(r.at_us, out);
+                out.extend_from_slice(name);
+                out.push(b',');
+                out.extend_from_slice(r.protocol.as_str().as_bytes());
+                out.push(b',');
+                out.extend_from_slice(n.format(r.status).as_bytes());
+                out.push(b',');
+                millis(r.latency_us, out);
+                out.push(b',');
+                out.extend_from_slice(n.format(r.bytes).as_bytes());
+                match (&r.error, kind) {
+                    (Some(e), Some(kind)) => {
+                        out.extend_from_slice(b",false,");
+                        out.extend_from_slice(kind.as_bytes());
+                        out.push(b',');
+                        out.extend_from_slice(crate::report::csv_field(e).as_bytes());
+                        out.push(b'\n');
+                    }
+                    _ => out.extend_from_slice(b",true,,\n"),
+                }
+            }
+        }
+    }
+}
+
+/// Microseconds as milliseconds with three decimals (`12.345`), without floating point.
+fn millis(us: u64, out: &mut Vec<u8>) {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(n.format(us / 1000).as_bytes());
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// A JSON string literal.
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 fn write_samples(
     tmp: tempfile::NamedTempFile,
-    rx: mpsc::Receiver<Vec<Record>>,
-    names: Arc<Mutex<Vec<Name>>>,
+    rx: mpsc::Receiver<Vec<u8>>,
     target: PathBuf,
     format: Format,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut out = std::io::BufWriter::new(tmp);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp);
     if let Format::Csv = format {
         writeln!(out, "{SAMPLE_FIELDS}").map_err(io)?;
     }
-    for batch in rx {
-        let names = names.lock().map(|n| n.clone()).unwrap_or_default();
-        for r in batch {
-            let n = names.get(r.name_id as usize);
-            let name = n.map_or("", |n| n.name.as_str());
-            let method = n.map_or("", |n| n.method.as_str());
-            let t_ms = r.at_us as f64 / 1000.0;
-            let latency_ms = r.latency_us as f64 / 1000.0;
-            let kind = r.error.as_ref().map(|_| r.kind.as_str());
-            match format {
-                Format::Json => {
-                    let line = serde_json::json!({
-                        "t_ms": t_ms,
-                        "name": name,
-                        "method": method,
-                        "protocol": r.protocol.as_str(),
-                        "status": r.status,
-                        "latency_ms": latency_ms,
-                        "bytes": r.bytes,
-                        "ok": r.error.is_none(),
-                        "kind": kind,
-                        "error": r.error.as_deref(),
-                    });
-                    serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
-                    out.write_all(b"\n").map_err(io)?;
-                }
-                Format::Csv => {
-                    use crate::report::csv_field;
-                    writeln!(
-                        out,
-                        "{t_ms},{},{},{},{},{latency_ms},{},{},{},{}",
-                        csv_field(name),
-                        csv_field(method),
-                        r.protocol.as_str(),
-                        r.status,
-                        r.bytes,
-                        r.error.is_none(),
-                        kind.unwrap_or(""),
-                        csv_field(r.error.as_deref().unwrap_or(""))
-                    )
-                    .map_err(io)?;
-                }
-            }
-        }
+    for bytes in rx {
+        out.write_all(&bytes).map_err(io)?;
     }
     let tmp = out.into_inner().map_err(|e| e.to_string())?;
     tmp.persist(&target)
@@ -967,18 +1061,38 @@ impl Sink for JsonFile {
     }
 
     fn start(&mut self, names: &[Name]) -> Result<(), String> {
-        if let Ok(mut n) = self.names.lock() {
-            *n = names.to_vec();
-        }
+        self.names = names
+            .iter()
+            .map(|n| {
+                let mut v = Vec::new();
+                match self.format {
+                    Format::Json => {
+                        v.extend_from_slice(b",\"name\":");
+                        json_string(&n.name, &mut v);
+                        v.extend_from_slice(b",\"method\":");
+                        json_string(&n.method, &mut v);
+                    }
+                    Format::Csv => {
+                        v.push(b',');
+                        v.extend_from_slice(crate::report::csv_field(&n.name).as_bytes());
+                        v.push(b',');
+                        v.extend_from_slice(crate::report::csv_field(&n.method).as_bytes());
+                    }
+                }
+                v
+            })
+            .collect();
         Ok(())
     }
 
     fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
-        if let Some(tx) = &self.tx
-            && tx.try_send(samples.to_vec()).is_err()
-        {
-            self.dropped
-                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        let Some(tx) = &self.tx else { return Ok(()) };
+        let mut out = Vec::with_capacity(samples.len() * 160);
+        for r in samples {
+            self.encode(r, &mut out);
+        }
+        if tx.try_send(out).is_err() {
+            self.dropped += samples.len() as u64;
         }
         Ok(())
     }
@@ -989,7 +1103,7 @@ impl Sink for JsonFile {
             w.join()
                 .map_err(|_| "the json writer stopped".to_string())??;
         }
-        let dropped = self.dropped.load(Ordering::Relaxed);
+        let dropped = self.dropped;
         if dropped > 0 {
             return Err(format!(
                 "{dropped} samples were not written to {} (the writer fell behind)",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live outputs benchmark: `ld replay` with no --out beside the same run with every output on
 # (a Prometheus endpoint scraped once a second, InfluxDB line protocol over UDP, StatsD over
-# UDP, JSON and CSV sample files) and beside the outputs fed from the aggregator alone
+# UDP, JSON and CSV sample files, Prometheus remote write and OTLP posted to an HTTP
+# receiver, the dashboard) and beside the outputs fed from the aggregator alone
 # (Prometheus and InfluxDB), in alternating rounds of one run. A one-worker nginx pinned
 # to core 0 answers a 13-byte body from memory; ld is pinned to core 1; the UDP datagrams go
 # to a Python listener that reads and counts them, and curl scrapes the endpoint.
@@ -10,7 +11,7 @@
 # Usage: scripts/bench/exporters.sh
 # Environment:
 #   LD_BIN     the ld binary (default: target/release/ld, built here)
-#   CONNS      users (default 50), DURATION seconds per run (default 10), ROUNDS (default 3)
+#   CONNS      users (default 50), DURATION seconds per run (default 10), ROUNDS (default 5)
 #   BENCH_DIR  work directory (default /tmp/ld-bench-exporters)
 set -euo pipefail
 
@@ -18,7 +19,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CONNS="${CONNS:-50}"
 DURATION="${DURATION:-10}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 BENCH_DIR="${BENCH_DIR:-/tmp/ld-bench-exporters}"
 PORT="${PORT:-18090}"
 
@@ -83,17 +84,36 @@ while time.time() < end:
         pass
 PY
 UDP_PID=$!
+# An HTTP receiver for remote write and OTLP (core 0): reads each POST and answers 204.
+HTTP_PORT_FILE="$BENCH_DIR/http.port"
+rm -f "$HTTP_PORT_FILE"
+taskset -c 0 python3 - "$HTTP_PORT_FILE" <<'PY' &
+import http.server, sys, threading, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(204); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+threading.Timer(3600, s.shutdown).start()
+s.serve_forever()
+PY
+HTTP_PID=$!
 cleanup() {
-  kill "$NGINX_PID" "$UDP_PID" 2>/dev/null || true
-  wait "$NGINX_PID" "$UDP_PID" 2>/dev/null || true
+  kill "$NGINX_PID" "$UDP_PID" "$HTTP_PID" 2>/dev/null || true
+  wait "$NGINX_PID" "$UDP_PID" "$HTTP_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
 for _ in $(seq 50); do
-  curl -fs "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && [ -s "$UDP_PORT_FILE" ] && break
+  curl -fs "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && [ -s "$UDP_PORT_FILE" ] && [ -s "$HTTP_PORT_FILE" ] && break
   sleep 0.1
 done
 UDP_PORT="$(cat "$UDP_PORT_FILE")"
+HTTP_PORT="$(cat "$HTTP_PORT_FILE")"
 PROM_PORT=$((PORT + 1))
+DASH_PORT=$((PORT + 2))
 
 cat > "$BENCH_DIR/plan.json" <<JSON
 {"load_density": [["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 1, "test_time": 1,
@@ -113,13 +133,16 @@ for round in $(seq "$ROUNDS"); do
   log "round $round/$ROUNDS: no outputs, $CONNS users, ${DURATION}s, core 1"
   read -r none none_fail < <(run none)
   log "round $round/$ROUNDS: every output on"
-  # A scrape each second while the run goes on (the scraper on core 0).
+  # A scrape each second while the run goes on, and a dashboard page's event stream (on core 0).
+  ( sleep 1; taskset -c 0 curl -sN --max-time "$DURATION" "http://127.0.0.1:$DASH_PORT/events" -o /dev/null || true ) &
   ( end=$((SECONDS + DURATION + 2)); while [ $SECONDS -lt $end ]; do
       taskset -c 0 curl -fs "http://127.0.0.1:$PROM_PORT/metrics" -o /dev/null || true; sleep 1; done ) &
   SCRAPER=$!
   read -r all all_fail < <(run all --out "prometheus=127.0.0.1:$PROM_PORT" \
     --out "influxdb=udp://127.0.0.1:$UDP_PORT" --out "statsd=127.0.0.1:$UDP_PORT" \
-    --out "json=$BENCH_DIR/samples.ndjson" --out "csv=$BENCH_DIR/samples.csv")
+    --out "json=$BENCH_DIR/samples.ndjson" --out "csv=$BENCH_DIR/samples.csv" \
+    --out "prometheus-rw=http://127.0.0.1:$HTTP_PORT/api/v1/write" \
+    --out "otlp=http://127.0.0.1:$HTTP_PORT/v1/metrics" --out "dashboard=127.0.0.1:$DASH_PORT")
   kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true
   log "round $round/$ROUNDS: the outputs fed from the aggregator only (prometheus, influxdb)"
   read -r fig fig_fail < <(run figures --out "prometheus=127.0.0.1:$PROM_PORT" \
