@@ -239,3 +239,46 @@ fn bad_fields_point_into_the_plan() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("qoss"), "{run}");
 }
+
+/// The resident memory of `ld` holding `users` idle connections, in KiB.
+fn rss_with(users: u64, broker: &mqtt::Broker) -> u64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = json!({"load_density": [["LD_start_test", {
+        "user_detail_dict": {"user": "mqtt_user"}, "user_count": users, "spawn_rate": users,
+        "test_time": 12, "tasks": [
+            {"method": "connect", "broker": broker.v4.to_string(), "keep_alive": 60,
+             "think_time": 5, "name": "idle"}]}]]});
+    std::fs::write(dir.path().join("plan.json"), plan.to_string()).expect("write plan");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ld"))
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--no-store", "-q"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run ld");
+    std::thread::sleep(std::time::Duration::from_secs(9));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per-connection memory of idle MQTT clients (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn idle_connections_memory() {
+    let broker = mqtt::broker();
+    let base = rss_with(10, &broker);
+    let many = 5000;
+    let full = rss_with(many, &broker);
+    let per = (full.saturating_sub(base)) as f64 / (many - 10) as f64;
+    eprintln!(
+        "ld RSS: {base} KiB with 10 users, {full} KiB with {many}: {per:.1} KiB per connection"
+    );
+    assert!(full > base, "the connections were not held");
+}

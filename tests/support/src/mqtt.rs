@@ -51,7 +51,7 @@ pub fn broker() -> Broker {
     let config = Config {
         id: 0,
         router: RouterConfig {
-            max_connections: 1000,
+            max_connections: 11_000,
             max_outgoing_packet_count: 200,
             max_segment_size: 1 << 20,
             max_segment_count: 10,
