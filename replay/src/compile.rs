@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::check::{Check, Extract, Source};
 use crate::program::{Mode, Profile, Program, Step, TestSpec};
-use crate::protocol::{CompileCx, socket, sse, ws};
+use crate::protocol::{CompileCx, mqtt, socket, sse, ws};
 use crate::report::ReportKind;
 use crate::task::{HttpTask, NameInfo, Predicate, Proto, Task, Think, Throttle, prepare};
 use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
@@ -92,6 +92,7 @@ const USERS: &[(&str, Kind)] = &[
     ("websocket_user", Kind::WebSocket),
     ("sse_user", Kind::Sse),
     ("socket_user", Kind::Socket),
+    ("mqtt_user", Kind::Mqtt),
 ];
 
 fn user_protocol(user: &str) -> Option<Kind> {
@@ -105,6 +106,7 @@ enum Kind {
     WebSocket,
     Sse,
     Socket,
+    Mqtt,
 }
 
 /// Fields every protocol's task takes besides its own.
@@ -127,7 +129,8 @@ const COMMON_TASK_FIELDS: &[&str] = &[
 ];
 
 /// A task's protocol: its `protocol` field (ld's extension; `tcp` and `udp` as LoadDensity's
-/// `socket_user` writes them), else a `ws://` or `wss://` URL, else the user's default.
+/// `socket_user` writes them), else a `ws://` or `wss://` URL, else an `mqtt://` or `mqtts://`
+/// `broker`, else the user's default.
 fn task_protocol(
     file: &Path,
     t: &Map<String, Value>,
@@ -142,8 +145,9 @@ fn task_protocol(
                 "websocket" | "ws" | "wss" => Ok(Kind::WebSocket),
                 "sse" => Ok(Kind::Sse),
                 "tcp" | "udp" => Ok(Kind::Socket),
+                "mqtt" | "mqtts" => Ok(Kind::Mqtt),
                 other => {
-                    let known = ["http", "websocket", "sse", "tcp", "udp"];
+                    let known = ["http", "websocket", "sse", "tcp", "udp", "mqtt"];
                     Err(err(
                         file,
                         &format!("{pointer}/protocol"),
@@ -172,6 +176,13 @@ fn task_protocol(
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if matches!(scheme.as_deref(), Some("ws" | "wss")) {
         return Ok(Kind::WebSocket);
+    }
+    let broker = t.get("broker").and_then(Value::as_str).unwrap_or("");
+    let scheme = broker
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("mqtt" | "mqtts")) {
+        return Ok(Kind::Mqtt);
     }
     Ok(default)
 }
@@ -1244,6 +1255,7 @@ impl Compiler<'_> {
             Kind::WebSocket => ws::FIELDS.to_vec(),
             Kind::Sse => sse::FIELDS.to_vec(),
             Kind::Socket => socket::FIELDS.to_vec(),
+            Kind::Mqtt => mqtt::FIELDS.to_vec(),
         };
         if kind != Kind::Http {
             allowed.extend_from_slice(COMMON_TASK_FIELDS);
@@ -1284,6 +1296,7 @@ impl Compiler<'_> {
                 let target = t.get("target").and_then(Value::as_str).unwrap_or("");
                 (proto.clone(), format!("{proto} {target}"))
             }
+            Kind::Mqtt => mqtt::MqttTask::names(&t),
             Kind::WebSocket | Kind::Sse => {
                 let prefix = if kind == Kind::WebSocket { "ws" } else { "sse" };
                 let op = method_text.to_ascii_lowercase();
@@ -1340,6 +1353,22 @@ impl Compiler<'_> {
             }
             Some(_) => return Err(err(file, &at("cert"), "expected a PEM path or [cert, key]")),
         }
+        if kind == Kind::Mqtt {
+            // MQTT's own TLS fields: `ca_cert` trusted besides the roots, `key` beside `cert`.
+            match t.get("ca_cert") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
+                Some(_) => return Err(err(file, &at("ca_cert"), "expected a PEM path")),
+            }
+            match (t.get("key"), tls.client_cert.as_mut()) {
+                (None | Some(Value::Null), _) => {}
+                (Some(Value::String(k)), Some((_, key))) => *key = resolve_path(file, k),
+                (Some(Value::String(_)), None) => {
+                    return Err(err(file, &at("key"), "a `key` needs a `cert`"));
+                }
+                (Some(_), _) => return Err(err(file, &at("key"), "expected a PEM path")),
+            }
+        }
         // Other protocols speak HTTP/1.1 at most (the WebSocket handshake) over TLS.
         let version = if kind == Kind::Http {
             self.settings.http
@@ -1357,7 +1386,7 @@ impl Compiler<'_> {
         let timeout_default = match kind {
             Kind::Http => self.settings.timeout,
             // LoadDensity's defaults: 5 s for WebSocket and socket steps, 30 s for SSE.
-            Kind::WebSocket | Kind::Socket => Duration::from_secs(5),
+            Kind::WebSocket | Kind::Socket | Kind::Mqtt => Duration::from_secs(5),
             Kind::Sse => Duration::from_secs(30),
         };
 
@@ -1438,7 +1467,7 @@ impl Compiler<'_> {
                     TValue::Object(parts)
                 };
             }
-            Kind::WebSocket | Kind::Sse | Kind::Socket => {
+            Kind::WebSocket | Kind::Sse | Kind::Socket | Kind::Mqtt => {
                 let mut cx = CompileCx {
                     file,
                     pointer,
@@ -1450,6 +1479,7 @@ impl Compiler<'_> {
                 other = Some(match kind {
                     Kind::WebSocket => Proto::WebSocket(Box::new(ws::WsTask::compile(&mut cx)?)),
                     Kind::Sse => Proto::Sse(Box::new(sse::SseTask::compile(&mut cx)?)),
+                    Kind::Mqtt => Proto::Mqtt(Box::new(mqtt::MqttTask::compile(&mut cx)?)),
                     _ => Proto::Socket(Box::new(socket::SocketTask::compile(&mut cx)?)),
                 });
             }

@@ -17,7 +17,7 @@
 //! Layering, arrows pointing down only (`scripts/ci/module_cycles.py` holds it):
 //! - `lib` (the executor) and `compile` (document → `program`) on top;
 //! - `load` (virtual users and load models) → `protocol` (the seam: `http`, `protocol::ws`,
-//!   `protocol::sse`, `protocol::socket`) → `task`, `check`, `template`, `cookies`, `tls`;
+//!   `protocol::sse`, `protocol::socket`, `protocol::mqtt`) → `task`, `check`, `template`, `cookies`, `tls`;
 //! - `collector` → `sink` (the store's and the binary's outputs) and `stats` (the one
 //!   aggregator that the summary and the reports read) → `redact`;
 //! - `report` (the six report files: pure functions of `stats`) and `store` (the run store's

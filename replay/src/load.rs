@@ -21,6 +21,7 @@ use crate::check::{Seen, snippet};
 use crate::cookies::Jar;
 use crate::http::{Http, HttpTransport};
 use crate::program::{Mode, Profile, TestSpec};
+use crate::protocol::mqtt::{Mqtt, MqttSessions};
 use crate::protocol::socket::{Socket, SocketSessions};
 use crate::protocol::sse::{Sse, SseSessions};
 use crate::protocol::ws::{WebSocket, WsSessions};
@@ -152,6 +153,7 @@ struct Sessions {
     ws: WsSessions,
     sse: SseSessions,
     socket: SocketSessions,
+    mqtt: MqttSessions,
 }
 
 impl Sessions {
@@ -161,6 +163,7 @@ impl Sessions {
             ws: WebSocket::session(cx),
             sse: Sse::session(cx),
             socket: Socket::session(cx),
+            mqtt: Mqtt::session(cx),
         }
     }
 }
@@ -458,6 +461,7 @@ impl Vu {
             Proto::WebSocket(t) => Box::pin(WebSocket::exec(&mut s.ws, t, &mut cx)).await,
             Proto::Sse(t) => Box::pin(Sse::exec(&mut s.sse, t, &mut cx)).await,
             Proto::Socket(t) => Box::pin(Socket::exec(&mut s.socket, t, &mut cx)).await,
+            Proto::Mqtt(t) => Box::pin(Mqtt::exec(&mut s.mqtt, t, &mut cx)).await,
         }
     }
 

@@ -53,6 +53,7 @@ pub(crate) enum Proto {
     WebSocket(Box<crate::protocol::ws::WsTask>),
     Sse(Box<crate::protocol::sse::SseTask>),
     Socket(Box<crate::protocol::socket::SocketTask>),
+    Mqtt(Box<crate::protocol::mqtt::MqttTask>),
 }
 
 impl Proto {
@@ -63,6 +64,7 @@ impl Proto {
             Proto::WebSocket(_) => ProtocolKind::WebSocket,
             Proto::Sse(_) => ProtocolKind::Sse,
             Proto::Socket(t) => t.kind(),
+            Proto::Mqtt(_) => ProtocolKind::Mqtt,
         }
     }
 }

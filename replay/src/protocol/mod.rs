@@ -12,6 +12,7 @@
 //! this module depends on `template` (placeholders) and `tls`, never on `load`, `stats` or
 //! `compile`.
 
+pub(crate) mod mqtt;
 pub(crate) mod net;
 pub(crate) mod payload;
 pub(crate) mod socket;
@@ -39,6 +40,7 @@ pub enum ProtocolKind {
     Sse,
     Tcp,
     Udp,
+    Mqtt,
 }
 
 impl ProtocolKind {
@@ -49,6 +51,7 @@ impl ProtocolKind {
             ProtocolKind::Sse => "sse",
             ProtocolKind::Tcp => "tcp",
             ProtocolKind::Udp => "udp",
+            ProtocolKind::Mqtt => "mqtt",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod echo;
 pub mod hostile;
 pub mod http;
+pub mod mqtt;
 pub mod socket;
 pub mod sse;
 pub mod ws;

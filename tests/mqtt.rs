@@ -1,0 +1,284 @@
+//! End-to-end tests of `ld replay` with MQTT tasks (`mqtt_user` and `"protocol": "mqtt"`):
+//! the real binary against an embedded rumqttd broker on loopback
+//! (`ld_test_support::mqtt`), with checks on what the plan's own subscriptions received.
+
+use ld_test_support::cli::{self, Run};
+use ld_test_support::http::{self, Kind, Reply};
+use ld_test_support::mqtt;
+use serde_json::{Value, json};
+
+fn replay(user: &str, tasks: Value, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cli::replay_once(dir.path(), &cli::plan(user, tasks), args)
+}
+
+#[test]
+fn publish_at_each_qos_and_expect_with_checks() {
+    let b = mqtt::broker();
+    let broker = b.v4.to_string();
+    let tasks = json!([
+        {"method": "subscribe", "broker": broker, "topic": "t/qos/+", "qos": 2,
+         "name": "subscribe"},
+        {"method": "publish", "topic": "t/qos/0", "payload": "zero", "qos": 0, "name": "pub0"},
+        {"method": "expect", "topic": "t/qos/+", "name": "got0",
+         "assertions": [{"type": "contains", "value": "zero"},
+                        {"type": "header", "name": "mqtt-topic", "value": "t/qos/0"}]},
+        {"method": "publish", "topic": "t/qos/1", "payload": {"n": 1}, "qos": 1, "name": "pub1"},
+        {"method": "expect", "topic": "t/qos/+", "name": "got1",
+         "assertions": [{"type": "json_path", "path": "n", "value": 1}]},
+        {"method": "publish", "topic": "t/qos/2", "payload": "hex:6f6b32", "qos": 2,
+         "name": "pub2"},
+        {"method": "expect", "topic": "t/qos/+", "name": "got2",
+         "assertions": [{"type": "regex", "pattern": "^ok2$"}]},
+        {"method": "disconnect", "name": "bye"},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    for name in ["pub0", "pub1", "pub2", "got0", "got1", "got2"] {
+        assert!(run.stdout.contains(name), "{name} missing\n{run}");
+    }
+}
+
+#[test]
+fn a_message_that_never_comes_is_a_timeout_and_a_different_one_fails_its_check() {
+    let b = mqtt::broker();
+    let broker = b.v4.to_string();
+    let tasks = json!([
+        {"method": "expect", "broker": broker, "topic": "nobody/home", "timeout": 0.5,
+         "name": "silence"},
+        {"method": "subscribe", "topic": "t/check", "qos": 1, "name": "sub"},
+        {"method": "publish", "topic": "t/check", "payload": "actual", "qos": 1, "name": "pub"},
+        {"method": "expect", "topic": "t/check", "name": "wrong",
+         "assertions": [{"type": "contains", "value": "expected"}]},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let line = run.failure("silence").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("timeout"), "{line}");
+    assert!(
+        line.contains("no message on \"nobody/home\" within 500ms"),
+        "{line}"
+    );
+    let line = run.failure("wrong").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("check"), "{line}");
+    assert!(line.contains("actual"), "{line}");
+    assert!(run.failure("pub").is_none(), "{run}");
+}
+
+#[test]
+fn a_retained_message_reaches_a_later_subscriber() {
+    let b = mqtt::broker();
+    let broker = b.v4.to_string();
+    let tasks = json!([
+        {"method": "publish", "broker": broker, "connection": "pub", "topic": "t/retained",
+         "payload": "kept", "qos": 1, "retain": true, "name": "pub retained"},
+        {"method": "disconnect", "connection": "pub", "name": "pub gone"},
+        {"method": "expect", "broker": broker, "connection": "late", "topic": "t/retained",
+         "qos": 1, "name": "late subscriber",
+         "assertions": [{"type": "contains", "value": "kept"},
+                        {"type": "header", "name": "mqtt-retain", "value": "true"}]},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("late subscriber"), "{run}");
+}
+
+#[test]
+fn mqtt5_user_properties_are_headers() {
+    let b = mqtt::broker();
+    let broker = format!("mqtt://{}", b.v5);
+    let tasks = json!([
+        {"protocol": "mqtt", "version": 5, "method": "connect", "broker": broker,
+         "client_id": "props-1", "name": "connect"},
+        {"protocol": "mqtt", "method": "subscribe", "topic": "t/props", "qos": 1, "name": "sub"},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/props", "payload": "{\"ok\":true}",
+         "qos": 1, "properties": {"content_type": "application/json"},
+         "user_properties": {"tenant": "acme", "trace": "abc123"}, "name": "pub"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/props", "name": "props ok",
+         "assertions": [{"type": "header", "name": "tenant", "value": "acme"},
+                        {"type": "header", "name": "content-type", "value": "application/json"},
+                        {"type": "json_path", "path": "ok", "value": true}]},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/props", "payload": "x",
+         "user_properties": {"tenant": "other"}, "name": "pub other"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/props", "name": "props wrong",
+         "assertions": [{"type": "header", "name": "tenant", "value": "acme"}]},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.failure("props ok").is_none(), "{run}");
+    let line = run
+        .failure("props wrong")
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("tenant"), "{line}");
+}
+
+#[test]
+fn a_loaddensity_mqtt_user_plan_runs_as_it_is() {
+    let b = mqtt::broker();
+    // LoadDensity's mqtt_user fields, no connect first: publish and subscribe connect lazily.
+    let tasks = json!([
+        {"method": "subscribe", "broker": b.v4.to_string(), "topic": "telemetry/#", "qos": 1,
+         "username": "u", "password": "p", "client_id": "ld-test-1",
+         "name": "subscribe-telemetry"},
+        {"method": "publish", "broker": b.v4.to_string(), "topic": "telemetry/x",
+         "payload": "21.5", "qos": 1, "retain": false, "username": "u", "password": "p",
+         "client_id": "ld-test-1", "name": "publish-telemetry"},
+        {"broker": b.v4.to_string(), "topic": "telemetry/y", "payload": "22.0"},
+        {"method": "disconnect", "broker": b.v4.to_string(), "name": "disconnect"},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("publish-telemetry"), "{run}");
+    // A task without a name is named as LoadDensity names it.
+    assert!(run.stdout.contains("publish:telemetry/y"), "{run}");
+}
+
+#[test]
+fn an_http_call_makes_the_server_publish_what_the_plan_expects() {
+    let b = mqtt::broker();
+    let broker = b.v4;
+    let (api, server) = http::serve(Kind::Http1, move |r| {
+        if mqtt::publish(broker, "orders/created", &r.body, false) {
+            Reply::json(201, r#"{"published":true}"#)
+        } else {
+            Reply::new(500, "broker unreachable")
+        }
+    });
+    let plan = json!({"load_density": [["LD_start_test", {
+    "user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 1,
+    "test_time": 5, "tasks": [
+        {"protocol": "mqtt", "method": "subscribe", "broker": broker.to_string(),
+         "topic": "orders/+", "qos": 1, "name": "watch orders"},
+        {"method": "POST", "request_url": format!("http://{api}/orders"),
+         "json": {"order": 42}, "name": "create order",
+         "assertions": [{"type": "status_code", "value": 201}]},
+        {"protocol": "mqtt", "method": "expect", "topic": "orders/+",
+         "name": "order event",
+         "assertions": [{"type": "json_path", "path": "order", "value": 42}],
+         "extract": [{"var": "order", "from": "json_path", "path": "order"}]},
+    ]}]]});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = cli::replay_once(dir.path(), &plan.to_string(), &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let got = server.received();
+    assert_eq!(got.len(), 1, "{run}");
+    assert_eq!(got[0].path(), "/orders");
+}
+
+#[test]
+fn stamped_messages_give_publish_to_receive_samples() {
+    let b = mqtt::broker();
+    let broker = b.v5.to_string();
+    let tasks = json!([
+        {"protocol": "mqtt", "version": 5, "method": "subscribe", "broker": broker,
+         "connection": "sub", "topic": "t/stamp", "qos": 1, "name": "sub"},
+        {"protocol": "mqtt", "version": 5, "method": "publish", "broker": broker,
+         "connection": "pub", "topic": "t/stamp", "payload": "a", "qos": 1, "stamp": true,
+         "name": "pub"},
+        {"protocol": "mqtt", "method": "publish", "connection": "pub", "topic": "t/stamp",
+         "payload": "b", "qos": 1, "stamp": true, "name": "pub"},
+        {"protocol": "mqtt", "method": "expect", "connection": "sub", "topic": "t/stamp",
+         "count": 2, "name": "recv", "assertions": [{"type": "contains", "value": "b"}]},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    // Two publish-to-receive samples and the step's own.
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("recv "))
+        .unwrap_or("");
+    assert_eq!(row.split_whitespace().nth(1), Some("3"), "{run}");
+}
+
+#[test]
+fn a_gap_in_stamped_sequences_is_a_lost_message() {
+    let b = mqtt::broker();
+    let broker = b.v4.to_string();
+    let publish = |payload: &str| {
+        json!({"method": "publish", "broker": broker, "connection": "pub", "topic": "t/seq",
+               "payload": payload, "qos": 1, "stamp": true, "name": "pub"})
+    };
+    let tasks = json!([
+        {"method": "subscribe", "broker": broker, "connection": "sub", "topic": "t/seq",
+         "qos": 1, "name": "sub"},
+        publish("one"),
+        {"method": "expect", "connection": "sub", "topic": "t/seq", "name": "first",
+         "assertions": [{"type": "regex", "pattern": "^one$"}]},
+        {"method": "unsubscribe", "connection": "sub", "topic": "t/seq", "name": "unsub"},
+        publish("two"),
+        {"method": "subscribe", "connection": "sub", "topic": "t/seq", "qos": 1, "name": "sub"},
+        publish("three"),
+        {"method": "expect", "connection": "sub", "topic": "t/seq", "name": "after gap",
+         "assertions": [{"type": "regex", "pattern": "^three$"}]},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.failure("first").is_none(), "{run}");
+    let line = run.failure("after gap").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("protocol"), "{line}");
+    assert!(
+        line.contains("1 messages lost on topic \"t/seq\""),
+        "{line}"
+    );
+    assert!(line.contains("before sequence 3"), "{line}");
+}
+
+#[test]
+fn bad_fields_point_into_the_plan() {
+    let tasks = json!([{"method": "publish", "topic": "a/+", "name": "bad"}]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("/tasks/0/topic"), "{run}");
+    let tasks = json!([{"method": "publsh", "topic": "a"}]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("did you mean `publish`"), "{run}");
+    let tasks = json!([{"method": "publish", "topic": "a", "qoss": 1}]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("qoss"), "{run}");
+}
+
+/// The resident memory of `ld` holding `users` idle connections, in KiB.
+fn rss_with(users: u64, broker: &mqtt::Broker) -> u64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = json!({"load_density": [["LD_start_test", {
+        "user_detail_dict": {"user": "mqtt_user"}, "user_count": users, "spawn_rate": users,
+        "test_time": 12, "tasks": [
+            {"method": "connect", "broker": broker.v4.to_string(), "keep_alive": 60,
+             "think_time": 5, "name": "idle"}]}]]});
+    std::fs::write(dir.path().join("plan.json"), plan.to_string()).expect("write plan");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ld"))
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--no-store", "-q"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run ld");
+    std::thread::sleep(std::time::Duration::from_secs(9));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per-connection memory of idle MQTT clients (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn idle_connections_memory() {
+    let broker = mqtt::broker();
+    let base = rss_with(10, &broker);
+    let many = 5000;
+    let full = rss_with(many, &broker);
+    let per = (full.saturating_sub(base)) as f64 / (many - 10) as f64;
+    eprintln!(
+        "ld RSS: {base} KiB with 10 users, {full} KiB with {many}: {per:.1} KiB per connection"
+    );
+    assert!(full > base, "the connections were not held");
+}

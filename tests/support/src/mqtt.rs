@@ -1,0 +1,118 @@
+//! An embedded MQTT broker (rumqttd, plain TCP) on loopback with a 3.1.1 and an MQTT 5
+//! listener, and a blocking publisher a test's own servers use to send it messages.
+//!
+//! rumqttd binds the address it is configured with and does not say which port it got, so
+//! each listener's port is found by binding `127.0.0.1:0` first and releasing it. rumqttd has
+//! no shutdown: its threads live until the test binary exits (each test starts its own broker,
+//! so nothing is shared between tests).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+/// The broker's listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct Broker {
+    /// MQTT 3.1.1.
+    pub v4: SocketAddr,
+    /// MQTT 5.
+    pub v5: SocketAddr,
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+fn server(name: &str, listen: SocketAddr) -> HashMap<String, ServerSettings> {
+    let settings = ServerSettings {
+        name: name.to_string(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 5000,
+            max_payload_size: 1 << 20,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    HashMap::from([("1".to_string(), settings)])
+}
+
+/// Starts a broker on two free loopback ports and waits until both accept connections.
+pub fn broker() -> Broker {
+    let (v4, v5) = (free_port(), free_port());
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 11_000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 1 << 20,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(server("v4", v4)),
+        v5: Some(server("v5", v5)),
+        ..Config::default()
+    };
+    std::thread::spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        let _ = broker.start();
+    });
+    let until = Instant::now() + Duration::from_secs(10);
+    for addr in [v4, v5] {
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < until,
+                "the broker did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Broker { v4, v5 }
+}
+
+/// Publishes one message over MQTT 3.1.1 at QoS 1 and waits for its PUBACK (at most 5 s);
+/// false when it was not acknowledged. Blocks the calling thread.
+pub fn publish(broker: SocketAddr, topic: &str, payload: &[u8], retain: bool) -> bool {
+    let (topic, payload) = (topic.to_string(), payload.to_vec());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("publisher runtime");
+        rt.block_on(async move {
+            let id = format!("test-publisher-{}", broker.port());
+            let options = rumqttc::MqttOptions::new(id, broker.ip().to_string(), broker.port());
+            let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+            let sent = client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
+                .await;
+            if sent.is_err() {
+                return false;
+            }
+            let acked = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match events.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => return true,
+                        Ok(_) => {}
+                        Err(_) => return false,
+                    }
+                }
+            })
+            .await
+            .unwrap_or(false);
+            let _ = client.disconnect().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
+            acked
+        })
+    })
+    .join()
+    .unwrap_or(false)
+}
