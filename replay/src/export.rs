@@ -957,61 +957,80 @@ impl JsonFile {
 
     /// Appends one sample's line to `out`.
     fn encode(&self, r: &Record, out: &mut Vec<u8>) {
+        let l = match self.format {
+            Format::Json => &JSON_LAYOUT,
+            Format::Csv => &CSV_LAYOUT,
+        };
         let mut n = itoa::Buffer::new();
         let name = self
             .names
             .get(r.name_id as usize)
             .map_or(&[][..], Vec::as_slice);
-        let kind = r.error.as_ref().map(|_| r.kind.as_str());
+        out.extend_from_slice(l.start);
+        millis(r.at_us, out);
+        out.extend_from_slice(name);
+        out.extend_from_slice(l.protocol);
+        out.extend_from_slice(r.protocol.as_str().as_bytes());
+        out.extend_from_slice(l.status);
+        out.extend_from_slice(n.format(r.status).as_bytes());
+        out.extend_from_slice(l.latency);
+        millis(r.latency_us, out);
+        out.extend_from_slice(l.bytes);
+        out.extend_from_slice(n.format(r.bytes).as_bytes());
+        let Some(e) = &r.error else {
+            out.extend_from_slice(l.ok);
+            return;
+        };
+        out.extend_from_slice(l.failed);
+        out.extend_from_slice(r.kind.as_str().as_bytes());
+        out.extend_from_slice(l.error);
         match self.format {
-            Format::Json => {
-                out.extend_from_slice(b"{\"t_ms\":");
-                millis(r.at_us, out);
-                out.extend_from_slice(name);
-                out.extend_from_slice(b",\"protocol\":\"");
-                out.extend_from_slice(r.protocol.as_str().as_bytes());
-                out.extend_from_slice(b"\",\"status\":");
-                out.extend_from_slice(n.format(r.status).as_bytes());
-                out.extend_from_slice(b",\"latency_ms\":");
-                millis(r.latency_us, out);
-                out.extend_from_slice(b",\"bytes\":");
-                out.extend_from_slice(n.format(r.bytes).as_bytes());
-                match (&r.error, kind) {
-                    (Some(e), Some(kind)) => {
-                        out.extend_from_slice(b",\"ok\":false,\"kind\":\"");
-                        out.extend_from_slice(kind.as_bytes());
-                        out.extend_from_slice(b"\",\"error\":");
-                        json_string(e, out);
-                        out.extend_from_slice(b"}\n");
-                    }
-                    _ => out.extend_from_slice(b",\"ok\":true,\"kind\":null,\"error\":null}\n"),
-                }
-            }
-            Format::Csv => {
-                millis(r.at_us, out);
-                out.extend_from_slice(name);
-                out.push(b',');
-                out.extend_from_slice(r.protocol.as_str().as_bytes());
-                out.push(b',');
-                out.extend_from_slice(n.format(r.status).as_bytes());
-                out.push(b',');
-                millis(r.latency_us, out);
-                out.push(b',');
-                out.extend_from_slice(n.format(r.bytes).as_bytes());
-                match (&r.error, kind) {
-                    (Some(e), Some(kind)) => {
-                        out.extend_from_slice(b",false,");
-                        out.extend_from_slice(kind.as_bytes());
-                        out.push(b',');
-                        out.extend_from_slice(crate::report::csv_field(e).as_bytes());
-                        out.push(b'\n');
-                    }
-                    _ => out.extend_from_slice(b",true,,\n"),
-                }
-            }
+            Format::Json => json_string(e, out),
+            Format::Csv => out.extend_from_slice(crate::report::csv_field(e).as_bytes()),
         }
+        out.extend_from_slice(l.end);
     }
 }
+
+/// The literal bytes before each field of a sample line ([`SAMPLE_FIELDS`] in order; the
+/// name and method come pre-encoded per name), and the endings of a passed and a failed one.
+struct Layout {
+    start: &'static [u8],
+    protocol: &'static [u8],
+    status: &'static [u8],
+    latency: &'static [u8],
+    bytes: &'static [u8],
+    /// Everything after `bytes` for a sample that passed.
+    ok: &'static [u8],
+    /// Before the failure's kind, before its message, and after it.
+    failed: &'static [u8],
+    error: &'static [u8],
+    end: &'static [u8],
+}
+
+const JSON_LAYOUT: Layout = Layout {
+    start: b"{\"t_ms\":",
+    protocol: b",\"protocol\":\"",
+    status: b"\",\"status\":",
+    latency: b",\"latency_ms\":",
+    bytes: b",\"bytes\":",
+    ok: b",\"ok\":true,\"kind\":null,\"error\":null}\n",
+    failed: b",\"ok\":false,\"kind\":\"",
+    error: b"\",\"error\":",
+    end: b"}\n",
+};
+
+const CSV_LAYOUT: Layout = Layout {
+    start: b"",
+    protocol: b",",
+    status: b",",
+    latency: b",",
+    bytes: b",",
+    ok: b",true,,\n",
+    failed: b",false,",
+    error: b",",
+    end: b"\n",
+};
 
 /// Microseconds as milliseconds with three decimals (`12.345`), without floating point.
 fn millis(us: u64, out: &mut Vec<u8>) {
