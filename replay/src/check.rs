@@ -12,10 +12,18 @@ use crate::template::{Scope, TValue, value_text};
 #[derive(Debug)]
 pub(crate) enum Check {
     Status(TValue),
+    /// A gRPC status code (the observation's code).
+    GrpcStatus(u16),
     Contains(TValue),
     NotContains(TValue),
-    JsonPath { path: String, value: TValue },
-    Header { name: String, value: TValue },
+    JsonPath {
+        path: String,
+        value: TValue,
+    },
+    Header {
+        name: String,
+        value: TValue,
+    },
     Regex(Regex),
     MaxLatency(f64),
 }
@@ -99,6 +107,18 @@ impl Check {
                     )
                 })
             }
+            Check::GrpcStatus(want) => (seen.status != *want).then(|| {
+                let message = seen
+                    .header("grpc-message")
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                format!(
+                    "grpc_status expected {}, got {}{message}",
+                    crate::protocol::grpc::status_name(*want),
+                    crate::protocol::grpc::status_name(seen.status)
+                )
+            }),
             Check::Contains(needle) => {
                 let needle = value_text(&needle.resolve(scope));
                 (!seen.text().contains(&needle))

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::check::{Check, Extract, Source};
 use crate::program::{Mode, Profile, Program, Step, TestSpec};
-use crate::protocol::{CompileCx, mqtt, socket, sse, ws};
+use crate::protocol::{CompileCx, grpc, mqtt, socket, sse, ws};
 use crate::report::ReportKind;
 use crate::task::{HttpTask, NameInfo, Predicate, Proto, Task, Think, Throttle, prepare};
 use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
@@ -82,6 +82,8 @@ const ASSERTION_TYPES: &[&str] = &[
     "header",
     "regex",
     "max_latency_ms",
+    "grpc_status",
+    "message_count",
 ];
 const EXTRACT_FIELDS: &[&str] = &["var", "from", "path", "name", "pattern", "scope"];
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
@@ -93,6 +95,7 @@ const USERS: &[(&str, Kind)] = &[
     ("sse_user", Kind::Sse),
     ("socket_user", Kind::Socket),
     ("mqtt_user", Kind::Mqtt),
+    ("grpc_user", Kind::Grpc),
 ];
 
 fn user_protocol(user: &str) -> Option<Kind> {
@@ -107,6 +110,7 @@ enum Kind {
     Sse,
     Socket,
     Mqtt,
+    Grpc,
 }
 
 /// Fields every protocol's task takes besides its own.
@@ -146,8 +150,9 @@ fn task_protocol(
                 "sse" => Ok(Kind::Sse),
                 "tcp" | "udp" => Ok(Kind::Socket),
                 "mqtt" | "mqtts" => Ok(Kind::Mqtt),
+                "grpc" | "grpcs" => Ok(Kind::Grpc),
                 other => {
-                    let known = ["http", "websocket", "sse", "tcp", "udp", "mqtt"];
+                    let known = ["http", "websocket", "sse", "tcp", "udp", "mqtt", "grpc"];
                     Err(err(
                         file,
                         &format!("{pointer}/protocol"),
@@ -413,6 +418,8 @@ struct Compiler<'s> {
     task_count: usize,
     /// Task fields already noted as not acted on: one note per field, not one per task.
     noted_fields: Vec<&'static str>,
+    /// gRPC descriptors, shared by the tasks that read the same files or target.
+    grpc: grpc::Schemas,
 }
 
 /// The tasks of one `LD_start_test`: read as values, or still text (see `doc`).
@@ -455,6 +462,7 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         bases: HashMap::new(),
         task_count: 0,
         noted_fields: Vec::new(),
+        grpc: grpc::Schemas::default(),
     };
     c.file(path, text)?;
     Ok(c.program)
@@ -1256,6 +1264,7 @@ impl Compiler<'_> {
             Kind::Sse => sse::FIELDS.to_vec(),
             Kind::Socket => socket::FIELDS.to_vec(),
             Kind::Mqtt => mqtt::FIELDS.to_vec(),
+            Kind::Grpc => grpc::FIELDS.to_vec(),
         };
         if kind != Kind::Http {
             allowed.extend_from_slice(COMMON_TASK_FIELDS);
@@ -1297,6 +1306,7 @@ impl Compiler<'_> {
                 (proto.clone(), format!("{proto} {target}"))
             }
             Kind::Mqtt => mqtt::MqttTask::names(&t),
+            Kind::Grpc => grpc::GrpcTask::names(&t),
             Kind::WebSocket | Kind::Sse => {
                 let prefix = if kind == Kind::WebSocket { "ws" } else { "sse" };
                 let op = method_text.to_ascii_lowercase();
@@ -1353,8 +1363,8 @@ impl Compiler<'_> {
             }
             Some(_) => return Err(err(file, &at("cert"), "expected a PEM path or [cert, key]")),
         }
-        if kind == Kind::Mqtt {
-            // MQTT's own TLS fields: `ca_cert` trusted besides the roots, `key` beside `cert`.
+        if matches!(kind, Kind::Mqtt | Kind::Grpc) {
+            // MQTT's and gRPC's own TLS fields: `ca_cert` trusted besides the roots, `key` beside `cert`.
             match t.get("ca_cert") {
                 None | Some(Value::Null) => {}
                 Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
@@ -1369,11 +1379,11 @@ impl Compiler<'_> {
                 (Some(_), _) => return Err(err(file, &at("key"), "expected a PEM path")),
             }
         }
-        // Other protocols speak HTTP/1.1 at most (the WebSocket handshake) over TLS.
-        let version = if kind == Kind::Http {
-            self.settings.http
-        } else {
-            HttpVersion::Http1
+        // gRPC speaks HTTP/2; other protocols HTTP/1.1 at most (the WebSocket handshake).
+        let version = match kind {
+            Kind::Http => self.settings.http,
+            Kind::Grpc => HttpVersion::Http2,
+            _ => HttpVersion::Http1,
         };
         let tls = match self.tls.get(&(tls.clone(), version)) {
             Some(c) => c.clone(),
@@ -1388,6 +1398,7 @@ impl Compiler<'_> {
             // LoadDensity's defaults: 5 s for WebSocket and socket steps, 30 s for SSE.
             Kind::WebSocket | Kind::Socket | Kind::Mqtt => Duration::from_secs(5),
             Kind::Sse => Duration::from_secs(30),
+            Kind::Grpc => grpc::DEFAULT_TIMEOUT,
         };
 
         if kind == Kind::Http {
@@ -1467,7 +1478,7 @@ impl Compiler<'_> {
                     TValue::Object(parts)
                 };
             }
-            Kind::WebSocket | Kind::Sse | Kind::Socket | Kind::Mqtt => {
+            Kind::WebSocket | Kind::Sse | Kind::Socket | Kind::Mqtt | Kind::Grpc => {
                 let mut cx = CompileCx {
                     file,
                     pointer,
@@ -1480,6 +1491,9 @@ impl Compiler<'_> {
                     Kind::WebSocket => Proto::WebSocket(Box::new(ws::WsTask::compile(&mut cx)?)),
                     Kind::Sse => Proto::Sse(Box::new(sse::SseTask::compile(&mut cx)?)),
                     Kind::Mqtt => Proto::Mqtt(Box::new(mqtt::MqttTask::compile(&mut cx)?)),
+                    Kind::Grpc => {
+                        Proto::Grpc(Box::new(grpc::GrpcTask::compile(&mut cx, &mut self.grpc)?))
+                    }
                     _ => Proto::Socket(Box::new(socket::SocketTask::compile(&mut cx)?)),
                 });
             }
@@ -1881,6 +1895,30 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
     };
     Ok(match kind.as_str() {
         "status_code" => Check::Status(value(binder)?),
+        "grpc_status" => {
+            let v = m
+                .get("value")
+                .ok_or_else(|| err(file, p, "a `grpc_status` assertion needs a `value`"))?;
+            let code = match v {
+                Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                Value::String(s) => grpc::parse_status(s),
+                _ => None,
+            };
+            Check::GrpcStatus(code.ok_or_else(|| {
+                err(
+                    file,
+                    &format!("{p}/value"),
+                    format!(
+                        "expected a gRPC status: a number or a name ({})",
+                        grpc::STATUS_NAMES.join(", ")
+                    ),
+                )
+            })?)
+        }
+        "message_count" => Check::Header {
+            name: "grpc-messages".to_string(),
+            value: value(binder)?,
+        },
         "contains" => Check::Contains(value(binder)?),
         "not_contains" => Check::NotContains(value(binder)?),
         "json_path" => Check::JsonPath {

@@ -21,6 +21,7 @@ use crate::check::{Seen, snippet};
 use crate::cookies::Jar;
 use crate::http::{Http, HttpTransport};
 use crate::program::{Mode, Profile, TestSpec};
+use crate::protocol::grpc::{Grpc, GrpcSessions};
 use crate::protocol::mqtt::{Mqtt, MqttSessions};
 use crate::protocol::socket::{Socket, SocketSessions};
 use crate::protocol::sse::{Sse, SseSessions};
@@ -154,6 +155,7 @@ struct Sessions {
     sse: SseSessions,
     socket: SocketSessions,
     mqtt: MqttSessions,
+    grpc: GrpcSessions,
 }
 
 impl Sessions {
@@ -164,6 +166,7 @@ impl Sessions {
             sse: Sse::session(cx),
             socket: Socket::session(cx),
             mqtt: Mqtt::session(cx),
+            grpc: Grpc::session(cx),
         }
     }
 }
@@ -462,6 +465,7 @@ impl Vu {
             Proto::Sse(t) => Box::pin(Sse::exec(&mut s.sse, t, &mut cx)).await,
             Proto::Socket(t) => Box::pin(Socket::exec(&mut s.socket, t, &mut cx)).await,
             Proto::Mqtt(t) => Box::pin(Mqtt::exec(&mut s.mqtt, t, &mut cx)).await,
+            Proto::Grpc(t) => Box::pin(Grpc::exec(&mut s.grpc, t, &mut cx)).await,
         }
     }
 

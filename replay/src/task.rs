@@ -54,6 +54,7 @@ pub(crate) enum Proto {
     Sse(Box<crate::protocol::sse::SseTask>),
     Socket(Box<crate::protocol::socket::SocketTask>),
     Mqtt(Box<crate::protocol::mqtt::MqttTask>),
+    Grpc(Box<crate::protocol::grpc::GrpcTask>),
 }
 
 impl Proto {
@@ -65,6 +66,7 @@ impl Proto {
             Proto::Sse(_) => ProtocolKind::Sse,
             Proto::Socket(t) => t.kind(),
             Proto::Mqtt(_) => ProtocolKind::Mqtt,
+            Proto::Grpc(_) => ProtocolKind::Grpc,
         }
     }
 }

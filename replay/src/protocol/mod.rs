@@ -12,6 +12,7 @@
 //! this module depends on `template` (placeholders) and `tls`, never on `load`, `stats` or
 //! `compile`.
 
+pub(crate) mod grpc;
 pub(crate) mod mqtt;
 pub(crate) mod net;
 pub(crate) mod payload;
@@ -41,6 +42,7 @@ pub enum ProtocolKind {
     Tcp,
     Udp,
     Mqtt,
+    Grpc,
 }
 
 impl ProtocolKind {
@@ -52,6 +54,7 @@ impl ProtocolKind {
             ProtocolKind::Tcp => "tcp",
             ProtocolKind::Udp => "udp",
             ProtocolKind::Mqtt => "mqtt",
+            ProtocolKind::Grpc => "grpc",
         }
     }
 }
@@ -231,6 +234,25 @@ pub(crate) struct CompileCx<'a, 'b> {
 }
 
 impl CompileCx<'_, '_> {
+    /// A path the plan gives, relative to the plan's directory (or as given when only that
+    /// exists).
+    pub(crate) fn path(&self, rel: &str) -> std::path::PathBuf {
+        let p = Path::new(rel);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        let dir = match self.file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let beside = dir.join(p);
+        if beside.exists() || !p.exists() {
+            beside
+        } else {
+            p.to_path_buf()
+        }
+    }
+
     /// `pointer/key`.
     pub(crate) fn at(&self, key: &str) -> String {
         format!("{}/{key}", self.pointer)

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod echo;
+pub mod grpc;
 pub mod hostile;
 pub mod http;
 pub mod mqtt;

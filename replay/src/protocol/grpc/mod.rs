@@ -1,0 +1,1067 @@
+//! gRPC calls without generated code (a task with `"protocol": "grpc"`, or LoadDensity's
+//! `grpc_user`): messages are JSON in the plan, protobuf on the wire, converted through
+//! prost-reflect's `DynamicMessage` with descriptors from server reflection, `.proto` files or
+//! a descriptor set (see `schema`). tonic's client frames the calls over one HTTP/2 connection
+//! per user and `connection` name that the engine dials and owns (see `conn`).
+//!
+//! Task fields (besides the common `name`, `connection`, `timeout`, `assertions`, ...):
+//!
+//! - `target`: `host:port`, `grpc://host:port` or `grpcs://host:port` (TLS; also `http://`,
+//!   `https://`); placeholders allowed. Default: the user's `host`, else `localhost:50051` (as
+//!   LoadDensity). Port 443 for TLS and 80 for plaintext when the URL has none.
+//! - `service` (`helloworld.Greeter`) and `method` (`SayHello`), or `method` as
+//!   `helloworld.Greeter/SayHello`. `rpc` (`unary`, `server_stream`, `client_stream`, `bidi`)
+//!   is read from the descriptor; a task that gives it must agree.
+//! - `payload`: the request as JSON (proto3's JSON mapping; field names as in the `.proto` or
+//!   in lowerCamelCase), placeholders allowed in its strings; a list of messages for client
+//!   and bidi streams. `payload_base64`: protobuf-encoded messages (a string or a list), sent
+//!   byte for byte, as recorded calls import; no descriptor is needed for them.
+//! - `metadata`: an object, or LoadDensity's list of `[key, value]` pairs; keys ending `-bin`
+//!   take base64 values.
+//! - `timeout`: the call's deadline, sent as `grpc-timeout` (default 10 s, as LoadDensity).
+//! - `interval`: a pause between the messages of a client or bidi stream (`"100ms"`, or ms).
+//! - `reply`: which reply message the body checks read: `last` (the default), `first`, `all`
+//!   (a JSON list of every message) or an index from 0.
+//! - Descriptors: `proto` (a `.proto` path or a list, beside the plan), `import_paths` (a
+//!   list of directories; each file's own directory is one), `descriptor_set` (a binary
+//!   `FileDescriptorSet`), else the target's reflection service, asked once per target.
+//! - TLS: a `grpcs://` target or `"tls": true`; `verify` (false, or a CA bundle path),
+//!   `ca_cert`, `cert` and `key` as for MQTT; `--insecure` applies. `authority` overrides the
+//!   `:authority` the server sees.
+//!
+//! What a call observes: the code is the gRPC status (0 for OK); the headers are the response
+//! metadata and trailers with `grpc-status`, `grpc-message` and `grpc-messages` (how many
+//! messages came); the body is the reply chosen by `reply`, as JSON with every field present
+//! (defaults included, 64-bit integers as strings, as proto3's JSON mapping). A status other
+//! than OK fails the step (`protocol`) unless a `grpc_status` assertion says what to expect.
+//! A server stream yields a sample per message, its latency from the call's start, besides
+//! the call's own sample.
+
+mod conn;
+mod schema;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Buf, BufMut, Bytes};
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
+use serde_json::{Map, Value};
+use tokio::time::{Instant, timeout_at};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataKey, MetadataMap};
+
+use self::conn::H2;
+pub(crate) use self::schema::Schemas;
+use self::schema::{Method, Schema};
+use super::net::Endpoint;
+use super::{
+    CompileCx, Extra, Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx,
+    remaining, render,
+};
+use crate::template::{Scope, TValue, value_text};
+
+/// The task fields a gRPC call takes besides the common ones.
+pub(crate) const FIELDS: &[&str] = &[
+    "target",
+    "host",
+    "service",
+    "method",
+    "rpc",
+    "payload",
+    "payload_base64",
+    "metadata",
+    "interval",
+    "reply",
+    "proto",
+    "import_paths",
+    "descriptor_set",
+    "tls",
+    "ca_cert",
+    "cert",
+    "key",
+    "authority",
+    "stub_path",
+    "request_path",
+];
+
+/// LoadDensity's default target.
+const DEFAULT_TARGET: &str = "localhost:50051";
+/// LoadDensity's default deadline for a gRPC task.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages of a stream a plan may list, and messages of a reply stream counted before the
+/// call is cut: bounds on what a plan or a server makes one call hold.
+const MAX_MESSAGES: usize = 100_000;
+
+/// gRPC's status codes by number, as `grpc_status` assertions and reports name them.
+pub(crate) const STATUS_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// `OK` for 0, the number's text past the table.
+pub(crate) fn status_name(code: u16) -> String {
+    STATUS_NAMES
+        .get(usize::from(code))
+        .map_or_else(|| code.to_string(), |n| (*n).to_string())
+}
+
+/// A status given as a number or a name (any case, `_` or not, with a `grpc.` or `Code.`
+/// prefix as other tools print them).
+pub(crate) fn parse_status(text: &str) -> Option<u16> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<u16>() {
+        return Some(n);
+    }
+    let t = t
+        .rsplit(['.', ':'])
+        .next()
+        .unwrap_or(t)
+        .replace(['_', '-', ' '], "")
+        .to_ascii_uppercase();
+    STATUS_NAMES
+        .iter()
+        .position(|n| n.replace('_', "") == t)
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    First,
+    Last,
+    All,
+    Nth(usize),
+}
+
+/// What a task's messages are: fixed bytes, or JSON encoded once the descriptors are known.
+#[derive(Debug)]
+enum Messages {
+    Raw(Vec<Bytes>),
+    Json {
+        value: TValue,
+        /// The encoding of a payload without placeholders, made by the first call.
+        encoded: OnceLock<Vec<Bytes>>,
+    },
+    /// No payload: one empty message (every field at its default).
+    Empty,
+}
+
+#[derive(Debug)]
+enum Target {
+    Fixed(Endpoint),
+    Template(TValue),
+}
+
+#[derive(Debug)]
+pub(crate) struct GrpcTask {
+    connection: Arc<str>,
+    target: Target,
+    tls_flag: bool,
+    service: String,
+    method: String,
+    /// `rpc` as the task gave it: (client streaming, server streaming).
+    rpc: Option<(bool, bool)>,
+    messages: Messages,
+    metadata: Vec<(MetadataKey<tonic::metadata::Ascii>, TValue)>,
+    binary_metadata: Vec<(MetadataKey<tonic::metadata::Binary>, TValue)>,
+    interval: Duration,
+    reply: Reply,
+    schema: Option<Schema>,
+    /// The method, found in the descriptors once.
+    resolved: OnceLock<Result<Arc<Method>, String>>,
+    authority: Option<String>,
+    /// A `grpc_status` assertion decides about the status; without one, not OK fails.
+    status_checked: bool,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+fn flag(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<bool> {
+    match cx.task.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(cx.err(key, "expected true or false")),
+    }
+}
+
+/// `host:port`, `grpc://`, `grpcs://`, `http://` or `https://`, read as an endpoint.
+fn endpoint(text: &str, tls: bool) -> Result<Endpoint, String> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let (rest, secure) = if let Some(r) = lower.strip_prefix("grpcs://") {
+        (&t[t.len() - r.len()..], true)
+    } else if let Some(r) = lower.strip_prefix("https://") {
+        (&t[t.len() - r.len()..], true)
+    } else if let Some(r) = lower.strip_prefix("grpc://") {
+        (&t[t.len() - r.len()..], tls)
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        (&t[t.len() - r.len()..], tls)
+    } else if t.contains("://") {
+        return Err(format!(
+            "unsupported target {t:?}: host:port, grpc://host:port or grpcs://host:port"
+        ));
+    } else {
+        (t, tls)
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        return Err(format!(
+            "target {t:?} has a path: give the method in `service` and `method`"
+        ));
+    }
+    let url = format!("{}://{rest}", if secure { "https" } else { "http" });
+    Endpoint::parse(&url, "http", "https").map_err(|e| e.replace(&url, t))
+}
+
+/// Paths, from a string or a list of strings.
+fn paths(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<Vec<std::path::PathBuf>> {
+    let list: Vec<&str> = match cx.task.get(key) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        Some(_) => return Err(cx.err(key, "expected a path or a list of paths")),
+    };
+    Ok(list.into_iter().map(|p| cx.path(p)).collect())
+}
+
+impl GrpcTask {
+    pub(crate) fn compile(
+        cx: &mut CompileCx<'_, '_>,
+        schemas: &mut Schemas,
+    ) -> crate::Result<GrpcTask> {
+        if cx.task.contains_key("stub_path") || cx.task.contains_key("request_path") {
+            return Err(cx.err(
+                if cx.task.contains_key("stub_path") {
+                    "stub_path"
+                } else {
+                    "request_path"
+                },
+                "`stub_path` and `request_path` name generated Python code, which ld does not \
+                 need: give `service` (the full name, e.g. \"helloworld.Greeter\") and `method` \
+                 (\"SayHello\"), and the descriptors as `proto` (.proto files), `descriptor_set`, \
+                 or nothing to ask the server's reflection",
+            ));
+        }
+        let connection = super::net::connection(cx)?;
+        let tls_flag = flag(cx, "tls")?;
+        let key = if cx.task.get("target").is_some_and(|v| !v.is_null()) {
+            "target"
+        } else {
+            "host"
+        };
+        let target = match cx.text(key)? {
+            Some(TValue::Literal(v)) => {
+                Target::Fixed(endpoint(&value_text(&v), tls_flag).map_err(|e| cx.err(key, e))?)
+            }
+            Some(t) => Target::Template(t),
+            None => {
+                let text = cx
+                    .host
+                    .filter(|h| !h.trim().is_empty())
+                    .unwrap_or(DEFAULT_TARGET);
+                Target::Fixed(
+                    endpoint(text, tls_flag)
+                        .or_else(|_| endpoint(DEFAULT_TARGET, tls_flag))
+                        .map_err(|e| cx.err("", e))?,
+                )
+            }
+        };
+        let method_text = match cx.task.get("method") {
+            Some(Value::String(m)) if !m.trim().is_empty() => m.trim().trim_start_matches('/'),
+            _ => {
+                return Err(cx.err(
+                    "",
+                    "a gRPC task needs a `method` (\"SayHello\", or \"helloworld.Greeter/SayHello\")",
+                ));
+            }
+        };
+        let (service, method) = match (method_text.split_once('/'), cx.task.get("service")) {
+            (Some((s, m)), None | Some(Value::Null)) => (s.to_string(), m.to_string()),
+            (None, Some(Value::String(s))) if !s.trim().is_empty() => {
+                (s.trim().to_string(), method_text.to_string())
+            }
+            (Some(_), Some(_)) => {
+                return Err(cx.err(
+                    "method",
+                    "give the method's name alone when `service` is given",
+                ));
+            }
+            (None, None | Some(Value::Null)) => {
+                return Err(cx.err(
+                    "",
+                    "a gRPC task needs a `service` (its full name, e.g. \"helloworld.Greeter\")",
+                ));
+            }
+            (None, Some(_)) => return Err(cx.err("service", "expected the service's full name")),
+        };
+        let rpc = match cx.task.get("rpc") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) => {
+                Some(match r.to_ascii_lowercase().replace('-', "_").as_str() {
+                    "unary" => (false, false),
+                    "server_stream" | "server_streaming" => (false, true),
+                    "client_stream" | "client_streaming" => (true, false),
+                    "bidi" | "bidi_stream" | "bidi_streaming" | "stream" => (true, true),
+                    _ => {
+                        return Err(cx.err(
+                            "rpc",
+                            "expected unary, server_stream, client_stream or bidi",
+                        ));
+                    }
+                })
+            }
+            Some(_) => {
+                return Err(cx.err(
+                    "rpc",
+                    "expected unary, server_stream, client_stream or bidi",
+                ));
+            }
+        };
+        let messages = match (cx.task.get("payload_base64"), cx.value("payload")) {
+            (Some(_), Some(_)) => {
+                return Err(cx.err(
+                    "payload_base64",
+                    "give `payload` or `payload_base64`, not both",
+                ));
+            }
+            (Some(v), None) => {
+                let list: Vec<&str> = match v {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(a) if a.iter().all(Value::is_string) => {
+                        a.iter().filter_map(Value::as_str).collect()
+                    }
+                    _ => {
+                        return Err(cx.err(
+                            "payload_base64",
+                            "expected a base64 string or a list of them",
+                        ));
+                    }
+                };
+                let mut out = Vec::with_capacity(list.len());
+                for (i, s) in list.iter().enumerate() {
+                    let b = base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .map_err(|e| {
+                            cx.err(&format!("payload_base64/{i}"), format!("not base64: {e}"))
+                        })?;
+                    out.push(Bytes::from(b));
+                }
+                Messages::Raw(out)
+            }
+            (None, Some(value)) => Messages::Json {
+                value,
+                encoded: OnceLock::new(),
+            },
+            (None, None) => Messages::Empty,
+        };
+        if let Messages::Json { value, .. } = &messages
+            && let Some(Value::Array(a)) = value.as_literal()
+            && a.len() > MAX_MESSAGES
+        {
+            return Err(cx.err("payload", format!("more than {MAX_MESSAGES} messages")));
+        }
+        let (metadata, binary_metadata) = metadata(cx)?;
+        let interval = match cx.task.get("interval") {
+            None | Some(Value::Null) => Duration::ZERO,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(ms) if (0.0..=3_600_000.0).contains(&ms) => {
+                    Duration::from_secs_f64(ms / 1000.0)
+                }
+                _ => return Err(cx.err("interval", "expected milliseconds from 0 to 3600000")),
+            },
+            Some(Value::String(s)) => humantime::parse_duration(s.trim())
+                .ok()
+                .filter(|d| *d <= Duration::from_secs(3600))
+                .ok_or_else(|| {
+                    cx.err(
+                        "interval",
+                        "expected a duration such as \"100ms\", at most 1h",
+                    )
+                })?,
+            Some(_) => return Err(cx.err("interval", "expected a duration such as \"100ms\"")),
+        };
+        let reply = match cx.task.get("reply") {
+            None | Some(Value::Null) => Reply::Last,
+            Some(Value::Number(n)) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(i) => Reply::Nth(i),
+                None => return Err(cx.err("reply", "expected first, last, all or an index from 0")),
+            },
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "first" => Reply::First,
+                "last" => Reply::Last,
+                "all" => Reply::All,
+                other => match other.parse::<usize>() {
+                    Ok(i) => Reply::Nth(i),
+                    Err(_) => {
+                        return Err(cx.err("reply", "expected first, last, all or an index from 0"));
+                    }
+                },
+            },
+            Some(_) => return Err(cx.err("reply", "expected first, last, all or an index from 0")),
+        };
+        let protos = paths(cx, "proto")?;
+        let includes = paths(cx, "import_paths")?;
+        let sets = paths(cx, "descriptor_set")?;
+        if !includes.is_empty() && protos.is_empty() {
+            return Err(cx.err("import_paths", "`import_paths` go with `proto` files"));
+        }
+        let schema = match (protos.is_empty(), sets.as_slice()) {
+            (false, [_, ..]) => {
+                return Err(cx.err(
+                    "descriptor_set",
+                    "give `proto` or `descriptor_set`, not both",
+                ));
+            }
+            (true, []) => match &messages {
+                // Raw messages need no descriptors; replies stay bytes unless reflection is at hand.
+                Messages::Raw(_) => None,
+                _ => Some(match &target {
+                    Target::Fixed(ep) => schemas.reflect(&format!("{}:{}", ep.host, ep.port)),
+                    Target::Template(t) => schemas.reflect(&format!("{t:?}")),
+                }),
+            },
+            (false, []) => Some(
+                schemas
+                    .protos(protos, includes)
+                    .map_err(|e| cx.err("proto", e))?,
+            ),
+            (true, [set]) => Some(
+                schemas
+                    .descriptor_set(set.clone())
+                    .map_err(|e| cx.err("descriptor_set", e))?,
+            ),
+            (true, _) => return Err(cx.err("descriptor_set", "expected one descriptor set path")),
+        };
+        let task = GrpcTask {
+            connection,
+            target,
+            tls_flag,
+            service,
+            method,
+            rpc,
+            messages,
+            metadata,
+            binary_metadata,
+            interval,
+            reply,
+            schema,
+            resolved: OnceLock::new(),
+            authority: match cx.task.get("authority") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(a)) if !a.trim().is_empty() => Some(a.trim().to_string()),
+                Some(_) => return Err(cx.err("authority", "expected host[:port]")),
+            },
+            status_checked: status_checked(cx.task),
+            tls: cx.tls.clone(),
+        };
+        // With descriptors at hand, a wrong name or a payload that does not fit is an error now.
+        if let Some(Schema::Static(pool)) = &task.schema {
+            let m = schema::method(pool, &task.service, &task.method).map_err(|e| {
+                cx.err(
+                    if cx.task.contains_key("service") {
+                        "service"
+                    } else {
+                        "method"
+                    },
+                    e,
+                )
+            })?;
+            task.check_rpc(&m).map_err(|e| cx.err("rpc", e))?;
+            if let Messages::Json { value, encoded } = &task.messages {
+                if let Some(v) = value.as_literal() {
+                    let bytes = encode(&m, v).map_err(|e| cx.err("payload", e))?;
+                    let _ = encoded.set(bytes);
+                }
+            }
+            let _ = task.resolved.set(Ok(Arc::new(m)));
+        }
+        Ok(task)
+    }
+
+    /// The report's method and the task's default name.
+    pub(crate) fn names(t: &Map<String, Value>) -> (String, String) {
+        let method = t.get("method").and_then(Value::as_str).unwrap_or("");
+        let name = match t.get("service").and_then(Value::as_str) {
+            Some(s) => format!("{s}/{method}"),
+            None => method.to_string(),
+        };
+        ("grpc".to_string(), name)
+    }
+
+    fn check_rpc(&self, m: &Method) -> Result<(), String> {
+        match self.rpc {
+            Some(r) if r != (m.client_streaming, m.server_streaming) => Err(format!(
+                "`rpc` says {}, but the descriptor says {}",
+                rpc_name(r),
+                rpc_name((m.client_streaming, m.server_streaming))
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The method, looked up in `pool` once.
+    fn method(&self, pool: &prost_reflect::DescriptorPool) -> Result<Arc<Method>, String> {
+        self.resolved
+            .get_or_init(|| {
+                let m = schema::method(pool, &self.service, &self.method)?;
+                self.check_rpc(&m)?;
+                Ok(Arc::new(m))
+            })
+            .clone()
+    }
+
+    /// The request messages for one call.
+    fn messages(
+        &self,
+        method: Option<&Method>,
+        scope: &mut Scope<'_>,
+    ) -> Result<Vec<Bytes>, Failure> {
+        match &self.messages {
+            Messages::Raw(m) => Ok(m.clone()),
+            Messages::Empty => Ok(vec![Bytes::new()]),
+            Messages::Json { value, encoded } => {
+                if let Some(e) = encoded.get() {
+                    return Ok(e.clone());
+                }
+                let Some(method) = method else {
+                    return Err(Failure::new(
+                        FailureKind::Plan,
+                        "no descriptors to encode the payload",
+                    ));
+                };
+                let literal = value.as_literal().is_some();
+                let v = value.resolve(scope);
+                let bytes = encode(method, &v).map_err(|e| Failure::new(FailureKind::Plan, e))?;
+                if literal {
+                    let _ = encoded.set(bytes.clone());
+                }
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+fn rpc_name((client, server): (bool, bool)) -> &'static str {
+    match (client, server) {
+        (false, false) => "unary",
+        (false, true) => "server_stream",
+        (true, false) => "client_stream",
+        (true, true) => "bidi",
+    }
+}
+
+/// Whether the task's assertions include a `grpc_status` one.
+fn status_checked(t: &Map<String, Value>) -> bool {
+    t.get("assertions")
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|a| {
+                a.get("type").and_then(Value::as_str) == Some("grpc_status")
+                    || a.get("grpc_status").is_some()
+            })
+        })
+}
+
+type Meta = (
+    Vec<(MetadataKey<tonic::metadata::Ascii>, TValue)>,
+    Vec<(MetadataKey<tonic::metadata::Binary>, TValue)>,
+);
+
+/// `metadata` as an object or a list of `[key, value]` pairs.
+fn metadata(cx: &mut CompileCx<'_, '_>) -> crate::Result<Meta> {
+    let pairs: Vec<(String, Value)> = match cx.task.get("metadata") {
+        None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for (i, p) in list.iter().enumerate() {
+                match p.as_array().map(Vec::as_slice) {
+                    Some([Value::String(k), v]) => out.push((k.clone(), v.clone())),
+                    _ => {
+                        return Err(
+                            cx.err(&format!("metadata/{i}"), "expected a [key, value] pair")
+                        );
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => {
+            return Err(cx.err(
+                "metadata",
+                "expected an object or a list of [key, value] pairs",
+            ));
+        }
+    };
+    let mut ascii = Vec::new();
+    let mut binary = Vec::new();
+    for (k, v) in pairs {
+        let key = k.to_ascii_lowercase();
+        let p = format!(
+            "{}/{}",
+            cx.at("metadata"),
+            crate::template::escape_pointer(&k)
+        );
+        let tv = cx.binder.value(&v, &p);
+        if key.ends_with("-bin") {
+            let name = MetadataKey::from_bytes(key.as_bytes())
+                .map_err(|_| cx.err("metadata", format!("invalid metadata key {k:?}")))?;
+            binary.push((name, tv));
+        } else {
+            if key.starts_with("grpc-") || key.starts_with(':') {
+                return Err(cx.err("metadata", format!("{k:?} is reserved by gRPC")));
+            }
+            let name = MetadataKey::from_bytes(key.as_bytes())
+                .map_err(|_| cx.err("metadata", format!("invalid metadata key {k:?}")))?;
+            ascii.push((name, tv));
+        }
+    }
+    Ok((ascii, binary))
+}
+
+/// JSON to protobuf: one message, or each of a list for a client stream.
+fn encode(m: &Method, v: &Value) -> Result<Vec<Bytes>, String> {
+    let items: Vec<&Value> = match v {
+        Value::Array(list) => {
+            if !m.client_streaming {
+                return Err(format!(
+                    "`{}` takes one message, not a list (it is not a client or bidi stream)",
+                    m.path
+                ));
+            }
+            if list.len() > MAX_MESSAGES {
+                return Err(format!("more than {MAX_MESSAGES} messages"));
+            }
+            list.iter().collect()
+        }
+        one => vec![one],
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let msg = DynamicMessage::deserialize(m.input.clone(), item.clone()).map_err(|e| {
+            let which = if v.is_array() {
+                format!("message {i}")
+            } else {
+                "the message".to_string()
+            };
+            format!("{which} does not fit {}: {e}", m.input.full_name())
+        })?;
+        out.push(Bytes::from(msg.encode_to_vec()));
+    }
+    Ok(out)
+}
+
+/// Protobuf to JSON, every field present.
+fn to_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
+    let msg = DynamicMessage::decode(desc.clone(), bytes)
+        .map_err(|e| format!("a reply that is not a {}: {e}", desc.full_name()))?;
+    let opts = SerializeOptions::new().skip_default_fields(false);
+    msg.serialize_with_options(serde_json::value::Serializer, &opts)
+        .map_err(|e| format!("a reply that JSON cannot show: {e}"))
+}
+
+/// Messages as bytes both ways: the engine encodes and decodes them itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// One named connection of a user.
+struct Named {
+    name: Arc<str>,
+    /// `host:port`, TLS or not: a step to another target reconnects.
+    key: String,
+    h2: H2,
+}
+
+/// One user's gRPC connections.
+#[derive(Default)]
+pub(crate) struct GrpcSessions {
+    conns: Vec<Named>,
+}
+
+pub(crate) struct Grpc;
+
+impl Protocol for Grpc {
+    type Task = GrpcTask;
+    type Session = GrpcSessions;
+
+    fn session(_: &SessionCx) -> GrpcSessions {
+        GrpcSessions::default()
+    }
+
+    async fn exec(s: &mut GrpcSessions, task: &GrpcTask, cx: &mut StepCx<'_, '_>) -> Step {
+        let ep = match &task.target {
+            Target::Fixed(ep) => ep.clone(),
+            Target::Template(t) => {
+                let text = render(t, cx.scope);
+                match endpoint(&text, task.tls_flag) {
+                    Ok(ep) => ep,
+                    Err(e) => {
+                        return Step::failed(Arc::from(text), Failure::new(FailureKind::Plan, e));
+                    }
+                }
+            }
+        };
+        let target: Arc<str> = Arc::from(format!(
+            "{}://{}:{}/{}/{}",
+            if ep.secure { "grpcs" } else { "grpc" },
+            ep.host,
+            ep.port,
+            task.service,
+            task.method
+        ));
+        let deadline = Instant::now() + remaining(cx);
+        let result = match timeout_at(deadline, call(s, task, &ep, deadline, cx)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                FailureKind::Timeout,
+                format!("no answer within {:?}", cx.timeout),
+            )),
+        };
+        Step { target, result }
+    }
+}
+
+/// The user's connection for the task, dialled when it has none or it closed.
+async fn connection(s: &mut GrpcSessions, task: &GrpcTask, ep: &Endpoint) -> Result<H2, Failure> {
+    let key = format!("{}:{}:{}", ep.secure, ep.host, ep.port);
+    if let Some(n) = s.conns.iter().find(|n| n.name == task.connection)
+        && n.key == key
+        && !n.h2.is_closed()
+    {
+        return Ok(n.h2.clone());
+    }
+    s.conns.retain(|n| n.name != task.connection);
+    let h2 = conn::dial(ep, &task.tls).await?;
+    s.conns.push(Named {
+        name: task.connection.clone(),
+        key,
+        h2: h2.clone(),
+    });
+    Ok(h2)
+}
+
+/// What a reply stream left for the checks.
+struct Replies {
+    count: usize,
+    kept: Vec<Bytes>,
+    kept_bytes: usize,
+    wire: u64,
+}
+
+async fn call(
+    s: &mut GrpcSessions,
+    task: &GrpcTask,
+    ep: &Endpoint,
+    deadline: Instant,
+    cx: &mut StepCx<'_, '_>,
+) -> Result<Observation, Failure> {
+    let h2 = connection(s, task, ep).await?;
+    let authority = task
+        .authority
+        .clone()
+        .unwrap_or_else(|| ep.authority.clone());
+    let origin =
+        conn::origin(ep.secure, &authority).map_err(|e| Failure::new(FailureKind::Plan, e))?;
+    let method = match &task.schema {
+        None => None,
+        Some(Schema::Static(pool)) => Some(
+            task.method(pool)
+                .map_err(|e| Failure::new(FailureKind::Plan, e))?,
+        ),
+        Some(Schema::Reflect(r)) => {
+            let pool = r
+                .pool(&h2, &origin, &task.service)
+                .await
+                .map_err(|e| Failure::new(FailureKind::Protocol, e))?;
+            Some(
+                task.method(&pool)
+                    .map_err(|e| Failure::new(FailureKind::Plan, e))?,
+            )
+        }
+    };
+    let path: PathAndQuery = match &method {
+        Some(m) => m.path.clone(),
+        None => format!("/{}/{}", task.service, task.method)
+            .parse()
+            .map_err(|e| Failure::new(FailureKind::Plan, format!("invalid method path: {e}")))?,
+    };
+    let server_streaming = match (&method, task.rpc) {
+        (Some(m), _) => m.server_streaming,
+        (None, Some((_, server))) => server,
+        (None, None) => false,
+    };
+    let msgs = task.messages(method.as_deref(), cx.scope)?;
+    let sent_bytes: u64 = msgs.iter().map(|m| m.len() as u64 + 5).sum();
+    let interval = task.interval;
+    let stream = futures_util::stream::unfold(
+        (msgs.into_iter(), true),
+        move |(mut it, first)| async move {
+            let next = it.next()?;
+            if !first && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            Some((next, (it, false)))
+        },
+    );
+    let mut req = tonic::Request::new(stream);
+    let md = req.metadata_mut();
+    for (k, v) in &task.metadata {
+        let text = value_text(&v.resolve(cx.scope));
+        let value = AsciiMetadataValue::try_from(text.as_str()).map_err(|_| {
+            Failure::new(
+                FailureKind::Plan,
+                format!("metadata {k}: not a valid header value"),
+            )
+        })?;
+        md.insert(k.clone(), value);
+    }
+    for (k, v) in &task.binary_metadata {
+        let text = value_text(&v.resolve(cx.scope));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| {
+                Failure::new(FailureKind::Plan, format!("metadata {k}: not base64: {e}"))
+            })?;
+        md.insert_bin(k.clone(), BinaryMetadataValue::from_bytes(&bytes));
+    }
+    req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+    let mut grpc = tonic::client::Grpc::with_origin(h2, origin)
+        .max_decoding_message_size(cx.max_body)
+        .max_encoding_message_size(usize::MAX);
+    grpc.ready().await.map_err(|e| {
+        s.conns.retain(|n| n.name != task.connection);
+        Failure::new(FailureKind::Closed, format!("connection: {e}"))
+    })?;
+    let mut headers = HeaderMap::new();
+    let mut replies = Replies {
+        count: 0,
+        kept: Vec::new(),
+        kept_bytes: 0,
+        wire: sent_bytes,
+    };
+    let status = match grpc.streaming(req, path, Raw).await {
+        Err(status) => status,
+        Ok(resp) => {
+            let (meta, mut stream, _) = resp.into_parts();
+            headers = meta.into_headers();
+            loop {
+                match stream.message().await {
+                    Ok(Some(m)) => {
+                        replies.count += 1;
+                        replies.wire += m.len() as u64 + 5;
+                        if server_streaming {
+                            cx.extra.push(Extra {
+                                latency: cx.started.elapsed(),
+                                bytes: m.len() as u64,
+                                failure: None,
+                            });
+                        }
+                        keep(task.reply, &mut replies, m, cx.max_body)?;
+                        if replies.count >= MAX_MESSAGES {
+                            return Err(Failure::new(
+                                FailureKind::Body,
+                                format!("more than {MAX_MESSAGES} reply messages in one call"),
+                            ));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        merge(&mut headers, status.metadata());
+                        break_status(&status)?;
+                        return finish(task, method.as_deref(), headers, replies, status, cx);
+                    }
+                }
+            }
+            match stream.trailers().await {
+                Ok(Some(t)) => merge(&mut headers, &t),
+                Ok(None) => {}
+                Err(status) => {
+                    break_status(&status)?;
+                    return finish(task, method.as_deref(), headers, replies, status, cx);
+                }
+            }
+            tonic::Status::new(tonic::Code::Ok, "")
+        }
+    };
+    if status.code() != tonic::Code::Ok {
+        merge(&mut headers, status.metadata());
+        break_status(&status)?;
+    }
+    finish(task, method.as_deref(), headers, replies, status, cx)
+}
+
+/// A status that the transport made (a reset, a closed connection), not the server.
+fn break_status(status: &tonic::Status) -> Result<(), Failure> {
+    use std::error::Error as _;
+    if status.metadata().get("grpc-status").is_none() && status.source().is_some() {
+        let kind = if status.code() == tonic::Code::DeadlineExceeded {
+            FailureKind::Timeout
+        } else {
+            FailureKind::Closed
+        };
+        let mut text = status.message().to_string();
+        let mut source = status.source();
+        while let Some(e) = source {
+            let t = e.to_string();
+            if !text.contains(&t) {
+                text.push_str(": ");
+                text.push_str(&t);
+            }
+            source = e.source();
+        }
+        return Err(Failure::new(kind, text));
+    }
+    Ok(())
+}
+
+fn merge(headers: &mut HeaderMap, meta: &MetadataMap) {
+    for (k, v) in meta.clone().into_headers() {
+        if let Some(k) = k {
+            headers.append(k, v);
+        }
+    }
+}
+
+/// Keeps the reply messages `reply` names, within `max_body` bytes.
+fn keep(reply: Reply, r: &mut Replies, m: Bytes, max_body: usize) -> Result<(), Failure> {
+    let index = r.count - 1;
+    let wanted = match reply {
+        Reply::First => index == 0,
+        Reply::Nth(i) => index == i,
+        Reply::Last => {
+            r.kept.clear();
+            r.kept_bytes = 0;
+            true
+        }
+        Reply::All => true,
+    };
+    if !wanted {
+        return Ok(());
+    }
+    r.kept_bytes += m.len();
+    if r.kept_bytes > max_body {
+        return Err(Failure::new(
+            FailureKind::Body,
+            format!("replies over --max-body ({})", super::human_size(max_body)),
+        ));
+    }
+    r.kept.push(m);
+    Ok(())
+}
+
+fn finish(
+    task: &GrpcTask,
+    method: Option<&Method>,
+    mut headers: HeaderMap,
+    replies: Replies,
+    status: tonic::Status,
+    cx: &mut StepCx<'_, '_>,
+) -> Result<Observation, Failure> {
+    let code = u16::try_from(i32::from(status.code())).unwrap_or(2);
+    if code != 0 && !task.status_checked {
+        let message = status.message();
+        return Err(Failure::new(
+            FailureKind::Protocol,
+            if message.is_empty() {
+                format!("status {}", status_name(code))
+            } else {
+                format!("status {}: {message}", status_name(code))
+            },
+        ));
+    }
+    let set = |h: &mut HeaderMap, k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(HeaderName::from_static(k), v);
+        }
+    };
+    set(&mut headers, "grpc-status", code.to_string());
+    if !headers.contains_key("grpc-message") && !status.message().is_empty() {
+        set(&mut headers, "grpc-message", status.message().to_string());
+    }
+    set(&mut headers, "grpc-messages", replies.count.to_string());
+    let body = if cx.want_body {
+        match method {
+            Some(m) => {
+                let mut values = Vec::with_capacity(replies.kept.len());
+                for b in &replies.kept {
+                    values.push(
+                        to_json(&m.output, b).map_err(|e| Failure::new(FailureKind::Body, e))?,
+                    );
+                }
+                let v = match task.reply {
+                    Reply::All => Value::Array(values),
+                    _ => values.pop().unwrap_or(Value::Null),
+                };
+                if v.is_null() {
+                    Bytes::new()
+                } else {
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+                }
+            }
+            // Without descriptors the reply is its protobuf bytes.
+            None => replies.kept.last().cloned().unwrap_or_default(),
+        }
+    } else {
+        Bytes::new()
+    };
+    Ok(Observation {
+        code,
+        headers,
+        body,
+        wire_bytes: replies.wire,
+    })
+}
