@@ -93,17 +93,26 @@ fn assertions_fail_when_the_server_answers_otherwise() {
     ]);
     let run = replay("grpc_user", tasks, &[]);
     assert_eq!(run.code, Some(1), "{run}");
-    let line = run.failure("wrong message").unwrap_or_else(|| panic!("{run}"));
-    assert!(line.contains("Hello, moon") && line.contains("Hello, world"), "{line}");
+    let line = run
+        .failure("wrong message")
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(
+        line.contains("Hello, moon") && line.contains("Hello, world"),
+        "{line}"
+    );
     let line = run.failure("too few").unwrap_or_else(|| panic!("{run}"));
     assert!(line.contains("grpc-messages"), "{line}");
     assert!(run.failure("status checked").is_none(), "{run}");
-    let line = run.failure("status unchecked").unwrap_or_else(|| panic!("{run}"));
+    let line = run
+        .failure("status unchecked")
+        .unwrap_or_else(|| panic!("{run}"));
     assert!(
         line.contains("protocol") && line.contains("INVALID_ARGUMENT: bad order"),
         "{line}"
     );
-    let line = run.failure("status differs").unwrap_or_else(|| panic!("{run}"));
+    let line = run
+        .failure("status differs")
+        .unwrap_or_else(|| panic!("{run}"));
     assert!(
         line.contains("grpc_status expected OK, got PERMISSION_DENIED (go away)"),
         "{line}"
@@ -131,7 +140,9 @@ fn a_proto_file_and_a_descriptor_set_work_without_reflection() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.failure("from proto").is_none(), "{run}");
     assert!(run.failure("from set").is_none(), "{run}");
-    let line = run.failure("reflection missing").unwrap_or_else(|| panic!("{run}"));
+    let line = run
+        .failure("reflection missing")
+        .unwrap_or_else(|| panic!("{run}"));
     assert!(line.contains("no reflection service"), "{line}");
 }
 
@@ -188,10 +199,15 @@ fn http_login_feeds_a_grpc_call_that_feeds_an_http_request() {
     let run = cli::replay_once(dir.path(), &plan.to_string(), &[]);
     assert_eq!(run.code, Some(0), "{run}");
     let got = server.received();
-    let after = got.iter().find(|r| r.path() == "/after").unwrap_or_else(|| panic!("{run}"));
+    let after = got
+        .iter()
+        .find(|r| r.path() == "/after")
+        .unwrap_or_else(|| panic!("{run}"));
     assert_eq!(after.target, "/after?g=Hello,%20t0k3n&s=ld-test", "{run}");
     // A wrong token is refused by the server: the plan fails at the gRPC step.
-    let plan = plan.to_string().replace("\"x-token\":\"${var.token}\"", "\"x-token\":\"stale\"");
+    let plan = plan
+        .to_string()
+        .replace("\"x-token\":\"${var.token}\"", "\"x-token\":\"stale\"");
     let run = cli::replay_once(dir.path(), &plan, &[]);
     assert_eq!(run.code, Some(1), "{run}");
     let line = run.failure("say").unwrap_or_else(|| panic!("{run}"));
@@ -243,4 +259,22 @@ fn plan_errors_name_the_field() {
         assert!(run.stderr.contains(pointer), "{pointer} not in\n{run}");
         assert!(run.stderr.contains(message), "{message} not in\n{run}");
     }
+}
+
+#[test]
+fn a_call_as_recorded_replays_its_bytes_without_descriptors() {
+    let s = grpc::start(GrpcOptions::default());
+    let (_, b64) = grpc::say_request("raw");
+    let tasks = json!([
+        {"name": "recorded", "protocol": "grpc",
+         "request_url": format!("http://{}/ld.test.Echo/Say", s.addr),
+         "headers": {"x-token": "abc"}, "payload_base64": [b64],
+         "assertions": [{"type": "grpc_status", "value": 0},
+                        {"type": "contains", "value": "Hello, raw"},
+                        {"type": "message_count", "value": 1}]},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let tokens: Vec<String> = s.tokens.try_iter().collect();
+    assert_eq!(tokens, ["abc"]);
 }

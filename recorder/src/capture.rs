@@ -111,6 +111,18 @@ impl Exchange {
         });
     }
 
+    /// The response's trailers (gRPC's `grpc-status`): kept after its headers, as HAR has no
+    /// place of their own for them.
+    pub(crate) fn trailers(&self, trailers: &http::HeaderMap) {
+        self.with(|s| {
+            if let Some(r) = s.record.response.as_mut() {
+                for (k, v) in trailers {
+                    r.headers.append(k.clone(), v.clone());
+                }
+            }
+        });
+    }
+
     /// No response will come: `error` says why.
     pub(crate) fn fail(&self, error: String) {
         self.sink.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -391,6 +403,11 @@ where
                     && let Some(data) = frame.data_ref()
                 {
                     this.exchange.chunk(this.side, data);
+                }
+                if this.side == Side::Response
+                    && let Some(trailers) = frame.trailers_ref()
+                {
+                    this.exchange.trailers(trailers);
                 }
                 let end = match this.side {
                     Side::Request => this.inner.is_end_stream(),

@@ -227,6 +227,10 @@ fn record_with(
         client_h2: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(upstream::Connector::new(client_config)),
+        client_h2c: Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_only(true)
+            .build(upstream::Connector::new(ws_config.clone())),
         client_h1: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(upstream::Connector::new(ws_config.clone())),

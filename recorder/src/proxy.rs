@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     /// For HTTP/1.x clients: offers `http/1.1` only, so the server sees the protocol it would
     /// have seen without the proxy.
     pub(crate) client_h1: Client<Connector, ProxyBody>,
+    /// HTTP/2 without TLS (prior knowledge), for clients that speak it in plaintext (gRPC).
+    pub(crate) client_h2c: Client<Connector, ProxyBody>,
     /// HTTP/1.1-only connector for WebSocket handshakes (an upgrade needs an HTTP/1.1 leg).
     pub(crate) ws_connector: Connector,
     pub(crate) server: auto::Builder<TokioExecutor>,
@@ -360,7 +362,11 @@ async fn forward(
     };
     let upstream = Request::from_parts(parts, body);
     let client = if client_version == Version::HTTP_2 {
-        &shared.client_h2
+        if upstream.uri().scheme_str() == Some("http") {
+            &shared.client_h2c
+        } else {
+            &shared.client_h2
+        }
     } else {
         &shared.client_h1
     };

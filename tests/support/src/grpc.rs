@@ -299,3 +299,22 @@ pub fn start(opts: GrpcOptions) -> GrpcHandle {
         thread: Some(thread),
     }
 }
+
+/// A `SayRequest` for `name`, protobuf-encoded, and the same as base64.
+pub fn say_request(name: &str) -> (Vec<u8>, String) {
+    use base64::Engine as _;
+    let bytes = prost::Message::encode_to_vec(&pb::SayRequest {
+        name: name.to_string(),
+        ..pb::SayRequest::default()
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    (bytes, b64)
+}
+
+/// `bytes` as one gRPC frame: uncompressed, its length big-endian, then the message.
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}

@@ -69,6 +69,9 @@ use crate::template::{Scope, TValue, value_text};
 pub(crate) const FIELDS: &[&str] = &[
     "target",
     "host",
+    "request_url",
+    "url",
+    "headers",
     "service",
     "method",
     "rpc",
@@ -231,6 +234,26 @@ fn endpoint(text: &str, tls: bool) -> Result<Endpoint, String> {
     Endpoint::parse(&url, "http", "https").map_err(|e| e.replace(&url, t))
 }
 
+/// `scheme://host:port` and `package.Service/Method` of a call's URL.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let slash = rest.find('/')?;
+    let base = &url[..scheme.len() + 3 + slash];
+    let path = rest[slash..].trim_start_matches('/');
+    (path.contains('/') && !path.ends_with('/')).then_some((base, path))
+}
+
+/// Metadata names tonic or HTTP/2 set themselves.
+fn name_reserved(name: &str) -> bool {
+    name.starts_with("grpc-")
+        || name.starts_with(':')
+        || matches!(
+            name,
+            "content-type" | "te" | "content-length" | "host" | "connection" | "user-agent"
+        )
+}
+
 /// Paths, from a string or a list of strings.
 fn paths(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<Vec<std::path::PathBuf>> {
     let list: Vec<&str> = match cx.task.get(key) {
@@ -264,12 +287,35 @@ impl GrpcTask {
         }
         let connection = super::net::connection(cx)?;
         let tls_flag = flag(cx, "tls")?;
-        let key = if cx.task.get("target").is_some_and(|v| !v.is_null()) {
+        // A recorded call's URL: the target and, as its path, the method.
+        let url_key = ["request_url", "url"]
+            .into_iter()
+            .find(|k| cx.task.get(*k).is_some_and(Value::is_string));
+        let mut from_url = None;
+        if let Some(k) = url_key {
+            let url = cx.task.get(k).and_then(Value::as_str).unwrap_or("");
+            let (base, path) = split_url(url)
+                .ok_or_else(|| cx.err(k, "expected http(s)://host:port/package.Service/Method"))?;
+            if cx.task.contains_key("target") {
+                return Err(cx.err(k, "give `target` or a URL, not both"));
+            }
+            from_url = Some((k, base.to_string(), path.to_string()));
+        }
+        let key = if let Some((k, _, _)) = &from_url {
+            k
+        } else if cx.task.get("target").is_some_and(|v| !v.is_null()) {
             "target"
         } else {
             "host"
         };
-        let target = match cx.text(key)? {
+        let target = match from_url.as_ref().map(|(_, b, _)| b.clone()) {
+            Some(base) => {
+                let p = cx.at(key);
+                Some(cx.binder.value(&Value::String(base), &p))
+            }
+            None => cx.text(key)?,
+        };
+        let target = match target {
             Some(TValue::Literal(v)) => {
                 Target::Fixed(endpoint(&value_text(&v), tls_flag).map_err(|e| cx.err(key, e))?)
             }
@@ -286,8 +332,14 @@ impl GrpcTask {
                 )
             }
         };
-        let method_text = match cx.task.get("method") {
-            Some(Value::String(m)) if !m.trim().is_empty() => m.trim().trim_start_matches('/'),
+        let method_text = match (cx.task.get("method"), &from_url) {
+            (None | Some(Value::Null), Some((_, _, path))) => path.as_str(),
+            (Some(_), Some((k, _, _))) => {
+                return Err(cx.err(k, "the URL's path is the method: leave `method` out"));
+            }
+            (Some(Value::String(m)), None) if !m.trim().is_empty() => {
+                m.trim().trim_start_matches('/')
+            }
             _ => {
                 return Err(cx.err(
                     "",
@@ -487,11 +539,11 @@ impl GrpcTask {
                 )
             })?;
             task.check_rpc(&m).map_err(|e| cx.err("rpc", e))?;
-            if let Messages::Json { value, encoded } = &task.messages {
-                if let Some(v) = value.as_literal() {
-                    let bytes = encode(&m, v).map_err(|e| cx.err("payload", e))?;
-                    let _ = encoded.set(bytes);
-                }
+            if let Messages::Json { value, encoded } = &task.messages
+                && let Some(v) = value.as_literal()
+            {
+                let bytes = encode(&m, v).map_err(|e| cx.err("payload", e))?;
+                let _ = encoded.set(bytes);
             }
             let _ = task.resolved.set(Ok(Arc::new(m)));
         }
@@ -587,9 +639,18 @@ type Meta = (
     Vec<(MetadataKey<tonic::metadata::Binary>, TValue)>,
 );
 
-/// `metadata` as an object or a list of `[key, value]` pairs.
+/// `metadata` (or `headers`, as recorded calls import) as an object or a list of
+/// `[key, value]` pairs.
 fn metadata(cx: &mut CompileCx<'_, '_>) -> crate::Result<Meta> {
-    let pairs: Vec<(String, Value)> = match cx.task.get("metadata") {
+    let key = if cx.task.contains_key("metadata") {
+        if cx.task.contains_key("headers") {
+            return Err(cx.err("headers", "give `metadata` or `headers`, not both"));
+        }
+        "metadata"
+    } else {
+        "headers"
+    };
+    let pairs: Vec<(String, Value)> = match cx.task.get(key) {
         None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         Some(Value::Array(list)) => {
@@ -597,43 +658,35 @@ fn metadata(cx: &mut CompileCx<'_, '_>) -> crate::Result<Meta> {
             for (i, p) in list.iter().enumerate() {
                 match p.as_array().map(Vec::as_slice) {
                     Some([Value::String(k), v]) => out.push((k.clone(), v.clone())),
-                    _ => {
-                        return Err(
-                            cx.err(&format!("metadata/{i}"), "expected a [key, value] pair")
-                        );
-                    }
+                    _ => return Err(cx.err(&format!("{key}/{i}"), "expected a [key, value] pair")),
                 }
             }
             out
         }
         Some(_) => {
-            return Err(cx.err(
-                "metadata",
-                "expected an object or a list of [key, value] pairs",
-            ));
+            return Err(cx.err(key, "expected an object or a list of [key, value] pairs"));
         }
     };
     let mut ascii = Vec::new();
     let mut binary = Vec::new();
     for (k, v) in pairs {
-        let key = k.to_ascii_lowercase();
-        let p = format!(
-            "{}/{}",
-            cx.at("metadata"),
-            crate::template::escape_pointer(&k)
-        );
+        let lower = k.to_ascii_lowercase();
+        let p = format!("{}/{}", cx.at(key), crate::template::escape_pointer(&k));
         let tv = cx.binder.value(&v, &p);
-        if key.ends_with("-bin") {
-            let name = MetadataKey::from_bytes(key.as_bytes())
-                .map_err(|_| cx.err("metadata", format!("invalid metadata key {k:?}")))?;
-            binary.push((name, tv));
+        if name_reserved(&lower) {
+            return Err(cx.err(key, format!("{k:?} is set by gRPC itself")));
+        }
+        let invalid = || cx.err(key, format!("invalid metadata key {k:?}"));
+        if lower.ends_with("-bin") {
+            binary.push((
+                MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| invalid())?,
+                tv,
+            ));
         } else {
-            if key.starts_with("grpc-") || key.starts_with(':') {
-                return Err(cx.err("metadata", format!("{k:?} is reserved by gRPC")));
-            }
-            let name = MetadataKey::from_bytes(key.as_bytes())
-                .map_err(|_| cx.err("metadata", format!("invalid metadata key {k:?}")))?;
-            ascii.push((name, tv));
+            ascii.push((
+                MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| invalid())?,
+                tv,
+            ));
         }
     }
     Ok((ascii, binary))
