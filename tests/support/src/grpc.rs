@@ -41,6 +41,8 @@ pub struct GrpcOptions {
     pub tls: bool,
     /// `Say` answers UNAUTHENTICATED unless the `x-token` metadata is this.
     pub require_token: Option<String>,
+    /// The TLS certificate and key (DER), made by [`start`] when `tls` is asked.
+    pub cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Stops the server when dropped.
@@ -205,13 +207,10 @@ impl AsyncWrite for Conn {
     }
 }
 
-fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("self-signed certificate");
-    let pem = cert.cert.pem();
+fn tls_acceptor(opts: &GrpcOptions) -> tokio_rustls::TlsAcceptor {
+    let (cert_der, key_der) = opts.cert.clone().expect("a certificate for TLS");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-        cert.signing_key.serialize_der(),
+        key_der,
     ));
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -219,20 +218,35 @@ fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
     .with_safe_default_protocol_versions()
     .expect("protocol versions")
     .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .with_single_cert(vec![rustls::pki_types::CertificateDer::from(cert_der)], key)
     .expect("server certificate");
     config.alpn_protocols = vec![b"h2".to_vec()];
-    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1: its DER, its key's DER, its PEM.
+fn self_signed() -> (Vec<u8>, Vec<u8>, String) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+    (
+        cert.cert.der().to_vec(),
+        cert.signing_key.serialize_der(),
+        cert.cert.pem(),
+    )
 }
 
 /// Starts the server; it stops when the handle is dropped.
-pub fn start(opts: GrpcOptions) -> GrpcHandle {
+pub fn start(mut opts: GrpcOptions) -> GrpcHandle {
+    let mut ca_pem = None;
+    if opts.tls && opts.cert.is_none() {
+        let (der, key, pem) = self_signed();
+        opts.cert = Some((der, key));
+        ca_pem = Some(pem);
+    }
     let (token_tx, token_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (addr_tx, addr_rx) = mpsc::channel();
-    let tls = opts.tls.then(tls_acceptor);
-    let ca_pem = tls.as_ref().map(|(_, pem)| pem.clone());
-    let acceptor = tls.map(|(a, _)| a);
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -242,52 +256,10 @@ pub fn start(opts: GrpcOptions) -> GrpcHandle {
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let _ = addr_tx.send(listener.local_addr().expect("address"));
-            let service = EchoServer::new(Service {
-                require_token: opts.require_token,
-                tokens: std::sync::Mutex::new(token_tx),
-                calls: AtomicI32::new(0),
-            });
-            let (conn_tx, conn_rx) = tokio::sync::mpsc::channel::<std::io::Result<Conn>>(16);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        break;
-                    };
-                    let acceptor = acceptor.clone();
-                    let tx = conn_tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tcp.set_nodelay(true);
-                        let io = match acceptor {
-                            Some(a) => match a.accept(tcp).await {
-                                Ok(s) => Io::Tls(Box::new(s)),
-                                Err(_) => return,
-                            },
-                            None => Io::Plain(tcp),
-                        };
-                        let _ = tx.send(Ok(Conn(io))).await;
-                    });
-                }
-            });
-            let incoming = futures_util::stream::unfold(conn_rx, |mut rx| async move {
-                rx.recv().await.map(|c| (c, rx))
-            });
-            let mut router = tonic::transport::Server::builder().add_service(service);
-            if opts.reflection {
-                let v1 = tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-                    .build_v1()
-                    .expect("reflection v1");
-                let v1alpha = tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-                    .build_v1alpha()
-                    .expect("reflection v1alpha");
-                router = router.add_service(v1).add_service(v1alpha);
-            }
-            let _ = router
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stop_rx.await;
-                })
-                .await;
+            serve(listener, opts, token_tx, async {
+                let _ = stop_rx.await;
+            })
+            .await;
         });
     });
     let addr = addr_rx.recv().expect("server address");
@@ -298,6 +270,61 @@ pub fn start(opts: GrpcOptions) -> GrpcHandle {
         stop: Some(stop_tx),
         thread: Some(thread),
     }
+}
+
+/// Serves on `listener` until `shutdown` completes; every `Say` call's `x-token` goes to
+/// `tokens`.
+pub async fn serve(
+    listener: TcpListener,
+    opts: GrpcOptions,
+    tokens: mpsc::Sender<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let acceptor = opts.tls.then(|| tls_acceptor(&opts));
+    let service = EchoServer::new(Service {
+        require_token: opts.require_token,
+        tokens: std::sync::Mutex::new(tokens),
+        calls: AtomicI32::new(0),
+    });
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel::<std::io::Result<Conn>>(16);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                break;
+            };
+            let acceptor = acceptor.clone();
+            let tx = conn_tx.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let io = match acceptor {
+                    Some(a) => match a.accept(tcp).await {
+                        Ok(s) => Io::Tls(Box::new(s)),
+                        Err(_) => return,
+                    },
+                    None => Io::Plain(tcp),
+                };
+                let _ = tx.send(Ok(Conn(io))).await;
+            });
+        }
+    });
+    let incoming = futures_util::stream::unfold(conn_rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    });
+    let mut router = tonic::transport::Server::builder().add_service(service);
+    if opts.reflection {
+        let v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+            .build_v1()
+            .expect("reflection v1");
+        let v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("reflection v1alpha");
+        router = router.add_service(v1).add_service(v1alpha);
+    }
+    let _ = router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
 }
 
 /// A `SayRequest` for `name`, protobuf-encoded, and the same as base64.
