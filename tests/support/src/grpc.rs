@@ -307,9 +307,11 @@ pub async fn serve(
             });
         }
     });
-    let incoming = futures_util::stream::unfold(conn_rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c, rx))
-    });
+    let incoming =
+        futures_util::stream::unfold(
+            conn_rx,
+            |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+        );
     let mut router = tonic::transport::Server::builder().add_service(service);
     if opts.reflection {
         let v1 = tonic_reflection::server::Builder::configure()
