@@ -9,6 +9,7 @@ pub mod echo;
 pub mod hostile;
 pub mod http;
 pub mod mqtt;
+pub mod session_site;
 pub mod socket;
 pub mod sse;
 pub mod ws;
