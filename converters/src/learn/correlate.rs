@@ -711,9 +711,14 @@ pub(crate) fn find(
             all.push(birth);
         }
     }
-    // Longer values first, so that a value inside another is not taken for it.
+    // Longer values first, so that a value inside another is not taken for it; but URLs
+    // (a `Location`) after the rest, so that an id inside one is named as the id it is.
     let mut values: Vec<&str> = all.iter().map(|b| b.value.as_str()).collect();
-    values.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    values.sort_by(|a, b| {
+        (a.contains('/'), b.len())
+            .cmp(&(b.contains('/'), a.len()))
+            .then(a.cmp(b))
+    });
     values.dedup();
 
     let mut scratch: Vec<Value> = tasks.to_vec();
@@ -770,7 +775,14 @@ pub(crate) fn find(
         }
     }
     // Names, given in the order of first births, so that they read in plan order.
-    rules.sort_by_key(|r| (r.births.first().map_or(0, |b| b.task), r.uses[0].task));
+    // Within a response, in the order its values were found.
+    rules.sort_by_key(|r| {
+        let first = r.births.first().map_or(0, |b| b.task);
+        let found = all
+            .iter()
+            .position(|b| b.task == first && b.value == r.value);
+        (first, found)
+    });
     let mut taken: BTreeMap<String, Vec<(usize, Locator)>> = BTreeMap::new();
     for rule in &mut rules {
         let first = &rule.births[0];
@@ -872,7 +884,10 @@ pub(crate) fn apply(tasks: &mut [Value], rules: &[Rule]) {
                     .uses
                     .iter()
                     .any(|u| u.task == t && u.field == "request_url");
-                if in_url && let Some(Value::String(name)) = task.get_mut("name") {
+                if in_url
+                    && !rule.value.contains('/')
+                    && let Some(Value::String(name)) = task.get_mut("name")
+                {
                     *name = replace(name, &rule.value, &format!("{{{}}}", rule.name));
                 }
             }
