@@ -128,7 +128,7 @@ pub(crate) struct Written {
     /// The secrets file and how many values went to it, when any did.
     pub(crate) secrets: Option<(PathBuf, usize)>,
     /// What was learned from the responses (HAR imports).
-    pub(crate) correlation: Option<ld_converters::CorrelationReport>,
+    pub(crate) correlation: Option<Box<ld_converters::CorrelationReport>>,
 }
 
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {

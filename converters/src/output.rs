@@ -104,7 +104,7 @@ pub struct Import {
     /// other formats).
     pub(crate) task_entries: Vec<usize>,
     /// The rules correlation found (HAR imports with correlation on).
-    pub correlation: Option<crate::learn::Report>,
+    pub correlation: Option<Box<crate::learn::Report>>,
 }
 
 /// Stands for the task list in [`Import::skeleton`]; control characters keep it from colliding

@@ -71,7 +71,7 @@ fn import_with_chunk(
     // A document smaller than a chunk is read at once, into a buffer of its size.
     let chunk = chunk.min(bytes.len() + 1);
     match fast(scan::Source::with_chunk(bytes, chunk), name, options) {
-        Some(Ok(Streamed::Done(import))) => Ok(import),
+        Some(Ok(Streamed::Done(import))) => Ok(*import),
         Some(Ok(Streamed::OutOfOrder)) => whole_slice(name, bytes, options),
         Some(Err(e)) => Err(e),
         None => import_streaming(name, bytes, options),
@@ -83,7 +83,7 @@ fn import_with_chunk(
 fn import_streaming(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match stream(&mut de, name, options) {
-        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::Done(import)) => Ok(*import),
         Ok(Streamed::OutOfOrder) => whole_slice(name, bytes, options),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(parse_error(name, bytes, &e)),
@@ -139,14 +139,14 @@ fn import_file_tasks(path: &std::path::Path, options: &ImportOptions) -> Result<
         Err(scan::Unsure) => None,
     };
     match fast {
-        Some(Ok(Streamed::Done(import))) => return Ok(import),
+        Some(Ok(Streamed::Done(import))) => return Ok(*import),
         Some(Ok(Streamed::OutOfOrder)) => return whole(),
         Some(Err(e)) => return Err(e),
         None => {}
     }
     let mut de = serde_json::Deserializer::from_reader(open()?);
     match stream(&mut de, &name, options) {
-        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::Done(import)) => Ok(*import),
         Ok(Streamed::OutOfOrder) => whole(),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(json_error(e)),
@@ -156,7 +156,7 @@ fn import_file_tasks(path: &std::path::Path, options: &ImportOptions) -> Result<
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 enum Streamed {
-    Done(Import),
+    Done(Box<Import>),
     /// Entries are not in `startedDateTime` order; the caller imports the whole list instead.
     OutOfOrder,
 }
@@ -246,7 +246,7 @@ impl<'a> StreamState<'a> {
                 .summary
                 .warn("some entries have no readable startedDateTime; kept in file order");
         }
-        Ok(Streamed::Done(builder.finish()))
+        Ok(Streamed::Done(Box::new(builder.finish())))
     }
 
     /// Takes one entry; `false` stops the parse (an error, or entries out of order).

@@ -732,11 +732,7 @@ pub(crate) fn find(
             uses: Vec::new(),
         };
         for (t, task) in scratch.iter_mut().enumerate() {
-            let Some(latest) = all
-                .iter()
-                .filter(|b| b.value == value && b.task < t)
-                .next_back()
-            else {
+            let Some(latest) = all.iter().rfind(|b| b.value == value && b.task < t) else {
                 continue;
             };
             for field in fields(task) {

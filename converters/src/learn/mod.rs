@@ -347,7 +347,7 @@ pub(crate) fn learn(
         );
     }
     import.set_tasks(&tasks);
-    import.correlation = Some(report);
+    import.correlation = Some(Box::new(report));
 }
 
 /// Puts back the recorded value of a secret placeholder wherever a response before the task
