@@ -11,7 +11,7 @@
 //! in an encoded form (percent-encoded, base64, a JWT's part) is reported, not rewritten, as
 //! the engine substitutes values verbatim.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use regex::Regex;
@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use super::recording::Exchange;
 
 /// Where in a response a value is read from, as its extractor reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Locator {
     /// A JSON field: LoadDensity's dotted path and the JSON pointer.
     Json { path: String, pointer: String },
@@ -612,6 +612,12 @@ fn json_strings<'t>(v: &'t mut Value, path: String, out: &mut Vec<Field<'t>>) {
     }
 }
 
+/// The runs of token characters in `text`.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !token_char(c))
+        .filter(|t| !t.is_empty())
+}
+
 fn token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
@@ -688,65 +694,105 @@ pub(crate) fn find(
     responses: &[Option<&Exchange>],
     evidence: &dyn Fn(&Birth) -> Evidence,
 ) -> (Vec<Rule>, Vec<Untouched>) {
-    // Every birth, in task order, of values the client had not sent by then.
-    let mut sent: Vec<String> = Vec::new();
+    // Every birth, in task order, of values the client had not sent by then. What was sent is
+    // kept as its tokens: a value counts as sent when each of its tokens was (a value of
+    // several tokens may so be taken for sent when it was not, never the other way).
+    let mut sent: HashSet<String> = HashSet::new();
     let mut all: Vec<Birth> = Vec::new();
+    let mut seen: HashSet<(usize, String)> = HashSet::new();
     for (t, response) in responses.iter().enumerate() {
         let Some(exchange) = response else {
             continue;
         };
-        sent.extend(request_texts(exchange).map(str::to_string));
+        for text in request_texts(exchange) {
+            sent.extend(tokens(text).map(str::to_string));
+        }
         for birth in births(t, exchange) {
-            if !candidate(&birth.value, evidence(&birth))
-                || sent
-                    .iter()
-                    .any(|s| !occurrences(s, &birth.value).is_empty())
-            {
+            let was_sent = {
+                let mut parts = tokens(&birth.value).peekable();
+                parts.peek().is_some() && parts.all(|p| sent.contains(p))
+            };
+            if was_sent || !candidate(&birth.value, evidence(&birth)) {
                 continue;
             }
             // One birth per value per response: the first found (the shallowest JSON field).
-            if all.iter().any(|b| b.task == t && b.value == birth.value) {
-                continue;
+            if seen.insert((t, birth.value.clone())) {
+                all.push(birth);
             }
-            all.push(birth);
         }
+    }
+    // The births of each value, in task order.
+    let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, b) in all.iter().enumerate() {
+        by_value.entry(b.value.as_str()).or_default().push(i);
     }
     // Longer values first, so that a value inside another is not taken for it; but URLs
     // (a `Location`) after the rest, so that an id inside one is named as the id it is.
-    let mut values: Vec<&str> = all.iter().map(|b| b.value.as_str()).collect();
+    let mut values: Vec<&str> = by_value.keys().copied().collect();
     values.sort_by(|a, b| {
         (a.contains('/'), b.len())
             .cmp(&(b.contains('/'), a.len()))
             .then(a.cmp(b))
     });
-    values.dedup();
-
+    // The tasks each token appears in: a value is looked for only where its longest token is.
     let mut scratch: Vec<Value> = tasks.to_vec();
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (t, task) in scratch.iter_mut().enumerate() {
+        for field in fields(task) {
+            for token in tokens(field.text) {
+                let list = index.entry(token.to_string()).or_default();
+                if list.last() != Some(&t) {
+                    list.push(t);
+                }
+            }
+        }
+    }
+    let tasks_with = |text: &str| -> Vec<usize> {
+        tokens(text)
+            .max_by_key(|t| t.len())
+            .and_then(|t| index.get(t))
+            .cloned()
+            .unwrap_or_default()
+    };
     let mut rules: Vec<Rule> = Vec::new();
     let mut untouched = Vec::new();
     for value in values {
+        let born = &by_value[value];
+        let first_birth = all[born[0]].task;
+        let forms = encodings(value);
+        let mut candidates = tasks_with(value);
+        for (_, form) in &forms {
+            candidates.extend(tasks_with(form));
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut rule = Rule {
             name: String::new(),
             value: value.to_string(),
             births: Vec::new(),
             uses: Vec::new(),
         };
-        for (t, task) in scratch.iter_mut().enumerate() {
-            let Some(latest) = all.iter().rfind(|b| b.value == value && b.task < t) else {
+        for t in candidates.into_iter().filter(|t| *t > first_birth) {
+            // The latest birth before this task.
+            let before = born.partition_point(|&i| all[i].task < t);
+            let Some(latest) = before.checked_sub(1).map(|i| &all[born[i]]) else {
+                continue;
+            };
+            let Some(task) = scratch.get_mut(t) else {
                 continue;
             };
             for field in fields(task) {
                 if occurrences(field.text, value).is_empty() {
-                    for (reason, form) in encodings(value) {
-                        if !occurrences(field.text, &form).is_empty() {
-                            untouched.push(Untouched {
-                                task: t,
-                                field: field.path.clone(),
-                                hint: latest.hint.clone(),
-                                reason,
-                            });
-                            break;
-                        }
+                    if let Some((reason, _)) = forms
+                        .iter()
+                        .find(|(_, form)| !occurrences(field.text, form).is_empty())
+                    {
+                        untouched.push(Untouched {
+                            task: t,
+                            field: field.path.clone(),
+                            hint: latest.hint.clone(),
+                            reason,
+                        });
                     }
                     continue;
                 }
@@ -770,55 +816,53 @@ pub(crate) fn find(
             rules.push(rule);
         }
     }
+    untouched.sort_by_key(|u| u.task);
     // Names, given in the order of first births, so that they read in plan order.
     // Within a response, in the order its values were found.
     rules.sort_by_key(|r| {
         let first = r.births.first().map_or(0, |b| b.task);
-        let found = all
-            .iter()
-            .position(|b| b.task == first && b.value == r.value);
+        let found = by_value
+            .get(r.value.as_str())
+            .and_then(|list| list.iter().copied().find(|&i| all[i].task == first));
         (first, found)
     });
-    let mut taken: BTreeMap<String, Vec<(usize, Locator)>> = BTreeMap::new();
+    // A value read from the same place (request and locator) as another keeps its name: it is
+    // the same variable, extracted again. Other places with the same name are numbered.
+    let mut named: HashMap<(String, Locator), String> = HashMap::new();
+    let mut count: HashMap<String, usize> = HashMap::new();
     for rule in &mut rules {
         let first = &rule.births[0];
-        let url = tasks
-            .get(first.task)
-            .and_then(|t| t.get("request_url"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let base = variable_name(&first.hint, url);
-        let mut name = base.clone();
-        let mut n = 1;
-        // Another value read from the same place of the same request keeps the name: it is
-        // the same variable, extracted again.
-        let same_place = |held: &Vec<(usize, Locator)>| {
-            let key = task_name(tasks, first.task);
-            held.iter()
-                .any(|(t, l)| task_name(tasks, *t) == key && *l == first.locator)
+        let task = tasks.get(first.task);
+        let get = |k: &str| {
+            task.and_then(|t| t.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
         };
-        while let Some(held) = taken.get(&name) {
-            if same_place(held) {
-                break;
-            }
-            n += 1;
-            name = format!("{base}_{n}");
+        let url = get("request_url");
+        let place = (request_key(get("method"), url), first.locator.clone());
+        if let Some(name) = named.get(&place) {
+            rule.name = name.clone();
+            continue;
         }
-        taken
-            .entry(name.clone())
-            .or_default()
-            .push((first.task, first.locator.clone()));
+        let base = variable_name(&first.hint, url);
+        let n = count.entry(base.clone()).or_default();
+        *n += 1;
+        let name = if *n == 1 { base } else { format!("{base}_{n}") };
+        named.insert(place, name.clone());
         rule.name = name;
     }
     (rules, untouched)
 }
 
-fn task_name(tasks: &[Value], t: usize) -> &str {
-    tasks
-        .get(t)
-        .and_then(|t| t.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
+/// A request by its method and path, id-like segments left out: the same request whatever
+/// ids it was sent with.
+fn request_key(method: &str, url: &str) -> String {
+    let path = crate::har::url::split(url).map_or(url, |p| p.path);
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|s| if id_like(s) { "{}" } else { s })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 /// `text` with every standalone occurrence of `value` replaced by `with`.
@@ -861,25 +905,23 @@ pub(crate) fn apply(tasks: &mut [Value], rules: &[Rule]) {
                 list.push(extractor);
             }
         }
+        let used: HashSet<(usize, &str)> = rule
+            .uses
+            .iter()
+            .map(|u| (u.task, u.field.as_str()))
+            .collect();
         let mut by_task: Vec<usize> = rule.uses.iter().map(|u| u.task).collect();
         by_task.dedup();
         for t in by_task {
             if let Some(task) = tasks.get_mut(t) {
                 for field in fields(task) {
-                    if rule
-                        .uses
-                        .iter()
-                        .any(|u| u.task == t && u.field == field.path)
-                    {
+                    if used.contains(&(t, field.path.as_str())) {
                         *field.text = replace(field.text, &rule.value, &placeholder);
                     }
                 }
                 // A value in the path is named in the task's name too, so that every replay's
                 // new id is counted under one name: `GET /orders/{order_id}`.
-                let in_url = rule
-                    .uses
-                    .iter()
-                    .any(|u| u.task == t && u.field == "request_url");
+                let in_url = used.contains(&(t, "request_url"));
                 if in_url
                     && !rule.value.contains('/')
                     && let Some(Value::String(name)) = task.get_mut("name")

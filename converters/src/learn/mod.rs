@@ -362,12 +362,20 @@ fn reveal_secrets(
     if secrets.is_empty() {
         return 0;
     }
-    let mut born: Vec<(usize, String)> = Vec::new();
+    // For each secret, the first task whose response produced (a part of) its value.
+    let mut produced_at: Vec<Option<usize>> = vec![None; secrets.len()];
     for (t, response) in responses.iter().enumerate() {
-        if let Some(e) = response {
-            for b in correlate::births(t, e) {
-                if correlate::candidate(&b.value, evidence(&b)) {
-                    born.push((t, b.value));
+        let Some(e) = response else {
+            continue;
+        };
+        for b in correlate::births(t, e) {
+            for (i, s) in secrets.iter().enumerate() {
+                if produced_at[i].is_none()
+                    && s.value.contains(&b.value)
+                    && !correlate::occurrences(&s.value, &b.value).is_empty()
+                    && correlate::candidate(&b.value, evidence(&b))
+                {
+                    produced_at[i] = Some(t);
                 }
             }
         }
@@ -375,15 +383,12 @@ fn reveal_secrets(
     let mut returned = 0;
     for (t, task) in tasks.iter_mut().enumerate() {
         for field in correlate::fields(task) {
-            for s in secrets {
+            if !field.text.contains("${env.") {
+                continue;
+            }
+            for (s, at) in secrets.iter().zip(&produced_at) {
                 let placeholder = format!("${{env.{}}}", s.name);
-                if !field.text.contains(&placeholder) {
-                    continue;
-                }
-                let produced = born
-                    .iter()
-                    .any(|(bt, v)| *bt < t && !correlate::occurrences(&s.value, v).is_empty());
-                if produced {
+                if at.is_some_and(|at| at < t) && field.text.contains(&placeholder) {
                     returned += field.text.matches(&placeholder).count();
                     *field.text = field.text.replace(&placeholder, &s.value);
                 }
@@ -415,14 +420,18 @@ fn body_checks(
             .to_string()
     };
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<String, usize> = HashMap::new();
     for (t, body) in bodies.iter().enumerate() {
         if body.is_none() {
             continue;
         }
         let name = name_of(&tasks[t]);
-        match groups.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, list)) => list.push(t),
-            None => groups.push((name, vec![t])),
+        match group_of.get(&name) {
+            Some(&g) => groups[g].1.push(t),
+            None => {
+                group_of.insert(name.clone(), groups.len());
+                groups.push((name, vec![t]));
+            }
         }
     }
     for (_, members) in &groups {
@@ -619,5 +628,38 @@ mod tests {
             Some(1)
         );
         assert!(plain.correlation.is_none());
+    }
+
+    /// Regression: ids that task naming does not show as `{id}` (`o5f2c9a71b`) made each
+    /// request a place of its own, and each value a new name (`item_id_2`, `item_id_3`, ...).
+    #[test]
+    fn one_field_of_one_request_gives_one_variable_however_often_it_changes() {
+        let ids: Vec<String> = (0..5).map(|i| format!("o5f2c9a7{i}b")).collect();
+        let mut entries = vec![(
+            "GET",
+            "http://a/items/o0000000a".to_string(),
+            json!({"got": {"id": ids[0]}}),
+        )];
+        for pair in ids.windows(2) {
+            entries.push((
+                "GET",
+                format!("http://a/items/{}", pair[0]),
+                json!({"got": {"id": pair[1]}}),
+            ));
+        }
+        let entries: Vec<(&str, &str, Value)> = entries
+            .iter()
+            .map(|(m, u, b)| (*m, u.as_str(), b.clone()))
+            .collect();
+        let import =
+            crate::har::import("a.har", &har(&entries), &ImportOptions::default()).expect("import");
+        let report = import.correlation.expect("report").to_json();
+        let names: Vec<&str> = report["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(names, ["item_id"; 4]);
     }
 }
