@@ -77,6 +77,26 @@ pub(crate) struct ImportArgs {
     #[arg(long, help_heading = "Plan")]
     pub(crate) think_time: bool,
 
+    /// Replay recorded values as they were instead of extracting the ones responses produce
+    /// (HAR)
+    #[arg(long, help_heading = "Learning from responses")]
+    pub(crate) no_correlate: bool,
+
+    /// A second recording of the same flow: values that differ between the two are dynamic,
+    /// values that stay the same are not correlated or are checked (HAR)
+    #[arg(long, value_name = "HAR", help_heading = "Learning from responses")]
+    pub(crate) compare: Option<PathBuf>,
+
+    /// Also write the correlation rules as JSON to this file
+    #[arg(long, value_name = "FILE", help_heading = "Learning from responses")]
+    pub(crate) correlation_report: Option<PathBuf>,
+
+    /// Checks learned from recorded JSON bodies: their shape (json_shape), also the values that
+    /// stayed the same (json_path), or none (HAR)
+    #[arg(long, value_name = "MODE", default_value = "shape",
+          value_parser = ["shape", "values", "off"], help_heading = "Learning from responses")]
+    pub(crate) assert_body: String,
+
     /// Virtual users of the generated LD_start_test [default: 10, or a JMeter thread group's]
     #[arg(long, help_heading = "Load")]
     pub(crate) users: Option<u64>,
@@ -107,6 +127,8 @@ pub(crate) struct Written {
     pub(crate) summary: ld_converters::Summary,
     /// The secrets file and how many values went to it, when any did.
     pub(crate) secrets: Option<(PathBuf, usize)>,
+    /// What was learned from the responses (HAR imports).
+    pub(crate) correlation: Option<Box<ld_converters::CorrelationReport>>,
 }
 
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -117,6 +139,9 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 "{count} secret values moved to {} (mode 0600; keep it out of version control)",
                 path.display()
             );
+        }
+        if let Some(report) = &written.correlation {
+            eprintln!("{}", report.render());
         }
         eprintln!("{}", written.summary.render());
         if args.output != Path::new("-") {
@@ -164,6 +189,13 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         }
         None => None,
     };
+    let compare =
+        match &args.compare {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                exit::input_error(format!("could not read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
     let base_dir = (args.file != Path::new("-")).then(|| match args.file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -189,6 +221,9 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         environment,
         base_dir,
         files_within: args.files_within.clone(),
+        correlate: !args.no_correlate,
+        assert_body: ld_converters::BodyChecks::from_name(&args.assert_body).unwrap_or_default(),
+        compare,
     };
     let result = if stdin {
         ld_converters::import(format, &name, &head, &options)
@@ -254,9 +289,18 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         ld_plan::fs::write_atomic_with(&args.output, false, |out| import.write_plan(out))
             .with_context(|| format!("could not write the plan {}", args.output.display()))?;
     }
+    if let (Some(path), Some(report)) = (&args.correlation_report, &import.correlation) {
+        let mut text = serde_json::to_string_pretty(&report.to_json())
+            .context("could not write the correlation report")?;
+        text.push('\n');
+        ld_plan::fs::write_atomic(path, text.as_bytes(), false).with_context(|| {
+            format!("could not write the correlation report {}", path.display())
+        })?;
+    }
     Ok(Written {
         summary: import.summary,
         secrets,
+        correlation: import.correlation,
     })
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ld_test_support::http::{Kind, Reply, serve};
+use ld_test_support::http::{Kind, Received, Reply, serve};
 use serde_json::{Value, json};
 
 /// One `ld mcp` process and what it wrote, line by line.
@@ -133,6 +133,16 @@ impl Drop for Client {
     }
 }
 
+/// The answers the HAR of [`har`] recorded, for a server its plan replays against: the
+/// imported plan checks the shape of each.
+fn recorded_reply(r: &Received) -> Reply {
+    if r.path() == "/orders" {
+        Reply::json(200, "{\"ok\":true}")
+    } else {
+        Reply::json(200, "{\"id\":7}")
+    }
+}
+
 /// A HAR of two requests to `origin`.
 fn har(origin: &str) -> String {
     json!({"log": {"version": "1.2", "creator": {"name": "test"}, "entries": [
@@ -161,11 +171,11 @@ fn names(list: &Value) -> Vec<String> {
 fn import_replay_baseline_and_diff_through_the_protocol() {
     let failing = Arc::new(AtomicBool::new(false));
     let fail = failing.clone();
-    let (addr, server) = serve(Kind::Http1, move |_| {
+    let (addr, server) = serve(Kind::Http1, move |r| {
         if fail.load(Ordering::SeqCst) {
             Reply::json(500, "{\"error\":true}")
         } else {
-            Reply::json(200, "{\"ok\":true}")
+            recorded_reply(r)
         }
     });
     let dir = tempfile::tempdir().expect("tempdir");
@@ -304,7 +314,7 @@ fn import_replay_baseline_and_diff_through_the_protocol() {
 
 #[test]
 fn load_is_bounded_and_reports_progress() {
-    let (addr, server) = serve(Kind::Http1, |_| Reply::json(200, "{}"));
+    let (addr, server) = serve(Kind::Http1, recorded_reply);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("rec.har"), har(&format!("http://{addr}"))).expect("HAR");
     let mut c = Client::start(dir.path(), &["--max-users", "4", "--max-duration", "3s"]);

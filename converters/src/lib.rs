@@ -16,6 +16,7 @@ mod filter;
 mod form;
 pub mod har;
 pub mod jmeter;
+mod learn;
 mod naming;
 pub mod openapi;
 mod output;
@@ -35,6 +36,7 @@ mod test_rand {
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use learn::{BodyChecks, Report as CorrelationReport};
 pub use output::{GivenLoad, Import, ImportOptions, Summary};
 pub use secrets::Secret;
 

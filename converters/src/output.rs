@@ -43,6 +43,13 @@ pub struct ImportOptions {
     /// When set, files the input refers to are read only inside this directory (canonical);
     /// a reference that resolves elsewhere, through `..` or a link, is reported and not read.
     pub files_within: Option<std::path::PathBuf>,
+    /// Find values responses produced that later requests send, and extract them (HAR).
+    pub correlate: bool,
+    /// Checks learned from recorded JSON response bodies (HAR).
+    pub assert_body: crate::BodyChecks,
+    /// A second recording of the same flow (a HAR's bytes): values that differ between the
+    /// two are dynamic (`--compare`).
+    pub compare: Option<Vec<u8>>,
 }
 
 /// Load settings given explicitly on the command line.
@@ -71,6 +78,9 @@ impl Default for ImportOptions {
             environment: None,
             base_dir: None,
             files_within: None,
+            correlate: true,
+            assert_body: crate::BodyChecks::Shape,
+            compare: None,
         }
     }
 }
@@ -90,6 +100,11 @@ pub struct Import {
     /// Secrets moved out of the plan, for the side file.
     pub secrets: Vec<Secret>,
     pub summary: Summary,
+    /// For each task, the index of the input entry it came from (HAR imports; empty for the
+    /// other formats).
+    pub(crate) task_entries: Vec<usize>,
+    /// The rules correlation found (HAR imports with correlation on).
+    pub correlation: Option<Box<crate::learn::Report>>,
 }
 
 /// Stands for the task list in [`Import::skeleton`]; control characters keep it from colliding
@@ -211,6 +226,24 @@ impl Import {
         {
             vars.insert("ld_secrets_file".into(), Value::String(path.to_string()));
         }
+    }
+
+    /// The tasks as JSON values, in plan order.
+    pub(crate) fn task_values(&self) -> Vec<Value> {
+        self.tasks
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Replaces the tasks with `tasks`, written as the plan's text has them.
+    pub(crate) fn set_tasks(&mut self, tasks: &[Value]) {
+        let mut texts = TaskTexts::default();
+        for task in tasks {
+            let out = texts.begin();
+            nested_value(out, TASK_LEVEL, task);
+        }
+        self.tasks = texts;
     }
 
     /// The number of tasks in the plan.
@@ -441,6 +474,10 @@ pub(crate) struct Builder<'a> {
     duration: Option<Option<u64>>,
     /// Sessions opened so far, by connection prefix (see [`Socket::connection`]).
     connections: Vec<(String, usize)>,
+    /// The input entry the tasks being committed come from (HAR).
+    pub(crate) entry: usize,
+    /// The entry of each committed task.
+    task_entries: Vec<usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -458,6 +495,8 @@ impl<'a> Builder<'a> {
             spawn_rate: None,
             duration: None,
             connections: Vec::new(),
+            entry: 0,
+            task_entries: Vec::new(),
         }
     }
 
@@ -558,6 +597,7 @@ impl<'a> Builder<'a> {
     /// names; [`Builder::close`] ends it. Tasks are committed in plan order, since the names
     /// of secrets follow the order in which they are first met.
     pub(crate) fn commit(&mut self, drafts: &Drafts, task: &Drafted) {
+        self.task_entries.push(self.entry);
         let out = self.tasks.begin();
         let text = |from: usize, to: usize| drafts.text.get(from..to).unwrap_or_default();
         let data = |(from, to): (usize, usize)| drafts.data.get(from..to).unwrap_or_default();
@@ -671,6 +711,8 @@ impl<'a> Builder<'a> {
             tasks: self.tasks,
             secrets: self.secrets.found,
             summary: self.summary,
+            task_entries: self.task_entries,
+            correlation: None,
         }
     }
 }

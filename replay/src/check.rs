@@ -1,6 +1,7 @@
 //! Assertions and extractors: what a response must show, and what is taken from it for later
 //! tasks. Semantics follow LoadDensity (its dotted JSON path, exact header values, extractors
-//! that run only when every assertion held); `regex` and `max_latency_ms` are ld's additions.
+//! that run only when every assertion held); `regex`, `max_latency_ms` and `json_shape` are
+//! ld's additions, and paths may also be written as JSONPath (`$.items[0].id`).
 
 use http::HeaderMap;
 use regex::Regex;
@@ -26,6 +27,184 @@ pub(crate) enum Check {
     },
     Regex(Regex),
     MaxLatency(f64),
+    JsonShape(Shape),
+}
+
+/// The keys and types a JSON body must have (a `json_shape` assertion's `shape`): a type name
+/// (`string`, `number`, `boolean`, `null`, `any`) or several joined by `|`; an object of keys,
+/// a key ending in `?` optional; an array of one shape every element has, or `[]` for any
+/// elements. Keys the shape does not name are allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Shape {
+    /// Bits of [`SHAPE_TYPES`]; all of them for `any`.
+    Types(u8),
+    Object(Vec<(String, Shape, bool)>),
+    Array(Option<Box<Shape>>),
+}
+
+const SHAPE_TYPES: [&str; 6] = ["string", "number", "boolean", "null", "object", "array"];
+const ANY: u8 = 0b11_1111;
+
+impl Shape {
+    /// Reads a shape; an error is the JSON pointer below `shape` and what is wrong there.
+    pub(crate) fn parse(v: &Value) -> Result<Shape, (String, String)> {
+        match v {
+            Value::String(s) => {
+                let mut bits = 0;
+                for name in s.split('|').map(str::trim) {
+                    bits |= match name {
+                        "any" => ANY,
+                        n => match SHAPE_TYPES.iter().position(|t| *t == n) {
+                            Some(i) => 1 << i,
+                            None => {
+                                return Err((
+                                    String::new(),
+                                    format!(
+                                        "unknown type `{n}`: string, number, boolean, null, object, array or any"
+                                    ),
+                                ));
+                            }
+                        },
+                    };
+                }
+                Ok(Shape::Types(bits))
+            }
+            Value::Object(map) => {
+                let mut keys = Vec::with_capacity(map.len());
+                for (k, child) in map {
+                    let shape = Shape::parse(child).map_err(|(at, e)| {
+                        (
+                            format!("/{}{at}", k.replace('~', "~0").replace('/', "~1")),
+                            e,
+                        )
+                    })?;
+                    match k.strip_suffix('?') {
+                        Some(key) => keys.push((key.to_string(), shape, true)),
+                        None => keys.push((k.clone(), shape, false)),
+                    }
+                }
+                Ok(Shape::Object(keys))
+            }
+            Value::Array(items) => match items.as_slice() {
+                [] => Ok(Shape::Array(None)),
+                [one] => Ok(Shape::Array(Some(Box::new(
+                    Shape::parse(one).map_err(|(at, e)| (format!("/0{at}"), e))?,
+                )))),
+                _ => Err((
+                    String::new(),
+                    "an array shape holds one shape, for every element".into(),
+                )),
+            },
+            _ => Err((
+                String::new(),
+                "expected a type name, an object or an array".into(),
+            )),
+        }
+    }
+
+    /// The first place where `v` does not have this shape: `/items/0/name expected string,
+    /// got number`.
+    pub(crate) fn mismatch(&self, v: &Value, at: &mut String) -> Option<String> {
+        match self {
+            Shape::Types(bits) => {
+                let i = kind_index(v);
+                (bits & (1 << i) == 0).then(|| {
+                    let want: Vec<&str> = SHAPE_TYPES
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| bits & (1 << i) != 0)
+                        .map(|(_, t)| *t)
+                        .collect();
+                    format!(
+                        "{} expected {}, got {}",
+                        here(at),
+                        want.join("|"),
+                        SHAPE_TYPES[i]
+                    )
+                })
+            }
+            Shape::Object(keys) => {
+                let Value::Object(map) = v else {
+                    return Some(format!(
+                        "{} expected object, got {}",
+                        here(at),
+                        SHAPE_TYPES[kind_index(v)]
+                    ));
+                };
+                for (key, shape, optional) in keys {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    let found = match map.get(key) {
+                        Some(child) => shape.mismatch(child, at),
+                        None if *optional => None,
+                        None => Some(format!(
+                            "{} expected {}, got nothing",
+                            here(at),
+                            shape.name()
+                        )),
+                    };
+                    at.truncate(len);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+            Shape::Array(element) => {
+                let Value::Array(items) = v else {
+                    return Some(format!(
+                        "{} expected array, got {}",
+                        here(at),
+                        SHAPE_TYPES[kind_index(v)]
+                    ));
+                };
+                let element = element.as_deref()?;
+                for (i, item) in items.iter().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("/{i}"));
+                    let found = element.mismatch(item, at);
+                    at.truncate(len);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// What the shape is, in a message: `string`, `object`, `array`.
+    fn name(&self) -> String {
+        match self {
+            Shape::Types(ANY) => "any".into(),
+            Shape::Types(bits) => SHAPE_TYPES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, t)| *t)
+                .collect::<Vec<_>>()
+                .join("|"),
+            Shape::Object(_) => "object".into(),
+            Shape::Array(_) => "array".into(),
+        }
+    }
+}
+
+fn kind_index(v: &Value) -> usize {
+    match v {
+        Value::String(_) => 0,
+        Value::Number(_) => 1,
+        Value::Bool(_) => 2,
+        Value::Null => 3,
+        Value::Object(_) => 4,
+        Value::Array(_) => 5,
+    }
+}
+
+/// A JSON pointer for a message: the root is `/`.
+fn here(at: &str) -> &str {
+    if at.is_empty() { "/" } else { at }
 }
 
 /// Where an extracted value comes from.
@@ -150,6 +329,12 @@ impl Check {
             }
             Check::Regex(re) => (!re.is_match(&seen.text()))
                 .then(|| format!("body does not match /{}/", re.as_str())),
+            Check::JsonShape(shape) => match seen.json() {
+                Some(json) => shape
+                    .mismatch(json, &mut String::new())
+                    .map(|m| format!("json_shape {m}")),
+                None => Some("json_shape expected a JSON body".to_string()),
+            },
             Check::MaxLatency(max) => (seen.latency_ms > *max).then(|| {
                 format!(
                     "latency {:.1} ms over max_latency_ms {max}",
@@ -185,9 +370,14 @@ impl Extract {
     }
 }
 
-/// LoadDensity's dotted path: segments split on `.`, empty ones skipped, a numeric segment
-/// indexes a list; a missing key or a `null` yields nothing.
+/// LoadDensity's dotted path (segments split on `.`, empty ones skipped, a numeric segment
+/// indexes a list), or JSONPath as hurl and k6 users write it: `$`, `.key`, `['key']`,
+/// `["key"]`, `[0]`. A missing key or a `null` yields nothing, and so does JSONPath this does
+/// not read (wildcards, filters, slices).
 pub(crate) fn json_path<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
+    if let Some(rest) = path.trim().strip_prefix('$') {
+        return json_path_segments(root, rest);
+    }
     let mut cursor = root;
     for part in path.split('.').filter(|p| !p.is_empty()) {
         cursor = match cursor {
@@ -200,6 +390,66 @@ pub(crate) fn json_path<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
         };
     }
     Some(cursor)
+}
+
+/// JSONPath after its `$`: each step a member (`.key`, `['key']`) or an index (`[0]`).
+fn json_path_segments<'v>(root: &'v Value, mut rest: &str) -> Option<&'v Value> {
+    let mut cursor = root;
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return Some(cursor);
+        }
+        enum Step<'p> {
+            Key(std::borrow::Cow<'p, str>),
+            Index(usize),
+        }
+        let step;
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let key = &after[..end];
+            if key.is_empty() || key == "*" {
+                return None;
+            }
+            step = Step::Key(key.into());
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let after = after.trim_start();
+            if let Some(quote) = after.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                let body = &after[1..];
+                let mut key = String::new();
+                let mut chars = body.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => key.push(chars.next()?.1),
+                        c if c == quote => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        c => key.push(c),
+                    }
+                }
+                let tail = body[end?..].trim_start().strip_prefix(']')?;
+                step = Step::Key(key.into());
+                rest = tail;
+            } else {
+                let close = after.find(']')?;
+                step = Step::Index(after[..close].trim().parse().ok()?);
+                rest = &after[close + 1..];
+            }
+        } else {
+            return None;
+        }
+        cursor = match (cursor, step) {
+            (Value::Array(items), Step::Index(i)) => items.get(i)?,
+            (Value::Object(map), Step::Key(k)) => match map.get(k.as_ref())? {
+                Value::Null => return None,
+                v => v,
+            },
+            _ => return None,
+        };
+    }
 }
 
 /// Equality as Python compares decoded JSON: `1 == 1.0`.
@@ -259,6 +509,89 @@ mod tests {
         assert_eq!(json_path(&doc, "items..0.id"), Some(&json!(7)));
         assert_eq!(json_path(&doc, "items.x"), None);
         assert_eq!(json_path(&doc, "n"), None);
+    }
+
+    #[test]
+    fn jsonpath_reads_as_hurl_and_k6_write_it() {
+        let doc = json!({"items": [{"id": 7}, {"id": 8}], "a.b": {"c": 1}, "n": null});
+        assert_eq!(json_path(&doc, "$.items[0].id"), Some(&json!(7)));
+        assert_eq!(json_path(&doc, "$.items[1]['id']"), Some(&json!(8)));
+        assert_eq!(json_path(&doc, "$['a.b'].c"), Some(&json!(1)));
+        assert_eq!(json_path(&doc, "$[\"a.b\"][\"c\"]"), Some(&json!(1)));
+        assert_eq!(json_path(&doc, "$"), Some(&doc));
+        assert_eq!(json_path(&doc, "items.0.id"), Some(&json!(7)));
+        assert_eq!(json_path(&doc, "$.items[2].id"), None);
+        assert_eq!(json_path(&doc, "$.items[*].id"), None);
+        assert_eq!(json_path(&doc, "$.n"), None);
+        assert_eq!(
+            json_path(&doc, "$.items.0"),
+            None,
+            "a dotted index is not JSONPath"
+        );
+    }
+
+    fn shape(v: serde_json::Value) -> Check {
+        Check::JsonShape(Shape::parse(&v).expect("a shape"))
+    }
+
+    #[test]
+    fn json_shape_names_the_pointer_of_a_changed_type_or_a_removed_key() {
+        let check =
+            shape(json!({"id": "string", "items": [{"name": "string"}], "note?": "string|null"}));
+        assert_eq!(
+            run(
+                &check,
+                200,
+                r#"{"id": "a", "items": [{"name": "x"}], "more": 1}"#
+            ),
+            None
+        );
+        assert_eq!(
+            run(&check, 200, r#"{"id": "b", "items": [], "note": null}"#),
+            None
+        );
+        assert_eq!(
+            run(
+                &check,
+                200,
+                r#"{"id": "a", "items": [{"name": "x"}, {"name": 5}]}"#
+            )
+            .as_deref(),
+            Some("json_shape /items/1/name expected string, got number")
+        );
+        assert_eq!(
+            run(&check, 200, r#"{"items": []}"#).as_deref(),
+            Some("json_shape /id expected string, got nothing")
+        );
+        assert_eq!(
+            run(&check, 200, r#"{"id": "a", "items": {}}"#).as_deref(),
+            Some("json_shape /items expected array, got object")
+        );
+        assert_eq!(
+            run(&check, 200, "<html>").as_deref(),
+            Some("json_shape expected a JSON body")
+        );
+        assert_eq!(
+            run(&shape(json!(["number"])), 200, "[1, true]").as_deref(),
+            Some("json_shape /1 expected number, got boolean")
+        );
+        assert!(Shape::parse(&json!({"a": "strin"})).is_err());
+        assert_eq!(
+            Shape::parse(&json!({"a": ["x", "y"]})).map_err(|e| e.0),
+            Err("/a".to_string())
+        );
+    }
+
+    #[test]
+    fn json_shape_holds_across_changing_timestamps_and_ids() {
+        let check = shape(json!({"id": "string", "seq": "number", "at": "string", "tags": []}));
+        let mut seed = 7u64;
+        for i in 0..20 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let body = json!({"id": format!("{seed:x}"), "seq": i, "at": format!("2024-05-01T10:00:{i:02}Z"),
+                              "tags": (0..i % 3).map(|n| n.to_string()).collect::<Vec<_>>()});
+            assert_eq!(run(&check, 200, &body.to_string()), None, "{body}");
+        }
     }
 
     #[test]

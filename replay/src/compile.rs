@@ -73,7 +73,7 @@ const EXTRA_TASK_FIELDS: &[&str] = &[
     "step_id",
     "scenario_id",
 ];
-const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern"];
+const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern", "shape"];
 const ASSERTION_TYPES: &[&str] = &[
     "status_code",
     "contains",
@@ -84,6 +84,7 @@ const ASSERTION_TYPES: &[&str] = &[
     "max_latency_ms",
     "grpc_status",
     "message_count",
+    "json_shape",
 ];
 const EXTRACT_FIELDS: &[&str] = &["var", "from", "path", "name", "pattern", "scope"];
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
@@ -1951,6 +1952,15 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
                 MAX_SECONDS * 1000.0,
                 "a number of milliseconds",
             )?)
+        }
+        "json_shape" => {
+            let shape = m
+                .get("shape")
+                .ok_or_else(|| err(file, p, "a `json_shape` assertion needs a `shape`"))?;
+            Check::JsonShape(
+                crate::check::Shape::parse(shape)
+                    .map_err(|(at, e)| err(file, &format!("{p}/shape{at}"), e))?,
+            )
         }
         other => {
             let hint = nearest(other, ASSERTION_TYPES.iter().copied());

@@ -460,6 +460,12 @@ fn import(state: &State, from: Option<&str>, a: &Arguments<'_>) -> Outcome {
         inline_secrets: a.boolean("inline_secrets")?.unwrap_or(false),
         secrets_file,
         think_time: a.boolean("think_time")?.unwrap_or(false),
+        // As `ld import`'s defaults; a second recording and a report file are not offered
+        // here, as they would be files outside the tool's arguments.
+        no_correlate: false,
+        compare: None,
+        correlation_report: None,
+        assert_body: "shape".into(),
         users,
         spawn_rate,
         duration: a.duration("duration")?,

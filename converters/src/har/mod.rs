@@ -31,7 +31,34 @@ pub(crate) fn looks_like_har(head: &str) -> bool {
 
 /// Imports a HAR document held in memory, read from `name`.
 pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
-    import_with_chunk(name, bytes, options, scan::CHUNK)
+    let mut import = import_with_chunk(name, bytes, options, scan::CHUNK)?;
+    learn_from(&mut import, || Some(bytes.to_vec()), options)?;
+    Ok(import)
+}
+
+/// Learns correlation rules and body checks from the recording's responses, read again whole
+/// (`bytes`), when the options ask for either.
+fn learn_from(
+    import: &mut Import,
+    bytes: impl FnOnce() -> Option<Vec<u8>>,
+    options: &ImportOptions,
+) -> Result<()> {
+    if !options.correlate && options.assert_body == crate::BodyChecks::Off {
+        return Ok(());
+    }
+    let other = match &options.compare {
+        Some(other) => Some(crate::learn::recording::read(other).ok_or_else(|| {
+            Error::Invalid("--compare: the second recording is not a readable HAR file".into())
+        })?),
+        None => None,
+    };
+    match bytes().and_then(|b| crate::learn::recording::read(&b)) {
+        Some(recording) => crate::learn::learn(import, &recording, other.as_deref(), options),
+        None => import
+            .summary
+            .warn("the responses could not be read whole; nothing was learned from them"),
+    }
+    Ok(())
 }
 
 fn import_with_chunk(
@@ -44,7 +71,7 @@ fn import_with_chunk(
     // A document smaller than a chunk is read at once, into a buffer of its size.
     let chunk = chunk.min(bytes.len() + 1);
     match fast(scan::Source::with_chunk(bytes, chunk), name, options) {
-        Some(Ok(Streamed::Done(import))) => Ok(import),
+        Some(Ok(Streamed::Done(import))) => Ok(*import),
         Some(Ok(Streamed::OutOfOrder)) => whole_slice(name, bytes, options),
         Some(Err(e)) => Err(e),
         None => import_streaming(name, bytes, options),
@@ -56,7 +83,7 @@ fn import_with_chunk(
 fn import_streaming(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match stream(&mut de, name, options) {
-        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::Done(import)) => Ok(*import),
         Ok(Streamed::OutOfOrder) => whole_slice(name, bytes, options),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(parse_error(name, bytes, &e)),
@@ -74,6 +101,12 @@ fn whole_slice(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impo
 /// whole. Each entry becomes a task as soon as it is read, and response bodies, most of a HAR's
 /// size, are skipped as they are read.
 pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Import> {
+    let mut import = import_file_tasks(path, options)?;
+    learn_from(&mut import, || std::fs::read(path).ok(), options)?;
+    Ok(import)
+}
+
+fn import_file_tasks(path: &std::path::Path, options: &ImportOptions) -> Result<Import> {
     use std::io::BufRead;
     let name = path.display().to_string();
     let read_error = |e: std::io::Error| Error::Read {
@@ -106,14 +139,14 @@ pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Im
         Err(scan::Unsure) => None,
     };
     match fast {
-        Some(Ok(Streamed::Done(import))) => return Ok(import),
+        Some(Ok(Streamed::Done(import))) => return Ok(*import),
         Some(Ok(Streamed::OutOfOrder)) => return whole(),
         Some(Err(e)) => return Err(e),
         None => {}
     }
     let mut de = serde_json::Deserializer::from_reader(open()?);
     match stream(&mut de, &name, options) {
-        Ok(Streamed::Done(import)) => Ok(import),
+        Ok(Streamed::Done(import)) => Ok(*import),
         Ok(Streamed::OutOfOrder) => whole(),
         Err(Failure::Import(e)) => Err(e),
         Err(Failure::Json(e)) => Err(json_error(e)),
@@ -123,7 +156,7 @@ pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Im
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 enum Streamed {
-    Done(Import),
+    Done(Box<Import>),
     /// Entries are not in `startedDateTime` order; the caller imports the whole list instead.
     OutOfOrder,
 }
@@ -213,7 +246,7 @@ impl<'a> StreamState<'a> {
                 .summary
                 .warn("some entries have no readable startedDateTime; kept in file order");
         }
-        Ok(Streamed::Done(builder.finish()))
+        Ok(Streamed::Done(Box::new(builder.finish())))
     }
 
     /// Takes one entry; `false` stops the parse (an error, or entries out of order).
@@ -264,6 +297,7 @@ impl<'a> StreamState<'a> {
             self.builder
                 .close(think_time(start, duration, prepared.start));
         }
+        self.builder.entry = index;
         self.builder.commit(drafts, &task);
         self.builder
             .steps(drafts, steps.as_deref(), self.think_time);
@@ -388,7 +422,7 @@ impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
 
 /// An entry kept for the plan: its draft, the protocol steps it becomes (WebSocket or SSE),
 /// and its recorded timing.
-type Kept = (Drafted, Option<Box<Steps>>, Option<f64>, f64);
+type Kept = (Drafted, Option<Box<Steps>>, Option<f64>, f64, usize);
 
 fn build<S: AsRef<str>>(
     name: &str,
@@ -441,7 +475,7 @@ fn build<S: AsRef<str>>(
                 for warning in warnings {
                     builder.summary.warn(warning);
                 }
-                kept.push((task, steps, p.start, duration));
+                kept.push((task, steps, p.start, duration, index));
             }
             Outcome::Dropped(reason) => builder.summary.drop(reason),
             Outcome::BadUrl(url) => return Err(bad_url(name, index, &url)),
@@ -449,8 +483,9 @@ fn build<S: AsRef<str>>(
     }
     // A task's think time is the pause between the end of its request and the start of the
     // next kept one.
-    for (i, (task, steps, start, duration)) in kept.iter().enumerate() {
+    for (i, (task, steps, start, duration, index)) in kept.iter().enumerate() {
         let next_start = kept.get(i + 1).and_then(|k| k.2);
+        builder.entry = *index;
         builder.commit(&drafts, task);
         builder.steps(&drafts, steps.as_deref(), options.think_time);
         let think = if options.think_time {

@@ -91,8 +91,8 @@ pub fn schema() -> Value {
             ]},
             "task": {"type": "object", "properties": task_props, "additionalProperties": false},
             "assertion": {"type": "object", "required": ["type"], "properties": {
-                "type": {"enum": ["status_code", "contains", "not_contains", "json_path", "header", "regex", "max_latency_ms"]},
-                "value": {}, "path": {"type": "string"}, "name": {"type": "string"}, "pattern": {"type": "string"}},
+                "type": {"enum": ["status_code", "contains", "not_contains", "json_path", "header", "regex", "max_latency_ms", "json_shape"]},
+                "value": {}, "shape": {}, "path": {"type": "string"}, "name": {"type": "string"}, "pattern": {"type": "string"}},
                 "additionalProperties": false},
             "extractor": {"type": "object", "required": ["var", "from"], "properties": {
                 "var": {"type": "string"}, "from": {"enum": ["json_path", "header", "status_code", "regex"]},

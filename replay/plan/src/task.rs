@@ -96,7 +96,8 @@ impl Task {
 }
 
 /// A check on a response. `kind` is LoadDensity's `type`: `status_code`, `contains`,
-/// `not_contains`, `json_path`, `header`, and ld's `regex` and `max_latency_ms`.
+/// `not_contains`, `json_path`, `header`, and ld's `regex`, `max_latency_ms` and `json_shape`
+/// (whose `shape` is in `extra`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assertion {
     #[serde(rename = "type")]

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod hostile;
 pub mod http;
 pub mod mqtt;
+pub mod session_site;
 pub mod socket;
 pub mod sse;
 pub mod ws;
