@@ -22,6 +22,7 @@ pub mod openapi;
 mod output;
 pub mod postman;
 mod secrets;
+mod url_parts;
 mod words;
 
 #[cfg(test)]

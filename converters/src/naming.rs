@@ -5,7 +5,7 @@
 
 /// `GET /items/{id}` for `GET https://host/items/42?x=1`.
 pub(crate) fn task_name(method: &str, url: &str) -> String {
-    let path = crate::har::url::split(url).map(|u| u.path).unwrap_or("/");
+    let path = crate::url_parts::split(url).map(|u| u.path).unwrap_or("/");
     task_name_of_path(method, path)
 }
 

@@ -9,10 +9,11 @@
 //! tunnels, aborted requests) are counted and reported, never fatal.
 
 mod entry;
+#[cfg(test)]
+mod learn_tests;
 mod model;
 mod scan;
 mod socket;
-pub(crate) mod url;
 
 use base64::Engine;
 use serde_json::Value;
@@ -613,7 +614,7 @@ fn convert<S: AsRef<str>>(
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Outcome::Dropped("non-HTTP URLs (data:, blob:, extensions)");
     }
-    let Some(parts) = url::split(url) else {
+    let Some(parts) = crate::url_parts::split(url) else {
         return Outcome::BadUrl(url.to_string());
     };
     let status = match status {

@@ -207,7 +207,7 @@ pub(super) fn websocket<S: AsRef<str>>(
     let Some(url) = ws_url(url) else {
         return Outcome::Dropped("non-HTTP URLs (data:, blob:, extensions)");
     };
-    let Some(parts) = super::url::split(&url) else {
+    let Some(parts) = crate::url_parts::split(&url) else {
         return Outcome::BadUrl(url);
     };
     let base = crate::naming::task_name_of_path("WS", parts.path);

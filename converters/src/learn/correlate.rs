@@ -531,7 +531,7 @@ pub(crate) fn variable_name(hint: &str, url: &str) -> String {
     }
     let mut name = out.trim_matches('_').to_string();
     if matches!(name.as_str(), "id" | "uuid" | "key" | "value" | "") {
-        let path = crate::har::url::split(url).map_or("", |p| p.path);
+        let path = crate::url_parts::split(url).map_or("", |p| p.path);
         let collection = path
             .split('/')
             .rev()
@@ -857,7 +857,7 @@ pub(crate) fn find(
 /// A request by its method and path, id-like segments left out: the same request whatever
 /// ids it was sent with.
 fn request_key(method: &str, url: &str) -> String {
-    let path = crate::har::url::split(url).map_or(url, |p| p.path);
+    let path = crate::url_parts::split(url).map_or(url, |p| p.path);
     let segments: Vec<&str> = path
         .split('/')
         .map(|s| if id_like(s) { "{}" } else { s })
