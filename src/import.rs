@@ -97,6 +97,15 @@ pub(crate) struct ImportArgs {
           value_parser = ["shape", "values", "off"], help_heading = "Learning from responses")]
     pub(crate) assert_body: String,
 
+    /// .proto files that describe recorded gRPC calls: their messages are written as JSON
+    /// (`payload`) instead of bytes (`payload_base64`) (HAR; repeatable)
+    #[arg(long, value_name = "FILE", help_heading = "gRPC")]
+    pub(crate) proto: Vec<PathBuf>,
+
+    /// A directory searched for the imports of --proto files (repeatable)
+    #[arg(long, value_name = "DIR", help_heading = "gRPC", requires = "proto")]
+    pub(crate) import_path: Vec<PathBuf>,
+
     /// Virtual users of the generated LD_start_test [default: 10, or a JMeter thread group's]
     #[arg(long, help_heading = "Load")]
     pub(crate) users: Option<u64>,
@@ -196,6 +205,13 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
             })?),
             None => None,
         };
+    let grpc_schema = if args.proto.is_empty() {
+        None
+    } else {
+        let schema = ld_converters::GrpcSchema::compile(&args.proto, &args.import_path)
+            .map_err(|e| exit::input_error(format!("--proto: {e}")))?;
+        Some(std::sync::Arc::new(schema))
+    };
     let base_dir = (args.file != Path::new("-")).then(|| match args.file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -224,6 +240,7 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         correlate: !args.no_correlate,
         assert_body: ld_converters::BodyChecks::from_name(&args.assert_body).unwrap_or_default(),
         compare,
+        grpc_schema,
     };
     let result = if stdin {
         ld_converters::import(format, &name, &head, &options)

@@ -1314,3 +1314,179 @@ fn an_mtls_upstream_is_recorded_with_client_cert_and_replays_with_cert() {
         "a missing --cert file is an input error"
     );
 }
+
+/// A gRPC message framed as on the wire: not compressed, its length, the message.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    ld_test_support::grpc::frame(message)
+}
+
+#[test]
+fn grpc_calls_recorded_through_the_proxy_import_as_grpc_tasks_and_replay_green() {
+    use ld_test_support::grpc::{self, GrpcOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = grpc::start(GrpcOptions {
+        require_token: Some("t-1".into()),
+        ..GrpcOptions::default()
+    });
+    let plan = dir.path().join("plan.json");
+    let rec = Recorder::start(dir.path(), &["--actions", plan.to_str().expect("utf8")]);
+    // Unary, server streaming (n = 3) and a call that fails with NOT_FOUND (5), as curl posts
+    // them: plaintext HTTP/2 with prior knowledge through a CONNECT tunnel.
+    let (say, say_b64) = grpc::say_request("rec");
+    let calls: [(&str, Vec<u8>); 3] = [
+        ("Say", say),
+        ("Count", vec![0x08, 3]),
+        ("Fail", vec![0x08, 5, 0x12, 4, b'g', b'o', b'n', b'e']),
+    ];
+    for (method, message) in &calls {
+        let body = dir.path().join(format!("{method}.bin"));
+        std::fs::write(&body, grpc_frame(message)).expect("body");
+        curl(&[
+            "-p",
+            "-x",
+            &rec.proxy(),
+            "--http2-prior-knowledge",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "-H",
+            "grpc-timeout: 5S",
+            "-H",
+            "x-token: t-1",
+            "--data-binary",
+            &format!("@{}", body.display()),
+            "-o",
+            "/dev/null",
+            &format!("http://{}/ld.test.Echo/{method}", server.addr),
+        ]);
+    }
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(&plan).expect("plan")).expect("plan JSON");
+    let tasks = written["load_density"][0][1]["tasks"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .clone();
+    assert_eq!(tasks.len(), 3, "{written:#}");
+    for task in &tasks {
+        assert_eq!(task["protocol"], "grpc", "{task:#}");
+        assert!(task.get("method").is_none(), "{task:#}");
+        assert_eq!(task["timeout"], 5.0, "{task:#}");
+        // A token header goes to the secrets file, which replay reads back.
+        assert_eq!(task["headers"]["x-token"], "${env.X_TOKEN}", "{task:#}");
+        for own in ["content-type", "te", "grpc-timeout", "user-agent"] {
+            assert!(task["headers"].get(own).is_none(), "{own} kept: {task:#}");
+        }
+    }
+    assert_eq!(tasks[0]["payload_base64"], serde_json::json!([say_b64]));
+    let checks = |t: &Value| -> Vec<(String, Value)> {
+        t["assertions"]
+            .as_array()
+            .expect("assertions")
+            .iter()
+            .map(|a| {
+                (
+                    a["type"].as_str().unwrap_or("").to_string(),
+                    a["value"].clone(),
+                )
+            })
+            .collect()
+    };
+    let ok = |n: u32| {
+        vec![
+            ("grpc_status".to_string(), Value::from(0)),
+            ("message_count".to_string(), Value::from(n)),
+        ]
+    };
+    assert_eq!(checks(&tasks[0]), ok(1));
+    assert_eq!(checks(&tasks[1]), ok(3));
+    assert_eq!(
+        checks(&tasks[2]),
+        vec![("grpc_status".to_string(), Value::from(5))]
+    );
+    let recorded: Vec<String> = server.tokens.try_iter().collect();
+    assert_eq!(recorded, ["t-1"], "one Say call crossed the proxy");
+
+    let replay = |plan: &Path| {
+        Command::new(ld())
+            .args(["replay", "--once", "--quiet"])
+            .arg(plan)
+            .current_dir(dir.path())
+            .output()
+            .expect("ld replay")
+    };
+    let out = replay(&plan);
+    let text = |out: &Output| {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert!(out.status.success(), "replay failed:\n{}", text(&out));
+    let replayed: Vec<String> = server.tokens.try_iter().collect();
+    assert_eq!(
+        replayed,
+        ["t-1"],
+        "the recorded bytes and metadata reached the server"
+    );
+
+    // With the .proto at hand the messages are JSON, and the plan still replays green.
+    let shown = dir.path().join("shown.json");
+    let out = Command::new(ld())
+        .arg("import")
+        .arg(dir.path().join("rec.har"))
+        .arg("--proto")
+        .arg(grpc::proto_dir().join("echo.proto"))
+        .arg("-o")
+        .arg(&shown)
+        .current_dir(dir.path())
+        .output()
+        .expect("ld import --proto");
+    assert!(out.status.success(), "{}", text(&out));
+    let json_plan: Value =
+        serde_json::from_slice(&std::fs::read(&shown).expect("plan")).expect("plan JSON");
+    let json_tasks = &json_plan["load_density"][0][1]["tasks"]["tasks"];
+    assert_eq!(json_tasks[0]["payload"], serde_json::json!({"name": "rec"}));
+    assert_eq!(json_tasks[1]["payload"], serde_json::json!({"n": 3}));
+    assert_eq!(
+        json_tasks[2]["payload"],
+        serde_json::json!({"code": 5, "message": "gone"})
+    );
+    assert!(
+        json_tasks[0].get("payload_base64").is_none(),
+        "{json_plan:#}"
+    );
+    let out = replay(&shown);
+    assert!(
+        out.status.success(),
+        "replay of the JSON plan failed:\n{}",
+        text(&out)
+    );
+    assert_eq!(server.tokens.try_iter().count(), 1);
+
+    // A server that wants another token answers UNAUTHENTICATED: the recorded status check fails.
+    let strict = grpc::start(GrpcOptions {
+        require_token: Some("other".into()),
+        ..GrpcOptions::default()
+    });
+    let moved = dir.path().join("moved.json");
+    let text_plan = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(
+        &moved,
+        text_plan.replace(&server.addr.to_string(), &strict.addr.to_string()),
+    )
+    .expect("plan");
+    let secrets = dir.path().join("plan.json.secrets.env");
+    std::fs::copy(&secrets, dir.path().join("moved.json.secrets.env")).expect("secrets");
+    let out = replay(&moved);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let sent: Vec<String> = strict.tokens.try_iter().collect();
+    assert_eq!(
+        sent,
+        ["t-1"],
+        "the call reached the strict server and was refused"
+    );
+}

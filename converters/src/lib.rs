@@ -14,6 +14,7 @@ pub mod curl;
 mod error;
 mod filter;
 mod form;
+mod grpc_schema;
 pub mod har;
 pub mod jmeter;
 mod learn;
@@ -37,6 +38,7 @@ mod test_rand {
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use grpc_schema::GrpcSchema;
 pub use learn::{BodyChecks, Report as CorrelationReport};
 pub use output::{GivenLoad, Import, ImportOptions, Summary};
 pub use secrets::Secret;

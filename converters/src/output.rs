@@ -50,6 +50,8 @@ pub struct ImportOptions {
     /// A second recording of the same flow (a HAR's bytes): values that differ between the
     /// two are dynamic (`--compare`).
     pub compare: Option<Vec<u8>>,
+    /// Descriptors that show recorded gRPC messages as JSON (`--proto`).
+    pub grpc_schema: Option<std::sync::Arc<crate::GrpcSchema>>,
 }
 
 /// Load settings given explicitly on the command line.
@@ -81,6 +83,7 @@ impl Default for ImportOptions {
             correlate: true,
             assert_body: crate::BodyChecks::Shape,
             compare: None,
+            grpc_schema: None,
         }
     }
 }
@@ -922,6 +925,10 @@ impl<'r> Rules<'r> {
         &self.options.filter
     }
 
+    pub(crate) fn grpc_schema(&self) -> Option<&'r crate::GrpcSchema> {
+        self.options.grpc_schema.as_deref()
+    }
+
     /// Writes the task for `request` and its recorded `headers` into `drafts`, byte for byte
     /// what serializing the plan model's `Task` with [`Nested`] writes, without building the
     /// task and its maps: most of an import's output is headers, and each would otherwise be
@@ -983,12 +990,15 @@ impl<'r> Rules<'r> {
         let inner = TASK_LEVEL + 1;
         let mut first = true;
         out.push('{');
-        member(out, &mut first, inner, "method");
-        let method_at = out.len();
-        string(out, request.method);
-        // Escapes hold no capital letters: lowering the written text lowers the method.
-        if let Some(method) = out.get_mut(method_at..) {
-            method.make_ascii_lowercase();
+        // A gRPC task has none: its URL names the RPC.
+        if request.socket.is_none_or(|s| s.protocol != "grpc") {
+            member(out, &mut first, inner, "method");
+            let method_at = out.len();
+            string(out, request.method);
+            // Escapes hold no capital letters: lowering the written text lowers the method.
+            if let Some(method) = out.get_mut(method_at..) {
+                method.make_ascii_lowercase();
+            }
         }
         member(out, &mut first, inner, "request_url");
         out.push('"');

@@ -464,6 +464,8 @@ fn import(state: &State, from: Option<&str>, a: &Arguments<'_>) -> Outcome {
         // here, as they would be files outside the tool's arguments.
         no_correlate: false,
         compare: None,
+        proto: Vec::new(),
+        import_path: Vec::new(),
         correlation_report: None,
         assert_body: "shape".into(),
         users,

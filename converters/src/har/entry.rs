@@ -10,7 +10,7 @@
 //! in number fields, values nested more than 64 levels deep in skipped values.
 
 use super::model::{
-    self, Content, Entry, Events, NameValue, Param, PostData, Request, Response, Str, WsMessage,
+    self, BodyText, Content, Entry, NameValue, Param, PostData, Request, Response, Str, WsMessage,
 };
 use crate::words;
 
@@ -553,20 +553,29 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A response body's text, read for its server-sent events (see [`Events`]).
-    fn events(&mut self) -> Option<Events> {
+    /// A response body's text, read for what [`BodyText`] counts.
+    fn events(&mut self) -> Option<BodyText> {
         self.space();
         if self.peek()? == b'"' {
             let text = self.string()?;
-            return Some(Events::count(text.as_ref()));
+            return Some(BodyText::read(text.as_ref()));
         }
-        self.skip().map(|()| Events(0))
+        self.skip().map(|()| BodyText::default())
     }
 
     fn response(&mut self) -> Option<Response<Str<'a>>> {
-        let (mut status, mut content) = (None, None);
+        let (mut status, mut content, mut headers) = (None, None, None);
         self.object(|r, key| match key {
             b"status" => once(&mut status, r.lenient()?),
+            b"headers" => {
+                let mut trailers = model::Trailers::default();
+                r.array(|r| {
+                    let h = r.name_value()?;
+                    trailers.take(h.name.as_ref(), h.value.as_ref());
+                    Some(())
+                })?;
+                once(&mut headers, trailers)
+            }
             b"content" => {
                 let value = r.optional(|r| {
                     let (mut mime_type, mut text) = (None, None);
@@ -587,6 +596,7 @@ impl<'a> Reader<'a> {
         Some(Response {
             status: status.flatten(),
             content: content.flatten(),
+            headers: headers.unwrap_or_default(),
         })
     }
 }

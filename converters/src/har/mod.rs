@@ -9,6 +9,8 @@
 //! tunnels, aborted requests) are counted and reported, never fatal.
 
 mod entry;
+mod frames;
+mod grpc;
 #[cfg(test)]
 mod learn_tests;
 mod model;
@@ -627,6 +629,9 @@ fn convert<S: AsRef<str>>(
     if socket::is_event_stream(mime) {
         return socket::event_stream(rules, entry, url, parts.path, drafts);
     }
+    if grpc::is_grpc(&entry.request) {
+        return grpc::call(rules, entry, url, parts.path, bytes_as_latin1, drafts);
+    }
     let headers = &entry.request.headers;
     let declared_length = headers
         .iter()
@@ -798,7 +803,7 @@ fn is_textual(essence: &str) -> bool {
 
 /// mitmproxy writes a body that is not UTF-8 with each byte as the character U+0000..U+00FF;
 /// recover the bytes when the text has that form and holds something only bytes would.
-fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+pub(super) fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
     let mut binary = false;
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {

@@ -121,6 +121,174 @@ pub(crate) struct Response<S> {
     pub(crate) status: Option<f64>,
     #[serde(default)]
     pub(crate) content: Option<Content<S>>,
+    /// Only gRPC's status and message, which `ld record` keeps after the headers.
+    #[serde(default)]
+    pub(crate) headers: Trailers,
+}
+
+/// A response's `grpc-status` and `grpc-message`, read from its headers (where HAR recorders
+/// put trailers); every other header is read through and dropped.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Trailers {
+    pub(crate) grpc_status: Option<String>,
+    pub(crate) grpc_message: Option<String>,
+}
+
+impl Trailers {
+    /// Keeps the header when it is one of the two; the last of each wins.
+    pub(crate) fn take(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("grpc-status") {
+            self.grpc_status = Some(value.trim().to_string());
+        } else if name.eq_ignore_ascii_case("grpc-message") {
+            self.grpc_message = Some(value.to_string());
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Trailers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Trailers, D::Error> {
+        /// Response headers are not needed by most imports: anything malformed among them is
+        /// read through, never an error.
+        struct Headers;
+        impl<'de> Visitor<'de> for Headers {
+            type Value = Trailers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of headers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Trailers, A::Error> {
+                let mut trailers = Trailers::default();
+                while let Some(h) = seq.next_element::<Header<'de>>()? {
+                    if let (Some(name), Some(value)) = (h.name, h.value) {
+                        trailers.take(name.as_ref(), value.as_ref());
+                    }
+                }
+                Ok(trailers)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Trailers, A::Error> {
+                drain_map(map).map(|()| Trailers::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+            fn visit_unit<E>(self) -> Result<Trailers, E> {
+                Ok(Trailers::default())
+            }
+        }
+        d.deserialize_any(Headers)
+    }
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map
+        .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+        .is_some()
+    {}
+    Ok(())
+}
+
+/// Implements the visits of every JSON type but the ones given, each giving `$none`: a
+/// lenient reader reads through what it does not want.
+macro_rules! read_through {
+    ($value:ty, $none:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E>(self) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
+/// One element of a response's headers: its name and value when it is an object with
+/// string ones; both `None` for anything else.
+#[derive(Default)]
+struct Header<'a> {
+    name: Option<Str<'a>>,
+    value: Option<Str<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Header<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Header<'a>, D::Error> {
+        struct Reading<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Reading<'a> {
+            type Value = Header<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a header")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'a>, A::Error> {
+                let mut header = Header::default();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_ref() {
+                        "name" => header.name = map.next_value::<MaybeStr<'de>>()?.0,
+                        "value" => header.value = map.next_value::<MaybeStr<'de>>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(header)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Header<'a>, E> {
+                Ok(Header::default())
+            }
+            read_through!(Header<'a>, Header::default());
+        }
+        d.deserialize_any(Reading(PhantomData))
+    }
+}
+
+/// A string, or `None` for any other value (read through).
+struct MaybeStr<'a>(Option<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MaybeStr<'a>, D::Error> {
+        struct Reading<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Reading<'a> {
+            type Value = MaybeStr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MaybeStr<'a>, E> {
+                Ok(MaybeStr(Some(Str::borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MaybeStr<'a>, E> {
+                Ok(MaybeStr(Some(Str::owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<MaybeStr<'a>, E> {
+                Ok(MaybeStr(Some(Str::owned(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeStr<'a>, A::Error> {
+                drain_map(map).map(|()| MaybeStr(None))
+            }
+            read_through!(MaybeStr<'a>, MaybeStr(None));
+        }
+        d.deserialize_any(Reading(PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,9 +296,26 @@ pub(crate) struct Response<S> {
 pub(crate) struct Content<S> {
     #[serde(rename = "mimeType", default)]
     pub(crate) mime_type: Option<S>,
-    /// The body is not kept: only the number of server-sent events it holds.
+    /// The body is not kept: only what [`BodyText`] counts in it.
     #[serde(default)]
-    pub(crate) text: Option<Events>,
+    pub(crate) text: Option<BodyText>,
+}
+
+/// What the importer reads from a recorded response body without keeping it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct BodyText {
+    pub(crate) events: Events,
+    /// The number of gRPC messages, when the body is gRPC's length-prefixed messages.
+    pub(crate) grpc_messages: Option<u32>,
+}
+
+impl BodyText {
+    pub(crate) fn read(text: &str) -> BodyText {
+        BodyText {
+            events: Events::count(text),
+            grpc_messages: super::frames::count_in_text(text),
+        }
+    }
 }
 
 /// The number of server-sent events in a recorded response body (see [`Events::count`]),
@@ -169,42 +354,42 @@ impl Events {
     }
 }
 
-impl<'de> Deserialize<'de> for Events {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Events, D::Error> {
+impl<'de> Deserialize<'de> for BodyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BodyText, D::Error> {
         struct Counting;
         impl<'de> Visitor<'de> for Counting {
-            type Value = Events;
+            type Value = BodyText;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a body text")
             }
-            fn visit_str<E>(self, v: &str) -> Result<Events, E> {
-                Ok(Events::count(v))
+            fn visit_str<E>(self, v: &str) -> Result<BodyText, E> {
+                Ok(BodyText::read(v))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Events, E> {
-                Ok(Events(0))
+            fn visit_bool<E>(self, _: bool) -> Result<BodyText, E> {
+                Ok(BodyText::default())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Events, E> {
-                Ok(Events(0))
+            fn visit_i64<E>(self, _: i64) -> Result<BodyText, E> {
+                Ok(BodyText::default())
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Events, E> {
-                Ok(Events(0))
+            fn visit_u64<E>(self, _: u64) -> Result<BodyText, E> {
+                Ok(BodyText::default())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Events, E> {
-                Ok(Events(0))
+            fn visit_f64<E>(self, _: f64) -> Result<BodyText, E> {
+                Ok(BodyText::default())
             }
-            fn visit_unit<E>(self) -> Result<Events, E> {
-                Ok(Events(0))
+            fn visit_unit<E>(self) -> Result<BodyText, E> {
+                Ok(BodyText::default())
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BodyText, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Events(0))
+                Ok(BodyText::default())
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Events, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyText, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
                 {}
-                Ok(Events(0))
+                Ok(BodyText::default())
             }
         }
         d.deserialize_any(Counting)

@@ -328,7 +328,8 @@ pub(super) fn event_stream<S: AsRef<str>>(
         .as_ref()
         .and_then(|r| r.content.as_ref())
         .and_then(|c| c.text)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .events;
     let count = events.0.clamp(1, Events::MAX);
     let socket = |opens: bool, fields: Vec<(&'static str, Value)>, assertions: Vec<Value>| Socket {
         protocol: "sse",
