@@ -52,7 +52,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataKey, MetadataMap};
 
 use self::conn::H2;
@@ -195,6 +195,34 @@ pub(crate) struct GrpcTask {
     /// A `grpc_status` assertion decides about the status; without one, not OK fails.
     status_checked: bool,
     tls: Arc<rustls::ClientConfig>,
+    /// What a fixed target gives every call, made once.
+    fixed: OnceLock<Resolved>,
+}
+
+/// What a call needs from its endpoint: its sample's name, its connection's key, its origin.
+#[derive(Debug)]
+struct Resolved {
+    target: Arc<str>,
+    key: String,
+    origin: Result<http::Uri, String>,
+}
+
+impl Resolved {
+    fn new(ep: &Endpoint, task: &GrpcTask) -> Resolved {
+        let authority = task.authority.as_deref().unwrap_or(&ep.authority);
+        Resolved {
+            target: Arc::from(format!(
+                "{}://{}:{}/{}/{}",
+                if ep.secure { "grpcs" } else { "grpc" },
+                ep.host,
+                ep.port,
+                task.service,
+                task.method
+            )),
+            key: format!("{}:{}:{}", ep.secure, ep.host, ep.port),
+            origin: conn::origin(ep.secure, authority),
+        }
+    }
 }
 
 fn flag(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<bool> {
@@ -525,6 +553,7 @@ impl GrpcTask {
             },
             status_checked: status_checked(cx.task),
             tls: cx.tls.clone(),
+            fixed: OnceLock::new(),
         };
         // With descriptors at hand, a wrong name or a payload that does not fit is an error now.
         if let Some(Schema::Static(pool)) = &task.schema {
@@ -733,6 +762,13 @@ fn to_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
         .map_err(|e| format!("a reply that JSON cannot show: {e}"))
 }
 
+/// Each call's encode and decode buffers start at 1 KiB instead of tonic's 8 KiB and grow for
+/// larger messages: most calls of a load test carry small messages, and two 8 KiB buffers a
+/// call are most of what a unary call allocates.
+fn raw_buffers() -> BufferSettings {
+    BufferSettings::new(1024, 32 * 1024)
+}
+
 /// Messages as bytes both ways: the engine encodes and decodes them itself.
 #[derive(Debug, Clone, Copy, Default)]
 struct Raw;
@@ -760,6 +796,10 @@ impl Encoder for Raw {
         dst.put(item);
         Ok(())
     }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        raw_buffers()
+    }
 }
 
 impl Decoder for Raw {
@@ -768,6 +808,10 @@ impl Decoder for Raw {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        raw_buffers()
     }
 }
 
@@ -796,41 +840,45 @@ impl Protocol for Grpc {
     }
 
     async fn exec(s: &mut GrpcSessions, task: &GrpcTask, cx: &mut StepCx<'_, '_>) -> Step {
-        let ep = match &task.target {
-            Target::Fixed(ep) => ep.clone(),
+        let templated: (Endpoint, Resolved);
+        let (ep, resolved) = match &task.target {
+            Target::Fixed(ep) => (ep, task.fixed.get_or_init(|| Resolved::new(ep, task))),
             Target::Template(t) => {
                 let text = render(t, cx.scope);
                 match endpoint(&text, task.tls_flag) {
-                    Ok(ep) => ep,
+                    Ok(ep) => {
+                        let resolved = Resolved::new(&ep, task);
+                        templated = (ep, resolved);
+                        (&templated.0, &templated.1)
+                    }
                     Err(e) => {
                         return Step::failed(Arc::from(text), Failure::new(FailureKind::Plan, e));
                     }
                 }
             }
         };
-        let target: Arc<str> = Arc::from(format!(
-            "{}://{}:{}/{}/{}",
-            if ep.secure { "grpcs" } else { "grpc" },
-            ep.host,
-            ep.port,
-            task.service,
-            task.method
-        ));
         let deadline = Instant::now() + remaining(cx);
-        let result = match timeout_at(deadline, call(s, task, &ep, deadline, cx)).await {
+        let result = match timeout_at(deadline, call(s, task, ep, resolved, deadline, cx)).await {
             Ok(r) => r,
             Err(_) => Err(Failure::new(
                 FailureKind::Timeout,
                 format!("no answer within {:?}", cx.timeout),
             )),
         };
-        Step { target, result }
+        Step {
+            target: resolved.target.clone(),
+            result,
+        }
     }
 }
 
 /// The user's connection for the task, dialled when it has none or it closed.
-async fn connection(s: &mut GrpcSessions, task: &GrpcTask, ep: &Endpoint) -> Result<H2, Failure> {
-    let key = format!("{}:{}:{}", ep.secure, ep.host, ep.port);
+async fn connection(
+    s: &mut GrpcSessions,
+    task: &GrpcTask,
+    ep: &Endpoint,
+    key: &str,
+) -> Result<H2, Failure> {
     if let Some(n) = s.conns.iter().find(|n| n.name == task.connection)
         && n.key == key
         && !n.h2.is_closed()
@@ -841,7 +889,7 @@ async fn connection(s: &mut GrpcSessions, task: &GrpcTask, ep: &Endpoint) -> Res
     let h2 = conn::dial(ep, &task.tls).await?;
     s.conns.push(Named {
         name: task.connection.clone(),
-        key,
+        key: key.to_string(),
         h2: h2.clone(),
     });
     Ok(h2)
@@ -859,16 +907,15 @@ async fn call(
     s: &mut GrpcSessions,
     task: &GrpcTask,
     ep: &Endpoint,
+    resolved: &Resolved,
     deadline: Instant,
     cx: &mut StepCx<'_, '_>,
 ) -> Result<Observation, Failure> {
-    let h2 = connection(s, task, ep).await?;
-    let authority = task
-        .authority
+    let origin = resolved
+        .origin
         .clone()
-        .unwrap_or_else(|| ep.authority.clone());
-    let origin =
-        conn::origin(ep.secure, &authority).map_err(|e| Failure::new(FailureKind::Plan, e))?;
+        .map_err(|e| Failure::new(FailureKind::Plan, e))?;
+    let h2 = connection(s, task, ep, &resolved.key).await?;
     let method = match &task.schema {
         None => None,
         Some(Schema::Static(pool)) => Some(
