@@ -25,6 +25,7 @@
 //!
 //! This crate depends on the plan crate and the store crate, never on the binary.
 
+mod auth;
 mod check;
 mod collector;
 mod compile;
