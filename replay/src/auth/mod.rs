@@ -258,7 +258,7 @@ impl Auth {
                 let life = match map.get("expires_in") {
                     None | Some(Value::Null) => DEFAULT_JWT_LIFE,
                     Some(v) => match v.as_f64() {
-                        Some(s) if s >= 1.0 && s <= 1e9 => Duration::from_secs_f64(s),
+                        Some(s) if (1.0..=1e9).contains(&s) => Duration::from_secs_f64(s),
                         _ => {
                             return Err((
                                 at("expires_in"),
