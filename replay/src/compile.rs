@@ -2394,6 +2394,67 @@ mod tests {
     }
 
     #[test]
+    fn auth_helpers_and_graphql_are_checked_with_their_pointers() {
+        let task = |t: &str| format!(r#"[["LD_start_test", {{"tasks": [{t}]}}]]"#);
+        for (t, pointer, message) in [
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "client_id": "a"}}"#,
+                "/0/1/tasks/0/auth",
+                "a `oauth2` auth needs `token_url`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "token_url": "http://127.0.0.1:1/t", "grant": "implicit"}}"#,
+                "/0/1/tasks/0/auth/grant",
+                "unknown grant `implicit`: client_credentials, password, refresh_token",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "jwt", "alg": "HS512", "key": "k"}}"#,
+                "/0/1/tasks/0/auth/alg",
+                "unknown alg `HS512`: HS256, RS256, ES256",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "jwt", "alg": "HS256", "key": "k", "per": "run"}}"#,
+                "/0/1/tasks/0/auth/per",
+                "expected `user` or `request`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "sigv4", "service": "s", "region": "r", "access_key": "a"}}"#,
+                "/0/1/tasks/0/auth",
+                "a `sigv4` auth needs `secret_key`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "token_url": "http://127.0.0.1:1/t", "client_id": "a", "shared": "yes"}}"#,
+                "/0/1/tasks/0/auth/shared",
+                "expected true or false",
+            ),
+            (
+                r#"{"url": "http://127.0.0.1:1/", "graphql": {"variables": {}}}"#,
+                "/0/1/tasks/0/graphql",
+                "a graphql task needs a `query` string",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }"}}"#,
+                "/0/1/tasks/0/method",
+                "a graphql task is sent with POST",
+            ),
+            (
+                r#"{"url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }", "operation": "A"}}"#,
+                "/0/1/tasks/0/graphql/operation",
+                "unknown field `operation`",
+            ),
+        ] {
+            let text = compile_text(&task(t)).expect_err(t).to_string();
+            assert!(text.contains(pointer), "{t}: {text}");
+            assert!(text.contains(message), "{t}: {text}");
+        }
+        let program = compile_text(&task(
+            r#"{"url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }"}}"#,
+        ))
+        .expect("a graphql task");
+        assert!(format!("{:?}", program.steps).contains("GraphqlErrors"));
+    }
+
+    #[test]
     fn loaddensity_proxy_step_and_scenario_ids_are_accepted_with_one_note_each() {
         let p = compile_text(
             r#"[["LD_start_test", {"tasks": [

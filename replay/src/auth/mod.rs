@@ -68,7 +68,6 @@ pub(crate) enum Auth {
     Jwt(Box<JwtAuth>),
 }
 
-#[derive(Debug)]
 pub(crate) struct OAuth2Auth {
     pub(crate) grant: oauth2::Grant,
     /// The string fields, resolved when a token is fetched.
@@ -84,13 +83,11 @@ impl OAuth2Auth {
     }
 }
 
-#[derive(Debug)]
 pub(crate) struct SigV4Auth {
     fields: TValue,
     secrets: Vec<String>,
 }
 
-#[derive(Debug)]
 pub(crate) struct JwtAuth {
     alg: jwt::Alg,
     key: jwt::SigningKey,
@@ -100,6 +97,32 @@ pub(crate) struct JwtAuth {
     pub(crate) per_request: bool,
     pub(crate) life: Duration,
     secrets: Vec<String>,
+}
+
+// The helpers' fields hold secrets: their debug form names the helper and nothing else.
+impl std::fmt::Debug for OAuth2Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Auth")
+            .field("grant", &self.grant)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SigV4Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigV4Auth").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("alg", &self.alg)
+            .field("per_request", &self.per_request)
+            .field("life", &self.life)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An error of the plan: the JSON pointer and what is wrong there.
