@@ -28,6 +28,8 @@ pub(crate) enum Check {
     Regex(Regex),
     MaxLatency(f64),
     JsonShape(Shape),
+    /// A `graphql` task's own check: the reply is JSON without a non-empty `errors` list.
+    GraphqlErrors,
 }
 
 /// The keys and types a JSON body must have (a `json_shape` assertion's `shape`): a type name
@@ -334,6 +336,23 @@ impl Check {
                     .mismatch(json, &mut String::new())
                     .map(|m| format!("json_shape {m}")),
                 None => Some("json_shape expected a JSON body".to_string()),
+            },
+            Check::GraphqlErrors => match seen.json() {
+                Some(json) => match json.get("errors") {
+                    Some(Value::Array(errors)) if !errors.is_empty() => {
+                        let first = errors[0]
+                            .get("message")
+                            .map(value_text)
+                            .unwrap_or_else(|| errors[0].to_string());
+                        let first: String = first.chars().take(200).collect();
+                        Some(format!(
+                            "graphql answered {} error(s), the first: {first}",
+                            errors.len()
+                        ))
+                    }
+                    _ => None,
+                },
+                None => Some("graphql expected a JSON reply".to_string()),
             },
             Check::MaxLatency(max) => (seen.latency_ms > *max).then(|| {
                 format!(

@@ -72,6 +72,7 @@ const EXTRA_TASK_FIELDS: &[&str] = &[
     "proxy",
     "step_id",
     "scenario_id",
+    "graphql",
 ];
 const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern", "shape"];
 const ASSERTION_TYPES: &[&str] = &[
@@ -408,6 +409,8 @@ struct Compiler<'s> {
     name_ids: HashMap<Arc<str>, usize>,
     tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
+    /// The OAuth 2.0 tokens of `shared: true` auths, one store for the run.
+    shared_tokens: Arc<crate::auth::SharedTokens>,
     /// The `LD_start_test` being compiled runs as `fast_http_user`, whose client labels form
     /// bodies `application/x-www-form-urlencoded; charset=utf-8` (`http_user`'s leaves the
     /// charset out): ld sends what LoadDensity would.
@@ -458,6 +461,7 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         name_ids: HashMap::new(),
         tls: HashMap::new(),
         throttles: HashMap::new(),
+        shared_tokens: Arc::default(),
         form_charset: true,
         files: Vec::new(),
         bases: HashMap::new(),
@@ -1273,6 +1277,10 @@ impl Compiler<'_> {
         check_keys(file, &t, &allowed, pointer)?;
         self.portability_fields(file, &t, pointer)?;
         let at = |k: &str| format!("{pointer}/{k}");
+        let graphql = kind == Kind::Http && t.contains_key("graphql");
+        if graphql {
+            graphql_request(file, &mut t, pointer)?;
+        }
         let method_text = t
             .get("method")
             .and_then(Value::as_str)
@@ -1416,20 +1424,23 @@ impl Compiler<'_> {
                 }
             }
             if let Some(Value::Object(auth)) = t.get("auth") {
-                check_keys(
-                    file,
-                    auth,
-                    &["type", "username", "password", "token"],
-                    &at("auth"),
-                )?;
                 let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
-                if !matches!(kind.to_ascii_lowercase().as_str(), "basic" | "bearer") {
-                    return Err(err(
-                        file,
-                        &format!("{}/type", at("auth")),
-                        format!("unknown auth type `{kind}`: basic or bearer"),
-                    ));
-                }
+                let known: &[&str] = match kind.to_ascii_lowercase().as_str() {
+                    "basic" | "bearer" => &["type", "username", "password", "token"],
+                    "oauth2" => crate::auth::OAUTH2_FIELDS,
+                    "sigv4" => crate::auth::SIGV4_FIELDS,
+                    "jwt" => crate::auth::JWT_FIELDS,
+                    _ => {
+                        return Err(err(
+                            file,
+                            &format!("{}/type", at("auth")),
+                            format!(
+                                "unknown auth type `{kind}`: basic, bearer, oauth2, sigv4 or jwt"
+                            ),
+                        ));
+                    }
+                };
+                check_keys(file, auth, known, &at("auth"))?;
             }
         }
         let mut unresolved = std::mem::take(&mut self.program.unresolved);
@@ -1443,11 +1454,31 @@ impl Compiler<'_> {
         };
         let mut request_tv = TValue::Literal(Value::Null);
         let mut other: Option<Proto> = None;
+        let mut auth = None;
         match kind {
             Kind::Http => {
                 let Some((url_key, url)) = &url_field else {
                     return Err(err(file, pointer, "a task needs a `request_url`"));
                 };
+                // `basic` and `bearer` are request fields; the other types are helpers the
+                // transport runs.
+                if let Some(Value::Object(map)) = t.get("auth")
+                    && !map.get("type").and_then(Value::as_str).is_some_and(|k| {
+                        k.eq_ignore_ascii_case("basic") || k.eq_ignore_ascii_case("bearer")
+                    })
+                {
+                    let base = base_dir(file);
+                    let compiled = crate::auth::Auth::compile(
+                        map,
+                        &at("auth"),
+                        &mut binder,
+                        &base,
+                        &self.shared_tokens,
+                    )
+                    .map_err(|(p, m)| err(file, &p, m))?;
+                    auth = Some(compiled);
+                    t.remove("auth");
+                }
                 let full_url = match host {
                     Some(h) if url.starts_with('/') => format!("{h}{url}"),
                     _ => url.clone(),
@@ -1513,6 +1544,9 @@ impl Compiler<'_> {
                 let p = format!("{}/{i}", at("assertions"));
                 checks.push(assertion(file, a, &p, &mut binder)?);
             }
+        }
+        if graphql {
+            checks.push(Check::GraphqlErrors);
         }
         let mut extract = Vec::new();
         if let Some(list) = t.get("extract") {
@@ -1606,6 +1640,7 @@ impl Compiler<'_> {
                     base_dir: base,
                     follow_redirects,
                     tls,
+                    auth,
                 })
             }
         };
@@ -1730,6 +1765,77 @@ impl Compiler<'_> {
             proto,
         })
     }
+}
+
+/// A task's `graphql: {query, variables, operation_name}` made its `json` body, `{"query",
+/// "variables", "operationName"}`, sent with POST (the method when the task names none).
+fn graphql_request(file: &Path, t: &mut Map<String, Value>, pointer: &str) -> Result<()> {
+    let gp = format!("{pointer}/graphql");
+    let Some(Value::Object(g)) = t.remove("graphql") else {
+        return Err(err(
+            file,
+            &gp,
+            "expected {query, variables, operation_name}",
+        ));
+    };
+    check_keys(file, &g, &["query", "variables", "operation_name"], &gp)?;
+    for body in ["json", "data", "body", "files"] {
+        if t.contains_key(body) {
+            return Err(err(
+                file,
+                &format!("{pointer}/{body}"),
+                "a graphql task's body is its query: drop this field",
+            ));
+        }
+    }
+    let mut json = Map::new();
+    match g.get("query") {
+        Some(q @ Value::String(s)) if !s.trim().is_empty() => {
+            json.insert("query".into(), q.clone());
+        }
+        _ => return Err(err(file, &gp, "a graphql task needs a `query` string")),
+    }
+    match g.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => {
+            json.insert("variables".into(), v.clone());
+        }
+        Some(v) => {
+            return Err(err(
+                file,
+                &format!("{gp}/variables"),
+                format!("expected an object, found {}", kind_of(v)),
+            ));
+        }
+    }
+    match g.get("operation_name") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::String(_)) => {
+            json.insert("operationName".into(), v.clone());
+        }
+        Some(v) => {
+            return Err(err(
+                file,
+                &format!("{gp}/operation_name"),
+                format!("expected a string, found {}", kind_of(v)),
+            ));
+        }
+    }
+    match t.get("method").and_then(Value::as_str) {
+        None => {
+            t.insert("method".into(), Value::from("post"));
+        }
+        Some(m) if m.eq_ignore_ascii_case("post") => {}
+        Some(_) => {
+            return Err(err(
+                file,
+                &format!("{pointer}/method"),
+                "a graphql task is sent with POST",
+            ));
+        }
+    }
+    t.insert("json".into(), Value::Object(json));
+    Ok(())
 }
 
 /// A task's `retry` object: LoadDensity's keys and defaults, each checked.
@@ -2285,6 +2391,67 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("/0/1/tasks/tasks/0/asserts"), "{text}");
         assert!(text.contains("`assertions`"), "{text}");
+    }
+
+    #[test]
+    fn auth_helpers_and_graphql_are_checked_with_their_pointers() {
+        let task = |t: &str| format!(r#"[["LD_start_test", {{"tasks": [{t}]}}]]"#);
+        for (t, pointer, message) in [
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "client_id": "a"}}"#,
+                "/0/1/tasks/0/auth",
+                "a `oauth2` auth needs `token_url`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "token_url": "http://127.0.0.1:1/t", "grant": "implicit"}}"#,
+                "/0/1/tasks/0/auth/grant",
+                "unknown grant `implicit`: client_credentials, password, refresh_token",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "jwt", "alg": "HS512", "key": "k"}}"#,
+                "/0/1/tasks/0/auth/alg",
+                "unknown alg `HS512`: HS256, RS256, ES256",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "jwt", "alg": "HS256", "key": "k", "per": "run"}}"#,
+                "/0/1/tasks/0/auth/per",
+                "expected `user` or `request`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "sigv4", "service": "s", "region": "r", "access_key": "a"}}"#,
+                "/0/1/tasks/0/auth",
+                "a `sigv4` auth needs `secret_key`",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2", "token_url": "http://127.0.0.1:1/t", "client_id": "a", "shared": "yes"}}"#,
+                "/0/1/tasks/0/auth/shared",
+                "expected true or false",
+            ),
+            (
+                r#"{"url": "http://127.0.0.1:1/", "graphql": {"variables": {}}}"#,
+                "/0/1/tasks/0/graphql",
+                "a graphql task needs a `query` string",
+            ),
+            (
+                r#"{"method": "get", "url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }"}}"#,
+                "/0/1/tasks/0/method",
+                "a graphql task is sent with POST",
+            ),
+            (
+                r#"{"url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }", "operation": "A"}}"#,
+                "/0/1/tasks/0/graphql/operation",
+                "unknown field `operation`",
+            ),
+        ] {
+            let text = compile_text(&task(t)).expect_err(t).to_string();
+            assert!(text.contains(pointer), "{t}: {text}");
+            assert!(text.contains(message), "{t}: {text}");
+        }
+        let program = compile_text(&task(
+            r#"{"url": "http://127.0.0.1:1/", "graphql": {"query": "{ a }"}}"#,
+        ))
+        .expect("a graphql task");
+        assert!(format!("{:?}", program.steps).contains("GraphqlErrors"));
     }
 
     #[test]

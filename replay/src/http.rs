@@ -6,11 +6,13 @@
 //! path takes a lock. Cookies the server sets go to the user's jar, which every protocol of
 //! the user shares. [`Http`] puts this transport behind the protocol seam.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
@@ -19,6 +21,8 @@ use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
 use crate::HttpVersion;
+use crate::auth::oauth2::{self, Token};
+use crate::auth::{Auth, JwtAuth, OAuth2Auth, ToSign};
 use crate::cookies::Jar;
 use crate::h1;
 use crate::protocol::{Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
@@ -77,6 +81,17 @@ impl Protocol for Http {
                             Failure::new(FailureKind::Plan, message),
                         );
                     }
+                }
+            }
+        };
+        let prepared = match &task.auth {
+            None => prepared,
+            Some(auth) => {
+                // Boxed: the token exchange's state stays out of the plain request's future.
+                let extra = Box::pin(transport.authorize(auth, task, &prepared, cx)).await;
+                match extra {
+                    Ok(extra) => Arc::new(prepared.with_headers(extra)),
+                    Err(f) => return Step::failed(prepared.url.clone(), f),
                 }
             }
         };
@@ -144,6 +159,10 @@ pub(crate) struct HttpTransport {
     version: HttpVersion,
     /// The most bytes of a body kept, before and after decoding (`--max-body`).
     max_body: usize,
+    /// This user's OAuth 2.0 tokens (those not shared), by [`oauth2::Config::key`].
+    tokens: HashMap<String, Token>,
+    /// This user's JWTs (`per: user`): the auth's address, the token, when to mint anew.
+    jwts: Vec<(usize, String, Instant)>,
 }
 
 const MAX_REDIRECTS: usize = 10;
@@ -154,7 +173,170 @@ impl HttpTransport {
             conns: Vec::new(),
             version,
             max_body,
+            tokens: HashMap::new(),
+            jwts: Vec::new(),
         }
+    }
+
+    /// The headers an `oauth2`, `sigv4` or `jwt` auth adds to `p`. A failure is the
+    /// sample's, of kind `auth`.
+    async fn authorize(
+        &mut self,
+        auth: &Auth,
+        task: &HttpTask,
+        p: &Prepared,
+        cx: &mut StepCx<'_, '_>,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
+        let fail = |m: String| Failure::new(FailureKind::Auth, m);
+        let token = match auth {
+            Auth::SigV4(s) => {
+                let req = ToSign {
+                    method: task.method.as_str(),
+                    uri: &p.uri,
+                    host: p.authority(),
+                    headers: &p.headers,
+                    body: &p.body,
+                };
+                return s
+                    .headers(cx.scope, &req, &crate::auth::amz_date_now())
+                    .map_err(|m| fail(format!("sigv4: {m}")));
+            }
+            Auth::Jwt(j) => self.jwt(j, cx).map_err(|m| fail(format!("jwt: {m}")))?,
+            Auth::OAuth2(o) => {
+                let timeout = crate::protocol::remaining(cx);
+                let fetched =
+                    tokio::time::timeout(timeout, self.oauth2(o, &task.tls, cx.scope)).await;
+                match fetched {
+                    Ok(token) => token?,
+                    Err(_) => return Err(fail("oauth2: the token request timed out".into())),
+                }
+            }
+        };
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| fail("the token is not header text".into()))?;
+        Ok(vec![(header::AUTHORIZATION, value)])
+    }
+
+    /// This user's JWT, minted anew each request, or once and again a tenth of its life
+    /// before it expires.
+    fn jwt(&mut self, j: &JwtAuth, cx: &mut StepCx<'_, '_>) -> Result<String, String> {
+        if j.per_request {
+            return j.mint(cx.scope);
+        }
+        let id = std::ptr::from_ref(j) as usize;
+        let now = Instant::now();
+        if let Some((_, token, renew)) = self.jwts.iter().find(|(i, ..)| *i == id)
+            && now < *renew
+        {
+            return Ok(token.clone());
+        }
+        let token = j.mint(cx.scope)?;
+        let renew = now + j.life - (j.life / 10).min(Duration::from_secs(60));
+        self.jwts.retain(|(i, ..)| *i != id);
+        self.jwts.push((id, token.clone(), renew));
+        Ok(token)
+    }
+
+    /// An access token: this user's or the run's (`shared`), fetched when there is none or
+    /// it is due for renewal.
+    async fn oauth2(
+        &mut self,
+        o: &OAuth2Auth,
+        tls: &Arc<rustls::ClientConfig>,
+        scope: &mut crate::template::Scope<'_>,
+    ) -> Result<String, Failure> {
+        let config = o.config(scope);
+        match &o.shared {
+            Some(store) => {
+                // Held while fetching: the other users wait for this one's token.
+                let mut tokens = store.lock().await;
+                self.token(&mut tokens, o, &config, tls).await
+            }
+            None => {
+                let mut tokens = std::mem::take(&mut self.tokens);
+                let token = self.token(&mut tokens, o, &config, tls).await;
+                self.tokens = tokens;
+                token
+            }
+        }
+    }
+
+    async fn token(
+        &mut self,
+        tokens: &mut HashMap<String, Token>,
+        o: &OAuth2Auth,
+        config: &oauth2::Config,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<String, Failure> {
+        let key = config.key(o.grant);
+        let refresh = match tokens.get(&key) {
+            Some(t) if t.fresh(Instant::now()) => return Ok(t.access_token.clone()),
+            Some(t) => t.refresh_token.clone(),
+            None => None,
+        };
+        let mut fetched = self.fetch(o.grant, config, refresh.as_deref(), tls).await;
+        if fetched.is_err() && refresh.is_some() {
+            // A refresh token refused: the grant itself, once.
+            fetched = self.fetch(o.grant, config, None, tls).await;
+        }
+        match fetched {
+            Ok(t) => {
+                let value = t.access_token.clone();
+                tokens.insert(key, t);
+                Ok(value)
+            }
+            Err(m) => {
+                tokens.remove(&key);
+                Err(Failure::new(FailureKind::Auth, format!("oauth2: {m}")))
+            }
+        }
+    }
+
+    /// One token request, its reply read up to [`oauth2::MAX_REPLY`] bytes. The token
+    /// endpoint gets no cookies of the user's.
+    async fn fetch(
+        &mut self,
+        grant: oauth2::Grant,
+        config: &oauth2::Config,
+        refresh: Option<&str>,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Token, String> {
+        let request = oauth2::request(grant, config, refresh);
+        let mut headers = serde_json::Map::new();
+        headers.insert("Accept".into(), "application/json".into());
+        headers.insert(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        );
+        if let Some(a) = request.authorization {
+            headers.insert("Authorization".into(), a.into());
+        }
+        let fields = serde_json::json!({
+            "url": config.token_url,
+            "headers": headers,
+            "body": request.form,
+        });
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
+        let p = prepare(&fields, std::path::Path::new("."), &mut rng, false)
+            .map_err(|m| format!("token_url: {m}"))?;
+        let saved = self.max_body;
+        self.max_body = saved.min(oauth2::MAX_REPLY);
+        let mut jar = Jar::default();
+        let reply = self
+            .send(&mut jar, &Method::POST, &p, tls, false, true, false)
+            .await;
+        self.max_body = saved;
+        let reply = reply.map_err(|m| {
+            if m.contains("(--max-body)") {
+                format!(
+                    "the token endpoint's reply is over {}",
+                    crate::protocol::human_size(oauth2::MAX_REPLY)
+                )
+            } else {
+                format!("token request: {m}")
+            }
+        })?;
+        oauth2::parse_reply(reply.status, &reply.body, Instant::now())
     }
 
     /// Sends `method` with the prepared request; follows redirects when asked. Transport

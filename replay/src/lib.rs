@@ -25,6 +25,7 @@
 //!
 //! This crate depends on the plan crate and the store crate, never on the binary.
 
+mod auth;
 mod check;
 mod collector;
 mod compile;
@@ -197,7 +198,7 @@ impl ReplayOptions {
 #[derive(Debug, Clone)]
 pub struct FailureLine {
     pub name: String,
-    /// `connect`, `tls`, `timeout`, `protocol`, `closed`, `body`, `check` or `plan`.
+    /// `connect`, `tls`, `timeout`, `protocol`, `closed`, `body`, `check`, `plan` or `auth`.
     pub kind: &'static str,
     /// The first message of the group: failures of one name and kind with the same cause
     /// (the same failed assertion, or the same transport message) form one group.

@@ -301,6 +301,11 @@ pub(crate) fn for_plan(
         if let Some(r) = &task.request {
             request(r, &mut s);
         }
+        if let Some(auth) = &task.auth {
+            for secret in auth.secrets() {
+                s.add(secret);
+            }
+        }
         if let Some(p) = &task.prepared {
             for (name, value) in &p.headers {
                 if let Ok(v) = value.to_str() {

@@ -87,6 +87,8 @@ pub(crate) struct HttpTask {
     /// Form bodies say `charset=utf-8` in their content type, as `fast_http_user`'s do.
     pub(crate) form_charset: bool,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// An `oauth2`, `sigv4` or `jwt` auth, applied as each request goes out.
+    pub(crate) auth: Option<crate::auth::Auth>,
 }
 
 /// What a report row is about.
@@ -165,7 +167,7 @@ impl RetryClass {
         use crate::protocol::FailureKind as K;
         match kind {
             K::Connect | K::Timeout | K::Closed | K::Protocol => RetryClass::Transient,
-            K::Check | K::Body => RetryClass::Flaky,
+            K::Check | K::Body | K::Auth => RetryClass::Flaky,
             K::Tls | K::Plan => RetryClass::Permanent,
         }
     }
@@ -462,6 +464,25 @@ fn requote(url: &str) -> String {
 }
 
 impl Prepared {
+    /// A copy with `extra` set (each replacing a header of the same name).
+    pub(crate) fn with_headers(&self, extra: Vec<(HeaderName, HeaderValue)>) -> Prepared {
+        let mut headers = self.headers.clone();
+        for (name, value) in extra {
+            headers.insert(name, value);
+        }
+        Prepared {
+            url: self.url.clone(),
+            uri: self.uri.clone(),
+            https: self.https,
+            host: self.host.clone(),
+            port: self.port,
+            headers,
+            default_user_agent: self.default_user_agent,
+            cookies: self.cookies.clone(),
+            body: self.body.clone(),
+        }
+    }
+
     /// The request target of HTTP/1.1: path and query.
     pub(crate) fn origin_form(&self) -> &str {
         self.uri.path_and_query().map_or("/", |pq| pq.as_str())

@@ -14,6 +14,7 @@ use crate::{KNOWN_COMMANDS, TASK_FIELDS};
 const MORE_TASK_FIELDS: &[&str] = &[
     "throttle",
     "retry",
+    "graphql",
     "cert",
     "client_cert",
     "protocol",

@@ -78,11 +78,13 @@ pub enum FailureKind {
     Check,
     /// The task could not be built from its resolved fields (a bad URL after substitution).
     Plan,
+    /// An auth helper failed: no token from the token endpoint, a JWT or signature not made.
+    Auth,
 }
 
 impl FailureKind {
     /// Every kind, in the order of [`FailureKind::as_str`]'s names.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 9] = [
         FailureKind::Connect,
         FailureKind::Tls,
         FailureKind::Timeout,
@@ -91,6 +93,7 @@ impl FailureKind {
         FailureKind::Body,
         FailureKind::Check,
         FailureKind::Plan,
+        FailureKind::Auth,
     ];
 
     /// The kind [`FailureKind::as_str`] names.
@@ -108,6 +111,7 @@ impl FailureKind {
             FailureKind::Body => "body",
             FailureKind::Check => "check",
             FailureKind::Plan => "plan",
+            FailureKind::Auth => "auth",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (tests assert on what actually arrived) and returns its address with a handle that shuts
 //! it down when dropped. Nothing here is shared between tests, so tests run in parallel.
 
+pub mod auth;
 pub mod cli;
 pub mod echo;
 pub mod grpc;
