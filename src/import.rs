@@ -52,6 +52,16 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "RE", help_heading = "Filters")]
     pub(crate) exclude: Vec<String>,
 
+    /// Keep requests whose full URL matches a regex in this file: one a line, `#` comments and
+    /// blank lines skipped (repeatable; adds to --include)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub(crate) include_from: Vec<PathBuf>,
+
+    /// Drop requests whose full URL matches a regex in this file: one a line, `#` comments and
+    /// blank lines skipped (repeatable; adds to --exclude)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub(crate) exclude_from: Vec<PathBuf>,
+
     /// Drop images, fonts, stylesheets, scripts and media (by MIME type and extension)
     #[arg(long, help_heading = "Filters")]
     pub(crate) skip_static: bool,
@@ -64,6 +74,15 @@ pub(crate) struct ImportArgs {
         help_heading = "Plan"
     )]
     pub(crate) headers: Vec<String>,
+
+    /// Leave this header out of every task, whatever its case (repeatable; --header still adds)
+    #[arg(long, value_name = "NAME", help_heading = "Plan")]
+    pub(crate) drop_header: Vec<String>,
+
+    /// Leave the headers named in this file out of every task: one name a line, `#` comments
+    /// and blank lines skipped (repeatable)
+    #[arg(long, value_name = "FILE", help_heading = "Plan")]
+    pub(crate) drop_header_from: Vec<PathBuf>,
 
     /// Keep credentials in the plan instead of moving them to the secrets file
     #[arg(long, help_heading = "Plan")]
@@ -217,9 +236,14 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         _ => PathBuf::from("."),
     });
     let options = ImportOptions {
-        filter: Filter::new(&args.include, &args.exclude, args.skip_static)
-            .map_err(|e| exit::input_error(e.to_string()))?
-            .with_tags(&args.tag),
+        filter: filter(
+            &args.include,
+            &args.exclude,
+            &args.include_from,
+            &args.exclude_from,
+            args.skip_static,
+        )?
+        .with_tags(&args.tag),
         inline_secrets: args.inline_secrets,
         think_time: args.think_time,
         user: args.user.clone(),
@@ -227,6 +251,7 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         spawn_rate: args.spawn_rate.unwrap_or(defaults.spawn_rate),
         duration: args.duration.map_or(defaults.duration, |d| d.as_secs()),
         headers: parse_headers(&args.headers)?,
+        drop_headers: drop_headers(&args.drop_header, &args.drop_header_from)?,
         given: GivenLoad {
             users: args.users.is_some(),
             spawn_rate: args.spawn_rate.is_some(),
@@ -319,6 +344,56 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         secrets,
         correlation: import.correlation,
     })
+}
+
+/// The URL filter of `--include`, `--exclude` and their files `--include-from`,
+/// `--exclude-from` (shared with `ld record`).
+pub(crate) fn filter(
+    include: &[String],
+    exclude: &[String],
+    include_from: &[PathBuf],
+    exclude_from: &[PathBuf],
+    skip_static: bool,
+) -> anyhow::Result<Filter> {
+    let mut filter =
+        Filter::new(include, exclude, skip_static).map_err(|e| exit::input_error(e.to_string()))?;
+    for (exclude, files) in [(false, include_from), (true, exclude_from)] {
+        for path in files {
+            filter = filter.with_patterns(exclude, pattern_file(path)?);
+        }
+    }
+    Ok(filter)
+}
+
+/// The regexes of an `--include-from` or `--exclude-from` file.
+pub(crate) fn pattern_file(path: &Path) -> anyhow::Result<Vec<regex::Regex>> {
+    let text = read_list(path)?;
+    ld_converters::patterns_from_file(&path.display().to_string(), &text)
+        .map_err(|e| exit::input_error(e.to_string()))
+}
+
+/// The lowercased header names of `--drop-header` and `--drop-header-from` (shared with
+/// `ld record`).
+pub(crate) fn drop_headers(names: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut all = names
+        .iter()
+        .map(|n| ld_converters::header_name("drop-header", n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| exit::input_error(e.to_string()))?;
+    for path in files {
+        let text = read_list(path)?;
+        all.extend(
+            ld_converters::header_names_from_file(&path.display().to_string(), &text)
+                .map_err(|e| exit::input_error(e.to_string()))?,
+        );
+    }
+    Ok(all)
+}
+
+/// A list file given to a flag, as text.
+fn read_list(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| exit::input_error(format!("could not read {}: {e}", path.display())))
 }
 
 /// The first 64 KiB of a file, enough to tell its format.

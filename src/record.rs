@@ -40,6 +40,26 @@ pub(crate) struct RecordArgs {
     #[arg(long, value_name = "RE", help_heading = "Filters")]
     pub(crate) exclude: Vec<String>,
 
+    /// Record only exchanges whose full URL matches a regex in this file: one a line, `#`
+    /// comments and blank lines skipped (repeatable; adds to --include)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub(crate) include_from: Vec<PathBuf>,
+
+    /// Do not record exchanges whose full URL matches a regex in this file: one a line, `#`
+    /// comments and blank lines skipped (repeatable; adds to --exclude)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub(crate) exclude_from: Vec<PathBuf>,
+
+    /// Leave this request or response header out of the HAR, whatever its case; it is still
+    /// forwarded (repeatable)
+    #[arg(long, value_name = "NAME", help_heading = "Filters")]
+    pub(crate) drop_header: Vec<String>,
+
+    /// Leave the headers named in this file out of the HAR: one name a line, `#` comments and
+    /// blank lines skipped (repeatable)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub(crate) drop_header_from: Vec<PathBuf>,
+
     /// Tunnel hosts matching this regex untouched and unrecorded, e.g. certificate-pinned apps (repeatable)
     #[arg(long, value_name = "RE", help_heading = "Filters")]
     pub(crate) passthrough: Vec<String>,
@@ -155,6 +175,13 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let mut options = ld_recorder::Options::new(listen, args.output.clone(), data_dir);
     options.include = compile("include", &args.include)?;
     options.exclude = compile("exclude", &args.exclude)?;
+    for path in &args.include_from {
+        options.include.extend(crate::import::pattern_file(path)?);
+    }
+    for path in &args.exclude_from {
+        options.exclude.extend(crate::import::pattern_file(path)?);
+    }
+    options.drop_headers = crate::import::drop_headers(&args.drop_header, &args.drop_header_from)?;
     options.passthrough = compile("passthrough", &args.passthrough)?;
     options.max_body = args.max_body;
     options.upstream.extra_roots = args.upstream_ca.clone();
@@ -224,10 +251,16 @@ fn recorder_error(e: ld_recorder::Error) -> anyhow::Error {
 
 /// `--actions`: the importer on the HAR just written, with the recording's filters.
 fn import(har: &Path, actions: &Path, args: &RecordArgs) -> anyhow::Result<()> {
-    let filter = ld_converters::Filter::new(&args.include, &args.exclude, false)
-        .map_err(|e| exit::input_error(e.to_string()))?;
+    let filter = crate::import::filter(
+        &args.include,
+        &args.exclude,
+        &args.include_from,
+        &args.exclude_from,
+        false,
+    )?;
     let options = ld_converters::ImportOptions {
         filter,
+        drop_headers: crate::import::drop_headers(&args.drop_header, &args.drop_header_from)?,
         ..ld_converters::ImportOptions::default()
     };
     let bytes = std::fs::read(har).with_context(|| format!("could not read {}", har.display()))?;

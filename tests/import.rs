@@ -495,3 +495,75 @@ fn a_secrets_file_elsewhere_is_named_by_the_plan() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("AUTHORIZATION"), "{stderr}");
 }
+
+#[test]
+fn ignore_files_drop_entries_and_drop_header_drops_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let har = write(dir.path(), "rec.har", SMALL_HAR);
+    let ignore = write(
+        dir.path(),
+        "import.ignore",
+        "# assets and the form\n\n\\.svg$\n  /form$\n",
+    );
+    let headers = write(dir.path(), "drop.headers", "# noise\ncontent-type\n");
+    let plan_path = dir.path().join("plan.json");
+    let out = ld()
+        .arg("import")
+        .arg(&har)
+        .arg("-o")
+        .arg(&plan_path)
+        .arg("--exclude-from")
+        .arg(&ignore)
+        .args(["--exclude", "/socket", "--drop-header", "COOKIE"])
+        .arg("--drop-header-from")
+        .arg(&headers)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("3 matching --exclude"), "{stderr}");
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).expect("plan")).expect("json");
+    let tasks = tasks(&plan);
+    let names: Vec<&str> = tasks
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["GET /items/{id}", "POST /api/login", "PUT /bin"]);
+    // The cookies are gone, so no secret is made of them; the rest of the headers stay.
+    assert!(tasks[0].get("headers").is_none(), "{}", tasks[0]);
+    let login: Vec<&String> = tasks[1]["headers"]
+        .as_object()
+        .expect("headers")
+        .keys()
+        .collect();
+    assert_eq!(login, ["Authorization"]);
+    let secrets =
+        std::fs::read_to_string(dir.path().join("plan.json.secrets.env")).expect("secrets file");
+    assert!(!secrets.contains("COOKIE"), "{secrets}");
+}
+
+#[test]
+fn a_bad_regex_in_an_exclude_file_exits_2_at_its_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let har = write(dir.path(), "rec.har", SMALL_HAR);
+    let ignore = write(dir.path(), "bad.ignore", "# fine\n\\.svg$\n\n  [a-\n");
+    let plan_path = dir.path().join("plan.json");
+    let out = ld()
+        .arg("import")
+        .arg(&har)
+        .arg("-o")
+        .arg(&plan_path)
+        .arg("--exclude-from")
+        .arg(&ignore)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--> {}:4:3", ignore.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("expected one regex a line"), "{stderr}");
+    assert!(!plan_path.exists());
+}

@@ -1490,3 +1490,94 @@ fn grpc_calls_recorded_through_the_proxy_import_as_grpc_tasks_and_replay_green()
         "the call reached the strict server and was refused"
     );
 }
+
+#[test]
+fn ignore_files_and_dropped_headers_shape_the_har_but_not_the_traffic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (plain, server) = serve(Kind::Http1, |_| {
+        Reply::new(200, "ok").header("X-Trace", "t-9")
+    });
+    let ignore = dir.path().join("record.ignore");
+    std::fs::write(&ignore, "# noise\n\n/health$\n\\.png$\n").expect("ignore file");
+    let drop = dir.path().join("drop.headers");
+    std::fs::write(&drop, "# tracing\nx-trace\n").expect("drop file");
+    let rec = Recorder::start(
+        dir.path(),
+        &[
+            "--exclude-from",
+            ignore.to_str().expect("utf8"),
+            "--drop-header",
+            "X-REQUEST-ID",
+            "--drop-header-from",
+            drop.to_str().expect("utf8"),
+        ],
+    );
+    let proxy = rec.proxy();
+    for path in ["/api/a", "/health", "/logo.png", "/api/b"] {
+        let out = curl(&[
+            "-x",
+            &proxy,
+            "-H",
+            "X-Request-Id: r-1",
+            "-H",
+            "X-Kept: k",
+            &format!("http://{plain}{path}"),
+        ]);
+        assert_eq!(out.stdout, b"ok", "{path}");
+    }
+    let (status, said) = rec.stop();
+    assert!(status.success(), "{said}");
+    // Every request reached the server with its headers: only the HAR leaves them out.
+    let received = server.received();
+    assert_eq!(received.len(), 4);
+    assert!(received.iter().all(|r| r.header("x-request-id") == "r-1"));
+    let har = read_har(&dir, "rec.har");
+    let urls: Vec<&str> = entries(&har)
+        .iter()
+        .map(|e| e["request"]["url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("http://{plain}/api/a"),
+            format!("http://{plain}/api/b")
+        ]
+    );
+    let names = |e: &Value, side: &str| -> Vec<String> {
+        e[side]["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .map(|h| h["name"].as_str().expect("name").to_ascii_lowercase())
+            .collect()
+    };
+    for e in entries(&har) {
+        let request = names(e, "request");
+        assert!(request.contains(&"x-kept".to_string()), "{request:?}");
+        assert!(
+            !request.contains(&"x-request-id".to_string()),
+            "{request:?}"
+        );
+        assert!(!names(e, "response").contains(&"x-trace".to_string()));
+    }
+}
+
+#[test]
+fn a_bad_regex_in_an_ignore_file_exits_2_at_its_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ignore = dir.path().join("bad.ignore");
+    std::fs::write(&ignore, "# ok\n/fine\n/api/(v1\n").expect("ignore file");
+    let out = Command::new(ld())
+        .args(["record", "--proxy", "127.0.0.1:0", "--exclude-from"])
+        .arg(&ignore)
+        .env("LD_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("run ld record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--> {}:3:6", ignore.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unclosed group"), "{stderr}");
+}

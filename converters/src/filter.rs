@@ -1,6 +1,7 @@
 //! Which requests an import keeps: `--include`/`--exclude` regexes over the full URL (and, for
 //! API descriptions, over operation ids and tags), `--tag` and `--skip-static`. Shared by every
-//! importer.
+//! importer. Also the ignore files `--include-from`/`--exclude-from` (one regex a line) and
+//! `--drop-header-from` (one header name a line), which `ld record` reads too.
 
 use regex::Regex;
 
@@ -58,6 +59,17 @@ impl Filter {
         })
     }
 
+    /// Adds the patterns of an ignore file (see [`patterns_from_file`]) to the `--include`
+    /// ones (`exclude` false) or the `--exclude` ones.
+    pub fn with_patterns(mut self, exclude: bool, patterns: Vec<Regex>) -> Filter {
+        if exclude {
+            self.exclude.extend(patterns);
+        } else {
+            self.include.extend(patterns);
+        }
+        self
+    }
+
     /// Keeps only operations (or Postman folders) carrying one of `tags`, compared without
     /// regard to case.
     pub fn with_tags(mut self, tags: &[String]) -> Filter {
@@ -110,6 +122,91 @@ impl Filter {
         }
         None
     }
+}
+
+/// The lines of an ignore file that hold something: 1-based line number, column of the first
+/// character kept, and the text without surrounding blanks. Blank lines and lines starting with
+/// `#` are skipped.
+fn meaningful_lines(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let kept = line.trim();
+        if kept.is_empty() || kept.starts_with('#') {
+            return None;
+        }
+        let column = line[..line.len() - line.trim_start().len()].chars().count() + 1;
+        Some((i + 1, column, kept))
+    })
+}
+
+/// Reads an ignore file for `--include-from` or `--exclude-from` (`name` is shown in errors):
+/// one regex a line (Rust `regex` syntax, searched anywhere in the URL), blank lines and `#`
+/// comments skipped. An invalid regex is an error at its file, line and column.
+pub fn patterns_from_file(name: &str, text: &str) -> Result<Vec<Regex>> {
+    meaningful_lines(text)
+        .map(|(line, column, pattern)| {
+            Regex::new(pattern).map_err(|e| {
+                // The regex crate's error says what is wrong but not where; its parser does.
+                let (at, what) = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
+                    Err(syntax) => (syntax.span().start.column, syntax.kind().to_string()),
+                    Ok(_) => (1, e.to_string()),
+                };
+                Error::Option(ld_plan::render_source_error(
+                    name,
+                    text.strip_prefix('\u{feff}').unwrap_or(text),
+                    ld_plan::SourcePos {
+                        line,
+                        column: column + at - 1,
+                    },
+                    &format!(
+                        "invalid regular expression: {what}; expected one regex a line (Rust \
+                         regex syntax; escape a literal `.`, `?` or `(` with `\\`)"
+                    ),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Reads a file of header names for `--drop-header-from`: one name a line, blank lines and `#`
+/// comments skipped; a trailing `:` is allowed. The names come back lowercased.
+pub fn header_names_from_file(name: &str, text: &str) -> Result<Vec<String>> {
+    meaningful_lines(text)
+        .map(|(line, column, header)| {
+            let header = header.strip_suffix(':').unwrap_or(header).trim_end();
+            match header.char_indices().find(|&(_, c)| !is_token_char(c)) {
+                None => Ok(header.to_ascii_lowercase()),
+                Some((at, c)) => Err(Error::Option(ld_plan::render_source_error(
+                    name,
+                    text.strip_prefix('\u{feff}').unwrap_or(text),
+                    ld_plan::SourcePos {
+                        line,
+                        column: column + header[..at].chars().count(),
+                    },
+                    &format!(
+                        "{c:?} cannot be part of a header name; expected one header name a line \
+                         (such as `X-Request-Id`)"
+                    ),
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// A header name given on the command line (`--drop-header`), lowercased.
+pub fn header_name(flag: &str, name: &str) -> Result<String> {
+    let header = name.trim();
+    if header.is_empty() || !header.chars().all(is_token_char) {
+        return Err(Error::Option(format!(
+            "--{flag} {name:?} is not a header name; give the name alone, such as X-Request-Id"
+        )));
+    }
+    Ok(header.to_ascii_lowercase())
+}
+
+/// RFC 9110's `tchar`.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 const STATIC_EXTENSIONS: &[&str] = &[
@@ -204,6 +301,57 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn ignore_file_skips_comments_and_blanks() {
+        let text = "# static\n\n  \\.svg$  \n\t# indented comment\n/health\n";
+        let patterns = patterns_from_file("x.ignore", text).expect("valid");
+        assert_eq!(patterns.len(), 2);
+        assert_eq!(patterns[0].as_str(), r"\.svg$");
+        let f = Filter::default().with_patterns(true, patterns);
+        assert_eq!(
+            f.check("http://a/logo.svg", None, None),
+            Some(Drop::Excluded)
+        );
+        assert_eq!(f.check("http://a/health", None, None), Some(Drop::Excluded));
+        assert_eq!(f.check("http://a/api", None, None), None);
+        let f = filter(&[], &[], false)
+            .with_patterns(false, patterns_from_file("i", "api\n").expect("valid"));
+        assert_eq!(f.check("http://a/x", None, None), Some(Drop::NotIncluded));
+        assert_eq!(f.check("http://a/api", None, None), None);
+    }
+
+    #[test]
+    fn include_file_adds_to_include_flags() {
+        let f = filter(&["/a"], &[], false)
+            .with_patterns(false, patterns_from_file("i", "/b\n").expect("valid"));
+        assert_eq!(f.check("http://h/a", None, None), None);
+        assert_eq!(f.check("http://h/b", None, None), None);
+        assert_eq!(f.check("http://h/c", None, None), Some(Drop::NotIncluded));
+    }
+
+    #[test]
+    fn bad_pattern_in_a_file_points_at_line_and_column() {
+        let err = patterns_from_file("rules.ignore", "# ok\nfine\n  api/(v1\n")
+            .expect_err("unclosed group");
+        let text = err.to_string();
+        assert!(text.contains("--> rules.ignore:3:7"), "{text}");
+        assert!(text.contains("unclosed group"), "{text}");
+        assert!(text.contains("expected one regex a line"), "{text}");
+        let err = patterns_from_file("r", "a{2,1}\n").expect_err("bad repetition");
+        assert!(err.to_string().contains("--> r:1:"), "{err}");
+    }
+
+    #[test]
+    fn header_names_file() {
+        let names = header_names_from_file("h", "# noise\nX-Request-Id\n  traceparent:\n\n")
+            .expect("valid");
+        assert_eq!(names, ["x-request-id", "traceparent"]);
+        let err = header_names_from_file("h", "ok\nX Bad\n").expect_err("space");
+        assert!(err.to_string().contains("--> h:2:2"), "{err}");
+        assert_eq!(header_name("drop-header", "X-A").expect("ok"), "x-a");
+        assert!(header_name("drop-header", "X-A: 1").is_err());
     }
 
     #[test]

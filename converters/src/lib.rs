@@ -37,7 +37,7 @@ mod test_rand {
 }
 
 pub use error::{Error, Result};
-pub use filter::Filter;
+pub use filter::{Filter, header_name, header_names_from_file, patterns_from_file};
 pub use grpc_schema::GrpcSchema;
 pub use learn::{BodyChecks, Report as CorrelationReport};
 pub use output::{GivenLoad, Import, ImportOptions, Summary};

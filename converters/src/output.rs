@@ -28,6 +28,9 @@ pub struct ImportOptions {
     pub duration: u64,
     /// Headers added to, or overriding, every kept task (`--header`).
     pub headers: Vec<(String, String)>,
+    /// Lowercased names of the input's headers that are left out of every task
+    /// (`--drop-header`); `headers` are still added.
+    pub drop_headers: Vec<String>,
     /// Which of `users`, `spawn_rate` and `duration` were given on the command line. Settings
     /// read from the input (a JMeter thread group) replace only the others.
     pub given: GivenLoad,
@@ -74,6 +77,7 @@ impl Default for ImportOptions {
             spawn_rate: 5.0,
             duration: 60,
             headers: Vec::new(),
+            drop_headers: Vec::new(),
             given: GivenLoad::default(),
             server: None,
             include_deprecated: false,
@@ -946,7 +950,14 @@ impl<'r> Rules<'r> {
         let mut list: Vec<(&str, Cow<'h, str>)> = Vec::with_capacity(16);
         let mut joined = false;
         for (key, value) in headers {
-            if is_dropped_header(key) || (multipart && key.eq_ignore_ascii_case("content-type")) {
+            if is_dropped_header(key)
+                || (multipart && key.eq_ignore_ascii_case("content-type"))
+                || self
+                    .options
+                    .drop_headers
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(key))
+            {
                 continue;
             }
             match list.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {

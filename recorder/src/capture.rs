@@ -36,6 +36,8 @@ pub(crate) use crate::error::BoxError;
 pub(crate) struct Sink {
     pub(crate) tx: Mutex<mpsc::Sender<Message>>,
     pub(crate) max_body: usize,
+    /// Lowercased header names left out of the entries (`--drop-header`).
+    pub(crate) drop_headers: Vec<String>,
     pub(crate) stats: Arc<Stats>,
     /// Set when the recorder is stopping: an exchange cut off then says so.
     pub(crate) stopping: AtomicBool,
@@ -210,7 +212,7 @@ impl Exchange {
         }
         let stopping = self.sink.stopping.load(Ordering::Relaxed);
         let line = match self.state.lock() {
-            Ok(mut state) => entry_line(&mut state, stopping, self.sink.max_body),
+            Ok(mut state) => entry_line(&mut state, stopping, &self.sink),
             Err(_) => return false,
         };
         self.sink.send(line, ack);
@@ -243,7 +245,7 @@ impl Drop for Exchange {
 }
 
 /// The exchange's HAR entry as one journal line, with what is missing explained.
-fn entry_line(state: &mut State, stopping: bool, max_body: usize) -> Vec<u8> {
+fn entry_line(state: &mut State, stopping: bool, sink: &Sink) -> Vec<u8> {
     if state.record.response.is_some()
         && !state.response_complete
         && state.record.incomplete.is_none()
@@ -266,7 +268,7 @@ fn entry_line(state: &mut State, stopping: bool, max_body: usize) -> Vec<u8> {
         state.record.incomplete = Some("the recorder stopped with the WebSocket open".into());
     }
     fill_phases(state);
-    state.record.to_json(max_body)
+    state.record.to_json(sink.max_body, &sink.drop_headers)
 }
 
 /// Splits the time since the request arrived into HAR phases. Connection phases count only

@@ -136,9 +136,21 @@ impl Record {
         }
     }
 
-    /// The HAR entry as one line of JSON (no newline).
-    pub(crate) fn to_json(&self, max_body: usize) -> Vec<u8> {
-        let entry = build(self, max_body);
+    /// The HAR entry as one line of JSON (no newline), without the headers named (lowercase)
+    /// in `drop`; the body is still decoded as the dropped headers say.
+    pub(crate) fn to_json(&self, max_body: usize, drop: &[String]) -> Vec<u8> {
+        let mut entry = build(self, max_body);
+        if !drop.is_empty() {
+            let dropped = |name: &str| drop.iter().any(|d| d.eq_ignore_ascii_case(name));
+            entry.request.headers.retain(|h| !dropped(&h.name));
+            entry.response.headers.retain(|h| !dropped(&h.name));
+            if dropped("cookie") {
+                entry.request.cookies.clear();
+            }
+            if dropped("set-cookie") {
+                entry.response.cookies.clear();
+            }
+        }
         // Serialising plain structs of strings and numbers into memory cannot fail.
         serde_json::to_vec(&entry).unwrap_or_default()
     }
@@ -769,10 +781,61 @@ mod tests {
     }
 
     fn json(record: &Record) -> serde_json::Value {
-        let bytes = record.to_json(1024);
+        let bytes = record.to_json(1024, &[]);
         // Every entry must still be a HAR 1.2 entry for the reference model.
         let _: har::v1_2::Entries = serde_json::from_slice(&bytes).expect("har 1.2 entry");
         serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[test]
+    fn dropped_headers_leave_the_entry_but_the_body_is_still_decoded() {
+        let mut record = Record::new(
+            UNIX_EPOCH,
+            head(
+                "GET",
+                "http://api.test/x",
+                &[
+                    ("X-Request-Id", "r-1"),
+                    ("cookie", "sid=abc"),
+                    ("accept", "*/*"),
+                ],
+            ),
+        );
+        record.response = Some(response_head(
+            200,
+            &[
+                ("content-encoding", "gzip"),
+                ("set-cookie", "sid=def"),
+                ("x-trace", "t"),
+            ],
+        ));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, b"hello").expect("gzip");
+        let body = Bytes::from(gz.finish().expect("gzip"));
+        record.response_body.push(&body, 1024);
+        let drop = [
+            "x-request-id",
+            "cookie",
+            "set-cookie",
+            "content-encoding",
+            "x-trace",
+        ]
+        .map(String::from);
+        let v: serde_json::Value =
+            serde_json::from_slice(&record.to_json(1024, &drop)).expect("json");
+        let names = |side: &str| -> Vec<String> {
+            v[side]["headers"]
+                .as_array()
+                .expect("headers")
+                .iter()
+                .map(|h| h["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(names("request"), ["accept"]);
+        assert!(names("response").is_empty(), "{v}");
+        assert_eq!(v["request"]["cookies"], serde_json::json!([]));
+        assert_eq!(v["response"]["cookies"], serde_json::json!([]));
+        assert_eq!(v["response"]["content"]["text"], "hello");
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Options {
     pub exclude: Vec<Regex>,
     /// Hosts whose traffic is tunnelled untouched and not recorded.
     pub passthrough: Vec<Regex>,
+    /// Lowercased names of headers left out of the HAR (request and response); they are
+    /// still forwarded.
+    pub drop_headers: Vec<String>,
     /// Bodies and WebSocket messages are recorded up to this many bytes.
     pub max_body: usize,
     /// How upstream certificates are checked.
@@ -110,6 +113,7 @@ impl Options {
             include: Vec::new(),
             exclude: Vec::new(),
             passthrough: Vec::new(),
+            drop_headers: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
             upstream: UpstreamTls::default(),
             auth: None,
@@ -210,6 +214,7 @@ fn record_with(
     let sink = Arc::new(Sink {
         tx: Mutex::new(journal.sender()),
         max_body: options.max_body,
+        drop_headers: options.drop_headers.clone(),
         stats: Arc::clone(&stats),
         stopping: AtomicBool::new(false),
         live: AtomicUsize::new(0),

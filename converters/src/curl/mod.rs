@@ -814,6 +814,23 @@ mod tests {
     }
 
     #[test]
+    fn dropped_headers_leave_every_task_but_added_ones_stay() {
+        let options = ImportOptions {
+            inline_secrets: true,
+            drop_headers: vec!["x-request-id".into(), "user-agent".into()],
+            headers: vec![("X-Request-Id".into(), "fixed".into())],
+            ..ImportOptions::default()
+        };
+        let command = "curl https://a.test/x -H 'X-REQUEST-ID: 42' -A bot -H 'Accept: */*'";
+        let import = import("t.curl", command.as_bytes(), &options).expect("imports");
+        let plan = import.to_json_string();
+        assert!(!plan.contains("42"), "{plan}");
+        assert!(!plan.contains("User-Agent"), "{plan}");
+        assert!(plan.contains("\"X-Request-Id\": \"fixed\""), "{plan}");
+        assert!(plan.contains("\"Accept\": \"*/*\""), "{plan}");
+    }
+
+    #[test]
     fn data_implies_post_and_a_form_type() {
         let t = one("curl https://a.test/x -d 'a=1' -d b=2");
         assert_eq!(t.method.as_deref(), Some("post"));
