@@ -41,11 +41,7 @@ fn replay(dir: &Path, plan: &str, secrets: &str, args: &[&str]) -> Run {
         .timeout(Duration::from_secs(90))
         .output()
         .expect("run ld");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn ok() -> Value {

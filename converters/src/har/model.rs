@@ -145,6 +145,39 @@ impl Trailers {
     }
 }
 
+/// Implements the visits of JSON's scalars but strings, each giving `$none`: a lenient reader
+/// reads through what it does not want.
+macro_rules! read_through_scalars {
+    ($value:ty, $none:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E>(self) -> Result<$value, E> {
+            Ok($none)
+        }
+    };
+}
+
+/// [`read_through_scalars`] and arrays.
+macro_rules! read_through {
+    ($value:ty, $none:expr) => {
+        read_through_scalars!($value, $none);
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
 impl<'de> Deserialize<'de> for Trailers {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Trailers, D::Error> {
         /// Response headers are not needed by most imports: anything malformed among them is
@@ -170,21 +203,7 @@ impl<'de> Deserialize<'de> for Trailers {
             fn visit_str<E>(self, _: &str) -> Result<Trailers, E> {
                 Ok(Trailers::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Trailers, E> {
-                Ok(Trailers::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Trailers, E> {
-                Ok(Trailers::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Trailers, E> {
-                Ok(Trailers::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Trailers, E> {
-                Ok(Trailers::default())
-            }
-            fn visit_unit<E>(self) -> Result<Trailers, E> {
-                Ok(Trailers::default())
-            }
+            read_through_scalars!(Trailers, Trailers::default());
         }
         d.deserialize_any(Headers)
     }
@@ -196,32 +215,6 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
         .is_some()
     {}
     Ok(())
-}
-
-/// Implements the visits of every JSON type but the ones given, each giving `$none`: a
-/// lenient reader reads through what it does not want.
-macro_rules! read_through {
-    ($value:ty, $none:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
-            Ok($none)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
-            Ok($none)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
-            Ok($none)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
-            Ok($none)
-        }
-        fn visit_unit<E>(self) -> Result<$value, E> {
-            Ok($none)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$value, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok($none)
-        }
-    };
 }
 
 /// One element of a response's headers: its name and value when it is an object with
@@ -365,32 +358,10 @@ impl<'de> Deserialize<'de> for BodyText {
             fn visit_str<E>(self, v: &str) -> Result<BodyText, E> {
                 Ok(BodyText::read(v))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<BodyText, E> {
-                Ok(BodyText::default())
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BodyText, A::Error> {
+                drain_map(map).map(|()| BodyText::default())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<BodyText, E> {
-                Ok(BodyText::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<BodyText, E> {
-                Ok(BodyText::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<BodyText, E> {
-                Ok(BodyText::default())
-            }
-            fn visit_unit<E>(self) -> Result<BodyText, E> {
-                Ok(BodyText::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BodyText, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(BodyText::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyText, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(BodyText::default())
-            }
+            read_through!(BodyText, BodyText::default());
         }
         d.deserialize_any(Counting)
     }
