@@ -64,6 +64,24 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_parser = parse_stages, help_heading = "Load")]
     pub(crate) stages: Option<StageList>,
 
+    /// Replay a recording at its own pace: each request starts at its recorded offset (the
+    /// `recorded` field `ld import` writes from a HAR), the recorded connections in parallel,
+    /// sharing one user's cookies; --users copies of the recording (default 1)
+    #[arg(long, value_enum, value_name = "PACE", help_heading = "Load", conflicts_with_all = ["once", "rate", "stages", "iterations", "duration"])]
+    pub(crate) pace: Option<PaceMode>,
+
+    /// With --pace recorded: recorded time divided by this, e.g. 2x (twice as fast) or 0.5x
+    #[arg(long, value_name = "SPEED", value_parser = ld_replay::parse_speed, requires = "pace", help_heading = "Load")]
+    pub(crate) speed: Option<f64>,
+
+    /// With --pace recorded: the longest any one gap between requests may last, e.g. 2s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "pace", help_heading = "Load")]
+    pub(crate) max_wait: Option<Duration>,
+
+    /// With --pace recorded: print how long the replay will take, and send nothing
+    #[arg(long, requires = "pace", help_heading = "Load")]
+    pub(crate) dry_run: bool,
+
     /// Accept any TLS certificate (self-signed targets)
     #[arg(short = 'k', long, help_heading = "Connection")]
     pub(crate) insecure: bool,
@@ -160,6 +178,13 @@ pub(crate) struct ReplayArgs {
     pub(crate) split: crate::segment::SegmentArgs,
 }
 
+/// `--pace`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PaceMode {
+    /// The recording's own timing
+    Recorded,
+}
+
 /// The stages of `--stages`, as one value.
 #[derive(Debug, Clone)]
 pub(crate) struct StageList(Vec<ld_replay::Stage>);
@@ -192,6 +217,10 @@ impl ReplayArgs {
             iterations: self.iterations,
             rate: self.rate,
             stages: self.stages.as_ref().map(|s| s.0.clone()),
+            pace: self.pace.map(|PaceMode::Recorded| ld_replay::Pace {
+                speed: self.speed.unwrap_or(1.0),
+                max_wait: self.max_wait,
+            }),
         };
         o.reports = self.report.clone();
         o.report_dir = self.report_dir.clone();
@@ -219,6 +248,9 @@ impl ReplayArgs {
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
+    if args.dry_run {
+        return dry_run(&args);
+    }
     let store = crate::diff::ReplayStore::open(&args.store, &args.plan, load_json(&args))?;
     let segment = args.split.segment()?;
     let mut options = args.options();
@@ -497,6 +529,23 @@ pub(crate) fn execute(options: ReplayOptions, quiet: bool) -> anyhow::Result<ld_
 }
 
 /// [`execute`] with more sinks beside the terminal's (the `--out` exporters).
+/// `--pace recorded --dry-run`: how long each test's recording takes to replay.
+fn dry_run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.plan)
+        .map_err(|e| exit::input_error(format!("cannot read {}: {e}", args.plan.display())))?;
+    let pace = args.options().load.pace.unwrap_or_default();
+    let lines = ld_replay::pace_plan(&args.plan, &bytes, &pace)
+        .map_err(|e| exit::input_error(e.to_string()))?;
+    let copies = args.users.unwrap_or(1);
+    for line in lines {
+        println!("{line}");
+    }
+    if copies > 1 {
+        println!("{copies} copies of the recording, started at once unless --spawn-rate says");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn execute_with(
     options: ReplayOptions,
     quiet: bool,
@@ -566,6 +615,17 @@ fn load_json(a: &ReplayArgs) -> serde_json::Value {
                     .map(|s| format!("{}:{}", humantime::format_duration(s.duration), s.target))
                     .collect::<Vec<_>>()
                     .join(",")
+            })
+            .into(),
+    );
+    put(
+        "pace",
+        a.pace
+            .map(|_| {
+                serde_json::json!({
+                    "speed": a.speed.unwrap_or(1.0),
+                    "max_wait": a.max_wait.map(|d| humantime::format_duration(d).to_string()),
+                })
             })
             .into(),
     );

@@ -485,6 +485,18 @@ pub(crate) struct Builder<'a> {
     pub(crate) entry: usize,
     /// The entry of each committed task.
     task_entries: Vec<usize>,
+    /// When the task last committed was sent in the recording, written as its `recorded`
+    /// member when it is closed (see [`Recorded`]).
+    pub(crate) recorded: Option<Recorded>,
+}
+
+/// When and on which connection a task's request was recorded: what `ld replay --pace
+/// recorded` replays it by. `at` is seconds after the recording's first kept request;
+/// `session` numbers the recorded connections in the order they first appear.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Recorded {
+    pub(crate) at: f64,
+    pub(crate) session: Option<u32>,
 }
 
 impl<'a> Builder<'a> {
@@ -504,6 +516,7 @@ impl<'a> Builder<'a> {
             connections: Vec::new(),
             entry: 0,
             task_entries: Vec::new(),
+            recorded: None,
         }
     }
 
@@ -661,6 +674,17 @@ impl<'a> Builder<'a> {
         {
             member(out, &mut false, TASK_LEVEL + 1, "think_time");
             nested_value(out, TASK_LEVEL + 1, &t);
+        }
+        if let Some(r) = self.recorded.take()
+            && let Some(at) = Number::from_f64((r.at.max(0.0) * 1000.0).round() / 1000.0)
+        {
+            let mut m = Map::new();
+            m.insert("at".into(), Value::Number(at));
+            if let Some(s) = r.session {
+                m.insert("session".into(), Value::from(s));
+            }
+            member(out, &mut false, TASK_LEVEL + 1, "recorded");
+            nested_value(out, TASK_LEVEL + 1, &m);
         }
         out.push_str(&self.tail);
     }

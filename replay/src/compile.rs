@@ -20,7 +20,7 @@ use crate::check::{Check, Extract, Source};
 use crate::program::{Mode, Profile, Program, Step, TestSpec};
 use crate::protocol::{CompileCx, grpc, mqtt, socket, sse, ws};
 use crate::report::ReportKind;
-use crate::task::{HttpTask, NameInfo, Predicate, Proto, Task, Think, Throttle, prepare};
+use crate::task::{HttpTask, NameInfo, Predicate, Proto, Recorded, Task, Think, Throttle, prepare};
 use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
 use crate::tls::{TlsSettings, client_config};
 use crate::{Error, HttpVersion, Result};
@@ -73,6 +73,7 @@ const EXTRA_TASK_FIELDS: &[&str] = &[
     "step_id",
     "scenario_id",
     "graphql",
+    "recorded",
 ];
 const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern", "shape"];
 const ASSERTION_TYPES: &[&str] = &[
@@ -132,6 +133,7 @@ const COMMON_TASK_FIELDS: &[&str] = &[
     "verify",
     "step_id",
     "scenario_id",
+    "recorded",
 ];
 
 /// A task's protocol: its `protocol` field (ld's extension; `tcp` and `udp` as LoadDensity's
@@ -1739,6 +1741,38 @@ impl Compiler<'_> {
                 ));
             }
         };
+        let recorded = match t.get("recorded") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => {
+                let rp = at("recorded");
+                check_keys(file, m, &["at", "session"], &rp)?;
+                let offset = match m.get("at") {
+                    Some(v) => seconds(file, v, &format!("{rp}/at"))?,
+                    None => return Err(err(file, &rp, "`recorded` needs `at`, in seconds")),
+                };
+                let session = match m.get("session") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(count(
+                        file,
+                        v,
+                        &format!("{rp}/session"),
+                        u64::from(u32::MAX),
+                        "a session number",
+                    )? as u32),
+                };
+                Some(Box::new(Recorded {
+                    at: offset,
+                    session,
+                }))
+            }
+            Some(v) => {
+                return Err(err(
+                    file,
+                    &at("recorded"),
+                    format!("expected {{at, session}}, found {}", kind_of(v)),
+                ));
+            }
+        };
         // A failed assertion quotes the body, so any check keeps it (a single-chunk body is
         // kept without a copy).
         let needs_body = !checks.is_empty() || extract.iter().any(Extract::needs_body);
@@ -1758,6 +1792,7 @@ impl Compiler<'_> {
             think,
             throttle,
             retry,
+            recorded,
             checks,
             extract,
             needs_body,

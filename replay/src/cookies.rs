@@ -1,6 +1,7 @@
 //! A virtual user's cookie jar: what a browser would keep between requests, reduced to what
 //! replays need (domain and path matching, `Secure`, deletion by `Max-Age=0` or a past
-//! `Expires`). Each virtual user owns one; nothing is shared.
+//! `Expires`). Each virtual user owns one; the lanes of a paced user (`--pace recorded`)
+//! keep theirs in step through a journal.
 
 /// One stored cookie.
 #[derive(Debug, Clone)]
@@ -17,15 +18,46 @@ struct Cookie {
 #[derive(Debug, Default)]
 pub(crate) struct Jar {
     cookies: Vec<Cookie>,
+    /// The `Set-Cookie` values stored since the last [`Jar::take_journal`], kept only when
+    /// the jar mirrors one that several lanes of a paced user share.
+    journal: Option<Vec<(String, String, String)>>,
 }
 
 impl Jar {
+    /// A jar that keeps a journal of what it stores (see [`Jar::take_journal`]).
+    pub(crate) fn journaled() -> Jar {
+        Jar {
+            cookies: Vec::new(),
+            journal: Some(Vec::new()),
+        }
+    }
+
+    /// Makes this jar's cookies those of `other`.
+    pub(crate) fn copy_from(&mut self, other: &Jar) {
+        self.cookies.clone_from(&other.cookies);
+    }
+
+    /// What was stored since the last call, as `(Set-Cookie value, host, request path)`.
+    pub(crate) fn take_journal(&mut self) -> Vec<(String, String, String)> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.cookies.is_empty()
     }
 
     /// Stores a `Set-Cookie` value received from `host` for a request to `path`.
     pub(crate) fn store(&mut self, header: &str, host: &str, request_path: &str) {
+        if let Some(j) = &mut self.journal {
+            j.push((
+                header.to_string(),
+                host.to_string(),
+                request_path.to_string(),
+            ));
+        }
         let mut parts = header.split(';');
         let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else {
             return;

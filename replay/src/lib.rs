@@ -41,6 +41,7 @@ mod h1;
 mod http;
 mod load;
 pub mod notify;
+mod pace;
 mod program;
 mod protocol;
 mod redact;
@@ -64,6 +65,7 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 pub use load::INTERRUPT_GRACE;
+pub use pace::{Pace, parse_speed};
 pub use protocol::{FailureKind, ProtocolKind};
 pub use report::ReportKind;
 pub use segment::Segment;
@@ -121,6 +123,9 @@ pub struct LoadOverrides {
     /// is more); an arrival that finds them all busy is dropped and counted.
     pub rate: Option<f64>,
     pub stages: Option<Vec<Stage>>,
+    /// Recorded pace (`--pace recorded`): `users` copies of the recording (default one),
+    /// each request started at its recorded offset divided by the speed.
+    pub pace: Option<Pace>,
 }
 
 /// Everything a replay needs.
@@ -557,6 +562,14 @@ async fn execute(
 }
 
 fn load_for(spec: &TestSpec, o: &LoadOverrides) -> Load {
+    if let Some(pace) = o.pace {
+        return Load::Paced {
+            copies: o.users.unwrap_or(1).max(1),
+            spawn_rate: o.spawn_rate.unwrap_or(f64::INFINITY),
+            pace,
+            schedule: Arc::new(pace::Schedule::new(&spec.tasks, &pace)),
+        };
+    }
     if o.once {
         return Load::Closed {
             users: 1,
@@ -626,13 +639,26 @@ async fn run_test(
     sinks.start(&results.names);
     let masker = stats::Masker::new(redactor.clone());
     let load = load_for(spec, &options.load);
+    if let Load::Paced { schedule, .. } = &load
+        && schedule.with_offsets == 0
+        && !spec.tasks.is_empty()
+    {
+        return Err(Error::Options(
+            "--pace recorded: no task of this test has a `recorded` offset; import the \
+             recording again with `ld import FILE.har`, which writes one on every task"
+                .into(),
+        ));
+    }
     let progress = (ctx.clone(), load.planned());
     let collector = tokio::spawn(collector::collect(rx, results, masker, sinks, progress));
     let started = Instant::now();
-    let dropped = load::run(ctx, load, tx, cancel).await;
+    let (dropped, note) = load::run(ctx, load, tx, cancel).await;
     let (mut results, mut sinks) = collector
         .await
         .map_err(|e| Error::Runtime(std::io::Error::other(e.to_string())))?;
+    if let Some(note) = note {
+        sinks.message(MessageKind::Note, note);
+    }
     sinks.end_test();
     results.busy += started.elapsed();
     results.end_us = results.epoch.elapsed().as_micros() as u64;
@@ -656,6 +682,21 @@ pub struct PlanCheck {
 /// touching the network: every input error a run would stop at (exit 2), or what the plan
 /// holds. Files the plan names (CSV sources, included plans) are read relative to `path`.
 pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
+    let program = offline_program(path, bytes)?;
+    Ok(PlanCheck {
+        names: program.names.len(),
+        notes: program.notes,
+        unresolved: program
+            .unresolved
+            .iter()
+            .map(|u| format!("{}: {}", u.pointer, u.raw))
+            .collect(),
+    })
+}
+
+/// The plan compiled without its environment, secrets or network: what [`check_plan`] and
+/// [`pace_plan`] read.
+fn offline_program(path: &Path, bytes: &[u8]) -> Result<Program> {
     let text = compile::decode(path, bytes)?;
     let settings = compile::Settings {
         insecure: false,
@@ -666,16 +707,28 @@ pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
         env: HashMap::new(),
         segment: Segment::WHOLE,
     };
-    let program = compile::compile(path, text, &settings)?;
-    Ok(PlanCheck {
-        names: program.names.len(),
-        notes: program.notes,
-        unresolved: program
-            .unresolved
-            .iter()
-            .map(|u| format!("{}: {}", u.pointer, u.raw))
-            .collect(),
-    })
+    compile::compile(path, text, &settings)
+}
+
+/// What `ld replay --pace recorded --dry-run` tells of the plan `bytes` read from `path`,
+/// compiled as [`check_plan`] compiles it: for each test, its requests, sessions and how
+/// long its recording takes to replay at `pace`. Nothing is sent.
+pub fn pace_plan(path: &Path, bytes: &[u8], pace: &Pace) -> Result<Vec<String>> {
+    let program = offline_program(path, bytes)?;
+    let mut lines = Vec::new();
+    for step in &program.steps {
+        if let Step::StartTest(spec) = step {
+            let schedule = pace::Schedule::new(&spec.tasks, pace);
+            let mut line = format!("test {}: ", lines.len() + 1);
+            if schedule.with_offsets == 0 {
+                line.push_str("no task has a `recorded` offset: --pace recorded cannot run it");
+            } else {
+                line.push_str(&pace::describe(&schedule, pace));
+            }
+            lines.push(line);
+        }
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

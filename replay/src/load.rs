@@ -20,6 +20,7 @@ use crate::HttpVersion;
 use crate::check::{Seen, snippet};
 use crate::cookies::Jar;
 use crate::http::{Http, HttpTransport};
+use crate::pace::{Lag, Pace, Schedule};
 use crate::program::{Mode, Profile, TestSpec};
 use crate::protocol::grpc::{Grpc, GrpcSessions};
 use crate::protocol::mqtt::{Mqtt, MqttSessions};
@@ -45,6 +46,14 @@ pub(crate) enum Load {
         rate: f64,
         duration: Option<Duration>,
         max_users: u64,
+    },
+    /// Recorded pace: `copies` users, started at `spawn_rate`, each sending the recording
+    /// once on its schedule, a lane per recorded connection.
+    Paced {
+        copies: u64,
+        spawn_rate: f64,
+        pace: Pace,
+        schedule: Arc<Schedule>,
     },
 }
 
@@ -80,6 +89,7 @@ impl Load {
             Load::Closed {
                 profile: Some(p), ..
             } => Some(p.total()),
+            Load::Paced { schedule, .. } => Some(schedule.total),
             _ => None,
         }
     }
@@ -171,6 +181,19 @@ impl Sessions {
     }
 }
 
+/// What the lanes of one paced user share: its cookies and the values its steps extracted.
+#[derive(Debug, Default)]
+struct Lanes {
+    state: std::sync::Mutex<LaneState>,
+}
+
+#[derive(Debug, Default)]
+struct LaneState {
+    jar: Jar,
+    vars: HashMap<String, String>,
+    session: HashMap<String, String>,
+}
+
 /// One virtual user.
 struct Vu {
     ctx: Arc<TestCtx>,
@@ -184,6 +207,11 @@ struct Vu {
     rows: Vec<(usize, Option<usize>)>,
     buffer: Buffer,
     stop: watch::Receiver<bool>,
+    /// A lane of a paced user: the state it shares with the other lanes.
+    lanes: Option<Arc<Lanes>>,
+    /// Values extracted since the last [`Vu::push`], for the other lanes: `(session?, name,
+    /// value)`.
+    published: Vec<(bool, String, String)>,
 }
 
 impl Vu {
@@ -207,6 +235,42 @@ impl Vu {
             buffer: Buffer::new(tx),
             stop,
             ctx,
+            lanes: None,
+            published: Vec::new(),
+        }
+    }
+
+    /// A lane: takes the cookies and values the user's other lanes have so far.
+    fn pull(&mut self) {
+        let Some(lanes) = &self.lanes else {
+            return;
+        };
+        let shared = lanes.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.jar.copy_from(&shared.jar);
+        for (k, v) in &shared.vars {
+            self.vars.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &shared.session {
+            self.session.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// A lane: gives the other lanes the cookies it stored and the values it extracted.
+    fn push(&mut self) {
+        let Some(lanes) = &self.lanes else {
+            return;
+        };
+        let journal = self.jar.take_journal();
+        let mut shared = lanes.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (header, host, path) in journal {
+            shared.jar.store(&header, &host, &path);
+        }
+        for (session, k, v) in self.published.drain(..) {
+            if session {
+                shared.session.insert(k, v);
+            } else {
+                shared.vars.insert(k, v);
+            }
         }
     }
 
@@ -403,6 +467,9 @@ impl Vu {
                 if failed.is_empty() {
                     for e in &task.extract {
                         if let Some(v) = e.take(&mut seen) {
+                            if self.lanes.is_some() {
+                                self.published.push((e.session, e.var.clone(), v.clone()));
+                            }
                             if e.session {
                                 self.session.insert(e.var.clone(), v);
                             } else {
@@ -434,7 +501,10 @@ impl Vu {
                 self.record(task, start, end, 0, 0, step.target, failure);
             }
         }
-        if let Some(think) = task.think {
+        // A paced lane keeps the recording's time, not the think times.
+        if let Some(think) = task.think
+            && self.lanes.is_none()
+        {
             let d = think.pick(&mut self.rng);
             self.pause(d).await;
         }
@@ -501,13 +571,14 @@ impl Vu {
 }
 
 /// Runs one test with `load` until it ends or `cancel` turns true; returns the count of
-/// dropped arrivals (open model).
+/// dropped arrivals (open model) and, for a paced test, how close to their offsets its
+/// requests started.
 pub(crate) async fn run(
     ctx: Arc<TestCtx>,
     load: Load,
     tx: BatchSender,
     mut cancel: watch::Receiver<bool>,
-) -> u64 {
+) -> (u64, Option<String>) {
     match load {
         Load::Closed {
             users,
@@ -527,14 +598,124 @@ pub(crate) async fn run(
                 &mut cancel,
             )
             .await;
-            0
+            (0, None)
         }
         Load::Open {
             rate,
             duration,
             max_users,
-        } => open(ctx, rate, duration, max_users, tx, &mut cancel).await,
+        } => (
+            open(ctx, rate, duration, max_users, tx, &mut cancel).await,
+            None,
+        ),
+        Load::Paced {
+            copies,
+            spawn_rate,
+            pace,
+            schedule,
+        } => {
+            let note = paced(ctx, copies, spawn_rate, &pace, schedule, tx, &mut cancel).await;
+            (0, Some(note))
+        }
     }
+}
+
+/// Recorded pace: each copy of the recording is a user of one lane per recorded
+/// connection, the lanes sharing the user's cookies and extracted values.
+async fn paced(
+    ctx: Arc<TestCtx>,
+    copies: u64,
+    spawn_rate: f64,
+    pace: &Pace,
+    schedule: Arc<Schedule>,
+    tx: BatchSender,
+    cancel: &mut watch::Receiver<bool>,
+) -> String {
+    let segment = ctx.segment;
+    let lag = Arc::new(std::sync::Mutex::new(Lag::default()));
+    let start = Instant::now();
+    let mut vus: Vec<Handle> = Vec::new();
+    let mut id = 0u64;
+    for copy in 0..copies {
+        if spawn_rate.is_finite() && spawn_rate > 0.0 {
+            let due = start + Duration::from_secs_f64(copy as f64 / spawn_rate);
+            let now = Instant::now();
+            if due > now {
+                tokio::select! {
+                    _ = tokio::time::sleep(due - now) => {}
+                    _ = cancel.changed() => {}
+                }
+            }
+        }
+        if *cancel.borrow() {
+            break;
+        }
+        if !segment.owns(copy) {
+            continue;
+        }
+        let lanes = Arc::new(Lanes::default());
+        let copy_start = Instant::now();
+        for lane in 0..schedule.lanes.len() {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let mut vu = Vu::new(ctx.clone(), id, tx.clone(), stop_rx);
+            id += 1;
+            vu.jar = Jar::journaled();
+            vu.lanes = Some(lanes.clone());
+            let join = tokio::spawn(lane_user(
+                vu,
+                schedule.clone(),
+                lane,
+                copy_start,
+                lag.clone(),
+            ));
+            vus.push(Handle {
+                stop: stop_tx,
+                join,
+            });
+        }
+    }
+    while !*cancel.borrow() && !vus.iter().all(|h| h.join.is_finished()) {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = cancel.changed() => {}
+        }
+    }
+    finish(vus, grace(cancel)).await;
+    let lag = lag.lock().unwrap_or_else(|p| p.into_inner());
+    crate::pace::report(&schedule, pace, &lag, start.elapsed())
+}
+
+/// One lane of a paced user: its tasks, each started at its scaled offset after `start`.
+async fn lane_user(
+    mut vu: Vu,
+    schedule: Arc<Schedule>,
+    lane: usize,
+    start: Instant,
+    lag: Arc<std::sync::Mutex<Lag>>,
+) {
+    let _active = Active::new(&vu.ctx);
+    let ctx = vu.ctx.clone();
+    for &(i, offset) in schedule.lanes.get(lane).map_or(&[][..], Vec::as_slice) {
+        let due = start + offset;
+        let now = Instant::now();
+        if due > now {
+            vu.pause(due - now).await;
+        }
+        if vu.stopped() {
+            break;
+        }
+        let late = Instant::now().saturating_duration_since(due);
+        lag.lock().unwrap_or_else(|p| p.into_inner()).record(late);
+        let Some(task) = ctx.tasks.get(i) else {
+            continue;
+        };
+        vu.pull();
+        if vu.condition(task) {
+            vu.exec(task, None).await;
+        }
+        vu.push();
+    }
+    vu.buffer.flush(Instant::now());
 }
 
 struct Handle {

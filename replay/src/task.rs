@@ -35,6 +35,9 @@ pub(crate) struct Task {
     pub(crate) throttle: Option<Arc<Throttle>>,
     /// Boxed: most tasks have none.
     pub(crate) retry: Option<Box<Retry>>,
+    /// When the request was sent in the recording (`--pace recorded`); boxed: most tasks
+    /// written by hand have none.
+    pub(crate) recorded: Option<Box<Recorded>>,
     pub(crate) checks: Vec<Check>,
     pub(crate) extract: Vec<Extract>,
     /// A check or an extractor reads the body (or message); failed checks quote it.
@@ -42,6 +45,14 @@ pub(crate) struct Task {
     /// A check or an extractor reads a response header.
     pub(crate) needs_headers: bool,
     pub(crate) proto: Proto,
+}
+
+/// A task's `recorded: {at, session}`: its request's offset in the recording and the
+/// recorded connection it went on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Recorded {
+    pub(crate) at: Duration,
+    pub(crate) session: Option<u32>,
 }
 
 /// The protocol part of a task: the enum the engine dispatches on.

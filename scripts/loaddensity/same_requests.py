@@ -116,7 +116,7 @@ def rewrite(value, base, notes):
         out = {}
         for k, v in value.items():
             # Pacing is not what is compared; TLS settings mean nothing to a plain-HTTP recorder.
-            if k in ("think_time", "throttle", "retry", "verify", "cert", "client_cert"):
+            if k in ("think_time", "recorded", "throttle", "retry", "verify", "cert", "client_cert"):
                 continue
             if k == "body" and "method" in value:
                 # LoadDensity sends no `body` (ld lint says so, not-sent-by-loaddensity): such a

@@ -393,6 +393,31 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An id field (see `model::lenient_key`): a string or an integer, hashed.
+    fn id(&mut self) -> Option<Option<u64>> {
+        self.space();
+        match self.peek()? {
+            b'"' => {
+                let text = self.string()?;
+                Some(Some(model::key_of(text.as_ref().as_bytes())))
+            }
+            b'-' | b'0'..=b'9' => {
+                let text = self.number()?;
+                // As serde_json reads it: an integer that fits `u64` or `i64`, else a float.
+                let digits = std::str::from_utf8(text).ok()?;
+                let integer = match digits.parse::<u64>() {
+                    Ok(n) => Some(n.to_string()),
+                    Err(_) => digits.parse::<i64>().ok().map(|n| n.to_string()),
+                };
+                Some(integer.map(|n| model::key_of(n.as_bytes())))
+            }
+            b't' => self.literal(b"true").map(|()| None),
+            b'f' => self.literal(b"false").map(|()| None),
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => None,
+        }
+    }
+
     /// A number field (see `model::lenient_f64`).
     fn lenient(&mut self) -> Option<Option<f64>> {
         self.space();
@@ -422,13 +447,14 @@ impl<'a> Reader<'a> {
 
     fn entry(&mut self) -> Option<Entry<Str<'a>>> {
         let (mut started, mut time, mut request, mut response) = (None, None, None, None);
-        let (mut resource_type, mut websocket) = (None, None);
+        let (mut resource_type, mut websocket, mut connection) = (None, None, None);
         self.object(|r, key| match key {
             b"startedDateTime" => once(&mut started, r.optional(Self::string)?),
             b"time" => once(&mut time, r.lenient()?),
             b"request" => once(&mut request, r.request()?),
             b"response" => once(&mut response, r.optional(Self::response)?),
             b"_resourceType" => once(&mut resource_type, r.optional(Self::string)?),
+            b"connection" => once(&mut connection, r.id()?),
             b"_webSocketMessages" => {
                 let list = r.optional(|r| {
                     let mut list = Vec::new();
@@ -449,6 +475,7 @@ impl<'a> Reader<'a> {
             response: response.flatten(),
             resource_type: resource_type.flatten(),
             websocket_messages: websocket.flatten(),
+            connection: connection.flatten(),
         })
     }
 

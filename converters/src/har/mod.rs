@@ -21,7 +21,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::filter::Drop;
-use crate::output::{Body, Builder, Drafted, Drafts, JOINED_HEADERS, RequestView, Rules};
+use crate::output::{Body, Builder, Drafted, Drafts, JOINED_HEADERS, Recorded, RequestView, Rules};
 use crate::{Error, Import, ImportOptions, Result};
 
 /// True when the start of a JSON text looks like a HAR document.
@@ -204,9 +204,10 @@ struct StreamState<'a> {
     index: usize,
     last_start: Option<f64>,
     missing_start: bool,
-    /// The start and duration of the last kept request, whose task stays open until the next
-    /// kept one gives its think time.
-    open: Option<(Option<f64>, f64)>,
+    /// Whether the last kept request's task stays open until the next kept one gives its
+    /// think time.
+    open: bool,
+    pacing: Pacing,
     failure: Option<Error>,
     out_of_order: bool,
     /// Where entries read one by one are drafted.
@@ -223,7 +224,8 @@ impl<'a> StreamState<'a> {
             index: 0,
             last_start: None,
             missing_start: false,
-            open: None,
+            open: false,
+            pacing: Pacing::default(),
             failure: None,
             out_of_order: false,
             drafts: Drafts::default(),
@@ -239,7 +241,7 @@ impl<'a> StreamState<'a> {
             return Err(Failure::Import(e));
         }
         parsed.map_err(Failure::Json)?;
-        if self.open.take().is_some() {
+        if std::mem::take(&mut self.open) {
             self.builder.close(None);
         }
         let mut builder = self.builder;
@@ -296,16 +298,17 @@ impl<'a> StreamState<'a> {
         for warning in warnings {
             self.builder.summary.warn(warning);
         }
-        if let Some((start, duration)) = self.open.take() {
-            self.builder
-                .close(think_time(start, duration, prepared.start));
+        if std::mem::take(&mut self.open) {
+            self.builder.close(self.pacing.think(prepared.start));
         }
         self.builder.entry = index;
         self.builder.commit(drafts, &task);
+        self.builder.recorded = self.pacing.recorded(prepared.start, prepared.connection);
+        self.pacing.ended(prepared.start, duration);
         self.builder
             .steps(drafts, steps.as_deref(), self.think_time);
         if self.think_time {
-            self.open = Some((prepared.start, duration));
+            self.open = true;
         } else {
             self.builder.close(None);
         }
@@ -313,12 +316,44 @@ impl<'a> StreamState<'a> {
     }
 }
 
-/// The pause between the end of a request (`start`, seconds, and `duration`, milliseconds)
-/// and the start of the next kept one.
-fn think_time(start: Option<f64>, duration: f64, next: Option<f64>) -> Option<f64> {
-    match (start, next) {
-        (Some(start), Some(next)) => Some((next - (start + duration / 1000.0)).max(0.0)),
-        _ => None,
+/// The recorded timing of the kept requests, in the order they are kept: each task's
+/// [`Recorded`] offset and connection, and its think time.
+#[derive(Debug, Default)]
+struct Pacing {
+    /// The start of the first kept request with one (seconds since the epoch).
+    origin: Option<f64>,
+    /// The latest end of a kept request so far: browsers send in parallel, so the previous
+    /// request is not always the one that ended last.
+    latest_end: Option<f64>,
+    /// Recorded connections, numbered from 1 in the order they first appear.
+    sessions: std::collections::HashMap<u64, u32>,
+}
+
+impl Pacing {
+    /// When a request starting at `start` (seconds) on `connection` was sent.
+    fn recorded(&mut self, start: Option<f64>, connection: Option<u64>) -> Option<Recorded> {
+        let start = start?;
+        let origin = *self.origin.get_or_insert(start);
+        let next = u32::try_from(self.sessions.len() + 1).unwrap_or(u32::MAX);
+        let session = connection.map(|c| *self.sessions.entry(c).or_insert(next));
+        Some(Recorded {
+            at: start - origin,
+            session,
+        })
+    }
+
+    /// A kept request started at `start` took `duration` milliseconds.
+    fn ended(&mut self, start: Option<f64>, duration: f64) {
+        if let Some(start) = start {
+            let end = start + duration.max(0.0) / 1000.0;
+            self.latest_end = Some(self.latest_end.map_or(end, |e| e.max(end)));
+        }
+    }
+
+    /// The pause before a request starting at `next`: from the latest end of the kept
+    /// requests before it.
+    fn think(&self, next: Option<f64>) -> Option<f64> {
+        Some((next? - self.latest_end?).max(0.0))
     }
 }
 
@@ -425,7 +460,14 @@ impl<'de> serde::de::Visitor<'de> for Entries<'_, '_> {
 
 /// An entry kept for the plan: its draft, the protocol steps it becomes (WebSocket or SSE),
 /// and its recorded timing.
-type Kept = (Drafted, Option<Box<Steps>>, Option<f64>, f64, usize);
+type Kept = (
+    Drafted,
+    Option<Box<Steps>>,
+    Option<f64>,
+    f64,
+    usize,
+    Option<u64>,
+);
 
 fn build<S: AsRef<str>>(
     name: &str,
@@ -478,21 +520,24 @@ fn build<S: AsRef<str>>(
                 for warning in warnings {
                     builder.summary.warn(warning);
                 }
-                kept.push((task, steps, p.start, duration, index));
+                kept.push((task, steps, p.start, duration, index, p.connection));
             }
             Outcome::Dropped(reason) => builder.summary.drop(reason),
             Outcome::BadUrl(url) => return Err(bad_url(name, index, &url)),
         }
     }
-    // A task's think time is the pause between the end of its request and the start of the
-    // next kept one.
-    for (i, (task, steps, start, duration, index)) in kept.iter().enumerate() {
+    // A task's think time is the pause between the latest end of the requests so far and the
+    // start of the next kept one.
+    let mut pacing = Pacing::default();
+    for (i, (task, steps, start, duration, index, connection)) in kept.iter().enumerate() {
         let next_start = kept.get(i + 1).and_then(|k| k.2);
         builder.entry = *index;
         builder.commit(&drafts, task);
+        builder.recorded = pacing.recorded(*start, *connection);
+        pacing.ended(*start, *duration);
         builder.steps(&drafts, steps.as_deref(), options.think_time);
         let think = if options.think_time {
-            think_time(*start, *duration, next_start)
+            pacing.think(next_start)
         } else {
             None
         };
@@ -506,6 +551,8 @@ fn build<S: AsRef<str>>(
 pub(super) struct Prepared {
     /// `startedDateTime`, seconds since the epoch.
     start: Option<f64>,
+    /// The recorded connection, hashed.
+    connection: Option<u64>,
     pub(super) outcome: Outcome,
 }
 
@@ -567,6 +614,7 @@ pub(super) fn prepare<S: AsRef<str>>(
         .and_then(|s| parse_timestamp(s.as_ref()));
     Prepared {
         start,
+        connection: entry.connection,
         outcome: convert(rules, entry, start, bytes_as_latin1, drafts),
     }
 }

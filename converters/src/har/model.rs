@@ -49,6 +49,9 @@ pub(crate) struct Entry<S> {
     pub(crate) resource_type: Option<S>,
     #[serde(rename = "_webSocketMessages", default)]
     pub(crate) websocket_messages: Option<Vec<WsMessage<S>>>,
+    /// The recorded connection's id (a string, or a number as some tools write it), hashed.
+    #[serde(default, deserialize_with = "lenient_key")]
+    pub(crate) connection: Option<u64>,
 }
 
 /// One message of a WebSocket session, as Chrome records it in `_webSocketMessages`.
@@ -483,6 +486,58 @@ fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
         }
     }
     d.deserialize_any(Lenient)
+}
+
+/// A key for an id field: a string hashed (see [`key_of`]), a number by its value; anything
+/// else is absent, read through as [`lenient_f64`] reads it.
+fn lenient_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Key;
+    impl<'de> Visitor<'de> for Key {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an id")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Option<u64>, E> {
+            Ok(Some(key_of(v.as_bytes())))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(key_of(v.to_string().as_bytes())))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Option<u64>, E> {
+            Ok(Some(key_of(v.to_string().as_bytes())))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<u64>, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_seq(seq).map(|_| None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<u64>, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_map(map).map(|_| None)
+        }
+    }
+    d.deserialize_any(Key)
+}
+
+/// FNV-1a of an id's text: the same id gives the same key on either parser.
+pub(crate) fn key_of(text: &[u8]) -> u64 {
+    text.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 thread_local! {

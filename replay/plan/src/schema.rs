@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 use crate::{KNOWN_COMMANDS, TASK_FIELDS};
 
 /// Task fields read beyond [`TASK_FIELDS`]: by the engine (`throttle`, `retry`, `cert`,
-/// `client_cert`, `protocol`), by LoadDensity (`proxy`, `step_id`, `scenario_id`) and by the
+/// `client_cert`, `protocol`, `recorded`), by LoadDensity (`proxy`, `step_id`, `scenario_id`) and by the
 /// protocol tasks (WebSocket, SSE, socket, MQTT, gRPC); keep in step with the engine's
 /// `protocol::*::FIELDS`.
 const MORE_TASK_FIELDS: &[&str] = &[
     "throttle",
     "retry",
     "graphql",
+    "recorded",
     "cert",
     "client_cert",
     "protocol",
@@ -56,6 +57,13 @@ pub fn schema() -> Value {
     task_props.insert("request_url".into(), json!({"type": "string"}));
     task_props.insert("url".into(), json!({"type": "string"}));
     task_props.insert("proxy".into(), json!({"type": ["string", "null"]}));
+    task_props.insert(
+        "recorded".into(),
+        json!({"type": "object", "required": ["at"], "additionalProperties": false,
+               "description": "when the request started in the recording (seconds after the first) and on which recorded connection: what `ld replay --pace recorded` replays by",
+               "properties": {"at": {"type": "number", "minimum": 0},
+                              "session": {"type": "integer", "minimum": 0}}}),
+    );
     task_props.insert(
         "assertions".into(),
         json!({"type": "array", "items": {"$ref": "#/$defs/assertion"}}),
