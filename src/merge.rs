@@ -174,6 +174,7 @@ fn conclude_with(
         sink_errors: Vec::new(),
         notices: Vec::new(),
         results: None,
+        extractors: Vec::new(),
     };
     let count = merged.merged.first().map_or(0, |s| s.count);
     let mut load = serde_json::Map::new();

@@ -64,6 +64,13 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_parser = parse_stages, help_heading = "Load")]
     pub(crate) stages: Option<StageList>,
 
+    /// Run once (one user, one iteration) and judge every extractor: one that matched
+    /// nothing, matched several different values, or returned the value the recording held
+    /// (`recorded_sha256`, written by `ld import`'s correlation) is listed, and the exit
+    /// status is 1
+    #[arg(long, help_heading = "Load", conflicts_with_all = ["once", "users", "spawn_rate", "duration", "iterations", "rate", "stages", "pace"])]
+    pub(crate) verify_correlation: bool,
+
     /// Replay a recording at its own pace: each request starts at its recorded offset (the
     /// `recorded` field `ld import` writes from a HAR), the recorded connections in parallel,
     /// sharing one user's cookies; --users copies of the recording (default 1)
@@ -209,8 +216,9 @@ impl ReplayArgs {
     /// The engine's options for these arguments.
     pub(crate) fn options(&self) -> ReplayOptions {
         let mut o = ReplayOptions::new(&self.plan);
+        o.verify_correlation = self.verify_correlation;
         o.load = LoadOverrides {
-            once: self.once,
+            once: self.once || self.verify_correlation,
             users: self.users,
             spawn_rate: self.spawn_rate,
             duration: self.duration,
@@ -292,6 +300,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     gate.print(quiet);
+    let extractors_ok = !args.verify_correlation || print_extractors(&outcome.extractors);
     let delivered = match &outcome.results {
         Some(results) => {
             let mut results = results.clone();
@@ -359,7 +368,43 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         // Stopped on a global threshold: the run failed, it was not interrupted.
         return Ok(ExitCode::from(exit::FAILED));
     }
+    if !extractors_ok {
+        return Ok(ExitCode::from(exit::FAILED));
+    }
     Ok(gate.exit_code(&outcome))
+}
+
+/// `--verify-correlation`'s report on stdout; `false` when an extractor needs looking at.
+fn print_extractors(checks: &[ld_replay::ExtractorCheck]) -> bool {
+    use ld_replay::ExtractorVerdict as V;
+    let problems = checks.iter().filter(|c| c.is_problem()).count();
+    println!(
+        "\ncorrelation: {} extractor{} checked, {problems} to look at",
+        checks.len(),
+        if checks.len() == 1 { "" } else { "s" }
+    );
+    for c in checks {
+        let (word, why) = match &c.verdict {
+            V::Fresh => ("ok", "a new value".to_string()),
+            V::Nothing => ("NOTHING", "matched nothing in the response".to_string()),
+            V::Ambiguous(n) => (
+                "AMBIGUOUS",
+                format!("matched {n} different values; the first is used"),
+            ),
+            V::Recorded => (
+                "STALE",
+                "returned the recorded value: the server did not make a new one, or the \
+                 extractor reads a constant"
+                    .to_string(),
+            ),
+            V::NotRun => ("NOT RUN", "the task's checks failed".to_string()),
+        };
+        println!(
+            "  {word:<9} {}  ${{var.{}}} <- {}: {why}",
+            c.task, c.var, c.source
+        );
+    }
+    problems == 0
 }
 
 /// Under GitHub Actions (`GITHUB_ACTIONS=true`): failures and regressions as `::error`

@@ -270,6 +270,24 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
     }
     assert_eq!(server.received().len() - before, 20 * 6);
 
+    // The proof: each extractor got a new value, none matched nothing or several values.
+    let out = run(
+        dir.path(),
+        &["replay", "plan.json", "--verify-correlation", "--no-store"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout.contains("correlation: 3 extractors checked, 0 to look at"),
+        "{stdout}"
+    );
+    for var in ["token", "csrf_token", "order_id"] {
+        assert!(
+            stdout.contains(&format!("${{var.{var}}} <- ")),
+            "{var}: {stdout}"
+        );
+    }
+
     // As recorded: the stale token, CSRF token and id fail exactly the steps that send them.
     restart.restart();
     let stale = run(
@@ -298,4 +316,68 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
             text(&out)
         );
     }
+}
+
+/// `--verify-correlation` against a server whose answers defeat the extractors: a constant
+/// where the recording had the same value, a pattern found twice, a field that is gone, and
+/// a step whose checks fail.
+#[test]
+fn verify_correlation_names_stale_ambiguous_and_empty_extractors() {
+    use ld_test_support::http::{Kind, Received, Reply, serve};
+    use serde_json::json;
+    let (addr, _server) = serve(Kind::Http1, |r: &Received| match r.path() {
+        "/login" => Reply::json(200, r#"{"token": "same-every-time", "user": {"id": 7}}"#),
+        "/page" => Reply::new(200, "<a href=/o?id=11>a</a> <a href=/o?id=12>b</a>"),
+        _ => Reply::new(500, "down"),
+    });
+    let base = format!("http://{addr}");
+    let plan = json!({"load_density": [["LD_start_test", {
+    "user_detail_dict": {"user": "fast_http_user"}, "user_count": 1, "spawn_rate": 1,
+    "test_time": 5, "tasks": [
+        {"method": "post", "request_url": format!("{base}/login"), "name": "login",
+         "assertions": [{"type": "status_code", "value": 200}],
+         "extract": [
+            {"var": "token", "from": "json_path", "path": "token",
+             "recorded_sha256": ld_plan::value_digest("same-every-time")},
+            {"var": "user_id", "from": "json_path", "path": "user.id",
+             "recorded_sha256": ld_plan::value_digest("6")},
+            {"var": "gone", "from": "json_path", "path": "session.key"}]},
+        {"method": "get", "request_url": format!("{base}/page"), "name": "page",
+         "assertions": [{"type": "status_code", "value": 200}],
+         "extract": [{"var": "id", "from": "regex", "pattern": "id=(\\d+)"}]},
+        {"method": "get", "request_url": format!("{base}/broken"), "name": "broken",
+         "assertions": [{"type": "status_code", "value": 200}],
+         "extract": [{"var": "later", "from": "header", "name": "x-later"}]}
+    ]}]]});
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("p.json"), plan.to_string()).expect("plan");
+    let out = run(
+        dir.path(),
+        &["replay", "p.json", "--verify-correlation", "--no-store"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("correlation: 5 extractors checked, 4 to look at"),
+        "{stdout}"
+    );
+    let line = |var: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("${{var.{var}}} <- ")))
+            .unwrap_or_else(|| panic!("{var}: {stdout}"))
+            .trim()
+            .to_string()
+    };
+    assert!(line("token").starts_with("STALE     login"), "{stdout}");
+    assert!(line("user_id").starts_with("ok        login"), "{stdout}");
+    assert!(line("gone").starts_with("NOTHING   login"), "{stdout}");
+    assert!(
+        line("id").starts_with("AMBIGUOUS page")
+            && line("id").contains("matched 2 different values"),
+        "{stdout}"
+    );
+    assert!(line("later").starts_with("NOT RUN   broken"), "{stdout}");
+    // The values themselves are never printed.
+    assert!(!stdout.contains("same-every-time"), "{stdout}");
 }

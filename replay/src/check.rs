@@ -224,7 +224,47 @@ pub(crate) struct Extract {
     pub(crate) var: String,
     pub(crate) session: bool,
     pub(crate) source: Source,
+    /// `recorded_sha256`: the digest of the value the recording held (see
+    /// `ld_plan::value_digest`).
+    pub(crate) recorded: Option<Box<str>>,
 }
+
+/// What `--verify-correlation` found of one extractor on its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtractorVerdict {
+    /// A value, other than the recorded one (or no recorded one to compare with).
+    Fresh,
+    /// The response held nothing the extractor reads.
+    Nothing,
+    /// The response held this many different values the extractor could read; it takes
+    /// the first.
+    Ambiguous(usize),
+    /// The value the recording held: the server did not make a new one, or the extractor
+    /// reads a constant.
+    Recorded,
+    /// The task's checks failed, so its extractors did not run.
+    NotRun,
+}
+
+/// One extractor of one task, as `--verify-correlation` reports it. It never holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractorCheck {
+    pub task: String,
+    pub var: String,
+    /// The source as the plan names it: `json_path PATH`, `header NAME`, `regex PATTERN`.
+    pub source: String,
+    pub verdict: ExtractorVerdict,
+}
+
+impl ExtractorCheck {
+    /// Whether the extractor needs looking at.
+    pub fn is_problem(&self) -> bool {
+        self.verdict != ExtractorVerdict::Fresh
+    }
+}
+
+/// The most different values [`Extract::verify`] counts in one response.
+const MAX_CANDIDATES: usize = 100;
 
 /// The parts of a response that checks read. The body is parsed as JSON at most once.
 pub(crate) struct Seen<'a> {
@@ -370,6 +410,52 @@ impl Extract {
     }
 
     /// The value to store, as text; `None` when the response does not have it.
+    /// The source as the plan names it.
+    pub(crate) fn describe(&self) -> String {
+        match &self.source {
+            Source::JsonPath(p) => format!("json_path {p}"),
+            Source::Header(n) => format!("header {n}"),
+            Source::Status => "status_code".into(),
+            Source::Regex(re) => format!("regex {}", re.as_str()),
+        }
+    }
+
+    /// What `--verify-correlation` says of this extractor on `seen`, whose value was `taken`.
+    pub(crate) fn verify(&self, seen: &mut Seen<'_>, taken: Option<&str>) -> ExtractorVerdict {
+        let Some(value) = taken else {
+            return ExtractorVerdict::Nothing;
+        };
+        let mut distinct: Vec<String> = Vec::new();
+        let mut add = |v: String| {
+            if distinct.len() < MAX_CANDIDATES && !distinct.contains(&v) {
+                distinct.push(v);
+            }
+        };
+        match &self.source {
+            Source::Header(name) => {
+                for v in seen.headers.get_all(name.as_str()) {
+                    add(String::from_utf8_lossy(v.as_bytes()).into_owned());
+                }
+            }
+            Source::Regex(re) => {
+                let text = seen.text();
+                for caps in re.captures_iter(&text).take(MAX_CANDIDATES * 4) {
+                    if let Some(m) = caps.get(1).or_else(|| caps.get(0)) {
+                        add(m.as_str().to_string());
+                    }
+                }
+            }
+            Source::JsonPath(_) | Source::Status => {}
+        }
+        if distinct.len() > 1 {
+            return ExtractorVerdict::Ambiguous(distinct.len());
+        }
+        match &self.recorded {
+            Some(d) if **d == *ld_plan::value_digest(value) => ExtractorVerdict::Recorded,
+            _ => ExtractorVerdict::Fresh,
+        }
+    }
+
     pub(crate) fn take(&self, seen: &mut Seen<'_>) -> Option<String> {
         match &self.source {
             Source::JsonPath(path) => seen

@@ -88,7 +88,15 @@ const ASSERTION_TYPES: &[&str] = &[
     "message_count",
     "json_shape",
 ];
-const EXTRACT_FIELDS: &[&str] = &["var", "from", "path", "name", "pattern", "scope"];
+const EXTRACT_FIELDS: &[&str] = &[
+    "var",
+    "from",
+    "path",
+    "name",
+    "pattern",
+    "scope",
+    "recorded_sha256",
+];
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
 /// LoadDensity's user templates and the protocol each sets as its tasks' default.
 const USERS: &[(&str, Kind)] = &[
@@ -2170,10 +2178,27 @@ fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
             ));
         }
     };
+    let recorded = match m.get("recorded_sha256") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.len() == 16 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(d.to_ascii_lowercase().into_boxed_str())
+        }
+        Some(v) => {
+            return Err(err(
+                file,
+                &format!("{p}/recorded_sha256"),
+                format!(
+                    "expected 16 hex digits (the start of a SHA-256), found {}",
+                    kind_of(v)
+                ),
+            ));
+        }
+    };
     Ok(Extract {
         var,
         session,
         source,
+        recorded,
     })
 }
 

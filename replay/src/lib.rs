@@ -63,6 +63,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+pub use check::{ExtractorCheck, ExtractorVerdict};
 pub use error::{Error, Result};
 pub use load::INTERRUPT_GRACE;
 pub use pace::{Pace, parse_speed};
@@ -169,6 +170,9 @@ pub struct ReplayOptions {
     pub segment: Segment,
     /// Fill [`Outcome::results`] with what the run measured, in the form that merges.
     pub results: bool,
+    /// Judge every extractor that runs ([`Outcome::extractors`]): `ld replay
+    /// --verify-correlation`, with a load of one user and one iteration.
+    pub verify_correlation: bool,
 }
 
 /// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
@@ -195,6 +199,7 @@ impl ReplayOptions {
             stop: CancellationToken::new(),
             segment: Segment::WHOLE,
             results: false,
+            verify_correlation: false,
         }
     }
 }
@@ -230,6 +235,9 @@ pub struct Outcome {
     /// With [`ReplayOptions::results`]: what the run measured, in the form `ld merge` adds
     /// up (histograms, counts, failure groups), its segment set; plan and host left empty.
     pub results: Option<ld_store::RunResults>,
+    /// With [`ReplayOptions::verify_correlation`]: each extractor that ran, in order, with
+    /// its verdict.
+    pub extractors: Vec<ExtractorCheck>,
 }
 
 impl Outcome {
@@ -473,6 +481,9 @@ async fn execute(
     let mut written = Vec::new();
     let mut gates_passed = true;
     let mut notices = Vec::new();
+    let audit = options
+        .verify_correlation
+        .then(|| Arc::new(load::Audit::default()));
     for step in &program.steps {
         // Once stopped, only the commands that write what was measured still run.
         if *cancel_rx.borrow() && !matches!(step, Step::Report { .. } | Step::Summary) {
@@ -489,6 +500,7 @@ async fn execute(
                     (results, sinks),
                     cancel_rx.clone(),
                     &redactor,
+                    audit.clone(),
                 )
                 .await?;
             }
@@ -558,6 +570,7 @@ async fn execute(
         sink_errors: sinks.errors,
         notices,
         results: mergeable,
+        extractors: audit.map(|a| a.take()).unwrap_or_default(),
     })
 }
 
@@ -627,6 +640,7 @@ async fn run_test(
     (results, mut sinks): (Results, Sinks),
     cancel: watch::Receiver<bool>,
     redactor: &Arc<redact::Redactor>,
+    audit: Option<Arc<load::Audit>>,
 ) -> Result<(Results, Sinks)> {
     let mut vars = globals.clone();
     vars.extend(spec.variables.iter().cloned());
@@ -634,6 +648,7 @@ async fn run_test(
     ctx.store = options.store.clone();
     ctx.max_body = options.max_body;
     ctx.segment = options.segment;
+    ctx.audit = audit;
     let ctx = Arc::new(ctx);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     sinks.start(&results.names);

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::HttpVersion;
-use crate::check::{Seen, snippet};
+use crate::check::{ExtractorCheck, ExtractorVerdict, Seen, snippet};
 use crate::cookies::Jar;
 use crate::http::{Http, HttpTransport};
 use crate::pace::{Lag, Pace, Schedule};
@@ -73,6 +73,8 @@ pub(crate) struct TestCtx {
     pub(crate) active: std::sync::atomic::AtomicU64,
     /// The share of the plan this process runs (`--segment`).
     pub(crate) segment: crate::segment::Segment,
+    /// `--verify-correlation`: where extractors' verdicts go.
+    pub(crate) audit: Option<Arc<Audit>>,
     cumulative: Vec<u64>,
 }
 
@@ -92,6 +94,32 @@ impl Load {
             Load::Paced { schedule, .. } => Some(schedule.total),
             _ => None,
         }
+    }
+}
+
+/// The extractors' verdicts of a `--verify-correlation` run, at most [`Audit::MAX`].
+#[derive(Debug, Default)]
+pub(crate) struct Audit {
+    checks: std::sync::Mutex<Vec<ExtractorCheck>>,
+}
+
+impl Audit {
+    const MAX: usize = 10_000;
+
+    fn push(&self, task: &Task, e: &crate::check::Extract, verdict: ExtractorVerdict) {
+        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        if checks.len() < Self::MAX {
+            checks.push(ExtractorCheck {
+                task: task.name.to_string(),
+                var: e.var.clone(),
+                source: e.describe(),
+                verdict,
+            });
+        }
+    }
+
+    pub(crate) fn take(&self) -> Vec<ExtractorCheck> {
+        std::mem::take(&mut *self.checks.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -142,6 +170,7 @@ impl TestCtx {
             max_body: crate::DEFAULT_MAX_BODY,
             active: std::sync::atomic::AtomicU64::new(0),
             segment: crate::segment::Segment::WHOLE,
+            audit: None,
             cumulative,
         }
     }
@@ -464,9 +493,16 @@ impl Vu {
                         }
                     }
                 }
-                if failed.is_empty() {
+                if !failed.is_empty() {
+                    self.audit(task, |_, _| ExtractorVerdict::NotRun);
+                } else {
                     for e in &task.extract {
-                        if let Some(v) = e.take(&mut seen) {
+                        let taken = e.take(&mut seen);
+                        if let Some(audit) = &self.ctx.audit {
+                            let verdict = e.verify(&mut seen, taken.as_deref());
+                            audit.push(task, e, verdict);
+                        }
+                        if let Some(v) = taken {
                             if self.lanes.is_some() {
                                 self.published.push((e.session, e.var.clone(), v.clone()));
                             }
@@ -507,6 +543,19 @@ impl Vu {
         {
             let d = think.pick(&mut self.rng);
             self.pause(d).await;
+        }
+    }
+
+    /// `--verify-correlation`: a verdict on each of the task's extractors.
+    fn audit(
+        &self,
+        task: &Task,
+        verdict: impl Fn(&Task, &crate::check::Extract) -> ExtractorVerdict,
+    ) {
+        if let Some(audit) = &self.ctx.audit {
+            for e in &task.extract {
+                audit.push(task, e, verdict(task, e));
+            }
         }
     }
 

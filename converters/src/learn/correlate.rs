@@ -886,7 +886,13 @@ pub(crate) fn apply(tasks: &mut [Value], rules: &[Rule]) {
             let Some(Value::Object(task)) = tasks.get_mut(birth.task) else {
                 continue;
             };
-            let extractor = birth.locator.extractor(&rule.name);
+            let mut extractor = birth.locator.extractor(&rule.name);
+            if let Value::Object(m) = &mut extractor {
+                m.insert(
+                    "recorded_sha256".into(),
+                    Value::String(ld_plan::value_digest(&rule.value)),
+                );
+            }
             let at = task
                 .keys()
                 .position(|k| k == "assertions")

@@ -20,7 +20,7 @@ mod task;
 pub use diag::{SourcePos, render_source_error};
 pub use error::{Error, Result};
 pub use model::{Action, Args, Plan, StartTest, Tasks};
-pub use task::{Assertion, Extractor, TASK_FIELDS, Task};
+pub use task::{Assertion, Extractor, TASK_FIELDS, Task, value_digest};
 
 /// The commands LoadDensity's executor knows, and so the names a plan may use.
 pub const KNOWN_COMMANDS: &[&str] = &[

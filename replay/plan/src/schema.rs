@@ -106,7 +106,8 @@ pub fn schema() -> Value {
             "extractor": {"type": "object", "required": ["var", "from"], "properties": {
                 "var": {"type": "string"}, "from": {"enum": ["json_path", "header", "status_code", "regex"]},
                 "path": {"type": "string"}, "name": {"type": "string"}, "pattern": {"type": "string"},
-                "scope": {"enum": ["var", "session"]}},
+                "scope": {"enum": ["var", "session"]},
+                "recorded_sha256": {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "the start of the SHA-256 of the recorded value: `ld replay --verify-correlation` reports an extractor that returns it again"}},
                 "additionalProperties": false}
         }
     })

@@ -145,9 +145,24 @@ pub struct Extractor {
     pub extra: Map<String, Value>,
 }
 
+/// An extractor's `recorded_sha256`: the first 16 hex digits of the SHA-256 of the value the
+/// recording held, so that a check run can tell a stale value from a new one without the plan
+/// holding the value itself.
+pub fn value_digest(value: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_are_sha256_prefixes() {
+        // SHA-256("abc") = ba7816bf8f01cfea...
+        assert_eq!(value_digest("abc"), "ba7816bf8f01cfea");
+    }
 
     #[test]
     fn protocol_and_unknown_fields_survive() {
