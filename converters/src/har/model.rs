@@ -440,6 +440,27 @@ pub(crate) fn lenient_number(text: &[u8]) -> Option<Option<f64>> {
     Some(value)
 }
 
+/// Implements the visits of a lenient scalar field for null (absent), `Some` (read on) and
+/// arrays and objects (read through as values, marked in [`NESTED_NUMBER`]).
+macro_rules! read_through_nested {
+    ($value:ty) => {
+        fn visit_none<E>(self) -> Result<$value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<$value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$value, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_seq(seq).map(|_| None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$value, A::Error> {
+            NESTED_NUMBER.with(|n| n.set(true));
+            AnyVisitor.visit_map(map).map(|_| None)
+        }
+    };
+}
+
 /// A number, a numeric string (`"200"`), or null / anything else as absent.
 ///
 /// Parsed as an untagged enum of a number, a text and anything else would be (every array and
@@ -470,20 +491,7 @@ fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
         fn visit_unit<E>(self) -> Result<Option<f64>, E> {
             Ok(None)
         }
-        fn visit_none<E>(self) -> Result<Option<f64>, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<f64>, A::Error> {
-            NESTED_NUMBER.with(|n| n.set(true));
-            AnyVisitor.visit_seq(seq).map(|_| None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<f64>, A::Error> {
-            NESTED_NUMBER.with(|n| n.set(true));
-            AnyVisitor.visit_map(map).map(|_| None)
-        }
+        read_through_nested!(Option<f64>);
     }
     d.deserialize_any(Lenient)
 }
@@ -515,20 +523,7 @@ fn lenient_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
         fn visit_unit<E>(self) -> Result<Option<u64>, E> {
             Ok(None)
         }
-        fn visit_none<E>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<u64>, A::Error> {
-            NESTED_NUMBER.with(|n| n.set(true));
-            AnyVisitor.visit_seq(seq).map(|_| None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<u64>, A::Error> {
-            NESTED_NUMBER.with(|n| n.set(true));
-            AnyVisitor.visit_map(map).map(|_| None)
-        }
+        read_through_nested!(Option<u64>);
     }
     d.deserialize_any(Key)
 }
