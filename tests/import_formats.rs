@@ -457,3 +457,81 @@ fn an_imported_postman_plan_replays_against_a_server_implementing_the_spec() {
     assert_eq!(summary["totals"]["failures"], 0);
     assert_eq!(server.received().len(), 8);
 }
+
+#[test]
+fn files_a_curl_command_sends_reach_the_server_byte_for_byte() {
+    let (addr, server) = ld_test_support::http::serve(ld_test_support::http::Kind::Http1, |_| {
+        ld_test_support::http::Reply::new(200, "ok")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob: &[u8] = b"\x89PNG\r\n\x00\xff binary";
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    std::fs::write(dir.path().join("data/blob.bin"), blob).expect("write blob");
+    std::fs::write(dir.path().join("data/note.txt"), "red & blue\n").expect("write note");
+    let commands = format!(
+        "curl http://{addr}/raw -H 'Content-Type: application/octet-stream' --data-binary @data/blob.bin\n\
+         curl http://{addr}/form -d @data/note.txt\n\
+         curl http://{addr}/enc --data-urlencode q@data/note.txt\n\
+         curl http://{addr}/multi -F 'f=@data/blob.bin;type=image/png;filename=b.png' -F 'n=<data/note.txt'\n\
+         curl -T data/blob.bin http://{addr}/up/\n"
+    );
+    std::fs::write(dir.path().join("cmds.curl"), commands).expect("write commands");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "cmds.curl", "-o", "actions.json"])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    let by_path = |p: &str| {
+        got.iter()
+            .find(|r| r.path() == p)
+            .unwrap_or_else(|| panic!("{p} was requested"))
+    };
+    assert_eq!(by_path("/raw").body.as_ref(), blob);
+    assert_eq!(by_path("/form").body.as_ref(), b"red & blue");
+    assert_eq!(by_path("/enc").body.as_ref(), b"q=red%20%26%20blue%0A");
+    let up = by_path("/up/blob.bin");
+    assert_eq!(up.method, "PUT");
+    assert_eq!(up.body.as_ref(), blob);
+    let multi = by_path("/multi");
+    assert!(
+        multi
+            .header("content-type")
+            .starts_with("multipart/form-data"),
+        "{}",
+        multi.header("content-type")
+    );
+    let body = &multi.body;
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(blob), "the file part holds the file's bytes");
+    assert!(has(b"filename=\"b.png\""));
+    assert!(has(b"image/png"));
+    assert!(has(b"red & blue"), "the <FILE part holds its text");
+
+    // A file that is not there is an error naming it and the command's line.
+    std::fs::write(
+        dir.path().join("missing.curl"),
+        "# first\ncurl http://a.test/ --data-binary @data/gone.bin\n",
+    )
+    .expect("write");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "missing.curl", "-o", "missing.json"])
+        .output()
+        .expect("import");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing.curl:2: curl --data-binary @data/gone.bin: cannot read"),
+        "{err}"
+    );
+    assert!(err.contains("gone.bin: no such file"), "{err}");
+    assert!(!dir.path().join("missing.json").exists());
+}
