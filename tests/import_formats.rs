@@ -535,3 +535,69 @@ fn files_a_curl_command_sends_reach_the_server_byte_for_byte() {
     assert!(err.contains("gone.bin: no such file"), "{err}");
     assert!(!dir.path().join("missing.json").exists());
 }
+
+#[test]
+fn an_imported_curl_aws_sigv4_command_replays_signed_with_its_keys_in_the_secrets_file() {
+    let secret = "wJalr/imported+SECRET";
+    let (addr, server) = ld_test_support::auth::sigv4("AKIDIMPORT", secret, None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("aws.curl"),
+        format!(
+            "curl --aws-sigv4 'aws:amz:eu-west-1:execute-api' --user 'AKIDIMPORT:{secret}' \
+             'http://{addr}/items?b=2&a=1' -H 'X-Amz-Target: Items.List'\n"
+        ),
+    )
+    .expect("write commands");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "aws.curl", "-o", "actions.json"])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = std::fs::read_to_string(dir.path().join("actions.json")).expect("plan");
+    assert!(
+        !plan.contains(secret) && !plan.contains("AKIDIMPORT"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Basic"), "{plan}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+    let env_path = dir.path().join("actions.json.secrets.env");
+    let env = std::fs::read_to_string(&env_path).expect("secrets file");
+    assert!(env.contains(&format!("={secret}\n")), "{env}");
+    // curl commands declare no expected status: the test wants 200, which the server gives
+    // only to a signature it recomputes.
+    let mut plan: Value = serde_json::from_str(&plan).expect("plan json");
+    plan["load_density"][0][1]["tasks"]["tasks"][0]["assertions"] =
+        serde_json::json!([{"type": "status_code", "value": 200}]);
+    std::fs::write(dir.path().join("actions.json"), plan.to_string()).expect("rewrite plan");
+
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .header("authorization")
+            .starts_with("AWS4-HMAC-SHA256 Credential=AKIDIMPORT/"),
+        "{:?}",
+        got[0]
+    );
+
+    // With another secret key the server's recomputed signature differs: the run fails.
+    std::fs::write(&env_path, env.replace(secret, "not-the-key")).expect("rewrite secrets");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--once", "--no-store"])
+        .output()
+        .expect("replay");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("the signature does not match"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}
