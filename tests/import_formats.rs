@@ -601,3 +601,68 @@ fn an_imported_curl_aws_sigv4_command_replays_signed_with_its_keys_in_the_secret
     assert!(text.contains("the signature does not match"), "{text}");
     assert!(!text.contains(secret), "{text}");
 }
+
+#[test]
+fn an_imported_curl_command_with_cacert_cert_and_key_replays_to_an_mtls_server() {
+    use ld_test_support::http::{Kind, Reply, serve};
+    let (addr, server) = serve(Kind::HttpsClientAuth, |_| {
+        Reply::json(200, r#"{"mtls":true}"#)
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = server.client_identity.clone().expect("client identity");
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        server.cert_pem.as_deref().expect("pem"),
+    )
+    .expect("ca");
+    std::fs::write(dir.path().join("client.pem"), cert).expect("cert");
+    std::fs::write(dir.path().join("client.key"), key).expect("key");
+    let url = format!("https://localhost:{}/secure", addr.port());
+    let import_and_replay = |command: &str| {
+        std::fs::write(dir.path().join("tls.curl"), command).expect("write commands");
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["import", "tls.curl", "-o", "tls.json"])
+            .output()
+            .expect("import");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join("tls.json")).expect("plan");
+        let mut plan: Value = serde_json::from_str(&text).expect("plan json");
+        let task = &mut plan["load_density"][0][1]["tasks"]["tasks"][0];
+        let fields = task.clone();
+        task["assertions"] = serde_json::json!([{"type": "status_code", "value": 200}]);
+        std::fs::write(dir.path().join("tls.json"), plan.to_string()).expect("rewrite plan");
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["replay", "tls.json", "--once", "--no-store"])
+            .output()
+            .expect("replay");
+        (fields, out)
+    };
+
+    let (task, out) = import_and_replay(&format!(
+        "curl --cacert ca.pem --cert client.pem --key client.key --retry 2 {url}\n"
+    ));
+    assert_eq!(task["verify"], "ca.pem", "{task}");
+    assert_eq!(
+        task["cert"],
+        serde_json::json!(["client.pem", "client.key"])
+    );
+    assert_eq!(task["retry"]["transient"], 2, "{task}");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.received().len(), 1, "the request arrived");
+
+    // Without --cert the server refuses the handshake.
+    let (_, out) = import_and_replay(&format!("curl --cacert ca.pem {url}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(server.received().is_empty());
+}
