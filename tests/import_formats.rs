@@ -457,3 +457,212 @@ fn an_imported_postman_plan_replays_against_a_server_implementing_the_spec() {
     assert_eq!(summary["totals"]["failures"], 0);
     assert_eq!(server.received().len(), 8);
 }
+
+#[test]
+fn files_a_curl_command_sends_reach_the_server_byte_for_byte() {
+    let (addr, server) = ld_test_support::http::serve(ld_test_support::http::Kind::Http1, |_| {
+        ld_test_support::http::Reply::new(200, "ok")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob: &[u8] = b"\x89PNG\r\n\x00\xff binary";
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    std::fs::write(dir.path().join("data/blob.bin"), blob).expect("write blob");
+    std::fs::write(dir.path().join("data/note.txt"), "red & blue\n").expect("write note");
+    let commands = format!(
+        "curl http://{addr}/raw -H 'Content-Type: application/octet-stream' --data-binary @data/blob.bin\n\
+         curl http://{addr}/form -d @data/note.txt\n\
+         curl http://{addr}/enc --data-urlencode q@data/note.txt\n\
+         curl http://{addr}/multi -F 'f=@data/blob.bin;type=image/png;filename=b.png' -F 'n=<data/note.txt'\n\
+         curl -T data/blob.bin http://{addr}/up/\n"
+    );
+    std::fs::write(dir.path().join("cmds.curl"), commands).expect("write commands");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "cmds.curl", "-o", "actions.json"])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    let by_path = |p: &str| {
+        got.iter()
+            .find(|r| r.path() == p)
+            .unwrap_or_else(|| panic!("{p} was requested"))
+    };
+    assert_eq!(by_path("/raw").body.as_ref(), blob);
+    assert_eq!(by_path("/form").body.as_ref(), b"red & blue");
+    assert_eq!(by_path("/enc").body.as_ref(), b"q=red%20%26%20blue%0A");
+    let up = by_path("/up/blob.bin");
+    assert_eq!(up.method, "PUT");
+    assert_eq!(up.body.as_ref(), blob);
+    let multi = by_path("/multi");
+    assert!(
+        multi
+            .header("content-type")
+            .starts_with("multipart/form-data"),
+        "{}",
+        multi.header("content-type")
+    );
+    let body = &multi.body;
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(blob), "the file part holds the file's bytes");
+    assert!(has(b"filename=\"b.png\""));
+    assert!(has(b"image/png"));
+    assert!(has(b"red & blue"), "the <FILE part holds its text");
+
+    // A file that is not there is an error naming it and the command's line.
+    std::fs::write(
+        dir.path().join("missing.curl"),
+        "# first\ncurl http://a.test/ --data-binary @data/gone.bin\n",
+    )
+    .expect("write");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "missing.curl", "-o", "missing.json"])
+        .output()
+        .expect("import");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing.curl:2: curl --data-binary @data/gone.bin: cannot read"),
+        "{err}"
+    );
+    assert!(err.contains("gone.bin: no such file"), "{err}");
+    assert!(!dir.path().join("missing.json").exists());
+}
+
+#[test]
+fn an_imported_curl_aws_sigv4_command_replays_signed_with_its_keys_in_the_secrets_file() {
+    let secret = "wJalr/imported+SECRET";
+    let (addr, server) = ld_test_support::auth::sigv4("AKIDIMPORT", secret, None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("aws.curl"),
+        format!(
+            "curl --aws-sigv4 'aws:amz:eu-west-1:execute-api' --user 'AKIDIMPORT:{secret}' \
+             'http://{addr}/items?b=2&a=1' -H 'X-Amz-Target: Items.List'\n"
+        ),
+    )
+    .expect("write commands");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "aws.curl", "-o", "actions.json"])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = std::fs::read_to_string(dir.path().join("actions.json")).expect("plan");
+    assert!(
+        !plan.contains(secret) && !plan.contains("AKIDIMPORT"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Basic"), "{plan}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+    let env_path = dir.path().join("actions.json.secrets.env");
+    let env = std::fs::read_to_string(&env_path).expect("secrets file");
+    assert!(env.contains(&format!("={secret}\n")), "{env}");
+    // curl commands declare no expected status: the test wants 200, which the server gives
+    // only to a signature it recomputes.
+    let mut plan: Value = serde_json::from_str(&plan).expect("plan json");
+    plan["load_density"][0][1]["tasks"]["tasks"][0]["assertions"] =
+        serde_json::json!([{"type": "status_code", "value": 200}]);
+    std::fs::write(dir.path().join("actions.json"), plan.to_string()).expect("rewrite plan");
+
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .header("authorization")
+            .starts_with("AWS4-HMAC-SHA256 Credential=AKIDIMPORT/"),
+        "{:?}",
+        got[0]
+    );
+
+    // With another secret key the server's recomputed signature differs: the run fails.
+    std::fs::write(&env_path, env.replace(secret, "not-the-key")).expect("rewrite secrets");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--once", "--no-store"])
+        .output()
+        .expect("replay");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("the signature does not match"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}
+
+#[test]
+fn an_imported_curl_command_with_cacert_cert_and_key_replays_to_an_mtls_server() {
+    use ld_test_support::http::{Kind, Reply, serve};
+    let (addr, server) = serve(Kind::HttpsClientAuth, |_| {
+        Reply::json(200, r#"{"mtls":true}"#)
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = server.client_identity.clone().expect("client identity");
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        server.cert_pem.as_deref().expect("pem"),
+    )
+    .expect("ca");
+    std::fs::write(dir.path().join("client.pem"), cert).expect("cert");
+    std::fs::write(dir.path().join("client.key"), key).expect("key");
+    let url = format!("https://localhost:{}/secure", addr.port());
+    let import_and_replay = |command: &str| {
+        std::fs::write(dir.path().join("tls.curl"), command).expect("write commands");
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["import", "tls.curl", "-o", "tls.json"])
+            .output()
+            .expect("import");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join("tls.json")).expect("plan");
+        let mut plan: Value = serde_json::from_str(&text).expect("plan json");
+        let task = &mut plan["load_density"][0][1]["tasks"]["tasks"][0];
+        let fields = task.clone();
+        task["assertions"] = serde_json::json!([{"type": "status_code", "value": 200}]);
+        std::fs::write(dir.path().join("tls.json"), plan.to_string()).expect("rewrite plan");
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["replay", "tls.json", "--once", "--no-store"])
+            .output()
+            .expect("replay");
+        (fields, out)
+    };
+
+    let (task, out) = import_and_replay(&format!(
+        "curl --cacert ca.pem --cert client.pem --key client.key --retry 2 {url}\n"
+    ));
+    assert_eq!(task["verify"], "ca.pem", "{task}");
+    assert_eq!(
+        task["cert"],
+        serde_json::json!(["client.pem", "client.key"])
+    );
+    assert_eq!(task["retry"]["transient"], 2, "{task}");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.received().len(), 1, "the request arrived");
+
+    // Without --cert the server refuses the handshake.
+    let (_, out) = import_and_replay(&format!("curl --cacert ca.pem {url}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(server.received().is_empty());
+}

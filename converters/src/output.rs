@@ -438,6 +438,27 @@ pub(crate) struct Request {
     pub(crate) allow_redirects: Option<bool>,
     /// Seconds.
     pub(crate) timeout: Option<f64>,
+    /// Task members beyond the request itself.
+    pub(crate) extras: Extras,
+}
+
+/// Task members an importer sets beyond the request itself (curl's `--aws-sigv4`,
+/// `--cacert`, `--cert`, `--retry`).
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The `auth` object's members, in order; written after the body.
+    pub(crate) auth: Vec<AuthMember>,
+    /// Members written after `verify`, in order (`verify` as a CA path, `cert`, `retry`).
+    pub(crate) members: Vec<(&'static str, Value)>,
+}
+
+/// One member of an `auth` object.
+#[derive(Debug)]
+pub(crate) struct AuthMember {
+    pub(crate) key: &'static str,
+    pub(crate) value: String,
+    /// For a credential: the name its value goes by in the secrets file.
+    pub(crate) secret: Option<&'static str>,
 }
 
 /// A request body as the plan will carry it.
@@ -604,7 +625,9 @@ impl<'a> Builder<'a> {
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        let (task, joined) = self.rules().draft(&mut drafts, &view, headers);
+        let (task, joined) = self
+            .rules()
+            .draft_with(&mut drafts, &view, headers, &request.extras);
         if joined {
             self.summary.warn(JOINED_HEADERS);
         }
@@ -968,6 +991,18 @@ impl<'r> Rules<'r> {
         request: &RequestView<'_>,
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> (Drafted, bool) {
+        self.draft_with(drafts, request, headers, &Extras::default())
+    }
+
+    /// As [`Rules::draft`], with `extras` written in the task too: `auth` after the body
+    /// (credentials as secrets), the other members after `verify`.
+    pub(crate) fn draft_with<'h>(
+        &self,
+        drafts: &mut Drafts,
+        request: &RequestView<'_>,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        extras: &Extras,
+    ) -> (Drafted, bool) {
         // Gathered in a list, which the few headers of a request make cheaper to search by
         // name than a map.
         let multipart = matches!(request.body, Body::Multipart(_));
@@ -1150,6 +1185,23 @@ impl<'r> Rules<'r> {
                 }
             },
         }
+        if !extras.auth.is_empty() {
+            member(out, &mut first, inner, "auth");
+            out.push('{');
+            let mut first_member = true;
+            for m in &extras.auth {
+                member(out, &mut first_member, inner + 1, m.key);
+                match m.secret {
+                    Some(name) if self.secrets.credential(&m.value) => {
+                        hole(out, data, holes, Fill::Quoted, name, &m.value);
+                    }
+                    _ => string(out, &m.value),
+                }
+            }
+            out.push('\n');
+            indent(out, inner);
+            out.push('}');
+        }
         if let Some(t) = request.timeout {
             member(out, &mut first, inner, "timeout");
             nested_value(out, inner, &number(t));
@@ -1161,6 +1213,10 @@ impl<'r> Rules<'r> {
         if let Some(b) = request.verify {
             member(out, &mut first, inner, "verify");
             out.push_str(if b { "true" } else { "false" });
+        }
+        for (key, value) in &extras.members {
+            member(out, &mut first, inner, key);
+            nested_value(out, inner, value);
         }
         let think_at = out.len();
         if let Some(socket) = request.socket {

@@ -60,6 +60,12 @@ impl SecretRules {
         !(self.inline || value.is_empty() || !self.is_secret_field(name) || value.contains("${"))
     }
 
+    /// Whether a value an importer knows to be a credential (an `auth` object's key) moves
+    /// out of the plan.
+    pub(crate) fn credential(&self, value: &str) -> bool {
+        !(self.inline || value.is_empty() || value.contains("${"))
+    }
+
     /// Whether the userinfo of a URL (`user:password` before `@`) moves out of the plan.
     pub(crate) fn userinfo(&self, info: &str) -> bool {
         !(self.inline || info.is_empty() || info == ":" || info.contains("${"))

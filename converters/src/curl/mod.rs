@@ -3,18 +3,23 @@
 //!
 //! Options mean what they mean to curl: `-d` makes a POST with a form content type unless one
 //! is set, `-G` moves the data into the query, `-I` is HEAD, `-u` is Basic authentication,
-//! `--json` sets both JSON headers, a URL without a scheme is `http://`. Options that change
-//! nothing in the request (`-s`, `-v`, `-o FILE`, ...) are skipped quietly; those that would
-//! change it in a way a task cannot express (proxies, client certificates, uploads from
-//! files) and unknown ones are reported, never guessed at. No file named in a command is read.
+//! `--json` sets both JSON headers, a URL without a scheme is `http://`. Files a command
+//! sends (`-d @FILE`, `-F name=@FILE`, `-T FILE`, ...) are read beside the command file and
+//! embedded (see `files`); `--cacert`, `--cert`/`--key`, `--retry` and `--aws-sigv4` become
+//! the task's `verify`, `cert`, `retry` and `auth`, the AWS keys moved to the secrets file.
+//! Options that change nothing in the request (`-s`, `-v`, `-o FILE`, ...) are skipped
+//! quietly; those that would change it in a way a task cannot express (proxies, other
+//! authentication schemes) and unknown ones are reported by name, never guessed at.
 
+mod files;
 mod shell;
 
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::output::{Body, Builder, Request};
+use crate::output::{AuthMember, Body, Builder, Extras, Request};
 use crate::{Error, Import, ImportOptions, Result};
+use files::Files;
 
 /// True when the text's first command is `curl` (after comments, blank lines and a prompt).
 pub(crate) fn looks_like_curl(head: &str) -> bool {
@@ -48,6 +53,7 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     let commands = shell::split(text, shell::dialect(text))
         .map_err(|e| Error::Syntax(ld_plan::render_source_error(name, text, e.pos, &e.message)))?;
     let mut builder = Builder::new(options);
+    let mut files = Files::new(name, options);
     let mut found = 0;
     for command in commands {
         let mut words = command.words.as_slice();
@@ -72,7 +78,7 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
         for note in &command.notes {
             builder.summary.warn(format!("shell: {note}"));
         }
-        let parsed = parse(&words[1..], &mut builder);
+        let mut parsed = parse(&words[1..], &mut builder, &mut files)?;
         if parsed.urls.is_empty() {
             return Err(Error::Invalid(ld_plan::render_source_error(
                 name,
@@ -81,15 +87,19 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
                 "this curl command names no URL",
             )));
         }
-        if parsed.aws_sigv4 && parsed.user {
+        if parsed.aws_sigv4.is_some() {
             // The command is not quoted back: it holds the secret access key.
-            return Err(Error::Invalid(format!(
-                "{name}:{}: curl --aws-sigv4 is not supported yet: AWS Signature Version 4 signing cannot be \
-                 expressed in a plan, and importing the command would send the -u secret access key \
-                 as Basic authentication; sign requests another way (for example a pre-signed URL \
-                 or a header given with --header) and remove --aws-sigv4 and -u",
-                first.pos.line
-            )));
+            let at = format!("{name}:{}: curl --aws-sigv4", first.pos.line);
+            parsed.sigv4 = Some(
+                parsed
+                    .sigv4_scope()
+                    .map_err(|m| Error::Invalid(format!("{at} {m}")))?,
+            );
+        }
+        if parsed.key.is_some() && parsed.cert.is_none() {
+            builder.summary.warn(
+                "curl option --key without --cert was ignored: a key goes with a certificate",
+            );
         }
         for request in parsed.requests() {
             builder.summary.read += 1;
@@ -128,20 +138,34 @@ struct Parsed {
     headers: Vec<(String, Option<String>)>,
     /// Headers curl derives from other options (`-A`, `-e`, `-b`, `-u`), overridden by `-H`.
     derived: Vec<(String, String)>,
-    data: Vec<String>,
+    /// `-d` and its kin, in order, joined with `&`.
+    data: Vec<Vec<u8>>,
+    /// A `--data-binary @FILE` was among `data`: the body goes as its bytes, not read as a form
+    /// or JSON.
+    verbatim: bool,
     json: Vec<String>,
     form: Vec<Value>,
     get: bool,
     head: bool,
-    upload: bool,
+    /// `-T FILE`: the file's name and content.
+    upload: Option<(String, Vec<u8>)>,
     insecure: bool,
     location: bool,
     compressed: bool,
     timeout: Option<f64>,
-    /// `--aws-sigv4` was given: curl would sign the request with the `-u` credentials.
-    aws_sigv4: bool,
-    /// `-u` was given.
-    user: bool,
+    /// `--cacert`, `--cert` (without its password) and `--key`, as the plan names them.
+    cacert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    /// `--retry N` and `--retry-delay SECONDS`.
+    retry: Option<u64>,
+    retry_delay: Option<f64>,
+    /// `--aws-sigv4`'s argument: curl signs the request with the `-u` credentials.
+    aws_sigv4: Option<String>,
+    /// The region and service `aws_sigv4` signs for, once checked.
+    sigv4: Option<(String, String)>,
+    /// `-u USER:PASSWORD`.
+    user: Option<(String, String)>,
 }
 
 /// How an option is handled.
@@ -165,37 +189,13 @@ fn option(long: &str) -> Option<Kind> {
     Some(match long {
         "request" | "header" | "data" | "data-ascii" | "data-raw" | "data-binary"
         | "data-urlencode" | "json" | "form" | "form-string" | "user" | "cookie" | "user-agent"
-        | "referer" | "url" | "max-time" | "oauth2-bearer" | "upload-file" => Arg,
+        | "referer" | "url" | "max-time" | "oauth2-bearer" | "upload-file" | "cacert" | "cert"
+        | "key" | "cert-type" | "key-type" | "pass" | "retry" | "retry-delay" | "aws-sigv4" => Arg,
         "get" | "head" | "insecure" | "compressed" | "location" | "location-trusted" | "basic" => {
             Flag
         }
-        "output"
-        | "write-out"
-        | "connect-timeout"
-        | "retry"
-        | "retry-delay"
-        | "retry-max-time"
-        | "max-redirs"
-        | "dump-header"
-        | "trace"
-        | "trace-ascii"
-        | "stderr"
-        | "cookie-jar"
-        | "cacert"
-        | "capath"
-        | "noproxy"
-        | "keepalive-time"
-        | "expect100-timeout"
-        | "output-dir"
-        | "parallel-max"
-        | "rate"
-        | "retry-all-errors-delay"
-        | "happy-eyeballs-timeout-ms"
-        | "dns-servers"
-        | "ciphers"
-        | "tls-max"
-        | "curves"
-        | "pinnedpubkey" => QuietArg,
+        "output" | "write-out" | "dump-header" | "trace" | "trace-ascii" | "stderr"
+        | "cookie-jar" | "output-dir" | "parallel-max" | "rate" => QuietArg,
         "silent"
         | "show-error"
         | "verbose"
@@ -227,8 +227,6 @@ fn option(long: &str) -> Option<Kind> {
         | "styled-output"
         | "no-styled-output"
         | "create-dirs"
-        | "retry-all-errors"
-        | "retry-connrefused"
         | "no-progress-meter"
         | "no-sessionid"
         | "parallel"
@@ -249,12 +247,20 @@ fn option(long: &str) -> Option<Kind> {
         | "suppress-connect-headers" => QuietFlag,
         "proxy"
         | "proxy-user"
-        | "cert"
-        | "key"
-        | "cert-type"
-        | "key-type"
-        | "pass"
-        | "aws-sigv4"
+        | "connect-timeout"
+        | "retry-max-time"
+        | "retry-all-errors-delay"
+        | "max-redirs"
+        | "capath"
+        | "noproxy"
+        | "keepalive-time"
+        | "expect100-timeout"
+        | "happy-eyeballs-timeout-ms"
+        | "dns-servers"
+        | "ciphers"
+        | "tls-max"
+        | "curves"
+        | "pinnedpubkey"
         | "resolve"
         | "connect-to"
         | "unix-socket"
@@ -309,6 +315,8 @@ fn option(long: &str) -> Option<Kind> {
         | "post303"
         | "ignore-content-length"
         | "http0.9"
+        | "retry-all-errors"
+        | "retry-connrefused"
         | "next" => UnsupportedFlag,
         _ => return None,
     })
@@ -365,12 +373,17 @@ fn short(c: char) -> Option<&'static str> {
     })
 }
 
-fn parse(words: &[shell::Word], builder: &mut Builder<'_>) -> Parsed {
+fn parse(
+    words: &[shell::Word],
+    builder: &mut Builder<'_>,
+    files: &mut Files<'_>,
+) -> Result<Parsed> {
     let mut p = Parsed::default();
     let mut i = 0;
     let mut only_urls = false;
     while i < words.len() {
         let word = &words[i].text;
+        let line = words[i].pos.line;
         i += 1;
         if only_urls || !word.starts_with('-') || word == "-" {
             p.urls.push(word.clone());
@@ -395,11 +408,19 @@ fn parse(words: &[shell::Word], builder: &mut Builder<'_>) -> Parsed {
                         continue;
                     };
                     i += 1;
-                    apply(&mut p, name, kind, Some(&arg.text), builder);
+                    let at = At {
+                        written: format!("--{name}"),
+                        line,
+                    };
+                    apply(&mut p, name, kind, Some(&arg.text), &at, builder, files)?;
                 }
                 Some(kind) => {
                     if !negated {
-                        apply(&mut p, name, kind, None, builder);
+                        let at = At {
+                            written: format!("--{name}"),
+                            line,
+                        };
+                        apply(&mut p, name, kind, None, &at, builder, files)?;
                     }
                 }
                 None => builder
@@ -424,6 +445,10 @@ fn parse(words: &[shell::Word], builder: &mut Builder<'_>) -> Parsed {
             let Some(kind) = option(name) else {
                 continue;
             };
+            let at = At {
+                written: format!("-{c}"),
+                line,
+            };
             if matches!(kind, Kind::Arg | Kind::QuietArg | Kind::UnsupportedArg) {
                 let attached: String = flags[j..].iter().collect();
                 let arg = if attached.is_empty() {
@@ -438,27 +463,55 @@ fn parse(words: &[shell::Word], builder: &mut Builder<'_>) -> Parsed {
                 } else {
                     attached
                 };
-                apply(&mut p, name, kind, Some(&arg), builder);
+                apply(&mut p, name, kind, Some(&arg), &at, builder, files)?;
                 break;
             }
-            apply(&mut p, name, kind, None, builder);
+            apply(&mut p, name, kind, None, &at, builder, files)?;
         }
     }
-    p
+    if p.aws_sigv4.is_some() {
+        // curl signs with the `-u` credentials instead of sending them as Basic.
+        p.derived
+            .retain(|(k, v)| !(k == "Authorization" && v.starts_with("Basic ")));
+    }
+    Ok(p)
 }
 
-fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mut Builder<'_>) {
-    let arg = arg.unwrap_or_default();
-    if name == "aws-sigv4" {
-        p.aws_sigv4 = true;
+/// Where an option was written: as spelled (`-d`, `--data-binary`) and its line.
+struct At {
+    written: String,
+    line: usize,
+}
+
+impl At {
+    /// The option and its argument, for messages (`-d @body.json`).
+    fn with(&self, arg: &str) -> String {
+        format!("{} {arg}", self.written)
     }
+}
+
+fn apply(
+    p: &mut Parsed,
+    name: &str,
+    kind: Kind,
+    arg: Option<&str>,
+    at: &At,
+    builder: &mut Builder<'_>,
+    files: &mut Files<'_>,
+) -> Result<()> {
+    let arg = arg.unwrap_or_default();
     match kind {
-        Kind::QuietArg | Kind::QuietFlag => return,
+        Kind::QuietArg | Kind::QuietFlag => return Ok(()),
         Kind::UnsupportedArg | Kind::UnsupportedFlag => {
-            builder.summary.warn(format!(
-                "curl option --{name} cannot be expressed in a plan and was ignored"
-            ));
-            return;
+            let why = if name.contains("proxy") || name.starts_with("socks") {
+                "a task has no proxy: ld replay connects to every target directly"
+            } else {
+                "it cannot be expressed in a plan"
+            };
+            builder
+                .summary
+                .warn(format!("curl option --{name} was ignored: {why}"));
+            return Ok(());
         }
         Kind::Arg | Kind::Flag => {}
     }
@@ -469,7 +522,7 @@ fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mu
                 builder
                     .summary
                     .warn("curl -H @FILE reads headers from a file; ignored");
-                return;
+                return Ok(());
             }
             match arg.split_once(':') {
                 Some((k, v)) => {
@@ -480,46 +533,48 @@ fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mu
                 // `-H 'X;'` sends the header with an empty value.
                 None => match arg.strip_suffix(';') {
                     Some(k) => p.headers.push((k.trim().to_string(), Some(String::new()))),
-                    None => builder
-                        .summary
-                        .warn(format!("curl -H {arg:?} is not a header (no colon); ignored")),
+                    None => builder.summary.warn(format!(
+                        "curl -H {arg:?} is not a header (no colon); ignored"
+                    )),
                 },
             }
         }
-        "data" | "data-ascii" | "data-binary" => {
-            if let Some(file) = arg.strip_prefix('@') {
-                builder.summary.warn(format!(
-                    "curl data read from a file (@{file}) is not embedded; that part of the body is left out"
-                ));
-            } else {
-                // curl strips carriage returns and newlines only from file content, which
-                // is not read here: inline data goes as written.
-                p.data.push(arg.to_string());
+        "data" | "data-ascii" | "data-binary" => match arg.strip_prefix('@') {
+            Some(file) => {
+                let mut bytes = files.read(file, &at.with(arg), at.line)?;
+                if name == "data-binary" {
+                    p.verbatim = true;
+                } else {
+                    // As curl does with a file's content, not with inline data.
+                    bytes.retain(|b| *b != b'\r' && *b != b'\n');
+                }
+                p.data.push(bytes);
             }
-        }
-        "data-raw" => p.data.push(arg.to_string()),
-        "data-urlencode" => match urlencode_data(arg) {
-            Some(d) => p.data.push(d),
-            None => builder.summary.warn(
-                "curl --data-urlencode reading a file (name@FILE) is not embedded; that part of the body is left out",
-            ),
+            None => p.data.push(arg.as_bytes().to_vec()),
         },
-        "json" => {
-            if arg.starts_with('@') {
-                builder
-                    .summary
-                    .warn("curl --json @FILE reads the body from a file; that part is left out");
-            } else {
-                p.json.push(arg.to_string());
-            }
+        "data-raw" => p.data.push(arg.as_bytes().to_vec()),
+        "data-urlencode" => {
+            let data = urlencode_data(arg, |file| files.read(file, &at.with(arg), at.line))?;
+            p.data.push(data.into_bytes());
         }
+        "json" => match arg.strip_prefix('@') {
+            Some(file) => {
+                let bytes = files.read(file, &at.with(arg), at.line)?;
+                p.json.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            None => p.json.push(arg.to_string()),
+        },
         "form" | "form-string" => {
-            if let Some(part) = form_part(arg, name == "form-string", builder) {
+            if let Some(part) = form_part(arg, name == "form-string", at, builder, files)? {
                 p.form.push(part);
             }
         }
+        "upload-file" => {
+            let bytes = files.read(arg, &at.with(arg), at.line)?;
+            let base = arg.rsplit(['/', '\\']).next().unwrap_or(arg);
+            p.upload = Some((base.to_string(), bytes));
+        }
         "user" => {
-            p.user = true;
             let (user, password) = match arg.split_once(':') {
                 Some((u, pw)) => (u, pw),
                 None => {
@@ -529,6 +584,7 @@ fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mu
                     (arg, "")
                 }
             };
+            p.user = Some((user.to_string(), password.to_string()));
             let encoded =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             p.derived
@@ -555,12 +611,40 @@ fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mu
         }
         "url" => p.urls.push(arg.to_string()),
         "max-time" => p.timeout = arg.trim().parse::<f64>().ok(),
-        "upload-file" => {
-            p.upload = true;
+        "cacert" => p.cacert = Some(files.path(arg).display().to_string()),
+        "cert" => {
+            let (file, password) = split_cert(arg);
+            if password {
+                builder.summary.warn(
+                    "curl --cert FILE:PASSWORD: the key's password was left out of the plan; \
+                     ld replay reads keys without a password",
+                );
+            }
+            p.cert = Some(files.path(&file).display().to_string());
+        }
+        "key" => p.key = Some(files.path(arg).display().to_string()),
+        "pass" => builder
+            .summary
+            .warn("curl option --pass was ignored: ld replay reads keys without a password"),
+        "cert-type" | "key-type" if !arg.eq_ignore_ascii_case("pem") => {
             builder.summary.warn(format!(
-                "curl -T {arg} uploads a file, which is not embedded; the task sends no body"
+                "curl option --{name} {arg} was ignored: ld replay reads PEM files only; \
+                 convert the file to PEM (openssl)"
             ));
         }
+        "retry" => match arg.trim().parse::<u64>() {
+            Ok(n) => p.retry = Some(n),
+            Err(_) => builder.summary.warn(format!(
+                "curl --retry {arg:?} is not a number of retries; ignored"
+            )),
+        },
+        "retry-delay" => match arg.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => p.retry_delay = Some(s),
+            _ => builder.summary.warn(format!(
+                "curl --retry-delay {arg:?} is not a number of seconds; ignored"
+            )),
+        },
+        "aws-sigv4" => p.aws_sigv4 = Some(arg.to_string()),
         "get" => p.get = true,
         "head" => p.head = true,
         "insecure" => p.insecure = true,
@@ -568,26 +652,62 @@ fn apply(p: &mut Parsed, name: &str, kind: Kind, arg: Option<&str>, builder: &mu
         "location" | "location-trusted" => p.location = true,
         _ => {}
     }
+    Ok(())
 }
 
-/// `--data-urlencode`'s forms: `content`, `=content`, `name=content`; `None` for the file
-/// forms (`@file`, `name@file`).
-fn urlencode_data(arg: &str) -> Option<String> {
+/// `--cert FILE[:PASSWORD]`: the file, and whether a password followed. A Windows drive
+/// (`C:\...`) is part of the file, and `\:` is a colon in it, as curl reads them.
+fn split_cert(arg: &str) -> (String, bool) {
+    let mut file = String::with_capacity(arg.len());
+    let mut chars = arg.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if chars.peek().is_some_and(|(_, n)| *n == ':') => {
+                file.push(':');
+                chars.next();
+            }
+            ':' if i == 1
+                && arg.starts_with(|d: char| d.is_ascii_alphabetic())
+                && chars.peek().is_some_and(|(_, n)| *n == '\\' || *n == '/') =>
+            {
+                file.push(':');
+            }
+            ':' => return (file, true),
+            _ => file.push(c),
+        }
+    }
+    (file, false)
+}
+
+/// `--data-urlencode`'s forms: `content`, `=content`, `name=content`, and `@file`,
+/// `name@file` whose content `read` gives.
+fn urlencode_data(arg: &str, read: impl FnOnce(&str) -> Result<Vec<u8>>) -> Result<String> {
     let at = arg.find('@');
     let eq = arg.find('=');
-    match (eq, at) {
-        (Some(e), Some(a)) if a < e => None,
-        (None, Some(_)) => None,
-        (Some(0), _) => Some(escape(&arg[1..])),
-        (Some(e), _) => Some(format!("{}={}", &arg[..e], escape(&arg[e + 1..]))),
-        (None, None) => Some(escape(arg)),
+    Ok(match (eq, at) {
+        (Some(e), Some(a)) if a < e => {
+            format!("{}{}", name_eq(&arg[..a]), escape(&read(&arg[a + 1..])?))
+        }
+        (None, Some(a)) => format!("{}{}", name_eq(&arg[..a]), escape(&read(&arg[a + 1..])?)),
+        (Some(0), _) => escape(&arg.as_bytes()[1..]),
+        (Some(e), _) => format!("{}={}", &arg[..e], escape(&arg.as_bytes()[e + 1..])),
+        (None, None) => escape(arg.as_bytes()),
+    })
+}
+
+/// `name=`, or nothing for no name.
+fn name_eq(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}=")
     }
 }
 
 /// curl's URL escaping: everything but ASCII letters, digits and `-._~` as `%XX`.
-fn escape(s: &str) -> String {
+fn escape(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+    for &b in s {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(b as char);
         } else {
@@ -599,24 +719,29 @@ fn escape(s: &str) -> String {
 
 /// One `-F` part: `name=value`, `name=@file` (a file upload), `name=<file` (a value read from
 /// a file), with `;type=` and `;filename=` modifiers.
-fn form_part(arg: &str, literal: bool, builder: &mut Builder<'_>) -> Option<Value> {
+fn form_part(
+    arg: &str,
+    literal: bool,
+    at: &At,
+    builder: &mut Builder<'_>,
+    files: &mut Files<'_>,
+) -> Result<Option<Value>> {
     let Some((name, rest)) = arg.split_once('=') else {
         builder
             .summary
             .warn(format!("curl -F {arg:?} has no `=`; ignored"));
-        return None;
+        return Ok(None);
     };
     let mut part = Map::new();
     part.insert("name".into(), Value::String(name.to_string()));
     if literal {
         part.insert("value".into(), Value::String(rest.to_string()));
-        return Some(Value::Object(part));
+        return Ok(Some(Value::Object(part)));
     }
-    let mut pieces = rest.split(';');
-    let value = pieces.next().unwrap_or_default();
+    let (value, modifiers) = form_value(rest);
     let mut content_type = None;
     let mut filename = None;
-    for modifier in pieces {
+    for modifier in modifiers.split(';') {
         match modifier.trim().split_once('=') {
             Some(("type", t)) => content_type = Some(t.to_string()),
             Some(("filename", f)) => filename = Some(f.trim_matches('"').to_string()),
@@ -624,22 +749,21 @@ fn form_part(arg: &str, literal: bool, builder: &mut Builder<'_>) -> Option<Valu
         }
     }
     if let Some(path) = value.strip_prefix('@') {
-        builder.summary.warn(
-            "curl -F name=@FILE uploads a file, which is not embedded; the part is sent empty",
-        );
+        let bytes = files.read(path, &at.with(arg), at.line)?;
         let base = path.rsplit(['/', '\\']).next().unwrap_or(path);
-        part.insert("value".into(), Value::String(String::new()));
+        content(&mut part, bytes);
         part.insert(
             "filename".into(),
             Value::String(filename.unwrap_or_else(|| base.to_string())),
         );
-    } else if value.starts_with('<') {
-        builder.summary.warn(
-            "curl -F name=<FILE reads a value from a file, which is not embedded; the part is sent empty",
-        );
-        part.insert("value".into(), Value::String(String::new()));
+    } else if let Some(path) = value.strip_prefix('<') {
+        let bytes = files.read(path, &at.with(arg), at.line)?;
+        content(&mut part, bytes);
+        if let Some(f) = filename {
+            part.insert("filename".into(), Value::String(f));
+        }
     } else {
-        part.insert("value".into(), Value::String(value.to_string()));
+        part.insert("value".into(), Value::String(value));
         if let Some(f) = filename {
             part.insert("filename".into(), Value::String(f));
         }
@@ -647,7 +771,48 @@ fn form_part(arg: &str, literal: bool, builder: &mut Builder<'_>) -> Option<Valu
     if let Some(t) = content_type {
         part.insert("content_type".into(), Value::String(t));
     }
-    Some(Value::Object(part))
+    Ok(Some(Value::Object(part)))
+}
+
+/// A `-F` value and its `;modifiers`: the value may be quoted (`@"a;b.txt"`), which keeps a
+/// `;` in it.
+fn form_value(rest: &str) -> (String, &str) {
+    let (prefix, body) = match rest.strip_prefix(['@', '<']) {
+        Some(b) => (&rest[..1], b),
+        None => ("", rest),
+    };
+    if let Some(quoted) = body.strip_prefix('"')
+        && let Some(end) = quoted.find('"')
+    {
+        let after = &quoted[end + 1..];
+        return (
+            format!("{prefix}{}", &quoted[..end]),
+            after.strip_prefix(';').unwrap_or(after),
+        );
+    }
+    match rest.split_once(';') {
+        Some((v, m)) => (v.to_string(), m),
+        None => (rest.to_string(), ""),
+    }
+}
+
+/// A part's content: `value` when it is text, else `base64`.
+fn content(part: &mut Map<String, Value>, bytes: Vec<u8>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => part.insert("value".into(), Value::String(text)),
+        Err(e) => part.insert(
+            "base64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+        ),
+    };
+}
+
+/// A body of bytes sent as they are: text when it is, else base64.
+fn bytes_body(bytes: &[u8]) -> Body {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Body::Text(text.to_string()),
+        Err(_) => Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+    }
 }
 
 impl Parsed {
@@ -674,7 +839,7 @@ impl Parsed {
             None if self.head => "HEAD".into(),
             None if self.get => "GET".into(),
             None if has_data || has_json || !self.form.is_empty() => "POST".into(),
-            None if self.upload => "PUT".into(),
+            None if self.upload.is_some() => "PUT".into(),
             None => "GET".into(),
         };
         // Headers: `-H` ones in order (the last of a name wins; an empty one removes it),
@@ -710,10 +875,19 @@ impl Parsed {
                 Err(_) => Body::Text(text),
             };
         } else if has_data {
-            let text = self.data.join("&");
+            let joined = self.data.join(&b'&');
             if self.get {
-                query_data = Some(text);
+                query_data = Some(String::from_utf8_lossy(&joined).into_owned());
+            } else if self.verbatim || std::str::from_utf8(&joined).is_err() {
+                if !self.has_header("content-type") {
+                    headers.push((
+                        "Content-Type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ));
+                }
+                body = bytes_body(&joined);
             } else {
+                let text = String::from_utf8_lossy(&joined).into_owned();
                 if !self.has_header("content-type") {
                     headers.push((
                         "Content-Type".into(),
@@ -741,6 +915,8 @@ impl Parsed {
             }
         } else if !self.form.is_empty() {
             body = Body::Multipart(self.form.clone());
+        } else if let Some((_, bytes)) = &self.upload {
+            body = bytes_body(bytes);
         }
         if self.compressed && !self.has_header("accept-encoding") {
             headers.push(("Accept-Encoding".into(), "deflate, gzip, br, zstd".into()));
@@ -749,6 +925,9 @@ impl Parsed {
             .iter()
             .map(|url| {
                 let mut url = with_scheme(url);
+                if let Some((file, _)) = &self.upload {
+                    url = upload_url(url, file);
+                }
                 if let Some(q) = &query_data {
                     let (base, fragment) = match url.split_once('#') {
                         Some((b, f)) => (b.to_string(), Some(f.to_string())),
@@ -770,12 +949,132 @@ impl Parsed {
                     // curl follows redirects only when told to.
                     allow_redirects: Some(self.location),
                     timeout: self.timeout,
+                    extras: self.extras(),
                     ..Request::default()
                 }
             })
             .collect()
     }
 }
+
+impl Parsed {
+    /// The task members of `--aws-sigv4`, `--cacert`, `--cert`/`--key` and `--retry`.
+    fn extras(&self) -> Extras {
+        let mut extras = Extras::default();
+        if let (Some((region, service)), Some((access, secret))) = (&self.sigv4, &self.user) {
+            let member = |key, value: &str, secret| AuthMember {
+                key,
+                value: value.to_string(),
+                secret,
+            };
+            extras.auth = vec![
+                member("type", "sigv4", None),
+                member("service", service, None),
+                member("region", region, None),
+                member("access_key", access, Some("aws_access_key_id")),
+                member("secret_key", secret, Some("aws_secret_access_key")),
+            ];
+        }
+        // curl -k skips verification whatever --cacert says.
+        if let Some(ca) = self.cacert.as_ref().filter(|_| !self.insecure) {
+            extras.members.push(("verify", Value::String(ca.clone())));
+        }
+        if let Some(cert) = &self.cert {
+            let value = match &self.key {
+                Some(key) => serde_json::json!([cert, key]),
+                None => Value::String(cert.clone()),
+            };
+            extras.members.push(("cert", value));
+        }
+        if let Some(n) = self.retry {
+            // curl retries what failed to connect or timed out; a failed check is not retried.
+            let mut retry = Map::new();
+            retry.insert("transient".into(), Value::from(n.min(MAX_RETRIES)));
+            retry.insert("flaky".into(), Value::from(0));
+            retry.insert("permanent".into(), Value::from(0));
+            if let Some(delay) = self.retry_delay {
+                // curl waits the same delay before each retry when it is given one.
+                let delay = serde_json::Number::from_f64(delay.min(MAX_RETRY_DELAY))
+                    .map_or(Value::from(1), Value::Number);
+                retry.insert("base_delay".into(), delay.clone());
+                retry.insert("max_delay".into(), delay);
+                retry.insert("backoff_factor".into(), Value::from(1));
+                retry.insert("jitter".into(), Value::from(0));
+            }
+            extras.members.push(("retry", Value::Object(retry)));
+        }
+        extras
+    }
+
+    /// The region and service `--aws-sigv4 PROVIDER1[:PROVIDER2[:REGION[:SERVICE]]]` signs
+    /// for; both are read from an `SERVICE.REGION.amazonaws.com` host when not given. The
+    /// message of an error follows `curl --aws-sigv4`.
+    fn sigv4_scope(&self) -> Result<(String, String), String> {
+        let spec = self.aws_sigv4.as_deref().unwrap_or_default();
+        let mut parts = spec.split(':');
+        let provider = parts.next().unwrap_or_default();
+        if !provider.eq_ignore_ascii_case("aws") {
+            return Err(format!(
+                "{spec:?}: ld signs requests for AWS only (`aws:amz:REGION:SERVICE`)"
+            ));
+        }
+        let _ = parts.next();
+        let mut region = parts.next().unwrap_or_default().to_string();
+        let mut service = parts.next().unwrap_or_default().to_string();
+        if region.is_empty() || service.is_empty() {
+            let url = with_scheme(self.urls.first().map(String::as_str).unwrap_or_default());
+            let host = url
+                .split_once("://")
+                .map_or("", |(_, rest)| rest)
+                .split(['/', '?', '#', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let labels: Vec<&str> = host.split('.').collect();
+            if let [s, r, "amazonaws", "com"] = labels.as_slice() {
+                if service.is_empty() {
+                    service = s.to_string();
+                }
+                if region.is_empty() {
+                    region = r.to_string();
+                }
+            }
+        }
+        if region.is_empty() || service.is_empty() {
+            return Err(format!(
+                "{spec:?} names no region and service, and the host does not tell them:                  write --aws-sigv4 aws:amz:REGION:SERVICE"
+            ));
+        }
+        match &self.user {
+            Some((access, secret)) if !access.is_empty() && !secret.is_empty() => {}
+            _ => {
+                return Err("signs with the -u ACCESS_KEY:SECRET_KEY credentials, and this                             command gives none (or no secret key): add them"
+                    .into());
+            }
+        }
+        Ok((region, service))
+    }
+}
+
+/// The URL `-T FILE` puts to: curl appends the file's name to a URL whose path ends in `/`.
+fn upload_url(url: String, file: &str) -> String {
+    let (base, rest) = match url.find(['?', '#']) {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url.as_str(), ""),
+    };
+    let path_starts = base.find("://").map_or(0, |i| i + 3);
+    let has_path = base[path_starts..].contains('/');
+    if base.ends_with('/') || !has_path {
+        let slash = if has_path { "" } else { "/" };
+        format!("{base}{slash}{}{rest}", escape(file.as_bytes()))
+    } else {
+        url
+    }
+}
+
+/// Bounds the engine holds a task's `retry` to.
+const MAX_RETRIES: u64 = 100;
+const MAX_RETRY_DELAY: f64 = 3600.0;
 
 fn clone_body(body: &Body) -> Body {
     match body {
@@ -876,16 +1175,321 @@ mod tests {
         );
     }
 
+    /// Imports `command` as the file `cmd.curl` in `dir`, beside the files it names.
+    fn in_dir(dir: &std::path::Path, command: &str, inline: bool) -> Result<Import> {
+        let options = ImportOptions {
+            inline_secrets: inline,
+            base_dir: Some(dir.to_path_buf()),
+            ..ImportOptions::default()
+        };
+        import("cmd.curl", command.as_bytes(), &options)
+    }
+
+    fn first_task(import: &Import) -> ld_plan::Task {
+        let action = import.plan().actions.last().expect("action").clone();
+        let start = action.as_start_test("/0").expect("start");
+        start.tasks.expect("tasks").to_list().remove(0)
+    }
+
+    fn files_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("x.png"), b"\x89PNG\r\n\x1a\n\0\xff").expect("write");
+        std::fs::write(dir.path().join("note.txt"), "line one\r\nline two\n").expect("write");
+        std::fs::write(dir.path().join("q.txt"), "red shoes & more\n").expect("write");
+        dir
+    }
+
     #[test]
-    fn form_parts() {
-        let t = one("curl -F 'a=1' -F 'f=@/tmp/x.png;type=image/png' http://a/up");
+    fn form_parts_embed_the_files_they_name() {
+        let dir = files_dir();
+        let import = in_dir(
+            dir.path(),
+            "curl -F 'a=1' -F 'f=@x.png;type=image/png' -F 'n=<note.txt' -F 't=@note.txt;filename=n.txt' http://a/up",
+            true,
+        )
+        .expect("imports");
+        let t = first_task(&import);
         assert_eq!(t.method.as_deref(), Some("post"));
-        // In the fields LoadDensity sends too: text fields in `data`, files in `files`.
+        // Binary content keeps the parts in `body.multipart`, as base64.
+        let parts = t.body.expect("body")["multipart"].clone();
+        assert_eq!(parts[0], serde_json::json!({"name": "a", "value": "1"}));
+        assert_eq!(parts[1]["filename"], "x.png");
+        assert_eq!(parts[1]["content_type"], "image/png");
+        assert_eq!(parts[1]["base64"], "iVBORw0KGgoA/w==");
+        assert_eq!(parts[2]["value"], "line one\r\nline two\n");
+        assert!(parts[2].get("filename").is_none(), "{parts}");
+        assert_eq!(parts[3]["filename"], "n.txt");
+        assert_eq!(parts[3]["value"], "line one\r\nline two\n");
+    }
+
+    #[test]
+    fn text_form_files_go_in_the_loaddensity_fields() {
+        let dir = files_dir();
+        let import = in_dir(
+            dir.path(),
+            "curl -F a=1 -F 'f=@\"note.txt\";type=text/plain' http://a/up",
+            true,
+        )
+        .expect("imports");
+        let t = first_task(&import);
         assert!(t.body.is_none(), "{:?}", t.body);
         assert_eq!(t.data.expect("data")["a"], "1");
         let f = &t.files.expect("files")["f"];
-        assert_eq!(f[0], "x.png");
-        assert_eq!(f[2], "image/png");
+        assert_eq!(f[0], "note.txt");
+        assert_eq!(f[1], "line one\r\nline two\n");
+        assert_eq!(f[2], "text/plain");
+    }
+
+    #[test]
+    fn data_files_are_read_as_curl_reads_them() {
+        let dir = files_dir();
+        // `-d @FILE` drops carriage returns and newlines; `--data-binary @FILE` keeps every byte.
+        let t = first_task(
+            &in_dir(
+                dir.path(),
+                "curl -d @note.txt -H 'Content-Type: text/plain' http://a/",
+                true,
+            )
+            .expect("imports"),
+        );
+        assert_eq!(t.data, Some(Value::String("line oneline two".into())));
+        let t = first_task(
+            &in_dir(dir.path(), "curl --data-binary @note.txt http://a/", true).expect("imports"),
+        );
+        assert_eq!(t.data, Some(Value::String("line one\r\nline two\n".into())));
+        let t = first_task(
+            &in_dir(dir.path(), "curl --data-binary @x.png http://a/", true).expect("imports"),
+        );
+        assert_eq!(t.body.expect("body")["base64"], "iVBORw0KGgoA/w==");
+        // `--data-raw` gives `@` no meaning.
+        let t = first_task(
+            &in_dir(
+                dir.path(),
+                "curl --data-raw @note.txt -H 'Content-Type: text/plain' http://a/",
+                true,
+            )
+            .expect("imports"),
+        );
+        assert_eq!(t.data, Some(Value::String("@note.txt".into())));
+        let t = first_task(
+            &in_dir(
+                dir.path(),
+                "curl -G --data-urlencode q@q.txt --data-urlencode @q.txt http://a/s",
+                true,
+            )
+            .expect("imports"),
+        );
+        assert_eq!(
+            t.request_url.as_deref(),
+            Some("http://a/s?q=red%20shoes%20%26%20more%0A&red%20shoes%20%26%20more%0A")
+        );
+    }
+
+    #[test]
+    fn upload_file_puts_the_file_and_names_it_in_a_directory_url() {
+        let dir = files_dir();
+        let t =
+            first_task(&in_dir(dir.path(), "curl -T x.png http://a/up/", true).expect("imports"));
+        assert_eq!(t.method.as_deref(), Some("put"));
+        assert_eq!(t.request_url.as_deref(), Some("http://a/up/x.png"));
+        assert_eq!(t.body.expect("body")["base64"], "iVBORw0KGgoA/w==");
+        let t = first_task(
+            &in_dir(dir.path(), "curl -T note.txt http://a/up/n", true).expect("imports"),
+        );
+        assert_eq!(t.request_url.as_deref(), Some("http://a/up/n"));
+    }
+
+    #[test]
+    fn a_missing_file_or_stdin_is_an_error_at_the_command_line() {
+        let dir = files_dir();
+        let err = in_dir(
+            dir.path(),
+            "# one\ncurl http://a/ \\\n  -F f=@nope.bin",
+            true,
+        )
+        .expect_err("missing");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cmd.curl:3: curl -F f=@nope.bin: cannot read "),
+            "{text}"
+        );
+        assert!(text.contains("nope.bin: no such file"), "{text}");
+        let err = in_dir(dir.path(), "curl -d @- http://a/", true).expect_err("stdin");
+        assert!(
+            err.to_string().contains("-d @- reads standard input"),
+            "{err}"
+        );
+        let err = in_dir(dir.path(), "curl -T missing.txt http://a/", true).expect_err("missing");
+        assert!(
+            err.to_string().contains("missing.txt: no such file"),
+            "{err}"
+        );
+        // Standard input has no directory to read a relative file from.
+        let err = import(
+            "-",
+            b"curl -d @note.txt http://a/",
+            &ImportOptions::default(),
+        )
+        .expect_err("no base");
+        assert!(
+            err.to_string().contains("came from standard input"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = std::fs::File::create(dir.path().join("big.bin")).expect("create");
+        big.set_len(files::MAX_FILE + 1).expect("grow");
+        let err =
+            in_dir(dir.path(), "curl --data-binary @big.bin http://a/", true).expect_err("big");
+        assert!(err.to_string().contains("more than the"), "{err}");
+    }
+
+    #[test]
+    fn cacert_cert_key_and_retry_become_task_fields() {
+        let dir = files_dir();
+        let import = in_dir(
+            dir.path(),
+            "curl --cacert ca.pem --cert client.pem:hunter2 --key client.key --retry 3 --retry-delay 2 https://a/",
+            true,
+        )
+        .expect("imports");
+        let t = first_task(&import);
+        let ca = dir.path().join("ca.pem").display().to_string();
+        assert_eq!(t.verify, Some(Value::String(ca)));
+        let cert = dir.path().join("client.pem").display().to_string();
+        let key = dir.path().join("client.key").display().to_string();
+        assert_eq!(t.extra["cert"], serde_json::json!([cert, key]));
+        assert_eq!(
+            t.extra["retry"],
+            serde_json::json!({"transient": 3, "flaky": 0, "permanent": 0, "base_delay": 2.0,
+                               "max_delay": 2.0, "backoff_factor": 1, "jitter": 0})
+        );
+        let plan = import.to_json_string();
+        assert!(!plan.contains("hunter2"), "{plan}");
+        let warnings: Vec<&String> = import.summary.warnings.keys().collect();
+        assert!(
+            warnings.iter().any(|w| w.contains("password was left out")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("hunter2")),
+            "{warnings:?}"
+        );
+        // -k wins over --cacert, as in curl; a cert without --key holds both.
+        let t = first_task(
+            &in_dir(
+                dir.path(),
+                "curl -k --cacert ca.pem -E both.pem https://a/",
+                true,
+            )
+            .expect("imports"),
+        );
+        assert_eq!(t.verify, Some(Value::Bool(false)));
+        assert_eq!(
+            t.extra["cert"],
+            Value::String(dir.path().join("both.pem").display().to_string())
+        );
+    }
+
+    #[test]
+    fn cert_passwords_and_windows_drives() {
+        assert_eq!(split_cert("c.pem"), ("c.pem".into(), false));
+        assert_eq!(split_cert("c.pem:pw"), ("c.pem".into(), true));
+        assert_eq!(
+            split_cert(r"C:\certs\c.pem"),
+            (r"C:\certs\c.pem".into(), false)
+        );
+        assert_eq!(split_cert(r"a\:b.pem:pw"), ("a:b.pem".into(), true));
+    }
+
+    #[test]
+    fn aws_sigv4_signs_with_the_user_keys_moved_to_the_secrets_file() {
+        let options = ImportOptions::default();
+        let command = "curl --aws-sigv4 'aws:amz:eu-west-1:execute-api' --user 'AKIDEXAMPLE:wJalrSECRET' https://api.test/items";
+        let import = import("t.curl", command.as_bytes(), &options).expect("imports");
+        let plan = import.to_json_string();
+        assert!(!plan.contains("wJalrSECRET"), "{plan}");
+        assert!(!plan.contains("AKIDEXAMPLE"), "{plan}");
+        assert!(!plan.contains("Basic"), "{plan}");
+        let t = first_task(&import);
+        assert_eq!(
+            t.auth,
+            Some(
+                serde_json::json!({"type": "sigv4", "service": "execute-api", "region": "eu-west-1",
+                "access_key": "${env.AWS_ACCESS_KEY_ID}", "secret_key": "${env.AWS_SECRET_ACCESS_KEY}"})
+            )
+        );
+        assert!(t.headers.is_none_or(|h| !h.contains_key("Authorization")));
+        let env = import.secrets_env().expect("secrets");
+        assert!(env.contains("AWS_ACCESS_KEY_ID=AKIDEXAMPLE\n"), "{env}");
+        assert!(env.contains("AWS_SECRET_ACCESS_KEY=wJalrSECRET\n"), "{env}");
+        // The region and service come from an AWS host when not given.
+        let command = "curl --aws-sigv4 aws:amz -u A:S https://s3.us-east-2.amazonaws.com/b";
+        let t = first_task(&import_one(command));
+        assert_eq!(t.auth.expect("auth")["region"], "us-east-2");
+    }
+
+    fn import_one(command: &str) -> Import {
+        import("t.curl", command.as_bytes(), &ImportOptions::default()).expect("imports")
+    }
+
+    #[test]
+    fn aws_sigv4_without_keys_or_scope_is_an_error_that_quotes_no_secret() {
+        let options = ImportOptions::default();
+        let err = import(
+            "t.curl",
+            b"curl --aws-sigv4 aws:amz:r:s https://a/",
+            &options,
+        )
+        .expect_err("no -u");
+        assert!(
+            err.to_string()
+                .starts_with("t.curl:1: curl --aws-sigv4 signs with the -u"),
+            "{err}"
+        );
+        let err = import(
+            "t.curl",
+            b"curl --aws-sigv4 aws:amz -u A:TOPSECRET https://a/",
+            &options,
+        )
+        .expect_err("no scope");
+        assert!(err.to_string().contains("aws:amz:REGION:SERVICE"), "{err}");
+        assert!(!err.to_string().contains("TOPSECRET"), "{err}");
+        let err = import(
+            "t.curl",
+            b"curl --aws-sigv4 osc:x:r:s -u A:S https://a/",
+            &options,
+        )
+        .expect_err("provider");
+        assert!(err.to_string().contains("AWS only"), "{err}");
+    }
+
+    #[test]
+    fn ignored_options_are_named_in_the_warnings() {
+        let import = import_one(
+            "curl --proxy http://p:3128 --connect-timeout 2 --capath /etc/ssl --retry-connrefused http://a/",
+        );
+        let warnings: Vec<&String> = import.summary.warnings.keys().collect();
+        for name in [
+            "--proxy",
+            "--connect-timeout",
+            "--capath",
+            "--retry-connrefused",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(name)),
+                "{name}: {warnings:?}"
+            );
+        }
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("connects to every target directly")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
