@@ -24,8 +24,14 @@ pub(crate) fn looks_like_postman(head: &str) -> bool {
         && (head.contains("schema.getpostman.com")
             || head.contains("schema.postman.com")
             || head.contains("\"_postman_id\"")
-            // v1 collections, recognised to say they are not supported.
-            || (head.contains("\"requests\"") && head.contains("\"order\"")))
+            // v1 collections.
+            || (head.contains("\"requests\"") && head.contains("\"order\""))
+            // Collections without `info`, which Postman and newman run: a list of items
+            // holding requests, and nothing another format names first.
+            || (head.contains("\"item\"")
+                && head.contains("\"request\"")
+                && !head.contains("\"openapi\"")
+                && !head.contains("\"swagger\"")))
 }
 
 /// Imports a Postman collection read from `name`.
@@ -41,11 +47,12 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
             "this is a Postman collection v1, which is not supported; export it again as v2.1 (Collection > Export)",
         ));
     }
-    if !map.get("info").is_some_and(Value::is_object) {
+    // `info` only names the collection: Postman and newman run a collection without it.
+    if map.get("info").is_some_and(|i| !i.is_object()) {
         return Err(invalid(
             name,
             "/info",
-            "expected the collection's `info` object",
+            "expected the collection's `info` to be an object with its `name` and `schema`",
         ));
     }
     let items = match map.get("item") {
@@ -1200,12 +1207,29 @@ mod tests {
         for (text, what) in [
             ("{\"info\": {}, \"item\": 3}", "/item"),
             ("{\"requests\": [], \"order\": []}", "v1"),
-            ("{\"item\": []}", "/info"),
+            ("{\"info\": 3, \"item\": []}", "/info"),
             ("{\"info\": {}, \"item\": [}", "c.json:1:"),
         ] {
             let err = import("c.json", text.as_bytes(), &o).expect_err(text);
             assert!(err.to_string().contains(what), "{err}");
         }
+    }
+
+    #[test]
+    fn a_collection_without_info_imports() {
+        let text = r#"{
+          "variable": [{"key": "host", "value": "http://127.0.0.1:1"}],
+          "item": [{"name": "Ping", "request": {"method": "GET", "url": "{{host}}/ping"}}]
+        }"#;
+        assert_eq!(
+            crate::Format::detect(text.as_bytes()),
+            Some(crate::Format::Postman)
+        );
+        let import = plan(text, None, false);
+        let t = tasks(&import);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].name.as_deref(), Some("Ping"));
+        assert_eq!(t[0].request_url.as_deref(), Some("${var.host}/ping"));
     }
 
     #[test]
