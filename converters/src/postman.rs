@@ -1,4 +1,5 @@
-//! The Postman importer: collections v2.0 and v2.1 (with an environment file from `--env`),
+//! The Postman importer: collections v2.0 and v2.1, v1 collections (converted to v2.1 first)
+//! and collections without `info` (with an environment file from `--env`),
 //! one task per request.
 //!
 //! Folders become name prefixes (`Users / Get user`). Collection and environment variables are
@@ -24,28 +25,32 @@ pub(crate) fn looks_like_postman(head: &str) -> bool {
         && (head.contains("schema.getpostman.com")
             || head.contains("schema.postman.com")
             || head.contains("\"_postman_id\"")
-            // v1 collections, recognised to say they are not supported.
-            || (head.contains("\"requests\"") && head.contains("\"order\"")))
+            // v1 collections.
+            || (head.contains("\"requests\"") && head.contains("\"order\""))
+            // Collections without `info`, which Postman and newman run: a list of items
+            // holding requests, and nothing another format names first.
+            || (head.contains("\"item\"")
+                && head.contains("\"request\"")
+                && !head.contains("\"openapi\"")
+                && !head.contains("\"swagger\"")))
 }
 
 /// Imports a Postman collection read from `name`.
 pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Import> {
     let root = parse_json(name, bytes)?;
+    let root = match &root {
+        Value::Object(m) if m.contains_key("requests") && !m.contains_key("item") => v1_to_v2(m),
+        _ => root,
+    };
     let Value::Object(map) = &root else {
         return Err(invalid(name, "", "expected a Postman collection object"));
     };
-    if map.contains_key("requests") && !map.contains_key("item") {
-        return Err(invalid(
-            name,
-            "/requests",
-            "this is a Postman collection v1, which is not supported; export it again as v2.1 (Collection > Export)",
-        ));
-    }
-    if !map.get("info").is_some_and(Value::is_object) {
+    // `info` only names the collection: Postman and newman run a collection without it.
+    if map.get("info").is_some_and(|i| !i.is_object()) {
         return Err(invalid(
             name,
             "/info",
-            "expected the collection's `info` object",
+            "expected the collection's `info` to be an object with its `name` and `schema`",
         ));
     }
     let items = match map.get("item") {
@@ -144,6 +149,186 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     };
     walk(items, &context, &vars, &mut builder, 0);
     Ok(builder.finish())
+}
+
+/// A v1 collection (top-level `requests`, `folders`, `order`) written as v2.1, as newman
+/// converts it before running it: folders in `folders_order` (else those no folder holds),
+/// then the requests in `order`, then any request neither names.
+fn v1_to_v2(root: &Map<String, Value>) -> Value {
+    let ids = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let id_of = |v: &Value| {
+        v.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let requests: HashMap<String, &Value> = root
+        .get("requests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| (id_of(r), r))
+        .collect();
+    let folders: HashMap<String, &Value> = root
+        .get("folders")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| (id_of(f), f))
+        .collect();
+    let mut used = BTreeSet::new();
+    let mut top_folders = ids(root.get("folders_order"));
+    if top_folders.is_empty() {
+        let nested: BTreeSet<String> = folders
+            .values()
+            .flat_map(|f| ids(f.get("folders_order")))
+            .collect();
+        for f in root
+            .get("folders")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = id_of(f);
+            if !nested.contains(&id) && f.get("folder").is_none_or(Value::is_null) {
+                top_folders.push(id);
+            }
+        }
+    }
+    fn folder_item(
+        id: &str,
+        folders: &HashMap<String, &Value>,
+        requests: &HashMap<String, &Value>,
+        used: &mut BTreeSet<String>,
+        ids: &dyn Fn(Option<&Value>) -> Vec<String>,
+        depth: usize,
+    ) -> Option<Value> {
+        let folder = folders.get(id)?;
+        if depth > 64 || !used.insert(format!("folder:{id}")) {
+            return None;
+        }
+        let mut items = Vec::new();
+        for sub in ids(folder.get("folders_order")) {
+            items.extend(folder_item(&sub, folders, requests, used, ids, depth + 1));
+        }
+        for r in ids(folder.get("order")) {
+            if let Some(req) = requests.get(&r)
+                && used.insert(r.clone())
+            {
+                items.push(v1_request(req));
+            }
+        }
+        let mut m = Map::new();
+        m.insert(
+            "name".into(),
+            folder.get("name").cloned().unwrap_or_default(),
+        );
+        m.insert("item".into(), Value::Array(items));
+        Some(Value::Object(m))
+    }
+    let mut items = Vec::new();
+    for f in &top_folders {
+        items.extend(folder_item(f, &folders, &requests, &mut used, &ids, 0));
+    }
+    let mut rest = ids(root.get("order"));
+    rest.extend(
+        root.get("requests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(id_of),
+    );
+    for r in rest {
+        if let Some(req) = requests.get(&r)
+            && used.insert(r.clone())
+        {
+            items.push(v1_request(req));
+        }
+    }
+    let mut out = Map::new();
+    let mut info = Map::new();
+    info.insert("name".into(), root.get("name").cloned().unwrap_or_default());
+    out.insert("info".into(), Value::Object(info));
+    if let Some(vars) = root.get("variables").filter(|v| v.is_array()) {
+        out.insert("variable".into(), vars.clone());
+    }
+    out.insert("item".into(), Value::Array(items));
+    Value::Object(out)
+}
+
+/// One v1 request as a v2.1 item.
+fn v1_request(r: &Value) -> Value {
+    let text = |k: &str| r.get(k).map(text_of).unwrap_or_default();
+    let mut request = Map::new();
+    request.insert("method".into(), Value::String(text("method")));
+    let mut url = Map::new();
+    url.insert("raw".into(), Value::String(text("url")));
+    if let Some(Value::Object(pv)) = r.get("pathVariables") {
+        let list: Vec<Value> = pv
+            .iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": text_of(v)}))
+            .collect();
+        url.insert("variable".into(), Value::Array(list));
+    }
+    request.insert("url".into(), Value::Object(url));
+    request.insert("header".into(), Value::String(text("headers")));
+    let fields = |v1: &str| -> Vec<Value> {
+        r.get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let mut f = Map::new();
+                f.insert("key".into(), d.get("key").cloned().unwrap_or_default());
+                f.insert("value".into(), d.get("value").cloned().unwrap_or_default());
+                if d.get("enabled").and_then(Value::as_bool) == Some(false) {
+                    f.insert("disabled".into(), Value::Bool(true));
+                }
+                if v1 == "params" && d.get("type").and_then(Value::as_str) == Some("file") {
+                    f.insert("type".into(), "file".into());
+                    f.insert("src".into(), d.get("value").cloned().unwrap_or_default());
+                }
+                Value::Object(f)
+            })
+            .collect()
+    };
+    let body = match r.get("dataMode").and_then(Value::as_str) {
+        Some("raw") => Some(serde_json::json!({"mode": "raw", "raw": text("rawModeData")})),
+        Some("urlencoded") => {
+            Some(serde_json::json!({"mode": "urlencoded", "urlencoded": fields("urlencoded")}))
+        }
+        Some("params") => {
+            Some(serde_json::json!({"mode": "formdata", "formdata": fields("params")}))
+        }
+        Some("binary") => Some(serde_json::json!({"mode": "file"})),
+        _ => None,
+    };
+    if let Some(b) = body {
+        request.insert("body".into(), b);
+    }
+    let mut events = Vec::new();
+    for (key, listen) in [("preRequestScript", "prerequest"), ("tests", "test")] {
+        let script = text(key);
+        if !script.trim().is_empty() {
+            events.push(serde_json::json!({"listen": listen, "script": {"exec": script.lines().collect::<Vec<_>>()}}));
+        }
+    }
+    let mut item = Map::new();
+    item.insert("name".into(), Value::String(text("name")));
+    item.insert("request".into(), Value::Object(request));
+    if !events.is_empty() {
+        item.insert("event".into(), Value::Array(events));
+    }
+    Value::Object(item)
 }
 
 fn parse_json(name: &str, bytes: &[u8]) -> Result<Value> {
@@ -1199,13 +1384,57 @@ mod tests {
         let o = ImportOptions::default();
         for (text, what) in [
             ("{\"info\": {}, \"item\": 3}", "/item"),
-            ("{\"requests\": [], \"order\": []}", "v1"),
-            ("{\"item\": []}", "/info"),
+            ("{\"info\": 3, \"item\": []}", "/info"),
             ("{\"info\": {}, \"item\": [}", "c.json:1:"),
         ] {
             let err = import("c.json", text.as_bytes(), &o).expect_err(text);
             assert!(err.to_string().contains(what), "{err}");
         }
+    }
+
+    #[test]
+    fn a_collection_without_info_imports() {
+        let text = r#"{
+          "variable": [{"key": "host", "value": "http://127.0.0.1:1"}],
+          "item": [{"name": "Ping", "request": {"method": "GET", "url": "{{host}}/ping"}}]
+        }"#;
+        assert_eq!(
+            crate::Format::detect(text.as_bytes()),
+            Some(crate::Format::Postman)
+        );
+        let import = plan(text, None, false);
+        let t = tasks(&import);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].name.as_deref(), Some("Ping"));
+        assert_eq!(t[0].request_url.as_deref(), Some("${var.host}/ping"));
+    }
+
+    #[test]
+    fn v1_collections_import() {
+        let text = r#"{"id": "c1", "name": "Old", "order": ["r2"], "folders_order": ["f1"],
+          "folders": [{"id": "f1", "name": "Users", "order": ["r1"]}],
+          "requests": [
+            {"id": "r1", "name": "Make", "method": "POST", "url": "http://h/users/:id", "pathVariables": {"id": "7"},
+             "headers": "X-A: 1\nContent-Type: application/json\n", "dataMode": "raw", "rawModeData": "{\"n\": 1}",
+             "tests": "tests[\"ok\"] = responseCode.code === 201;"},
+            {"id": "r2", "name": "Form", "method": "POST", "url": "http://h/f", "dataMode": "urlencoded",
+             "data": [{"key": "a", "value": "1", "type": "text", "enabled": true}, {"key": "b", "value": "2", "enabled": false}]}
+          ]}"#;
+        assert_eq!(
+            crate::Format::detect(text.as_bytes()),
+            Some(crate::Format::Postman)
+        );
+        let t = tasks(&plan(text, None, false));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].name.as_deref(), Some("Users / Make"));
+        assert_eq!(t[0].request_url.as_deref(), Some("http://h/users/7"));
+        assert_eq!(t[0].headers.as_ref().expect("h")["X-A"], "1");
+        assert_eq!(t[0].json, Some(serde_json::json!({"n": 1})));
+        assert_eq!(
+            t[0].assertions.as_ref().expect("a")[0].value,
+            Some(201.into())
+        );
+        assert_eq!(t[1].data, Some(serde_json::json!({"a": "1"})));
     }
 
     #[test]
