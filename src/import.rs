@@ -283,6 +283,10 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         other => exit::input_error(other.to_string()),
     })?;
 
+    if import.summary.kept == 0 {
+        return Err(nothing_to_import(&name, &import.summary));
+    }
+
     let to_stdout = args.output == Path::new("-");
     let mut import = import;
     let mut secrets = None;
@@ -344,6 +348,34 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
         secrets,
         correlation: import.correlation,
     })
+}
+
+/// The error of an import that kept no request: an empty plan would replay nothing, so none is
+/// written. Says what was read, what was dropped and why, and what to change.
+fn nothing_to_import(name: &str, summary: &ld_converters::Summary) -> anyhow::Error {
+    let mut message = format!(
+        "nothing to import from {name}: read {} requests, kept none",
+        summary.read
+    );
+    for (reason, n) in &summary.dropped {
+        message.push_str(&format!("\n  dropped {n} {reason}"));
+    }
+    for (warning, n) in &summary.warnings {
+        match n {
+            1 => message.push_str(&format!("\n  warning: {warning}")),
+            n => message.push_str(&format!("\n  warning: {warning} ({n} times)")),
+        }
+    }
+    let filtered = summary.dropped.keys().any(|reason| reason.contains("--"));
+    message.push_str(if filtered {
+        "\nno plan written; loosen the options named above (--include, --exclude, --tag, \
+         --skip-static, --include-deprecated) to keep some requests"
+    } else if summary.read == 0 {
+        "\nno plan written; check that the file holds requests, or pass --from with its format"
+    } else {
+        "\nno plan written; fix or remove what the reasons above name"
+    });
+    exit::input_error(message)
 }
 
 /// The URL filter of `--include`, `--exclude` and their files `--include-from`,

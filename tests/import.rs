@@ -567,3 +567,79 @@ fn a_bad_regex_in_an_exclude_file_exits_2_at_its_line_and_column() {
     assert!(stderr.contains("expected one regex a line"), "{stderr}");
     assert!(!plan_path.exists());
 }
+
+/// An import that keeps no request writes no plan: it names what was dropped, why, and what
+/// to change, and exits 2.
+#[test]
+fn an_import_that_keeps_nothing_exits_2_with_the_drop_reasons() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let har = write(dir.path(), "rec.har", SMALL_HAR);
+    let plan_path = dir.path().join("plan.json");
+    let out = ld()
+        .arg("import")
+        .arg(&har)
+        .arg("-o")
+        .arg(&plan_path)
+        .args(["--include", r"nowhere\.test", "--skip-static"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nothing to import from") && stderr.contains("read 8 requests, kept none"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped 6 not matching --include"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped 1 CONNECT tunnel entries"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("loosen the options named above"),
+        "{stderr}"
+    );
+    assert!(!plan_path.exists(), "no plan is written");
+    assert!(!dir.path().join("plan.json.secrets.env").exists());
+
+    // The same for an OpenAPI description with no paths, whatever the output.
+    let api = write(
+        dir.path(),
+        "api.yaml",
+        "openapi: 3.0.0\ninfo: {title: T, version: '1'}\n",
+    );
+    let out = ld()
+        .arg("import")
+        .arg(&api)
+        .args(["-o", "-"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no plan on stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read 0 requests, kept none"), "{stderr}");
+    assert!(stderr.contains("warning: /paths is missing"), "{stderr}");
+    assert!(stderr.contains("no plan written"), "{stderr}");
+
+    // A Postman collection whose only folder is filtered away by --tag.
+    let postman = write(
+        dir.path(),
+        "c.postman_collection.json",
+        r#"{"info": {"name": "c", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+            "item": [{"name": "f", "item": [{"name": "r", "request": {"method": "GET", "url": "http://api.test/a"}}]}]}"#,
+    );
+    let out = ld()
+        .arg("import")
+        .arg(&postman)
+        .args(["-o", "-", "--tag", "other"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("dropped 1 not tagged with --tag"),
+        "{stderr}"
+    );
+}

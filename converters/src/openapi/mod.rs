@@ -54,14 +54,13 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     }
     let api = Api::new(&docs, version, options, &mut builder);
     let root = docs.root().value;
+    for problem in missing_members(root) {
+        builder.summary.warn(problem);
+    }
     let paths = match root.get("paths") {
         Some(Value::Object(paths)) => paths,
-        Some(Value::Null) | None => {
-            builder
-                .summary
-                .warn("the description has no paths: no operation to import");
-            return Ok(builder.finish());
-        }
+        // Named by `missing_members`.
+        Some(Value::Null) | None => return Ok(builder.finish()),
         Some(_) => {
             return Err(Error::Invalid(format!(
                 "{name}: /paths: expected an object of paths, e.g. {{\"/pets\": {{\"get\": {{...}}}}}}"
@@ -113,6 +112,41 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
 enum Version {
     Swagger2,
     OpenApi3,
+}
+
+/// What the description lacks of what both OpenAPI and Swagger require (`info` with its
+/// `title` and `version`, `paths`), each named by its JSON pointer: worth a warning, since
+/// the operations can still be imported.
+fn missing_members(root: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    match root.get("info") {
+        None | Some(Value::Null) => problems.push(
+            "/info is missing: a description needs info with a title and a version".to_string(),
+        ),
+        Some(Value::Object(info)) => {
+            for member in ["title", "version"] {
+                match info.get(member) {
+                    Some(Value::String(s)) if !s.trim().is_empty() => {}
+                    Some(Value::String(_)) => problems.push(format!("/info/{member} is empty")),
+                    None | Some(Value::Null) => {
+                        problems.push(format!("/info/{member} is missing"));
+                    }
+                    Some(_) => problems.push(format!("/info/{member} is not a string")),
+                }
+            }
+        }
+        Some(_) => problems.push("/info is not an object".to_string()),
+    }
+    match root.get("paths") {
+        None | Some(Value::Null) => {
+            problems.push("/paths is missing: the description has no operation to import".into());
+        }
+        Some(Value::Object(paths)) if paths.is_empty() => {
+            problems.push("/paths is empty: the description has no operation to import".into());
+        }
+        Some(_) => {}
+    }
+    problems
 }
 
 fn check_version(name: &str, root: &Value) -> Result<Version> {
@@ -999,6 +1033,56 @@ components:
         id: {type: integer, readOnly: true}
         name: {type: string, example: Rex}
 "#;
+
+    #[test]
+    fn warnings_name_the_missing_members() {
+        let warnings = |spec: &str| -> Vec<String> {
+            // A server given, so that only what the description lacks is warned about.
+            let options = ImportOptions {
+                server: Some("http://api.test".into()),
+                ..ImportOptions::default()
+            };
+            let import = import("spec.yaml", spec.as_bytes(), &options).expect("imports");
+            // The server warning is left out: these descriptions name none.
+            import
+                .summary
+                .warnings
+                .into_keys()
+                .filter(|w| w.starts_with('/'))
+                .collect()
+        };
+        let get = "paths: {/a: {get: {responses: {'200': {description: ok}}}}}\n";
+        let no_info = warnings(&format!("openapi: 3.0.0\n{get}"));
+        assert_eq!(
+            no_info,
+            ["/info is missing: a description needs info with a title and a version"]
+        );
+        let no_title = warnings(&format!("openapi: 3.0.0\ninfo: {{version: '1'}}\n{get}"));
+        assert_eq!(no_title, ["/info/title is missing"]);
+        let no_version = warnings(&format!("swagger: '2.0'\ninfo: {{title: T}}\n{get}"));
+        assert_eq!(no_version, ["/info/version is missing"]);
+        let both = warnings(&format!("openapi: 3.0.0\ninfo: {{title: 3}}\n{get}"));
+        assert_eq!(
+            both,
+            ["/info/title is not a string", "/info/version is missing"]
+        );
+        let no_paths = warnings("openapi: 3.1.0\ninfo: {title: T, version: '1'}\n");
+        assert_eq!(
+            no_paths,
+            ["/paths is missing: the description has no operation to import"]
+        );
+        let empty = warnings("openapi: 3.1.0\ninfo: {title: T, version: '1'}\npaths: {}\n");
+        assert_eq!(
+            empty,
+            ["/paths is empty: the description has no operation to import"]
+        );
+        assert!(
+            warnings(&format!(
+                "openapi: 3.0.0\ninfo: {{title: T, version: '1'}}\n{get}"
+            ))
+            .is_empty()
+        );
+    }
 
     #[test]
     fn operations_become_tasks() {
