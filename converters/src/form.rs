@@ -50,20 +50,7 @@ pub(crate) fn encode_fields(fields: &Map<String, Value>) -> String {
 }
 
 fn encode_into(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        match b {
-            b' ' => out.push('+'),
-            b'-' | b'.' | b'_' | b'~' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' => {
-                out.push(b as char)
-            }
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
-        }
-    }
+    ld_plan::encode::push_form(s, ld_plan::encode::PYTHON_FORM, out);
 }
 
 fn decode(s: &str) -> Option<String> {

@@ -260,9 +260,7 @@ fn live_output(file: &Path, cmd: &str, args: Args, pointer: &str) -> Result<crat
             .get("database")
             .map(value_text)
             .unwrap_or_else(|| "loaddensity".into());
-        let db: String =
-            percent_encoding::utf8_percent_encode(&db, percent_encoding::NON_ALPHANUMERIC)
-                .to_string();
+        let db = ld_plan::encode::encode(&db, ld_plan::encode::UNRESERVED);
         format!("http://{host}:{port}/write?db={db}")
     } else if name == "influxdb" {
         format!("udp://{host}:{port}")

@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, utf8_percent_encode};
 use regex::{Captures, Regex};
 
 /// What a masked secret becomes.
@@ -34,11 +34,7 @@ pub(crate) const MIN_LEN: usize = 4;
 const MIN_TAIL: usize = 3;
 
 /// RFC 3986 unreserved characters stay as they are; everything else is percent-encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const COMPONENT: &AsciiSet = ld_plan::encode::UNRESERVED;
 
 /// True for a header, query parameter, cookie, variable or JSON key whose value is a secret:
 /// `Authorization`, `Proxy-Authorization`, `Cookie`, `X-Api-Key`, `*-token`, `*-key`,

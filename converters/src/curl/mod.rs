@@ -707,13 +707,7 @@ fn name_eq(name: &str) -> String {
 /// curl's URL escaping: everything but ASCII letters, digits and `-._~` as `%XX`.
 fn escape(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
-    for &b in s {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    ld_plan::encode::push_bytes(s, ld_plan::encode::UNRESERVED, &mut out);
     out
 }
 

@@ -656,12 +656,7 @@ pub(super) fn occurrences(text: &str, value: &str) -> Vec<usize> {
 /// The forms a value takes when a client encodes it, other than itself: for the report.
 fn encodings(value: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let url = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2D", "-")
-        .replace("%5F", "_")
-        .replace("%2E", ".")
-        .replace("%7E", "~");
+    let url = ld_plan::encode::encode(value, ld_plan::encode::UNRESERVED);
     if url != value {
         out.push(("it is sent percent-encoded", url));
     }

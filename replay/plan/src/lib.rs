@@ -10,6 +10,7 @@
 //! deterministic: the same plan gives the same bytes.
 
 mod diag;
+pub mod encode;
 mod error;
 pub mod fs;
 pub mod lint;

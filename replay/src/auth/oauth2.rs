@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use ld_plan::encode;
 use serde_json::Value;
 
 /// The most bytes of a token reply read: a token endpoint's JSON is small, and a reply past
@@ -143,14 +144,7 @@ pub(crate) fn request(grant: Grant, c: &Config, refresh: Option<&str>) -> TokenR
 
 /// Text as `application/x-www-form-urlencoded` writes it: a space as `+`.
 fn form_encode(s: &str) -> String {
-    const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'*');
-    percent_encoding::utf8_percent_encode(s, FORM)
-        .to_string()
-        .replace("%20", "+")
+    encode::form(s, encode::WHATWG_FORM)
 }
 
 /// `k=v&...`, form-encoded.

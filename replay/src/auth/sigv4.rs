@@ -13,6 +13,7 @@
 //! every service but S3, whose path is encoded once); the query's pairs are decoded, encoded
 //! with AWS's unreserved set and sorted.
 
+use ld_plan::encode;
 use ring::{digest, hmac};
 
 /// The algorithm's name, in the string to sign and the `Authorization` header.
@@ -138,16 +139,12 @@ fn collapse_spaces(value: &str) -> String {
 /// AWS's URI encoding: everything but `A-Za-z0-9-_.~` as `%XX` (upper case), `/` kept when
 /// `keep_slash`.
 fn uri_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
-    for &b in bytes {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let set = if keep_slash {
+        encode::UNRESERVED_PATH
+    } else {
+        encode::UNRESERVED
+    };
+    encode::push_bytes(bytes, set, out);
 }
 
 fn canonical_path(path: &str, s3: bool) -> String {
