@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ld_test_support::ws::WsMessage;
 use serde_json::Value;
 
 fn ld() -> PathBuf {
@@ -99,9 +100,10 @@ fn between<'t>(text: &'t str, before: &str) -> &'t str {
     &text[start..start + len]
 }
 
-/// Logs in, reads `/me`, loads the form, posts an order with the form's CSRF token, reads
-/// the order and deletes it: each request sends what the one before produced.
-fn browse(proxy: SocketAddr, site: SocketAddr) {
+/// Logs in, reads `/me`, says hello on the live socket with the token, loads the form, posts
+/// an order with the form's CSRF token, reads the order and deletes it: each request sends
+/// what the one before produced.
+fn browse(proxy: SocketAddr, site: SocketAddr, live: SocketAddr) {
     let base = format!("http://{site}");
     let login = curl(
         proxy,
@@ -119,6 +121,14 @@ fn browse(proxy: SocketAddr, site: SocketAddr) {
         token["token"].as_str().expect("token")
     );
     curl(proxy, &["-H", &bearer, &format!("{base}/me")]);
+    let hello = serde_json::json!({"type": "hello", "token": token["token"]}).to_string();
+    let back =
+        ld_test_support::ws::exchange_via_proxy(proxy, live, "/live", vec![WsMessage::Text(hello)])
+            .expect("the live socket through the proxy");
+    assert!(
+        matches!(&back[..], [WsMessage::Text(t)] if t.contains("welcome")),
+        "{back:?}"
+    );
     let form = curl(proxy, &[&format!("{base}/form")]);
     let csrf = between(&form, r#"name="csrf_token" value=""#).to_string();
     let order = curl(
@@ -197,8 +207,9 @@ fn header<'t>(task: &'t Value, name: &str) -> &'t str {
 fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (site, server, restart) = ld_test_support::session_site::start();
+    let (live, live_server) = ld_test_support::session_site::live(&restart);
     let recorder = Recorder::start(dir.path());
-    browse(recorder.addr, site);
+    browse(recorder.addr, site, live);
     recorder.stop();
     assert_eq!(
         server.received().len(),
@@ -233,7 +244,8 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
     assert_eq!(rules[0]["born"][0]["json"], "/token");
     assert_eq!(rules[0]["born"][0]["method"], "POST");
     assert_eq!(rules[0]["born"][0]["extractor"]["from"], "json_path");
-    assert_eq!(rules[0]["used"].as_array().map(Vec::len), Some(4));
+    // Authorization of /me, POST /orders, GET and DELETE /orders/ID; the live socket's hello.
+    assert_eq!(rules[0]["used"].as_array().map(Vec::len), Some(5));
     assert_eq!(rules[1]["born"][0]["extractor"]["from"], "regex");
     assert_eq!(rules[2]["born"][0]["extractor"]["path"], "id");
 
@@ -246,9 +258,36 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
     let plan: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("plan.json")).expect("plan"))
             .expect("plan JSON");
-    let tasks = &plan["load_density"][0][1]["tasks"]["tasks"];
-    assert_eq!(header(&tasks[1], "authorization"), "Bearer ${var.token}");
-    assert_eq!(header(&tasks[3], "x-csrf-token"), "${var.csrf_token}");
+    let all = &plan["load_density"][0][1]["tasks"]["tasks"];
+    let names: Vec<&str> = all
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(
+        names[1..5],
+        [
+            "GET /me",
+            "WS /live connect",
+            "WS /live sendrecv 1",
+            "WS /live close"
+        ],
+        "{all:#}"
+    );
+    assert_eq!(
+        all[3]["payload"],
+        r#"{"type":"hello","token":"${var.token}"}"#
+    );
+    // The HTTP steps, the live socket's aside.
+    let tasks: Vec<&Value> = all
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["protocol"] != "websocket")
+        .collect();
+    assert_eq!(header(tasks[1], "authorization"), "Bearer ${var.token}");
+    assert_eq!(header(tasks[3], "x-csrf-token"), "${var.csrf_token}");
     assert_eq!(tasks[3]["data"]["csrf_token"], "${var.csrf_token}");
     assert!(
         tasks[4]["request_url"]
@@ -269,6 +308,8 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
         assert!(out.status.success(), "replay {i}:\n{}", text(&out));
     }
     assert_eq!(server.received().len() - before, 20 * 6);
+    let hellos: Vec<WsMessage> = live_server.messages.try_iter().collect();
+    assert_eq!(hellos.len(), 1 + 20, "the recorded hello and one a replay");
 
     // The proof: each extractor got a new value, none matched nothing or several values.
     let out = run(
@@ -307,6 +348,7 @@ fn a_recorded_session_replays_after_the_site_restarts_only_when_correlated() {
         "GET /me",
         "GET /orders/o",
         "POST /orders",
+        "WS /live sendrecv 1",
     ];
     assert_eq!(failed.len(), expected.len(), "{}", text(&out));
     for (name, prefix) in failed.iter().zip(expected) {

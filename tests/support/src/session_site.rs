@@ -10,6 +10,9 @@
 //!   token) → 201 `{"id", "item", "created_at"}`; 401 without a valid token, 403 on a CSRF
 //!   token this server did not just hand out
 //! - `GET /orders/ID`, `DELETE /orders/ID` (bearer) → the order, or 404 for an unknown id
+//! - a WebSocket server beside it ([`live`]): each text message `{"type": "hello", "token"}`
+//!   is answered `{"type": "welcome", "user", "at"}` for a token the site issued, else
+//!   `{"error": "bad token"}`
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::{Kind, Received, Reply, ServerHandle, serve};
+use crate::ws::{Answer, WsHandle, WsMessage, WsScript};
 
 #[derive(Default)]
 struct State {
@@ -167,4 +171,30 @@ pub fn start() -> (SocketAddr, ServerHandle, Restart) {
         }
     });
     (addr, handle, restart)
+}
+
+/// Starts the site's WebSocket server on `127.0.0.1:0`: it knows the tokens the site issued
+/// (and forgets them when the site restarts).
+pub fn live(site: &Restart) -> (SocketAddr, WsHandle) {
+    let state = site.0.clone();
+    let answer = move |m: &WsMessage| {
+        let WsMessage::Text(text) = m else {
+            return WsMessage::Text(r#"{"error": "expected text"}"#.into());
+        };
+        let hello: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let known = hello["token"]
+            .as_str()
+            .is_some_and(|t| s.tokens.contains(t));
+        if hello["type"] == "hello" && known {
+            let reply = serde_json::json!({"type": "welcome", "user": "ada", "at": now()});
+            WsMessage::Text(reply.to_string())
+        } else {
+            WsMessage::Text(r#"{"error": "bad token"}"#.into())
+        }
+    };
+    crate::ws::scripted_server(WsScript {
+        answer: Some(Answer(Arc::new(answer))),
+        ..WsScript::default()
+    })
 }

@@ -64,6 +64,18 @@ pub struct WsScript {
     pub greet: Vec<WsMessage>,
     /// Close with this code and reason once this many messages were received (and echoed).
     pub close_after: Option<(usize, u16, String)>,
+    /// Answers each message instead of echoing it.
+    pub answer: Option<Answer>,
+}
+
+/// What a scripted server sends back for a message it received.
+#[derive(Clone)]
+pub struct Answer(pub Arc<dyn Fn(&WsMessage) -> WsMessage + Send + Sync>);
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Answer(..)")
+    }
 }
 
 /// Stops the echo server when dropped; holds the messages it received.
@@ -278,8 +290,12 @@ async fn scripted(
         }
         if let Some(m) = WsMessage::from_message(message.clone()) {
             received += 1;
+            let reply = match &script.answer {
+                Some(Answer(answer)) => answer(&m).into_message(),
+                None => message,
+            };
             let _ = msg_tx.send(m);
-            if ws.send(message).await.is_err() {
+            if ws.send(reply).await.is_err() {
                 return;
             }
         }
