@@ -32,6 +32,8 @@ const CONTROL: usize = 16;
 const REQUESTS: usize = 8;
 /// Outgoing QoS 1 and 2 publishes in flight at once (rumqttc keeps a slot for each).
 pub(super) const INFLIGHT: u16 = 8;
+/// Events the client's event loop has room for before its queue grows.
+const EVENTS: usize = 4;
 /// The largest MQTT packet a client may send (the protocol's own limit).
 const MAX_OUTGOING: usize = 268_435_455;
 /// Room for a message's topic and properties on top of `--max-body`.
@@ -271,6 +273,9 @@ impl Conn {
                     m.set_credentials(u.clone(), p.clone());
                 }
                 let (c, mut el) = rumqttc::AsyncClient::new(m, REQUESTS);
+                // rumqttc makes room for 100 buffered events per client; an idle client of
+                // thousands needs a few, and the queue grows when a busy one needs more.
+                el.state.events.shrink_to(EVENTS);
                 let mut net = rumqttc::NetworkOptions::new();
                 net.set_tcp_nodelay(true);
                 net.set_connection_timeout(o.connect_timeout);
@@ -293,7 +298,8 @@ impl Conn {
                 if let Some((u, p)) = &o.login {
                     m.set_credentials(u.clone(), p.clone());
                 }
-                let (c, el) = rumqttc::v5::AsyncClient::new(m, REQUESTS);
+                let (c, mut el) = rumqttc::v5::AsyncClient::new(m, REQUESTS);
+                el.state.events.shrink_to(EVENTS);
                 let client = Client::V5(c);
                 let h = tokio::spawn(driver.run_v5(el, client.clone()));
                 (client, h)
