@@ -441,7 +441,7 @@ fn otlp_over_http_carries_the_summary_s_count_and_a_latency_histogram() {
         .map(|p| int(&p["asInt"]))
         .sum();
     assert_eq!(sent, total, "{request}");
-    let latency = metric("loaddensity.request_latency");
+    let latency = metric("loaddensity.request.latency");
     let point = &latency["histogram"]["dataPoints"][0];
     let counts: u64 = point["bucketCounts"]
         .as_array()
@@ -454,6 +454,93 @@ fn otlp_over_http_carries_the_summary_s_count_and_a_latency_histogram() {
     assert_eq!(
         point["bucketCounts"].as_array().map(Vec::len),
         point["explicitBounds"].as_array().map(|b| b.len() + 1)
+    );
+}
+
+#[test]
+fn loaddensity_s_opentelemetry_exporter_sends_otlp_grpc_with_the_summary_s_count() {
+    let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
+    let (collector, _collector, calls) = ld_test_support::otlp::collector();
+    let exporter = json!(["LD_start_opentelemetry_exporter",
+        {"endpoint": format!("http://{collector}"), "service_name": "shop"}]);
+    let total = run_short_load(&api.to_string(), vec![exporter], &[]);
+    let calls = calls.lock().expect("lock").clone();
+    assert!(
+        calls.len() >= 2,
+        "a call each second and one at the end: {calls:?}"
+    );
+    for (path, content_type, decoded) in &calls {
+        assert_eq!(
+            path,
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        );
+        assert_eq!(content_type, "application/grpc");
+        assert!(decoded.is_ok(), "{decoded:?}");
+    }
+    let last = calls
+        .last()
+        .and_then(|c| c.2.clone().ok())
+        .expect("a last request");
+    let resource = &last.resource_metrics[0];
+    let service = resource
+        .resource
+        .as_ref()
+        .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+        .map(|a| a.text().to_string());
+    assert_eq!(service.as_deref(), Some("shop"));
+    let metrics = &resource.scope_metrics[0].metrics;
+    let metric = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{name} in {metrics:?}"))
+    };
+    let requests = metric("loaddensity.requests").sum.as_ref().expect("a sum");
+    assert!(requests.is_monotonic);
+    assert_eq!(requests.aggregation_temporality, 2, "cumulative");
+    let sent: i64 = requests.data_points.iter().map(|p| p.as_int).sum();
+    assert_eq!(sent as u64, total);
+    assert!(
+        requests.data_points.iter().all(|p| p
+            .attributes
+            .iter()
+            .any(|a| a.key == "name" && a.text() == "fine")),
+        "{requests:?}"
+    );
+    assert!(metric("loaddensity.response.size").sum.is_some());
+    let latency = metric("loaddensity.request.latency");
+    assert_eq!(latency.unit, "ms");
+    let point = &latency.histogram.as_ref().expect("a histogram").data_points[0];
+    assert_eq!(point.count, total);
+    assert_eq!(point.bucket_counts.iter().sum::<u64>(), total);
+    assert_eq!(point.bucket_counts.len(), point.explicit_bounds.len() + 1);
+    assert!(point.max.is_some_and(|m| m > 0.0), "{point:?}");
+}
+
+#[test]
+fn an_otlp_grpc_collector_that_is_not_there_is_a_warning_not_a_failed_run() {
+    let (api, _server) = serve(Kind::Http1, |_: &Received| Reply::new(200, "fine"));
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = json!({"load_density": [["LD_start_test", {"user_detail_dict": {"user": "fast_http_user"},
+        "user_count": 1, "spawn_rate": 10, "test_time": 1, "tasks": [{"method": "get",
+        "request_url": format!("http://{api}/ok"), "think_time": 0.05}]}]]});
+    std::fs::write(dir.path().join("plan.json"), plan.to_string()).expect("plan");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--no-store", "-q", "--out"])
+        .arg(format!("otlp=grpc://127.0.0.1:{port}"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("writes to grpc://127.0.0.1:{port} failed")),
+        "{stderr}"
     );
 }
 

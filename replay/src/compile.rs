@@ -689,9 +689,9 @@ impl Compiler<'_> {
                 return Ok(());
             }
             "LD_start_opentelemetry_exporter" => {
-                self.program.notes.push(format!(
-                    "{pointer}: `{cmd}` is not run by ld replay yet; skipped (live results: --out prometheus=ADDR, influxdb=udp://HOST:PORT, statsd=HOST:PORT)"
-                ));
+                let kw = kwargs(file, cmd, args, &["endpoint", "service_name"], pointer)?;
+                let output = otlp_output(file, &kw, pointer)?;
+                self.program.outputs.push(output);
                 return Ok(());
             }
             "LD_emit_github_annotations" => {
@@ -2392,6 +2392,46 @@ fn is_action_list(v: &Value) -> bool {
                 .and_then(|a| a.first())
                 .is_some_and(Value::is_string)
         })
+    })
+}
+
+/// `LD_start_opentelemetry_exporter`'s `endpoint` (OTLP/gRPC without TLS, `http://HOST:PORT`
+/// or `HOST:PORT`; 127.0.0.1:4317 when absent) and `service_name` (`ld` when absent).
+fn otlp_output(
+    file: &Path,
+    kw: &Map<String, Value>,
+    pointer: &str,
+) -> Result<crate::export::Output> {
+    let endpoint = kw
+        .get("endpoint")
+        .filter(|v| !v.is_null())
+        .map(value_text)
+        .unwrap_or_else(|| "127.0.0.1:4317".into());
+    let at = format!("{pointer}/1/endpoint");
+    if endpoint.starts_with("https://") {
+        return Err(err(
+            file,
+            &at,
+            "`LD_start_opentelemetry_exporter`: ld replay sends OTLP/gRPC without TLS; give http://HOST:PORT",
+        ));
+    }
+    let authority = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("grpc://"))
+        .unwrap_or(&endpoint)
+        .trim_end_matches('/');
+    let output = crate::export::parse_output(&format!("otlp=grpc://{authority}"))
+        .map_err(|m| err(file, &at, format!("`LD_start_opentelemetry_exporter`: {m}")))?;
+    let service = kw
+        .get("service_name")
+        .filter(|v| !v.is_null())
+        .map(value_text)
+        .unwrap_or_else(|| "ld".into());
+    Ok(match output {
+        crate::export::Output::OtlpGrpc(addr, authority, _) => {
+            crate::export::Output::OtlpGrpc(addr, authority, service)
+        }
+        other => other,
     })
 }
 

@@ -11,8 +11,9 @@
 //!   that finds it full is dropped and counted);
 //! - `prometheus-rw=http://HOST:PORT/api/v1/write`: Prometheus remote write 1.0 once a
 //!   second (see `remote_write`), from the same kind of posting thread;
-//! - `otlp=http://HOST:PORT/v1/metrics`: OpenTelemetry metrics over OTLP/HTTP in its JSON
-//!   encoding, once a second (cumulative sums and an explicit-bucket latency histogram);
+//! - `otlp=grpc://HOST:PORT` or `otlp=http://HOST:PORT/v1/metrics`: OpenTelemetry metrics
+//!   (see `otlp`) over OTLP/gRPC (protobuf, HTTP/2 without TLS) or OTLP/HTTP (JSON), once a
+//!   second (cumulative sums and an explicit-bucket latency histogram);
 //! - `statsd=HOST:PORT`: counters and timers over UDP, many to a datagram;
 //! - `dashboard=ADDR`: a page with live figures over Server-Sent Events (see `dashboard`);
 //! - `json=FILE`: one JSON object a sample, written by a thread of its own to a temporary
@@ -45,6 +46,8 @@ pub enum Output {
     InfluxHttp(SocketAddr, String, String),
     /// The collector, the `Host` header and the request target (`/v1/metrics`).
     Otlp(SocketAddr, String, String),
+    /// An OTLP/gRPC collector, its authority (`HOST:PORT`) and the `service.name` to report.
+    OtlpGrpc(SocketAddr, String, String),
     Statsd(SocketAddr),
     Json(PathBuf),
     Csv(PathBuf),
@@ -92,9 +95,18 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
             }
         }
         "otlp" => {
+            if let Some(t) = target.strip_prefix("grpc://") {
+                let t = t.trim_end_matches('/');
+                if t.contains('/') {
+                    return Err(format!(
+                        "otlp: `{target}`: an OTLP/gRPC target is grpc://HOST:PORT, without a path"
+                    ));
+                }
+                return Ok(Output::OtlpGrpc(addr(t)?, t.to_string(), "ld".into()));
+            }
             let Some(t) = target.strip_prefix("http://") else {
                 return Err(format!(
-                    "otlp: `{target}`: expected http://HOST:PORT[/v1/metrics] (OTLP/HTTP; gRPC and https are not supported)"
+                    "otlp: `{target}`: expected grpc://HOST:PORT (OTLP/gRPC) or http://HOST:PORT[/v1/metrics] (OTLP/HTTP); TLS is not supported"
                 ));
             };
             let (host, path) = match t.find('/') {
@@ -130,7 +142,7 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
         "json" if !target.is_empty() => Ok(Output::Json(PathBuf::from(target))),
         "csv" if !target.is_empty() => Ok(Output::Csv(PathBuf::from(target))),
         _ => Err(format!(
-            "unknown output `{name}`: prometheus=ADDR, prometheus-rw=http://HOST:PORT/api/v1/write, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=http://HOST:PORT/v1/metrics, statsd=HOST:PORT, dashboard=ADDR, json=FILE or csv=FILE"
+            "unknown output `{name}`: prometheus=ADDR, prometheus-rw=http://HOST:PORT/api/v1/write, influxdb=udp://HOST:PORT or http://HOST:PORT/write?db=NAME, otlp=grpc://HOST:PORT or http://HOST:PORT/v1/metrics, statsd=HOST:PORT, dashboard=ADDR, json=FILE or csv=FILE"
         )),
     }
 }
@@ -147,6 +159,11 @@ pub fn sink(output: &Output) -> Result<Box<dyn Sink>, String> {
         Output::Otlp(addr, host, path) => {
             Ok(Box::new(Otlp::new(*addr, host.clone(), path.clone())?))
         }
+        Output::OtlpGrpc(addr, authority, service) => Ok(Box::new(Otlp::grpc(
+            *addr,
+            authority.clone(),
+            service.clone(),
+        )?)),
         Output::Statsd(addr) => Ok(Box::new(Statsd::new(*addr)?)),
         Output::Json(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Json)?)),
         Output::Csv(path) => Ok(Box::new(JsonFile::create(path.clone(), Format::Csv)?)),
@@ -476,14 +493,27 @@ impl Poster {
         path: String,
         headers: &'static str,
     ) -> Result<Poster, String> {
+        let target = format!("http://{host}{path}");
+        Poster::with(what, target, move || {
+            Ok(move |body: &[u8]| http_post(addr, &host, &path, headers, body))
+        })
+    }
+
+    /// A thread handing each body to the sender `make` builds there (on that thread).
+    fn with<F, S>(what: &str, target: String, make: F) -> Result<Poster, String>
+    where
+        F: FnOnce() -> Result<S, String> + Send + 'static,
+        S: FnMut(&[u8]) -> Result<(), String>,
+    {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(INFLUX_QUEUE);
         let writer = std::thread::Builder::new()
             .name(format!("ld-{what}"))
             .spawn(move || {
+                let mut send = make()?;
                 let (mut writes, mut failed, mut first) = (0u64, 0u64, None);
                 for body in rx {
                     writes += 1;
-                    if let Err(e) = http_post(addr, &host, &path, headers, &body) {
+                    if let Err(e) = send(&body) {
                         failed += 1;
                         first.get_or_insert(e);
                     }
@@ -491,7 +521,7 @@ impl Poster {
                 match first {
                     None => Ok(()),
                     Some(e) => Err(format!(
-                        "{failed} of {writes} writes to http://{host}{path} failed; the first: {e}"
+                        "{failed} of {writes} writes to {target} failed; the first: {e}"
                     )),
                 }
             })
@@ -597,14 +627,15 @@ impl Sink for Influx {
     }
 }
 
-/// OpenTelemetry metrics over OTLP/HTTP, JSON encoding: per name, cumulative sums
-/// `loaddensity.requests` (with a `status` and `outcome` point each), `loaddensity.response_bytes`
-/// and the histogram `loaddensity.request_latency` (ms, [`LATENCY_BUCKETS_MS`] as bounds).
+/// OpenTelemetry metrics (see `otlp`), posted once a second from a thread of its own: JSON
+/// over OTLP/HTTP, or protobuf over OTLP/gRPC.
 struct Otlp {
     names: Vec<Name>,
     poster: Poster,
+    grpc: bool,
+    service: String,
     dropped: AtomicU64,
-    start_ns: u128,
+    start_ns: u64,
 }
 
 fn unix_ns() -> u128 {
@@ -622,90 +653,42 @@ impl Otlp {
             path,
             "content-type: application/json\r\n",
         )?;
-        Ok(Otlp {
-            names: Vec::new(),
-            poster,
-            dropped: AtomicU64::new(0),
-            start_ns: unix_ns(),
-        })
+        Ok(Otlp::on(poster, false, "ld".into()))
     }
 
-    /// The `ExportMetricsServiceRequest` of the figures, as OTLP's JSON mapping writes it
-    /// (64-bit integers as strings).
-    fn request(&self, figures: &[NameFigures]) -> String {
-        use serde_json::json;
-        let (start, now) = (self.start_ns.to_string(), unix_ns().to_string());
-        let attrs = |f: &NameFigures, extra: &[(&str, String)]| {
-            let n = self.names.get(f.name_id as usize);
-            let mut a = vec![
-                json!({"key": "name", "value": {"stringValue": n.map_or("", |n| n.name.as_str())}}),
-                json!({"key": "method", "value": {"stringValue": n.map_or("", |n| n.method.as_str())}}),
-                json!({"key": "protocol", "value": {"stringValue": f.protocol}}),
-            ];
-            for (k, v) in extra {
-                a.push(json!({"key": k, "value": {"stringValue": v}}));
-            }
-            a
-        };
-        let mut requests = Vec::new();
-        let mut bytes = Vec::new();
-        let mut latency = Vec::new();
-        for f in figures {
-            for (status, failed, n) in &f.statuses {
-                let extra = [
-                    ("status", status.to_string()),
-                    (
-                        "outcome",
-                        (if *failed { "failed" } else { "ok" }).to_string(),
-                    ),
-                ];
-                requests.push(
-                    json!({"attributes": attrs(f, &extra), "startTimeUnixNano": start,
-                    "timeUnixNano": now, "asInt": n.to_string()}),
-                );
-            }
-            bytes.push(
-                json!({"attributes": attrs(f, &[]), "startTimeUnixNano": start,
-                "timeUnixNano": now, "asInt": f.bytes.to_string()}),
-            );
-            let mut counts = Vec::with_capacity(f.buckets.len() + 1);
-            let mut below = 0u64;
-            for &c in &f.buckets {
-                counts.push(c.saturating_sub(below).to_string());
-                below = c;
-            }
-            counts.push(f.latency_count.saturating_sub(below).to_string());
-            latency.push(
-                json!({"attributes": attrs(f, &[]), "startTimeUnixNano": start,
-                "timeUnixNano": now, "count": f.latency_count.to_string(),
-                "sum": f.latency_sum_ms, "max": f.max_ms,
-                "bucketCounts": counts, "explicitBounds": LATENCY_BUCKETS_MS}),
-            );
+    fn grpc(addr: SocketAddr, authority: String, service: String) -> Result<Otlp, String> {
+        let target = format!("grpc://{authority}");
+        let poster = Poster::with("otlp", target, move || {
+            let mut client = crate::grpc_post::Unary::new(addr, authority, OTLP_EXPORT)?;
+            Ok(move |body: &[u8]| client.call(body, INFLUX_HTTP_TIMEOUT))
+        })?;
+        Ok(Otlp::on(poster, true, service))
+    }
+
+    fn on(poster: Poster, grpc: bool, service: String) -> Otlp {
+        Otlp {
+            names: Vec::new(),
+            poster,
+            grpc,
+            service,
+            dropped: AtomicU64::new(0),
+            start_ns: unix_ns() as u64,
         }
-        const CUMULATIVE: u8 = 2;
-        json!({"resourceMetrics": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "ld"}}]},
-            "scopeMetrics": [{
-                "scope": {"name": "ld", "version": env!("CARGO_PKG_VERSION")},
-                "metrics": [
-                    {"name": "loaddensity.requests", "unit": "{request}",
-                     "description": "Requests sent, by name, method, status, protocol and outcome.",
-                     "sum": {"dataPoints": requests, "aggregationTemporality": CUMULATIVE, "isMonotonic": true}},
-                    {"name": "loaddensity.response_bytes", "unit": "By",
-                     "description": "Bytes received.",
-                     "sum": {"dataPoints": bytes, "aggregationTemporality": CUMULATIVE, "isMonotonic": true}},
-                    {"name": "loaddensity.request_latency", "unit": "ms",
-                     "description": "Request latency in milliseconds.",
-                     "histogram": {"dataPoints": latency, "aggregationTemporality": CUMULATIVE}}
-                ]}]}]})
-        .to_string()
     }
 
     fn send(&self, figures: &[NameFigures], last: bool) {
-        self.poster
-            .post(self.request(figures).into_bytes(), last, &self.dropped);
+        let now = unix_ns() as u64;
+        let body = if self.grpc {
+            crate::otlp::protobuf(&self.service, &self.names, figures, self.start_ns, now)
+        } else {
+            crate::otlp::json(&self.service, &self.names, figures, self.start_ns, now).into_bytes()
+        };
+        self.poster.post(body, last, &self.dropped);
     }
 }
+
+/// OTLP/gRPC's metrics method.
+const OTLP_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 impl Sink for Otlp {
     fn name(&self) -> &str {

@@ -8,6 +8,7 @@
 //! Latency goes as chosen percentiles (`quantile` 0.5, 0.9, 0.95, 0.99 and 1 for the
 //! maximum, from the aggregator's HDR histograms) beside `_count` and `_sum`, as a summary.
 
+use crate::protobuf::{bytes_field, varint};
 use crate::sink::Name;
 use crate::stats::NameFigures;
 
@@ -15,21 +16,6 @@ use crate::stats::NameFigures;
 struct Series {
     labels: Vec<(&'static str, String)>,
     value: f64,
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A length-delimited field (wire type 2).
-fn bytes_field(out: &mut Vec<u8>, field: u32, data: &[u8]) {
-    varint(out, u64::from(field << 3 | 2));
-    varint(out, data.len() as u64);
-    out.extend_from_slice(data);
 }
 
 fn encode_series(s: &Series, timestamp_ms: i64) -> Vec<u8> {

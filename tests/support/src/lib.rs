@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod hostile;
 pub mod http;
 pub mod mqtt;
+pub mod otlp;
 pub mod session_site;
 pub mod socket;
 pub mod sse;
