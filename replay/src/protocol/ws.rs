@@ -230,7 +230,7 @@ async fn connect_step(
 }
 
 /// The read buffer a connection starts with.
-const WS_READ_BUFFER: usize = 8 * 1024;
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// Connects the task's connection to `url`; returns its index in the session.
 async fn open(
