@@ -381,3 +381,21 @@ fn plan_errors_in_websocket_and_sse_tasks_exit_2_naming_the_field() {
     .expect_code(2)
     .expect_output("/count");
 }
+
+#[test]
+fn a_message_far_larger_than_the_read_buffer_arrives_whole() {
+    let (addr, server) = echo_server();
+    let big = format!("{}end-of-message", "x".repeat(300_000));
+    run(
+        "websocket_user",
+        json!([
+            {"method": "connect", "request_url": format!("ws://{addr}/")},
+            {"method": "sendrecv", "name": "big echo", "payload": big,
+             "assertions": [{"type": "regex", "pattern": "^x{300000}end-of-message$"}]},
+            {"method": "close"}
+        ]),
+    )
+    .expect_code(0);
+    let got: Vec<WsMessage> = server.messages.try_iter().collect();
+    assert_eq!(got, [text(&big)]);
+}
