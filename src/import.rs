@@ -183,7 +183,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 /// when it goes to standard output.
 pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
     let stdin = args.file == Path::new("-");
-    // Files are streamed by the importers that can; detection needs only their start.
+    // Files are streamed by the importers that can, and by detection.
     let (name, head) = if stdin {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -191,21 +191,22 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
             .context("could not read standard input")?;
         ("<stdin>".to_string(), bytes)
     } else {
-        (args.file.display().to_string(), read_head(&args.file)?)
+        (args.file.display().to_string(), Vec::new())
     };
     let format = match &args.from {
         Some(f) => Format::from_name(f)
             .ok_or_else(|| exit::input_error(format!("unknown format {f:?}")))?,
-        None => Format::detect(&head).ok_or_else(|| {
-            let tried: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-            exit::input_error(
-                ld_converters::Error::UnknownFormat {
-                    name: name.clone(),
-                    tried: tried.join(", "),
-                }
-                .to_string(),
-            )
-        })?,
+        None => {
+            let detected = if stdin {
+                Format::detect(&head)
+            } else {
+                detect_file(&args.file)?
+            };
+            match detected {
+                Some(format) => format,
+                None => return Err(undetected(&name, stdin, &head, &args.file)),
+            }
+        }
     };
     let defaults = ImportOptions::default();
     let environment = match &args.environment {
@@ -429,6 +430,34 @@ fn read_list(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The first 64 KiB of a file, enough to tell its format.
+fn detect_file(file: &Path) -> anyhow::Result<Option<Format>> {
+    std::fs::File::open(file)
+        .and_then(Format::detect_reader)
+        .map_err(|e| exit::input_error(format!("could not read {}: {e}", file.display())))
+}
+
+/// Why no format was recognised: an empty file says so, anything else lists what was tried.
+fn undetected(name: &str, stdin: bool, head: &[u8], file: &Path) -> anyhow::Error {
+    let empty = if stdin {
+        head.iter().all(u8::is_ascii_whitespace)
+    } else {
+        read_head(file).is_ok_and(|h| h.iter().all(u8::is_ascii_whitespace))
+    };
+    if empty {
+        return exit::input_error(format!(
+            "{name}: the file is empty: there is nothing to import; give a HAR, a Postman collection, an OpenAPI description, curl commands or a JMeter plan"
+        ));
+    }
+    let tried: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    exit::input_error(
+        ld_converters::Error::UnknownFormat {
+            name: name.to_string(),
+            tried: tried.join(", "),
+        }
+        .to_string(),
+    )
+}
+
 fn read_head(file: &Path) -> anyhow::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(64 * 1024);
     std::fs::File::open(file)

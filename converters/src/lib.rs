@@ -11,6 +11,7 @@
 
 mod canonical;
 pub mod curl;
+mod detect;
 mod error;
 mod filter;
 mod form;
@@ -87,9 +88,20 @@ impl Format {
             })
     }
 
-    /// Recognises a format by looking at the start of the content.
+    /// Recognises a format by the keys of the root object (JSON or YAML), wherever they are in
+    /// the content, then by the text tests of each format on its start.
     pub fn detect(bytes: &[u8]) -> Option<Format> {
-        let head = &bytes[..bytes.len().min(64 * 1024)];
+        detect::detect(bytes)
+    }
+
+    /// Like [`Format::detect`], reading from `reader`: a JSON text is walked in chunks, never
+    /// held whole; at most 512 MiB are read.
+    pub fn detect_reader(reader: impl std::io::Read) -> std::io::Result<Option<Format>> {
+        detect::detect_reader(reader)
+    }
+
+    /// Recognises a format by the text tests on the start of the content.
+    fn detect_head(head: &[u8]) -> Option<Format> {
         let text = String::from_utf8_lossy(head);
         let text = text.trim_start_matches('\u{feff}').trim_start();
         // A HAR's first key is `log`; a collection names its schema in `info`, which exporters

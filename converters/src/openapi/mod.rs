@@ -11,6 +11,7 @@
 
 mod example;
 mod refs;
+mod tabs;
 
 use serde_json::{Map, Value};
 
@@ -43,6 +44,7 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     let text = String::from_utf8_lossy(bytes);
     let root = refs::parse(name, &text)?;
     let version = check_version(name, &root)?;
+    let repeated = repeated_root_keys(&text);
     let docs = Docs::load(
         root,
         options.base_dir.as_deref(),
@@ -51,6 +53,9 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     let mut builder = Builder::new(options);
     for problem in &docs.problems {
         builder.summary.warn(problem.clone());
+    }
+    for problem in repeated {
+        builder.summary.warn(problem);
     }
     let api = Api::new(&docs, version, options, &mut builder);
     let root = docs.root().value;
@@ -117,6 +122,23 @@ enum Version {
 /// What the description lacks of what both OpenAPI and Swagger require (`info` with its
 /// `title` and `version`, `paths`), each named by its JSON pointer: worth a warning, since
 /// the operations can still be imported.
+/// The root keys written more than once. The parsers keep the last of them silently, which
+/// loses what the earlier ones held, so each is named with its lines.
+fn repeated_root_keys(text: &str) -> Vec<String> {
+    crate::detect::duplicates(&crate::detect::root_keys(text))
+        .into_iter()
+        .map(|(key, lines)| {
+            let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+            format!(
+                "/{}: the top-level key {key:?} appears {} times (lines {}); only the last is read: merge them into one",
+                key.replace('~', "~0").replace('/', "~1"),
+                lines.len(),
+                lines.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn missing_members(root: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     match root.get("info") {
@@ -179,7 +201,8 @@ fn check_version(name: &str, root: &Value) -> Result<Version> {
         )));
     }
     Err(Error::Invalid(format!(
-        "{name}: not an OpenAPI description: no `openapi` or `swagger` field at the top level"
+        "{name}: not an OpenAPI description: no `openapi` or `swagger` field at the top level; \
+         name the version at the top, e.g. `openapi: 3.0.3` (or `swagger: \"2.0\"`)"
     )))
 }
 

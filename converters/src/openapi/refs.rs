@@ -75,9 +75,26 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Value> {
             &format!("not valid YAML: flow collections nested deeper than {MAX_FLOW_DEPTH} levels"),
         )));
     }
-    serde_norway::from_str::<Value>(text).map_err(|e| {
+    let first = serde_norway::from_str::<Value>(text);
+    let first = match first {
+        Err(e) if e.to_string().contains(TAB_IN_INDENT) => {
+            // libyaml refuses a tab that starts a block scalar's first line; given the
+            // indentation explicitly it reads the scalar as YAML means it.
+            match super::tabs::explicit_indents(text).map(|t| serde_norway::from_str::<Value>(&t)) {
+                Some(Ok(v)) => return Ok(v),
+                _ => Err(e),
+            }
+        }
+        other => other,
+    };
+    first.map_err(|e| {
         let raw = e.to_string();
-        let message = without_position(&raw);
+        let mut message = without_position(&raw);
+        if raw.contains(TAB_IN_INDENT) {
+            message.push_str(
+                "; YAML indents with spaces only: replace the tab with spaces, or if it starts a block scalar's text give the scalar its indentation, e.g. `|2`",
+            );
+        }
         match e.location() {
             Some(loc) => Error::Syntax(ld_plan::render_source_error(
                 name,
@@ -92,6 +109,9 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Value> {
         }
     })
 }
+
+/// libyaml's message for a tab where it reads indentation.
+const TAB_IN_INDENT: &str = "found a tab character where an indentation space is expected";
 
 /// Deeper flow nesting (`[[[[…`) is refused before parsing: the YAML parser's time grows with
 /// the square of it, and its deserializer would refuse past 128 levels anyway.
