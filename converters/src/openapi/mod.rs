@@ -982,15 +982,7 @@ fn part(name: &str, value: &Value, file: bool) -> Value {
 
 /// Percent-encoding of a path segment or query component: all but unreserved characters.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    ld_plan::encode::encode(s, ld_plan::encode::UNRESERVED)
 }
 
 #[cfg(test)]
