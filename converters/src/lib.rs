@@ -12,6 +12,7 @@
 mod canonical;
 pub mod curl;
 mod error;
+mod files;
 mod filter;
 mod form;
 mod grpc_schema;
