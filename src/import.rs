@@ -30,6 +30,11 @@ pub(crate) struct ImportArgs {
     #[arg(long = "env", value_name = "FILE", help_heading = "Sources")]
     pub(crate) environment: Option<PathBuf>,
 
+    /// The directory relative files the input names (bodies, form parts, `$ref`s) are read
+    /// from, as newman's `--working-dir`; the input file's directory by default
+    #[arg(long, value_name = "DIR", help_heading = "Sources")]
+    pub(crate) working_dir: Option<PathBuf>,
+
     /// The base URL of the API, replacing an OpenAPI description's servers
     #[arg(long, value_name = "URL", help_heading = "Sources")]
     pub(crate) server: Option<String>,
@@ -232,10 +237,13 @@ pub(crate) fn write(args: &ImportArgs) -> anyhow::Result<Written> {
             .map_err(|e| exit::input_error(format!("--proto: {e}")))?;
         Some(std::sync::Arc::new(schema))
     };
-    let base_dir = (args.file != Path::new("-")).then(|| match args.file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    });
+    let base_dir = match &args.working_dir {
+        Some(dir) => Some(dir.clone()),
+        None => (args.file != Path::new("-")).then(|| match args.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }),
+    };
     let options = ImportOptions {
         filter: filter(
             &args.include,

@@ -666,3 +666,121 @@ fn an_imported_curl_command_with_cacert_cert_and_key_replays_to_an_mtls_server()
     assert_eq!(out.status.code(), Some(1));
     assert!(server.received().is_empty());
 }
+
+#[test]
+fn files_a_postman_collection_names_reach_the_server_byte_for_byte() {
+    let (addr, server) = ld_test_support::http::serve(ld_test_support::http::Kind::Http1, |_| {
+        ld_test_support::http::Reply::new(200, "ok")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob: &[u8] = b"\x89PNG\r\n\x00\xff binary";
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    std::fs::write(dir.path().join("data/blob.bin"), blob).expect("write blob");
+    std::fs::write(dir.path().join("data/note.txt"), "red & blue\n").expect("write note");
+    let collection = serde_json::json!({
+        "info": {"name": "Files", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+        "item": [
+            {"name": "Upload", "request": {"method": "POST", "url": format!("http://{addr}/multi"),
+             "body": {"mode": "formdata", "formdata": [
+                 {"key": "pic", "type": "file", "src": "data/blob.bin", "contentType": "image/png"},
+                 {"key": "notes", "type": "file", "src": ["data/note.txt"]},
+                 {"key": "n", "type": "text", "value": "1"}
+             ]}}},
+            {"name": "Raw", "request": {"method": "PUT", "url": format!("http://{addr}/raw"),
+             "header": [{"key": "Content-Type", "value": "application/octet-stream"}],
+             "body": {"mode": "file", "file": {"src": "data/blob.bin"}}}}
+        ]
+    });
+    std::fs::create_dir(dir.path().join("coll")).expect("mkdir");
+    let text = collection.to_string().replace("data/", "../data/");
+    std::fs::write(dir.path().join("coll/files.postman_collection.json"), &text).expect("write");
+    // Relative paths are read beside the collection...
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "coll/files.postman_collection.json",
+            "-o",
+            "actions.json",
+        ])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = replay_once(dir.path(), "actions.json");
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    let by_path = |p: &str| {
+        got.iter()
+            .find(|r| r.path() == p)
+            .unwrap_or_else(|| panic!("{p} was requested"))
+    };
+    assert_eq!(by_path("/raw").body.as_ref(), blob);
+    let multi = by_path("/multi");
+    assert!(
+        multi
+            .header("content-type")
+            .starts_with("multipart/form-data"),
+        "{}",
+        multi.header("content-type")
+    );
+    let body = &multi.body;
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(blob), "the file part holds the file's bytes");
+    assert!(has(b"filename=\"blob.bin\""));
+    assert!(has(b"image/png"));
+    assert!(has(b"filename=\"note.txt\""));
+    assert!(has(b"red & blue\n"));
+
+    // ...or from --working-dir, as newman reads them.
+    std::fs::write(
+        dir.path().join("coll/wd.postman_collection.json"),
+        collection.to_string(),
+    )
+    .expect("write");
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "coll/wd.postman_collection.json",
+            "--working-dir",
+            ".",
+            "-o",
+            "wd.json",
+        ])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A file that is not there is an error naming it and where the collection names it.
+    let out = ld()
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "coll/wd.postman_collection.json",
+            "-o",
+            "missing.json",
+        ])
+        .output()
+        .expect("import");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "coll/wd.postman_collection.json: /item/0/request/body/formdata/0/src (\"Upload\"): cannot read coll/data/blob.bin: no such file"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("--working-dir") || err.contains("collection's directory"),
+        "{err}"
+    );
+    assert!(!dir.path().join("missing.json").exists());
+}

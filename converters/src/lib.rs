@@ -13,6 +13,7 @@ mod canonical;
 pub mod curl;
 mod detect;
 mod error;
+mod files;
 mod filter;
 mod form;
 mod grpc_schema;

@@ -16,6 +16,7 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::files::{Files, bytes_body, content};
 use crate::output::{Body, Builder, Request};
 use crate::{Error, Import, ImportOptions, Result};
 
@@ -147,7 +148,14 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
         auth: map.get("auth").filter(|a| !a.is_null()),
         events: map.get("event").into_iter().collect(),
     };
-    walk(items, &context, &vars, &mut builder, 0);
+    let mut files = Files::new(name, "collection", options);
+    let mut at = Walk {
+        vars: &mut vars,
+        builder: &mut builder,
+        files: &mut files,
+        name,
+    };
+    walk(items, "/item", &context, &mut at, 0)?;
     Ok(builder.finish())
 }
 
@@ -529,20 +537,33 @@ struct Context<'a> {
     events: Vec<&'a Value>,
 }
 
+/// What the walk over a collection's items reads and writes.
+struct Walk<'w, 'b, 'f> {
+    vars: &'w mut Vars,
+    builder: &'w mut Builder<'b>,
+    files: &'w mut Files<'f>,
+    /// The collection's name, for messages.
+    name: &'w str,
+}
+
+/// Imports `items`, which stand at `pointer` in the collection.
 fn walk(
     items: &[Value],
+    pointer: &str,
     context: &Context<'_>,
-    vars: &Vars,
-    builder: &mut Builder<'_>,
+    at: &mut Walk<'_, '_, '_>,
     depth: usize,
-) {
+) -> Result<()> {
+    let builder = &mut *at.builder;
     if depth > 64 {
         builder
             .summary
             .warn("folders nested deeper than 64 levels were skipped");
-        return;
+        return Ok(());
     }
-    for item in items {
+    for (index, item) in items.iter().enumerate() {
+        let builder = &mut *at.builder;
+        let pointer = format!("{pointer}/{index}");
         let Value::Object(map) = item else {
             builder
                 .summary
@@ -570,7 +591,7 @@ fn walk(
                 auth,
                 events,
             };
-            walk(children, &inner, vars, builder, depth + 1);
+            walk(children, &format!("{pointer}/item"), &inner, at, depth + 1)?;
             continue;
         }
         let Some(request) = map.get("request") else {
@@ -580,18 +601,22 @@ fn walk(
             continue;
         };
         builder.summary.read += 1;
-        request_task(map, request, &name, context, vars, builder);
+        request_task(map, request, &name, &pointer, context, at)?;
     }
+    Ok(())
 }
 
+/// Imports one request `item`, which stands at `pointer` in the collection.
 fn request_task(
     item: &Map<String, Value>,
     request: &Value,
     name: &str,
+    pointer: &str,
     context: &Context<'_>,
-    vars: &Vars,
-    builder: &mut Builder<'_>,
-) {
+    at: &mut Walk<'_, '_, '_>,
+) -> Result<()> {
+    let vars = &*at.vars;
+    let builder = &mut *at.builder;
     let mut full_name = context.folders.clone();
     full_name.push(name.to_string());
     let full_name: Vec<String> = full_name.into_iter().filter(|n| !n.is_empty()).collect();
@@ -665,7 +690,14 @@ fn request_task(
         url = format!("{url}{sep}{}", q.join("&"));
     }
 
-    let body = body_of(request.get("body"), vars, &mut headers, &display, builder);
+    let body = body_of(
+        request.get("body"),
+        vars,
+        &mut headers,
+        &display,
+        builder,
+        (&mut *at.files, at.name, &format!("{pointer}/request/body")),
+    )?;
 
     // Scripts: the collection's and folders' run around every request inside them; their
     // status checks apply here, their other lines were reported once at their level.
@@ -736,7 +768,7 @@ fn request_task(
     let tags: Vec<&str> = context.folders.iter().map(String::as_str).collect();
     if let Some(reason) = builder.filter().check_labels(&url, &labels, &tags) {
         builder.summary.drop(reason);
-        return;
+        return Ok(());
     }
     builder.push(Request {
         method: method.clone(),
@@ -751,6 +783,7 @@ fn request_task(
         status,
         ..Request::default()
     });
+    Ok(())
 }
 
 /// The lines of each enabled test script in an `event` list.
@@ -1108,19 +1141,22 @@ fn apply_auth(
     }
 }
 
-/// The body of a request, adding the content type Postman would send.
+/// The body of a request, adding the content type Postman would send. `reads` are the files
+/// of the collection, its name and the body's JSON pointer, for the files the body names.
 fn body_of(
     body: Option<&Value>,
     vars: &Vars,
     headers: &mut Vec<(String, String)>,
     display: &str,
     builder: &mut Builder<'_>,
-) -> Body {
+    reads: (&mut Files<'_>, &str, &str),
+) -> Result<Body> {
+    let (files, name, pointer) = reads;
     let Some(body) = body.filter(|b| b.is_object()) else {
-        return Body::None;
+        return Ok(Body::None);
     };
     if body.get("disabled").and_then(Value::as_bool) == Some(true) {
-        return Body::None;
+        return Ok(Body::None);
     }
     let set_type = |headers: &mut Vec<(String, String)>, t: &str| {
         if !headers
@@ -1135,7 +1171,7 @@ fn body_of(
         "raw" => {
             let raw = body.get("raw").map(text_of).unwrap_or_default();
             if raw.is_empty() {
-                return Body::None;
+                return Ok(Body::None);
             }
             let text = vars.subst(&raw, builder);
             let language = body
@@ -1157,9 +1193,9 @@ fn body_of(
             };
             set_type(headers, media);
             if json && let Ok(v) = serde_json::from_str::<Value>(&text) {
-                return Body::Json(v);
+                return Ok(Body::Json(v));
             }
-            Body::Text(text)
+            Ok(Body::Text(text))
         }
         "urlencoded" => {
             let mut fields = Map::new();
@@ -1189,15 +1225,16 @@ fn body_of(
                 }
             }
             set_type(headers, "application/x-www-form-urlencoded");
-            Body::Form(fields)
+            Ok(Body::Form(fields))
         }
         "formdata" => {
             let mut parts = Vec::new();
-            for f in body
+            for (index, f) in body
                 .get("formdata")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
+                .enumerate()
             {
                 if f.get("disabled").and_then(Value::as_bool) == Some(true) {
                     continue;
@@ -1208,24 +1245,60 @@ fn body_of(
                 let mut part = Map::new();
                 part.insert("name".into(), Value::String(vars.subst(&k, builder)));
                 if f.get("type").and_then(Value::as_str) == Some("file") {
-                    builder.summary.warn(
-                        "form-data file parts are not embedded; the part is sent empty with its file name",
-                    );
-                    let src = match f.get("src") {
-                        Some(Value::Array(a)) => a.first().map(text_of).unwrap_or_default(),
-                        Some(v) => text_of(v),
-                        None => String::new(),
+                    // One part per file: Postman sends each file of a list under the key.
+                    let at = format!("{pointer}/formdata/{index}/src");
+                    let sources: Vec<(String, String)> = match f.get("src") {
+                        Some(Value::Array(list)) => list
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| (text_of(v), format!("{at}/{i}")))
+                            .collect(),
+                        Some(v) => vec![(text_of(v), at)],
+                        None => Vec::new(),
                     };
-                    let base = src
-                        .rsplit(['/', '\\'])
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    part.insert("value".into(), Value::String(String::new()));
-                    part.insert(
-                        "filename".into(),
-                        Value::String(if base.is_empty() { "file".into() } else { base }),
-                    );
+                    let sources: Vec<_> =
+                        sources.into_iter().filter(|(p, _)| !p.is_empty()).collect();
+                    if sources.is_empty() {
+                        builder.summary.warn(format!(
+                            "\"{display}\": form-data file part `{k}` names no file (`src`); it is sent empty: choose the file in Postman and export again"
+                        ));
+                        part.insert("value".into(), Value::String(String::new()));
+                        part.insert("filename".into(), Value::String("file".into()));
+                        if let Some(t) = f
+                            .get("contentType")
+                            .and_then(Value::as_str)
+                            .filter(|t| !t.is_empty())
+                        {
+                            part.insert("content_type".into(), Value::String(t.into()));
+                        }
+                        parts.push(Value::Object(part));
+                        continue;
+                    }
+                    let content_type = f
+                        .get("contentType")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty());
+                    for (src, at) in sources {
+                        let src = vars.subst(&src, builder);
+                        let bytes =
+                            files.read_at(&src, &format!("{name}: {at} (\"{display}\")"))?;
+                        let mut part = part.clone();
+                        content(&mut part, bytes);
+                        let base = src.rsplit(['/', '\\']).next().unwrap_or_default();
+                        part.insert(
+                            "filename".into(),
+                            Value::String(if base.is_empty() {
+                                "file".into()
+                            } else {
+                                base.into()
+                            }),
+                        );
+                        if let Some(t) = content_type {
+                            part.insert("content_type".into(), Value::String(t.into()));
+                        }
+                        parts.push(Value::Object(part));
+                    }
+                    continue;
                 } else {
                     let v = f.get("value").map(text_of).unwrap_or_default();
                     part.insert("value".into(), Value::String(vars.subst(&v, builder)));
@@ -1239,7 +1312,7 @@ fn body_of(
                 }
                 parts.push(Value::Object(part));
             }
-            Body::Multipart(parts)
+            Ok(Body::Multipart(parts))
         }
         "graphql" => {
             let g = body.get("graphql").cloned().unwrap_or_default();
@@ -1256,19 +1329,33 @@ fn body_of(
             doc.insert("query".into(), Value::String(query));
             doc.insert("variables".into(), variables);
             set_type(headers, "application/json");
-            Body::Json(Value::Object(doc))
+            Ok(Body::Json(Value::Object(doc)))
         }
         "file" => {
-            builder.summary.warn(format!(
-                "\"{display}\": a binary file body is not embedded; the task sends no body"
-            ));
-            Body::None
+            let file = body.get("file");
+            if let Some(text) = file.and_then(|f| f.get("content")).and_then(Value::as_str) {
+                return Ok(Body::Text(vars.subst(text, builder)));
+            }
+            let src = file
+                .and_then(|f| f.get("src"))
+                .map(text_of)
+                .unwrap_or_default();
+            if src.is_empty() {
+                builder.summary.warn(format!(
+                    "\"{display}\": the binary body names no file (`file.src`); the task sends no body: choose the file in Postman and export again"
+                ));
+                return Ok(Body::None);
+            }
+            let src = vars.subst(&src, builder);
+            let bytes =
+                files.read_at(&src, &format!("{name}: {pointer}/file/src (\"{display}\")"))?;
+            Ok(bytes_body(&bytes))
         }
         other => {
             builder.summary.warn(format!(
                 "\"{display}\": body mode `{other}` is not supported; the task sends no body"
             ));
-            Body::None
+            Ok(Body::None)
         }
     }
 }
@@ -1435,6 +1522,62 @@ mod tests {
             Some(201.into())
         );
         assert_eq!(t[1].data, Some(serde_json::json!({"a": "1"})));
+    }
+
+    #[test]
+    fn file_parts_and_file_bodies_are_read_beside_the_collection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+        std::fs::write(dir.path().join("data/a.txt"), "alpha").expect("write");
+        std::fs::write(dir.path().join("data/b.bin"), b"\xff\x00b").expect("write");
+        let text = r#"{"item": [
+          {"name": "Up", "request": {"method": "POST", "url": "http://h/up", "body": {"mode": "formdata", "formdata": [
+            {"key": "doc", "type": "file", "src": "data/a.txt", "contentType": "text/plain"},
+            {"key": "many", "type": "file", "src": ["data/a.txt", "data/b.bin"]},
+            {"key": "none", "type": "file", "src": []},
+            {"key": "n", "value": "1"}]}}},
+          {"name": "Raw", "request": {"method": "PUT", "url": "http://h/raw", "body": {"mode": "file", "file": {"src": "data/b.bin"}}}}
+        ]}"#;
+        let options = ImportOptions {
+            base_dir: Some(dir.path().to_path_buf()),
+            ..ImportOptions::default()
+        };
+        let import = import("c.json", text.as_bytes(), &options).expect("imports");
+        let t = tasks(&import);
+        let plan = serde_json::to_value(&t[0]).expect("json");
+        let parts = plan.pointer("/body/multipart").expect("parts");
+        assert_eq!(
+            parts,
+            &serde_json::json!([
+                {"name": "doc", "value": "alpha", "filename": "a.txt", "content_type": "text/plain"},
+                {"name": "many", "value": "alpha", "filename": "a.txt"},
+                {"name": "many", "base64": "/wBi", "filename": "b.bin"},
+                {"name": "none", "value": "", "filename": "file"},
+                {"name": "n", "value": "1"}
+            ])
+        );
+        assert!(
+            import
+                .summary
+                .warnings
+                .keys()
+                .any(|w| w.contains("`none` names no file") && w.contains("sent empty")),
+            "{:?}",
+            import.summary.warnings
+        );
+        let raw = serde_json::to_value(&t[1]).expect("json");
+        assert_eq!(raw["body"], serde_json::json!({"base64": "/wBi"}));
+
+        let missing = text.replace("data/a.txt", "data/gone.txt");
+        let err = crate::postman::import("c.json", missing.as_bytes(), &options)
+            .expect_err("a missing file is an error")
+            .to_string();
+        assert!(
+            err.contains("c.json: /item/0/request/body/formdata/0/src (\"Up\"): cannot read")
+                && err.contains("gone.txt: no such file")
+                && err.contains("collection's directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -450,6 +450,7 @@ fn import(state: &State, from: Option<&str>, a: &Arguments<'_>) -> Outcome {
         output: output.clone(),
         from: format.clone(),
         environment,
+        working_dir: None,
         server: a.string("server")?,
         tag: a.strings("tags")?,
         include_deprecated: a.boolean("include_deprecated")?.unwrap_or(false),

@@ -11,15 +11,14 @@
 //! quietly; those that would change it in a way a task cannot express (proxies, other
 //! authentication schemes) and unknown ones are reported by name, never guessed at.
 
-mod files;
 mod shell;
 
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use crate::files::{Files, bytes_body, content};
 use crate::output::{AuthMember, Body, Builder, Extras, Request};
 use crate::{Error, Import, ImportOptions, Result};
-use files::Files;
 
 /// True when the text's first command is `curl` (after comments, blank lines and a prompt).
 pub(crate) fn looks_like_curl(head: &str) -> bool {
@@ -53,7 +52,7 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     let commands = shell::split(text, shell::dialect(text))
         .map_err(|e| Error::Syntax(ld_plan::render_source_error(name, text, e.pos, &e.message)))?;
     let mut builder = Builder::new(options);
-    let mut files = Files::new(name, options);
+    let mut files = Files::new(name, "command file", options);
     let mut found = 0;
     for command in commands {
         let mut words = command.words.as_slice();
@@ -790,25 +789,6 @@ fn form_value(rest: &str) -> (String, &str) {
     }
 }
 
-/// A part's content: `value` when it is text, else `base64`.
-fn content(part: &mut Map<String, Value>, bytes: Vec<u8>) {
-    match String::from_utf8(bytes) {
-        Ok(text) => part.insert("value".into(), Value::String(text)),
-        Err(e) => part.insert(
-            "base64".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
-        ),
-    };
-}
-
-/// A body of bytes sent as they are: text when it is, else base64.
-fn bytes_body(bytes: &[u8]) -> Body {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Body::Text(text.to_string()),
-        Err(_) => Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
-    }
-}
-
 impl Parsed {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -1335,7 +1315,7 @@ mod tests {
     fn an_oversized_file_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let big = std::fs::File::create(dir.path().join("big.bin")).expect("create");
-        big.set_len(files::MAX_FILE + 1).expect("grow");
+        big.set_len(crate::files::MAX_FILE + 1).expect("grow");
         let err =
             in_dir(dir.path(), "curl --data-binary @big.bin http://a/", true).expect_err("big");
         assert!(err.to_string().contains("more than the"), "{err}");

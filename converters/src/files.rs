@@ -1,37 +1,46 @@
-//! The files a curl command reads (`-d @FILE`, `--data-urlencode name@FILE`, `-F name=@FILE`,
-//! `-F name=<FILE`, `-T FILE`): read relative to the command file's directory, as the command
-//! would have been run from there, bounded in size, and embedded in the plan. A file that
-//! cannot be read is an error naming it and the command's line, never an empty body.
+//! The files an input names for its bodies (curl's `-d @FILE`, `-F name=@FILE`, `-T FILE`;
+//! a Postman collection's form-data file parts and file bodies): read relative to the input
+//! file's directory, as the tool would have run from there, bounded in size, and embedded in
+//! the plan. A file that cannot be read is an error naming it and where the input names it,
+//! never an empty body.
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::output::Body;
 use crate::{Error, ImportOptions, Result};
 
 /// The largest file one option reads.
 pub(crate) const MAX_FILE: u64 = 16 << 20;
-/// The most all the commands of one import read together.
+/// The most all the files of one import read together.
 pub(crate) const MAX_TOTAL: u64 = 64 << 20;
 
-/// Reads the files of one import's commands.
+/// Reads the files of one import.
 pub(crate) struct Files<'a> {
-    /// The command file's name, for messages.
+    /// The input file's name, for messages.
     name: &'a str,
+    /// What the input is called in messages (`command file`, `collection`).
+    input: &'static str,
     base: Option<&'a Path>,
     within: Option<&'a Path>,
     total: u64,
 }
 
 impl<'a> Files<'a> {
-    pub(crate) fn new(name: &'a str, options: &'a ImportOptions) -> Files<'a> {
+    /// Reads the files named by the input `name`, which messages call `input`.
+    pub(crate) fn new(name: &'a str, input: &'static str, options: &'a ImportOptions) -> Files<'a> {
         Files {
             name,
+            input,
             base: options.base_dir.as_deref(),
             within: options.files_within.as_deref(),
             total: 0,
         }
     }
 
-    /// `path` as the plan names it: relative ones joined to the command file's directory.
+    /// `path` as the plan names it: relative ones joined to the input file's directory.
     pub(crate) fn path(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
         match self.base {
@@ -43,21 +52,28 @@ impl<'a> Files<'a> {
     /// The content of `path`, which `option` (as written, `-d @data.json`) on `line` names.
     pub(crate) fn read(&mut self, path: &str, option: &str, line: usize) -> Result<Vec<u8>> {
         let at = format!("{}:{line}: curl {option}", self.name);
+        if path.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{at} names no file: write the file's name after `@` or `<`"
+            )));
+        }
+        self.read_at(path, &at)
+    }
+
+    /// The content of `path`, which the place `at` (the input's name and a line or a JSON
+    /// pointer, as messages show it) names.
+    pub(crate) fn read_at(&mut self, path: &str, at: &str) -> Result<Vec<u8>> {
+        let input = self.input;
         if path == "-" || path == "." {
             return Err(Error::Invalid(format!(
                 "{at} reads standard input, which an import cannot read again at replay: save the \
                  content to a file and name it instead (for example `@body.json`)"
             )));
         }
-        if path.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{at} names no file: write the file's name after `@` or `<`"
-            )));
-        }
         if Path::new(path).is_relative() && self.base.is_none() {
             return Err(Error::Invalid(format!(
-                "{at} reads {path} relative to the command file, but the commands came from \
-                 standard input: give the file's full path, or import the command file itself"
+                "{at} reads {path} relative to the {input}, but the {input} came from \
+                 standard input: give the file's full path, or import the {input} itself"
             )));
         }
         let full = self.path(path);
@@ -65,7 +81,7 @@ impl<'a> Files<'a> {
             && !std::fs::canonicalize(&full).is_ok_and(|p| p.starts_with(within))
         {
             return Err(Error::Invalid(format!(
-                "{at}: {} is not inside {}, where the files a command names are read; move it there",
+                "{at}: {} is not inside {}, where the files the {input} names are read; move it there",
                 full.display(),
                 within.display()
             )));
@@ -73,7 +89,7 @@ impl<'a> Files<'a> {
         let shown = full.display();
         let file = std::fs::File::open(&full).map_err(|e| {
             Error::Invalid(format!(
-                "{at}: cannot read {shown}: {}; a relative file is read from the command file's \
+                "{at}: cannot read {shown}: {}; a relative file is read from the {input}'s \
                  directory: put the file there or give its full path",
                 io_reason(&e)
             ))
@@ -109,5 +125,24 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::IsADirectory => "it is a directory".into(),
         _ => e.to_string(),
+    }
+}
+
+/// A part's content: `value` when it is text, else `base64`.
+pub(crate) fn content(part: &mut Map<String, Value>, bytes: Vec<u8>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => part.insert("value".into(), Value::String(text)),
+        Err(e) => part.insert(
+            "base64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+        ),
+    };
+}
+
+/// A body of bytes sent as they are: text when it is, else base64.
+pub(crate) fn bytes_body(bytes: &[u8]) -> Body {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Body::Text(text.to_string()),
+        Err(_) => Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
     }
 }
