@@ -450,6 +450,10 @@ pub(crate) struct Extras {
     pub(crate) auth: Vec<AuthMember>,
     /// Members written after `verify`, in order (`verify` as a CA path, `cert`, `retry`).
     pub(crate) members: Vec<(&'static str, Value)>,
+    /// Checks written after the status assertion (JMeter assertions).
+    pub(crate) assertions: Vec<Value>,
+    /// The task's `extract` list, written last (JMeter extractors).
+    pub(crate) extract: Vec<Value>,
 }
 
 /// One member of an `auth` object.
@@ -1224,6 +1228,13 @@ impl<'r> Rules<'r> {
                 member(out, &mut first, inner, "assertions");
                 nested_value(out, inner, &socket.assertions);
             }
+        } else if !extras.assertions.is_empty() {
+            let status = request
+                .status
+                .map(|s| serde_json::json!({"type": "status_code", "value": s}));
+            let all: Vec<&Value> = status.iter().chain(&extras.assertions).collect();
+            member(out, &mut first, inner, "assertions");
+            nested_value(out, inner, &all);
         } else if let Some(status) = request.status {
             member(out, &mut first, inner, "assertions");
             out.push('[');
@@ -1240,6 +1251,10 @@ impl<'r> Rules<'r> {
             out.push('\n');
             indent(out, inner);
             out.push(']');
+        }
+        if !extras.extract.is_empty() {
+            member(out, &mut first, inner, "extract");
+            nested_value(out, inner, &extras.extract);
         }
         out.push('\n');
         indent(out, TASK_LEVEL);

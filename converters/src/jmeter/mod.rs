@@ -4,18 +4,23 @@
 //! Configuration elements apply to every sampler in their scope (their `hashTree` level and
 //! below), whatever their order there, so each level is read in two passes: configuration
 //! first (HTTP request defaults, header managers, CSV data sets, user-defined variables,
-//! constant timers, response assertions), then samplers and controllers. Thread groups set
+//! constant timers, extractors, assertions), then samplers and controllers. Thread groups set
 //! users, spawn rate and duration; CSV data sets become `LD_register_csv_sources`; variables
-//! `LD_register_variables`. JMeter's `${name}` becomes `${var.name}` or `${csv.SOURCE.name}`.
-//! Logic controllers are flattened and reported; elements with no equivalent are counted.
+//! `LD_register_variables`. JMeter's `${name}` becomes `${var.name}` or `${csv.SOURCE.name}`;
+//! after a task that extracts `name`, always `${var.name}`. Extractors and assertions are read
+//! in [`checks`]. Loop controllers with a fixed count repeat their requests (at most
+//! [`MAX_LOOP_TASKS`] tasks a loop); if controllers with a simple comparison become `run_if`;
+//! other logic controllers are flattened and reported; elements with no equivalent are counted.
 
-use std::collections::HashMap;
+mod checks;
+
+use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 use roxmltree::Node;
 use serde_json::{Map, Value};
 
-use crate::output::{Body, Builder, Request};
+use crate::output::{Body, Builder, Extras, Request};
 use crate::{Error, Import, ImportOptions, Result};
 
 /// True when the start of a text looks like a JMeter plan.
@@ -58,6 +63,7 @@ pub fn import(name: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
         thread_groups: 0,
         placeholder: Regex::new(r"\$\{([^{}]*)\}").expect("constant pattern"),
         variable_order: Vec::new(),
+        extracted: HashSet::new(),
     };
     reader.level(tree, &Scope::default(), 0);
     if reader.thread_groups > 1 {
@@ -86,7 +92,16 @@ struct Scope {
     /// A constant timer's delay, seconds.
     delay: Option<f64>,
     status: Option<u16>,
+    /// Checks beyond the status, in the order met.
+    checks: Vec<Value>,
+    /// Extractors by the variable each sets; a nearer one for the same variable wins.
+    extract: Vec<(String, Value)>,
+    /// The `run_if` predicate of an enclosing if controller.
+    run_if: Option<Value>,
 }
+
+/// The most tasks one loop controller repeats its requests into.
+const MAX_LOOP_TASKS: usize = 1000;
 
 struct Reader<'a> {
     builder: Builder<'a>,
@@ -97,6 +112,8 @@ struct Reader<'a> {
     csv_columns: HashMap<String, String>,
     thread_groups: usize,
     placeholder: Regex,
+    /// Variables an extractor of a task already written sets.
+    extracted: HashSet<String>,
 }
 
 /// The `*Prop` child of an element whose `name` attribute is `prop`.
@@ -244,11 +261,12 @@ impl Reader<'_> {
                     "{class}: only its constant delay is kept as think time"
                 ));
             }
-            "ResponseAssertion" => {
-                if let Some(status) = self.status_assertion(element) {
-                    scope.status = Some(status);
-                }
-            }
+            "ResponseAssertion" => self.response_assertion(element, scope),
+            "JSONPathAssertion" => self.json_path_assertion(element, scope),
+            "DurationAssertion" => self.duration_assertion(element, scope),
+            "SizeAssertion" => self.size_assertion(element),
+            "JSONPostProcessor" => self.json_extractor(element, scope),
+            "RegexExtractor" => self.regex_extractor(element, scope),
             _ => {}
         }
     }
@@ -320,41 +338,6 @@ impl Reader<'_> {
         }
     }
 
-    /// The status a response assertion checks for, if it is a plain status check.
-    fn status_assertion(&mut self, element: Node<'_, '_>) -> Option<u16> {
-        let field = text_prop(element, "Assertion.test_field").unwrap_or_default();
-        let kind: u32 = text_prop(element, "Assertion.test_type")
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        let strings: Vec<String> = element
-            .descendants()
-            .find(|c| {
-                c.has_tag_name("collectionProp")
-                    && c.attribute("name")
-                        .is_some_and(|n| n.ends_with(".test_strings"))
-            })
-            .map(|c| {
-                c.children()
-                    .filter(Node::is_element)
-                    .map(|s| s.text().unwrap_or_default().trim().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let negated = kind & 4 != 0;
-        let status = strings.first().and_then(|s| s.parse::<u16>().ok());
-        if field == "Assertion.response_code"
-            && !negated
-            && strings.len() == 1
-            && let Some(s) = status.filter(|s| (100..600).contains(s))
-        {
-            return Some(s);
-        }
-        self.builder
-            .summary
-            .warn("response assertions other than one expected status code are not converted");
-        None
-    }
-
     fn element(
         &mut self,
         element: Node<'_, '_>,
@@ -364,11 +347,19 @@ impl Reader<'_> {
     ) {
         let class = element.tag_name().name();
         match class {
-            "TestPlan"
-            | "GenericController"
-            | "LoopController"
-            | "TransactionController"
-            | "OnceOnlyController" => {
+            "LoopController" => self.loop_controller(element, children, scope, depth),
+            "IfController" => self.if_controller(element, children, scope, depth),
+            "WhileController" => {
+                let condition = text_prop(element, "WhileController.condition").unwrap_or_default();
+                self.builder.summary.warn(format!(
+                    "while controller {}: condition {condition:?} is not repeated on; its requests run once each, in order",
+                    checks::label(element)
+                ));
+                if let Some(c) = children {
+                    self.level(c, scope, depth + 1);
+                }
+            }
+            "TestPlan" | "GenericController" | "TransactionController" | "OnceOnlyController" => {
                 if let Some(c) = children {
                     self.level(c, scope, depth + 1);
                 }
@@ -383,9 +374,7 @@ impl Reader<'_> {
                     self.level(c, scope, depth + 1);
                 }
             }
-            "IfController"
-            | "WhileController"
-            | "ForeachController"
+            "ForeachController"
             | "RandomController"
             | "RandomOrderController"
             | "InterleaveControl"
@@ -411,6 +400,11 @@ impl Reader<'_> {
             | "GaussianRandomTimer"
             | "PoissonRandomTimer"
             | "ResponseAssertion"
+            | "JSONPathAssertion"
+            | "DurationAssertion"
+            | "SizeAssertion"
+            | "JSONPostProcessor"
+            | "RegexExtractor"
             | "CookieManager"
             | "CacheManager"
             | "DNSCacheManager" => {}
@@ -424,6 +418,123 @@ impl Reader<'_> {
                     .warn(format!("JMeter element {other} has no equivalent; skipped"));
             }
         }
+    }
+
+    /// A loop controller: a fixed count repeats its requests, at most [`MAX_LOOP_TASKS`]
+    /// tasks; any other count runs them once, reported.
+    fn loop_controller(
+        &mut self,
+        element: Node<'_, '_>,
+        children: Option<Node<'_, '_>>,
+        scope: &Scope,
+        depth: usize,
+    ) {
+        let Some(c) = children else { return };
+        let label = checks::label(element);
+        let text = text_prop(element, "LoopController.loops").unwrap_or_else(|| "1".into());
+        let loops = match self.number(&text) {
+            Some(n) if n >= 1.0 && n.fract() == 0.0 => n as usize,
+            Some(0.0) => {
+                self.builder.summary.warn(format!(
+                    "loop controller {label}: 0 loops; its requests are left out"
+                ));
+                return;
+            }
+            _ => {
+                self.builder.summary.warn(format!(
+                    "loop controller {label}: loop count {text:?} is not a fixed count; its requests run once each"
+                ));
+                1
+            }
+        };
+        let before = self.builder.summary.kept;
+        self.level(c, scope, depth + 1);
+        let per_loop = self.builder.summary.kept - before;
+        if per_loop == 0 || loops == 1 {
+            return;
+        }
+        let times = loops.min((MAX_LOOP_TASKS / per_loop).max(1));
+        for _ in 1..times {
+            self.level(c, scope, depth + 1);
+        }
+        if times < loops {
+            self.builder.summary.warn(format!(
+                "loop controller {label}: {loops} loops of {per_loop} requests were cut to {times} loops ({MAX_LOOP_TASKS} tasks at most)"
+            ));
+        }
+    }
+
+    /// An if controller: its requests run when its condition holds (`run_if`), or, when the
+    /// condition is not one the plan can say, every time, reported.
+    fn if_controller(
+        &mut self,
+        element: Node<'_, '_>,
+        children: Option<Node<'_, '_>>,
+        scope: &Scope,
+        depth: usize,
+    ) {
+        let Some(c) = children else { return };
+        let label = checks::label(element);
+        let condition = text_prop(element, "IfController.condition").unwrap_or_default();
+        let mut inner = scope.clone();
+        match self.condition(&condition) {
+            Some(Value::Bool(true)) => {}
+            Some(_) if scope.run_if.is_some() => self.builder.summary.warn(format!(
+                "if controller {label}: condition {condition:?} is inside another if controller; only the outer condition is kept"
+            )),
+            Some(p) => inner.run_if = Some(p),
+            None => self.builder.summary.warn(format!(
+                "if controller {label}: condition {condition:?} has no equivalent; its requests run every time"
+            )),
+        }
+        self.level(c, &inner, depth + 1);
+    }
+
+    /// A `run_if` predicate for an if controller's condition: `${flag}`, `true`, `false`, or
+    /// one comparison (`"${a}" == "x"`, `!=`), bare or in `${__jexl3(...)}`,
+    /// `${__groovy(...)}` or `${__javaScript(...)}`.
+    fn condition(&mut self, condition: &str) -> Option<Value> {
+        let mut text = condition.trim();
+        for function in ["__jexl3(", "__jexl2(", "__groovy(", "__javaScript("] {
+            if let Some(rest) = text
+                .strip_prefix("${")
+                .and_then(|t| t.strip_prefix(function))
+                .and_then(|t| t.strip_suffix(")}"))
+            {
+                text = rest.trim().trim_end_matches(',').trim();
+                break;
+            }
+        }
+        match text {
+            "true" => return Some(Value::Bool(true)),
+            "false" => return Some(Value::Bool(false)),
+            _ => {}
+        }
+        if self
+            .placeholder
+            .find(text)
+            .is_some_and(|m| m.start() == 0 && m.end() == text.len())
+        {
+            return Some(Value::String(self.convert(text)));
+        }
+        let comparison = Regex::new(
+            r#"^(?:"([^"]*)"|'([^']*)'|(\$\{[^{}]+\}))\s*(==|!=|===|!==|\.equals\()\s*(?:"([^"]*)"|'([^']*)'|(-?[0-9]+(?:\.[0-9]+)?))\s*\)?$"#,
+        )
+        .ok()?;
+        let caps = comparison.captures(text)?;
+        let left = caps.get(1).or(caps.get(2)).or(caps.get(3))?.as_str();
+        let right = caps.get(5).or(caps.get(6)).or(caps.get(7))?.as_str();
+        let op = caps.get(4)?.as_str();
+        if !left.contains("${") || (op == ".equals(" && !text.ends_with(')')) {
+            return None;
+        }
+        let name = if op.starts_with('!') {
+            "not_equals"
+        } else {
+            "equals"
+        };
+        let (left, right) = (self.convert(left), self.convert(right));
+        Some(serde_json::json!({ name: [left, right] }))
     }
 
     fn thread_group(&mut self, element: Node<'_, '_>) {
@@ -470,17 +581,12 @@ impl Reader<'_> {
                 let class = child.tag_name().name();
                 if matches!(
                     class,
-                    "RegexExtractor"
-                        | "JSONPostProcessor"
-                        | "XPathExtractor"
+                    "XPathExtractor"
                         | "BoundaryExtractor"
                         | "JSR223PostProcessor"
                         | "JSR223PreProcessor"
                         | "BeanShellPreProcessor"
                         | "BeanShellPostProcessor"
-                        | "JSONPathAssertion"
-                        | "DurationAssertion"
-                        | "SizeAssertion"
                         | "JSR223Assertion"
                         | "XPathAssertion"
                 ) {
@@ -610,6 +716,14 @@ impl Reader<'_> {
         }
         let redirects = bool_prop(element, "HTTPSampler.follow_redirects")
             .or(bool_prop(element, "HTTPSampler.auto_redirects"));
+        let mut extras = Extras {
+            assertions: scope.checks.clone(),
+            extract: scope.extract.iter().map(|(_, e)| e.clone()).collect(),
+            ..Extras::default()
+        };
+        if let Some(p) = &scope.run_if {
+            extras.members.push(("run_if", p.clone()));
+        }
         self.builder.push(Request {
             name: Some(if name.is_empty() {
                 format!("{method} {url}")
@@ -623,8 +737,13 @@ impl Reader<'_> {
             status: scope.status,
             think_time: scope.delay,
             allow_redirects: redirects,
+            extras,
             ..Request::default()
         });
+        // Uses after this task read what it extracted.
+        for (name, _) in &scope.extract {
+            self.extracted.insert(name.clone());
+        }
     }
 
     /// A number after JMeter's `${__P(name,default)}` and variables are resolved.
@@ -703,6 +822,9 @@ impl Reader<'_> {
                         }
                     };
                 }
+                if self.extracted.contains(inner) {
+                    return format!("${{var.{inner}}}");
+                }
                 if let Some(source) = self.csv_columns.get(inner) {
                     return format!("${{csv.{source}.{inner}}}");
                 }
@@ -719,6 +841,15 @@ impl Reader<'_> {
             self.builder.summary.warn(w);
         }
         out
+    }
+}
+
+/// A number of milliseconds as the plan writes it: an integer when whole.
+fn integer(v: f64) -> Value {
+    if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
+        Value::from(v as u64)
+    } else {
+        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
     }
 }
 
@@ -834,5 +965,207 @@ mod tests {
         assert!(err.to_string().contains("p.jmx:2:"), "{err}");
         let err = import("p.jmx", b"<project/>", &o).expect_err("root");
         assert!(err.to_string().contains("<project>"), "{err}");
+    }
+
+    /// Imports `body` placed in a thread group with HTTP defaults: the tasks and the warnings.
+    fn tasks_of(body: &str) -> (Vec<Value>, Vec<String>) {
+        let xml = format!(
+            r#"<jmeterTestPlan><hashTree><TestPlan/><hashTree>
+<ThreadGroup/><hashTree>
+<ConfigTestElement><stringProp name="HTTPSampler.domain">api.test</stringProp></ConfigTestElement><hashTree/>
+{body}
+</hashTree></hashTree></hashTree></jmeterTestPlan>"#
+        );
+        let import = import("p.jmx", xml.as_bytes(), &ImportOptions::default()).expect("imports");
+        let plan: Value = serde_json::from_str(&import.to_json_string()).expect("json");
+        let start = plan["load_density"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a[0] == "LD_start_test"))
+            .expect("start");
+        let tasks = start[1]["tasks"]["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (tasks, import.summary.warnings.keys().cloned().collect())
+    }
+
+    fn sampler(name: &str, path: &str, children: &str) -> String {
+        format!(
+            r#"<HTTPSamplerProxy testname="{name}"><stringProp name="HTTPSampler.path">{path}</stringProp></HTTPSamplerProxy>
+<hashTree>{children}</hashTree>"#
+        )
+    }
+
+    fn warned(warnings: &[String], needle: &str) -> bool {
+        warnings.iter().any(|w| w.contains(needle))
+    }
+
+    #[test]
+    fn an_extracted_variable_wins_over_a_csv_column_after_its_task() {
+        let csv = r#"<CSVDataSet testname="users"><stringProp name="filename">u.csv</stringProp>
+<stringProp name="variableNames">id</stringProp><boolProp name="ignoreFirstLine">true</boolProp></CSVDataSet><hashTree/>"#;
+        let extractor = r#"<RegexExtractor testname="id"><stringProp name="RegexExtractor.refname">id</stringProp>
+<stringProp name="RegexExtractor.regex">id=(\d+)</stringProp><stringProp name="RegexExtractor.template">$1$</stringProp>
+<stringProp name="RegexExtractor.match_number">1</stringProp></RegexExtractor><hashTree/>"#;
+        let body = format!(
+            "{csv}{}{}",
+            sampler("first", "/a/${id}", extractor),
+            sampler("second", "/b/${id}", "")
+        );
+        let (tasks, _) = tasks_of(&body);
+        assert_eq!(tasks[0]["request_url"], "http://api.test/a/${csv.users.id}");
+        assert_eq!(tasks[0]["extract"][0]["pattern"], r"id=(\d+)");
+        assert_eq!(tasks[1]["request_url"], "http://api.test/b/${var.id}");
+    }
+
+    #[test]
+    fn regex_extractors_map_templates_headers_and_codes_or_say_why_not() {
+        let regex = |name: &str, pattern: &str, template: &str, field: &str, number: &str| {
+            format!(
+                r#"<RegexExtractor testname="{name}"><stringProp name="RegexExtractor.refname">{name}</stringProp>
+<stringProp name="RegexExtractor.regex">{pattern}</stringProp><stringProp name="RegexExtractor.template">{template}</stringProp>
+<stringProp name="RegexExtractor.useHeaders">{field}</stringProp><stringProp name="RegexExtractor.match_number">{number}</stringProp></RegexExtractor><hashTree/>"#
+            )
+        };
+        let children = [
+            regex("whole", "ab+c", "$0$", "false", "1"),
+            regex("loc", "Location: (.+)", "$1$", "true", "1"),
+            regex("code", "", "", "code", ""),
+            regex("second", "x(.)", "$2$", "false", "1"),
+            regex("all", "x(.)", "$1$", "false", "-1"),
+            regex("look", "(?&lt;=a)b", "$1$", "false", "1"),
+            regex("msg", "(.+)", "$1$", "message", "1"),
+        ]
+        .concat();
+        let (tasks, warnings) = tasks_of(&sampler("s", "/", &children));
+        let extract = tasks[0]["extract"].as_array().expect("extract");
+        assert_eq!(extract.len(), 3, "{extract:?}");
+        assert_eq!(extract[0]["pattern"], "(ab+c)");
+        assert_eq!(extract[1]["from"], "header");
+        assert_eq!(extract[1]["name"], "Location");
+        assert_eq!(extract[2]["from"], "status_code");
+        for needle in [
+            "template \"$2$\"",
+            "match number -1",
+            "is not one the plan reads",
+            "it reads \"message\"",
+        ] {
+            assert!(warned(&warnings, needle), "{needle}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn assertions_become_checks_where_the_plan_has_them() {
+        let children = r#"
+<JSONPathAssertion testname="count"><stringProp name="JSON_PATH">$.count</stringProp><stringProp name="EXPECTED_VALUE">3</stringProp>
+<boolProp name="JSONVALIDATION">true</boolProp><boolProp name="ISREGEX">true</boolProp></JSONPathAssertion><hashTree/>
+<JSONPathAssertion testname="exists"><stringProp name="JSON_PATH">$.id</stringProp><boolProp name="JSONVALIDATION">false</boolProp></JSONPathAssertion><hashTree/>
+<JSONPathAssertion testname="deep"><stringProp name="JSON_PATH">$..id</stringProp><boolProp name="JSONVALIDATION">true</boolProp></JSONPathAssertion><hashTree/>
+<DurationAssertion><stringProp name="DurationAssertion.duration">250</stringProp></DurationAssertion><hashTree/>
+<SizeAssertion testname="small"><stringProp name="SizeAssertion.size">1024</stringProp><intProp name="SizeAssertion.operator">6</intProp>
+<stringProp name="Assertion.test_field">SizeAssertion.response_data</stringProp></SizeAssertion><hashTree/>
+<ResponseAssertion testname="body"><collectionProp name="Asserion.test_strings"><stringProp name="1">ok</stringProp><stringProp name="2">a.c</stringProp></collectionProp>
+<stringProp name="Assertion.test_field">Assertion.response_data</stringProp><intProp name="Assertion.test_type">2</intProp></ResponseAssertion><hashTree/>
+<ResponseAssertion testname="no error"><collectionProp name="Asserion.test_strings"><stringProp name="1">error</stringProp></collectionProp>
+<stringProp name="Assertion.test_field">Assertion.response_data</stringProp><intProp name="Assertion.test_type">20</intProp></ResponseAssertion><hashTree/>
+<ResponseAssertion testname="exact"><collectionProp name="Asserion.test_strings"><stringProp name="1">done.</stringProp></collectionProp>
+<stringProp name="Assertion.test_field">Assertion.response_data</stringProp><intProp name="Assertion.test_type">8</intProp></ResponseAssertion><hashTree/>
+<ResponseAssertion testname="not matching"><collectionProp name="Asserion.test_strings"><stringProp name="1">e.+r</stringProp></collectionProp>
+<stringProp name="Assertion.test_field">Assertion.response_data</stringProp><intProp name="Assertion.test_type">6</intProp></ResponseAssertion><hashTree/>
+<ResponseAssertion testname="headers"><collectionProp name="Asserion.test_strings"><stringProp name="1">x</stringProp></collectionProp>
+<stringProp name="Assertion.test_field">Assertion.response_headers</stringProp><intProp name="Assertion.test_type">2</intProp></ResponseAssertion><hashTree/>"#;
+        let (tasks, warnings) = tasks_of(&sampler("s", "/", children));
+        let checks = tasks[0]["assertions"].as_array().expect("assertions");
+        let expected = serde_json::json!([
+            {"type": "json_path", "path": "$.count", "value": 3},
+            {"type": "max_latency_ms", "value": 250},
+            {"type": "contains", "value": "ok"},
+            {"type": "regex", "pattern": "a.c"},
+            {"type": "not_contains", "value": "error"},
+            {"type": "regex", "pattern": r"\Adone\.\z"},
+        ]);
+        assert_eq!(Value::Array(checks.clone()), expected);
+        for needle in [
+            "exists on \"$.id\": it checks only that the path exists",
+            "can match several values",
+            "size assertion small: body size <= 1024 bytes has no equivalent",
+            "response assertion not matching: it must not match",
+            "response assertion headers: it tests response_headers",
+        ] {
+            assert!(warned(&warnings, needle), "{needle}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn loops_repeat_their_requests_up_to_a_bound() {
+        let looped = |n: &str| {
+            format!(
+                r#"<LoopController testname="three"><stringProp name="LoopController.loops">{n}</stringProp></LoopController>
+<hashTree>{}{}</hashTree>"#,
+                sampler("a", "/a", ""),
+                sampler("b", "/b", "")
+            )
+        };
+        let (tasks, _) = tasks_of(&looped("3"));
+        let names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(names, ["a", "b", "a", "b", "a", "b"]);
+        let (tasks, warnings) = tasks_of(&looped("100000"));
+        assert_eq!(tasks.len(), MAX_LOOP_TASKS);
+        assert!(warned(
+            &warnings,
+            "100000 loops of 2 requests were cut to 500 loops"
+        ));
+        let (tasks, warnings) = tasks_of(&looped("-1"));
+        assert_eq!(tasks.len(), 2);
+        assert!(warned(&warnings, "loop count \"-1\" is not a fixed count"));
+    }
+
+    #[test]
+    fn if_controllers_become_run_if_and_while_controllers_are_reported() {
+        let controller = |class: &str, prop: &str, condition: &str| {
+            format!(
+                r#"<{class} testname="c"><stringProp name="{prop}">{condition}</stringProp></{class}>
+<hashTree>{}</hashTree>"#,
+                sampler("x", "/x", "")
+            )
+        };
+        let run_if = |condition: &str| {
+            let (tasks, warnings) = tasks_of(&controller(
+                "IfController",
+                "IfController.condition",
+                condition,
+            ));
+            (tasks[0].get("run_if").cloned(), warnings)
+        };
+        let (p, _) = run_if(r#"${__jexl3("${status}" == "ok")}"#);
+        assert_eq!(
+            p,
+            Some(serde_json::json!({"equals": ["${var.status}", "ok"]}))
+        );
+        let (p, _) = run_if(r#""${n}" != '0'"#);
+        assert_eq!(
+            p,
+            Some(serde_json::json!({"not_equals": ["${var.n}", "0"]}))
+        );
+        let (p, _) = run_if("${go}");
+        assert_eq!(p, Some(Value::String("${var.go}".into())));
+        let (p, _) = run_if("true");
+        assert_eq!(p, None);
+        let (p, warnings) = run_if("${__groovy(vars.get('n').toInteger() > 2)}");
+        assert_eq!(p, None);
+        assert!(
+            warned(&warnings, "if controller c: condition"),
+            "{warnings:?}"
+        );
+        let (tasks, warnings) = tasks_of(&controller(
+            "WhileController",
+            "WhileController.condition",
+            "${more}",
+        ));
+        assert_eq!(tasks.len(), 1);
+        assert!(warned(
+            &warnings,
+            "while controller c: condition \"${more}\""
+        ));
     }
 }
