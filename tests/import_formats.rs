@@ -784,3 +784,91 @@ fn files_a_postman_collection_names_reach_the_server_byte_for_byte() {
     );
     assert!(!dir.path().join("missing.json").exists());
 }
+
+/// A Postman collection whose test scripts keep the login's token (a JSON field) and a
+/// session (a header) with `pm.environment.set`: the imported plan extracts both, and the
+/// next request sends this run's values, not the collection's stale ones.
+#[test]
+fn postman_scripts_that_set_variables_from_the_response_become_extractors() {
+    use ld_test_support::http::{Kind, Reply, serve};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let issued = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = issued.clone();
+    let (addr, server) = serve(Kind::Http1, move |r| match r.path() {
+        "/login" => {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::json(200, format!(r#"{{"auth": {{"token": "tk-{n}"}}}}"#))
+                .header("X-Session", &format!("s-{n}"))
+        }
+        "/me" => {
+            let n = counter.load(Ordering::SeqCst);
+            let fresh = r.header("authorization") == format!("Bearer tk-{n}")
+                && r.header("x-session") == format!("s-{n}");
+            Reply::new(if fresh { 200 } else { 401 }, "me")
+        }
+        _ => Reply::new(404, "no"),
+    });
+    let collection = serde_json::json!({
+        "info": {"name": "Session", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+        "variable": [{"key": "token", "value": "stale"}, {"key": "session", "value": "stale"}],
+        "item": [
+            {"name": "Login", "request": {"method": "POST", "url": format!("http://{addr}/login")},
+             "event": [{"listen": "test", "script": {"exec": [
+                 "pm.test('ok', function () { pm.response.to.have.status(200); });",
+                 "var jsonData = pm.response.json();",
+                 "pm.environment.set(\"token\", jsonData.auth.token);",
+                 "pm.collectionVariables.set('session', pm.response.headers.get('X-Session'));",
+                 "pm.environment.set('count', pm.response.json().items.length + 1);"
+             ]}}]},
+            {"name": "Me", "request": {"method": "GET", "url": format!("http://{addr}/me"),
+             "header": [{"key": "Authorization", "value": "Bearer {{token}}"},
+                        {"key": "X-Session", "value": "{{session}}"}]},
+             "event": [{"listen": "test", "script": {"exec": ["pm.response.to.have.status(200);"]}}]}
+        ]
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("s.postman_collection.json"),
+        collection.to_string(),
+    )
+    .expect("write");
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["import", "s.postman_collection.json", "-o", "plan.json"])
+        .output()
+        .expect("import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sets {{count}} to `pm.response.json().items.length + 1`"),
+        "the set that needs JavaScript is named: {stderr}"
+    );
+    let plan: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("plan.json")).expect("plan"))
+            .expect("plan JSON");
+    let tasks = &plan["load_density"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a[0] == "LD_start_test"))
+        .expect("LD_start_test")[1]["tasks"]["tasks"];
+    assert_eq!(
+        tasks[0]["extract"],
+        serde_json::json!([
+            {"var": "token", "from": "json_path", "path": "auth.token"},
+            {"var": "session", "from": "header", "name": "X-Session"}
+        ])
+    );
+    assert_eq!(tasks[1]["headers"]["Authorization"], "Bearer ${var.token}");
+    assert_eq!(tasks[1]["headers"]["X-Session"], "${var.session}");
+    // Twice: each run logs in again and sends what that login gave.
+    for _ in 0..2 {
+        let summary = replay_once(dir.path(), "plan.json");
+        assert_eq!(summary["totals"]["failures"], 0, "{summary}");
+    }
+    let me: Vec<String> = server
+        .received()
+        .iter()
+        .filter(|r| r.path() == "/me")
+        .map(|r| r.header("authorization").to_string())
+        .collect();
+    assert_eq!(me, ["Bearer tk-1", "Bearer tk-2"]);
+}

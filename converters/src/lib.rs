@@ -23,6 +23,7 @@ mod learn;
 mod naming;
 pub mod openapi;
 mod output;
+mod pm_script;
 pub mod postman;
 mod secrets;
 mod url_parts;

@@ -710,6 +710,7 @@ fn request_task(
         }
     }
     let mut own_status = None;
+    let mut extract: Vec<(String, Value)> = Vec::new();
     if let Some(list) = item.get("event").and_then(Value::as_array) {
         for event in list {
             if event.get("disabled").and_then(Value::as_bool) == Some(true) {
@@ -728,6 +729,15 @@ fn request_task(
                 if own_status.is_none() {
                     own_status = found;
                 }
+                let sets = crate::pm_script::sets(&rest);
+                extract.extend(sets.extractors);
+                for (var, value) in &sets.unconverted {
+                    builder.summary.warn(format!(
+                        "\"{display}\": the test script sets {{{{{var}}}}} to `{}`, which is not a field or header of the response; not converted",
+                        shorten(value)
+                    ));
+                }
+                let rest = sets.rest;
                 if let Some(first) = rest.first() {
                     builder.summary.warn(format!(
                         "\"{display}\": test script lines not converted ({} lines, starting `{}`)",
@@ -770,7 +780,17 @@ fn request_task(
         builder.summary.drop(reason);
         return Ok(());
     }
-    builder.push(Request {
+    let mut extras = crate::output::Extras::default();
+    if !extract.is_empty() {
+        // Later requests read what this one extracts, whatever the collection said before.
+        for (var, _) in &extract {
+            at.vars
+                .placeholders
+                .insert(var.clone(), format!("${{var.{var}}}"));
+        }
+        extras.extract = extract.into_iter().map(|(_, e)| e).collect();
+    }
+    at.builder.push(Request {
         method: method.clone(),
         name: Some(if display.is_empty() {
             format!("{method} {url}")
@@ -781,6 +801,7 @@ fn request_task(
         headers,
         body,
         status,
+        extras,
         ..Request::default()
     });
     Ok(())
@@ -1045,22 +1066,11 @@ fn escape_url(url: &str) -> String {
             rest = &rest[end + 1..];
             continue;
         }
-        let Some(c) = rest.chars().next() else { break };
-        if c.is_ascii()
-            && !matches!(
-                c,
-                ' ' | '"' | '<' | '>' | '`' | '{' | '}' | '|' | '\\' | '^'
-            )
-            && !c.is_ascii_control()
-        {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        rest = &rest[c.len_utf8()..];
+        // Up to the next placeholder, as a URL can carry it.
+        let skip = rest.chars().next().map_or(1, char::len_utf8);
+        let end = rest[skip..].find("${").map_or(rest.len(), |i| i + skip);
+        ld_plan::encode::push(&rest[..end], ld_plan::encode::UNSAFE_IN_URL, &mut out);
+        rest = &rest[end..];
     }
     out
 }
@@ -1578,6 +1588,15 @@ mod tests {
                 && err.contains("collection's directory"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn urls_are_escaped_around_their_placeholders() {
+        assert_eq!(
+            escape_url("http://h/é café/${var.id}/{x}?q=a b${env.K}"),
+            "http://h/%C3%A9%20caf%C3%A9/${var.id}/%7Bx%7D?q=a%20b${env.K}"
+        );
+        assert_eq!(escape_url("${unclosed"), "$%7Bunclosed");
     }
 
     #[test]

@@ -865,19 +865,10 @@ fn property_args(inner: &str) -> Option<(String, Option<String>)> {
     Some((name, default))
 }
 
-/// Percent-encoding of a query component (`HTTPArgument.always_encode`).
+/// Percent-encoding of a query component (`HTTPArgument.always_encode`), as JMeter's
+/// `URLEncoder` writes it (`*` kept, `~` encoded, a space as `+`).
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'*') {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    ld_plan::encode::form(s, ld_plan::encode::WHATWG_FORM)
 }
 
 #[cfg(test)]
