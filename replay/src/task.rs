@@ -12,6 +12,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
+use ld_plan::encode;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use serde_json::Value;
@@ -456,22 +457,9 @@ pub(crate) fn prepare(
     })
 }
 
-/// Characters `requests` percent-encodes in a URL (`requote_uri`): controls, space and
-/// `"<>\\^`{|}`; every byte past ASCII is encoded too.
-const UNSAFE_IN_URL: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'<')
-    .add(b'>')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
+/// The URL as `requests` sends it (`requote_uri`).
 fn requote(url: &str) -> String {
-    percent_encoding::utf8_percent_encode(url, UNSAFE_IN_URL).to_string()
+    encode::encode(url, encode::UNSAFE_IN_URL)
 }
 
 impl Prepared {
@@ -809,15 +797,7 @@ fn pairs(value: &Value) -> Vec<(String, String)> {
 /// `application/x-www-form-urlencoded`, as Python's `urlencode` writes it.
 fn encode_pairs(pairs: &[(String, String)]) -> String {
     fn enc(s: &str, out: &mut String) {
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
+        encode::push_form(s, encode::PYTHON_FORM, out);
     }
     let mut out = String::new();
     for (i, (k, v)) in pairs.iter().enumerate() {

@@ -36,6 +36,44 @@ pub(super) fn single_path(path: &str) -> bool {
     !path.is_empty() && !path.contains("..") && !path.contains(['*', '?', '@', '(', ':', ','])
 }
 
+/// A single JSONPath (`$.items[0]['id']`) written as the dotted path LoadDensity reads
+/// (`items.0.id`); as it is when a step cannot be written so (a key with a dot).
+pub(super) fn dotted(path: &str) -> String {
+    let rest = path.strip_prefix('$').unwrap_or(path);
+    let mut steps: Vec<String> = Vec::new();
+    let mut s = rest;
+    while !s.is_empty() {
+        if let Some(r) = s.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            steps.push(r[..end].to_string());
+            s = &r[end..];
+        } else if let Some(r) = s.strip_prefix('[') {
+            let Some(end) = r.find(']') else {
+                return path.to_string();
+            };
+            let inner = r[..end].trim();
+            let key = inner
+                .strip_prefix('\'')
+                .and_then(|k| k.strip_suffix('\''))
+                .or_else(|| inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')))
+                .unwrap_or(inner);
+            steps.push(key.to_string());
+            s = &r[end + 1..];
+        } else if steps.is_empty() {
+            // `items.0` without the `$.`
+            let end = s.find(['.', '[']).unwrap_or(s.len());
+            steps.push(s[..end].to_string());
+            s = &s[end..];
+        } else {
+            return path.to_string();
+        }
+    }
+    if steps.is_empty() || steps.iter().any(|k| k.is_empty() || k.contains('.')) {
+        return path.to_string();
+    }
+    steps.join(".")
+}
+
 /// True when `text` holds a character a regex reads as an operator.
 fn has_meta(text: &str) -> bool {
     regex::escape(text) != text
@@ -102,7 +140,7 @@ impl Reader<'_> {
             self.extractor(
                 scope,
                 name,
-                json!({"var": name, "from": "json_path", "path": path}),
+                json!({"var": name, "from": "json_path", "path": dotted(path)}),
             );
             if let Some(d) = defaults.get(i).filter(|d| !d.is_empty()) {
                 self.default_value(name, d);
@@ -258,7 +296,7 @@ impl Reader<'_> {
         };
         scope
             .checks
-            .push(json!({"type": "json_path", "path": path, "value": value}));
+            .push(json!({"type": "json_path", "path": dotted(&path), "value": value}));
     }
 
     /// A duration assertion (`DurationAssertion`) → `max_latency_ms`.
@@ -427,6 +465,15 @@ mod tests {
         );
         assert_eq!(header_of(r"X-Id: (.+)\r\n").as_deref(), Some("X-Id"));
         assert_eq!(header_of("Set-Cookie: sid=(.+?);"), None);
+    }
+
+    #[test]
+    fn json_paths_are_written_dotted() {
+        assert_eq!(dotted("$.price"), "price");
+        assert_eq!(dotted("$.items[0]['id']"), "items.0.id");
+        assert_eq!(dotted("$[\"a\"].b"), "a.b");
+        assert_eq!(dotted("items.0"), "items.0");
+        assert_eq!(dotted("$['a.b']"), "$['a.b']");
     }
 
     #[test]

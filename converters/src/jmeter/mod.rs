@@ -1068,7 +1068,7 @@ mod tests {
         let (tasks, warnings) = tasks_of(&sampler("s", "/", children));
         let checks = tasks[0]["assertions"].as_array().expect("assertions");
         let expected = serde_json::json!([
-            {"type": "json_path", "path": "$.count", "value": 3},
+            {"type": "json_path", "path": "count", "value": 3},
             {"type": "max_latency_ms", "value": 250},
             {"type": "contains", "value": "ok"},
             {"type": "regex", "pattern": "a.c"},

@@ -159,14 +159,25 @@ fn missing_members(root: &Value) -> Vec<String> {
         }
         Some(_) => problems.push("/info is not an object".to_string()),
     }
-    match root.get("paths") {
+    let no_paths = match root.get("paths") {
         None | Some(Value::Null) => {
             problems.push("/paths is missing: the description has no operation to import".into());
+            true
         }
         Some(Value::Object(paths)) if paths.is_empty() => {
             problems.push("/paths is empty: the description has no operation to import".into());
+            true
         }
-        Some(_) => {}
+        Some(_) => false,
+    };
+    if no_paths
+        && let Some(Value::Object(hooks)) = root.get("webhooks")
+        && !hooks.is_empty()
+    {
+        problems.push(format!(
+            "/webhooks: its {} webhook(s) are requests the API sends to its subscribers, not requests to send it: they are not imported",
+            hooks.len()
+        ));
     }
     problems
 }
