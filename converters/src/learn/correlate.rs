@@ -613,7 +613,7 @@ fn json_strings<'t>(v: &'t mut Value, path: String, out: &mut Vec<Field<'t>>) {
 }
 
 /// The runs of token characters in `text`.
-fn tokens(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn tokens(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !token_char(c))
         .filter(|t| !t.is_empty())
 }

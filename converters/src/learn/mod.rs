@@ -294,11 +294,18 @@ pub(crate) fn learn(
         let (found, untouched) = correlate::find(&tasks, &responses, &evidence);
         correlate::apply(&mut tasks, &found);
         // Secrets whose every placeholder became a correlated value leave the side file.
-        let texts: Vec<String> = tasks.iter().map(Value::to_string).collect();
-        import.secrets.retain(|s| {
-            let placeholder = format!("${{env.{}}}", s.name);
-            texts.iter().any(|t| t.contains(&placeholder))
-        });
+        let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for task in &tasks {
+            let text = task.to_string();
+            let mut rest = text.as_str();
+            while let Some(open) = rest.find("${env.") {
+                let after = &rest[open + "${env.".len()..];
+                let Some(close) = after.find('}') else { break };
+                used.insert(after[..close].to_string());
+                rest = &after[close + 1..];
+            }
+        }
+        import.secrets.retain(|s| used.contains(&s.name));
         import.summary.secrets_replaced = import.summary.secrets_replaced.saturating_sub(returned);
         for rule in &found {
             report.rules.push(RuleReport {
@@ -362,14 +369,32 @@ fn reveal_secrets(
     if secrets.is_empty() {
         return 0;
     }
-    // For each secret, the first task whose response produced (a part of) its value.
+    // For each secret, the first task whose response produced (a part of) its value. A value
+    // that stands in a secret on its own has each of its tokens among the secret's, so only
+    // the secrets holding a birth's longest token are looked at.
+    let mut by_token: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in secrets.iter().enumerate() {
+        for token in correlate::tokens(&s.value) {
+            let list = by_token.entry(token).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
     let mut produced_at: Vec<Option<usize>> = vec![None; secrets.len()];
     for (t, response) in responses.iter().enumerate() {
         let Some(e) = response else {
             continue;
         };
         for b in correlate::births(t, e) {
-            for (i, s) in secrets.iter().enumerate() {
+            let Some(holding) = correlate::tokens(&b.value)
+                .max_by_key(|t| t.len())
+                .and_then(|t| by_token.get(t))
+            else {
+                continue;
+            };
+            for &i in holding {
+                let s = &secrets[i];
                 if produced_at[i].is_none()
                     && s.value.contains(&b.value)
                     && !correlate::occurrences(&s.value, &b.value).is_empty()
@@ -380,15 +405,31 @@ fn reveal_secrets(
             }
         }
     }
+    let by_name: HashMap<&str, usize> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut returned = 0;
     for (t, task) in tasks.iter_mut().enumerate() {
         for field in correlate::fields(task) {
-            if !field.text.contains("${env.") {
-                continue;
+            // The secrets this field names, in the secrets' order.
+            let mut named: Vec<usize> = Vec::new();
+            let mut rest = field.text.as_str();
+            while let Some(open) = rest.find("${env.") {
+                let after = &rest[open + "${env.".len()..];
+                let Some(close) = after.find('}') else { break };
+                if let Some(&i) = by_name.get(&after[..close]) {
+                    named.push(i);
+                }
+                rest = &after[close + 1..];
             }
-            for (s, at) in secrets.iter().zip(&produced_at) {
+            named.sort_unstable();
+            named.dedup();
+            for i in named {
+                let s = &secrets[i];
                 let placeholder = format!("${{env.{}}}", s.name);
-                if at.is_some_and(|at| at < t) && field.text.contains(&placeholder) {
+                if produced_at[i].is_some_and(|at| at < t) && field.text.contains(&placeholder) {
                     returned += field.text.matches(&placeholder).count();
                     *field.text = field.text.replace(&placeholder, &s.value);
                 }
