@@ -96,7 +96,8 @@ pub(crate) struct HttpTask {
     /// Directory that relative `files` paths are read from.
     pub(crate) base_dir: Arc<std::path::Path>,
     pub(crate) follow_redirects: bool,
-    /// Form bodies say `charset=utf-8` in their content type, as `fast_http_user`'s do.
+    /// Form bodies say `charset=utf-8` in their content type, and text `data` without a
+    /// `Content-Type` is sent as `text/plain; charset=utf-8`, as `fast_http_user`'s are.
     pub(crate) form_charset: bool,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// An `oauth2`, `sigv4` or `jwt` auth, applied as each request goes out.
@@ -566,7 +567,11 @@ fn body_bytes(
     }
     if let Some(data) = get("data") {
         return match data {
-            Value::String(s) => Ok((Bytes::from(s.clone()), None)),
+            // `fast_http_user`'s client labels a text body it is given without a type.
+            Value::String(s) => Ok((
+                Bytes::from(s.clone()),
+                (form_charset && !s.is_empty()).then(|| "text/plain; charset=utf-8".into()),
+            )),
             other => Ok((
                 Bytes::from(encode_pairs(&pairs(other))),
                 Some(if form_charset {

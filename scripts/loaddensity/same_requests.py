@@ -6,7 +6,8 @@ Usage: python same_requests.py LD_BIN PLAN...   (run with the venv that has je-l
 Each plan is rewritten the same way for both engines: every absolute http(s) URL points at the
 recording server on 127.0.0.1, think times, throttles and retries go, random placeholders
 (`${uuid()}`, `${randint(..)}`, `${now()}`, `${faker.X}`) become the same fixed text, a task's
-binary `body` (which LoadDensity does not send; `ld lint` warns) is left out and said so, and
+binary `body` (which LoadDensity does not send; `ld lint` warns) and an `auth` helper of ld's own
+(`oauth2`, `sigv4`, `jwt`: LoadDensity neither fetches tokens nor signs) are left out and said so, and
 the test is one user for a short while. WebSocket, SSE and socket tasks are left out (and said
 so): LoadDensity's HTTP users do not run them.
 `${env.NAME}` placeholders get the value `value-of-NAME` in both environments (`c=value-of-NAME`
@@ -122,6 +123,10 @@ def rewrite(value, base, notes):
                 # LoadDensity sends no `body` (ld lint says so, not-sent-by-loaddensity): such a
                 # task is compared without it.
                 notes.append(f"{value.get('name') or value.get('request_url')}: binary `body` left out")
+                continue
+            if k == "auth" and "method" in value and isinstance(v, dict) and v.get("type") in ("oauth2", "sigv4", "jwt"):
+                # ld's own auth helpers: LoadDensity neither signs nor fetches tokens.
+                notes.append(f"{value.get('name') or value.get('request_url')}: ld's `{v['type']}` auth left out")
                 continue
             out[k] = rewrite(v, base, notes)
         return out
