@@ -687,6 +687,7 @@ fn request_texts(exchange: &Exchange) -> impl Iterator<Item = &str> {
 pub(crate) fn find(
     tasks: &[Value],
     responses: &[Option<&Exchange>],
+    born: &[Vec<Birth>],
     evidence: &dyn Fn(&Birth) -> Evidence,
 ) -> (Vec<Rule>, Vec<Untouched>) {
     // Every birth, in task order, of values the client had not sent by then. What was sent is
@@ -702,7 +703,7 @@ pub(crate) fn find(
         for text in request_texts(exchange) {
             sent.extend(tokens(text).map(str::to_string));
         }
-        for birth in births(t, exchange) {
+        for birth in born.get(t).into_iter().flatten().cloned() {
             let was_sent = {
                 let mut parts = tokens(&birth.value).peekable();
                 parts.peek().is_some() && parts.all(|p| sent.contains(p))

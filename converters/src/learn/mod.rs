@@ -290,8 +290,14 @@ pub(crate) fn learn(
     };
     let mut rules: Vec<Rule> = Vec::new();
     if options.correlate {
-        let returned = reveal_secrets(&mut tasks, &responses, &import.secrets, &evidence);
-        let (found, untouched) = correlate::find(&tasks, &responses, &evidence);
+        // What each response produced, read once for both passes.
+        let born: Vec<Vec<Birth>> = responses
+            .iter()
+            .enumerate()
+            .map(|(t, r)| r.map(|e| correlate::births(t, e)).unwrap_or_default())
+            .collect();
+        let returned = reveal_secrets(&mut tasks, &born, &import.secrets, &evidence);
+        let (found, untouched) = correlate::find(&tasks, &responses, &born, &evidence);
         correlate::apply(&mut tasks, &found);
         // Secrets whose every placeholder became a correlated value leave the side file.
         let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -362,7 +368,7 @@ pub(crate) fn learn(
 /// not a credential. How many placeholders were put back.
 fn reveal_secrets(
     tasks: &mut [Value],
-    responses: &[Option<&Exchange>],
+    born: &[Vec<Birth>],
     secrets: &[crate::Secret],
     evidence: &dyn Fn(&Birth) -> Evidence,
 ) -> usize {
@@ -382,11 +388,8 @@ fn reveal_secrets(
         }
     }
     let mut produced_at: Vec<Option<usize>> = vec![None; secrets.len()];
-    for (t, response) in responses.iter().enumerate() {
-        let Some(e) = response else {
-            continue;
-        };
-        for b in correlate::births(t, e) {
+    for (t, births) in born.iter().enumerate() {
+        for b in births {
             let Some(holding) = correlate::tokens(&b.value)
                 .max_by_key(|t| t.len())
                 .and_then(|t| by_token.get(t))
@@ -398,7 +401,7 @@ fn reveal_secrets(
                 if produced_at[i].is_none()
                     && s.value.contains(&b.value)
                     && !correlate::occurrences(&s.value, &b.value).is_empty()
-                    && correlate::candidate(&b.value, evidence(&b))
+                    && correlate::candidate(&b.value, evidence(b))
                 {
                     produced_at[i] = Some(t);
                 }
