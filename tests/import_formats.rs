@@ -330,6 +330,29 @@ fn petstore(r: &ld_test_support::http::Received) -> ld_test_support::http::Reply
 
 /// Runs `ld replay --once` on `plan` in `dir` with the credentials in the environment, and
 /// returns the summary report.
+/// `ld import ARGS` in `dir`, which must succeed: its stderr.
+fn import_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = ld()
+        .current_dir(dir)
+        .arg("import")
+        .args(args)
+        .output()
+        .expect("import");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// The request the server received at `path`.
+fn requested<'r>(
+    got: &'r [ld_test_support::http::Received],
+    path: &str,
+) -> &'r ld_test_support::http::Received {
+    got.iter()
+        .find(|r| r.path() == path)
+        .unwrap_or_else(|| panic!("{path} was requested"))
+}
+
 fn replay_once(dir: &std::path::Path, plan: &str) -> Value {
     let out = ld()
         .current_dir(dir)
@@ -476,24 +499,11 @@ fn files_a_curl_command_sends_reach_the_server_byte_for_byte() {
          curl -T data/blob.bin http://{addr}/up/\n"
     );
     std::fs::write(dir.path().join("cmds.curl"), commands).expect("write commands");
-    let out = ld()
-        .current_dir(dir.path())
-        .args(["import", "cmds.curl", "-o", "actions.json"])
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ok(dir.path(), &["cmds.curl", "-o", "actions.json"]);
     let summary = replay_once(dir.path(), "actions.json");
     assert_eq!(summary["totals"]["failures"], 0);
     let got = server.received();
-    let by_path = |p: &str| {
-        got.iter()
-            .find(|r| r.path() == p)
-            .unwrap_or_else(|| panic!("{p} was requested"))
-    };
+    let by_path = |p: &str| requested(&got, p);
     assert_eq!(by_path("/raw").body.as_ref(), blob);
     assert_eq!(by_path("/form").body.as_ref(), b"red & blue");
     assert_eq!(by_path("/enc").body.as_ref(), b"q=red%20%26%20blue%0A");
@@ -549,23 +559,14 @@ fn an_imported_curl_aws_sigv4_command_replays_signed_with_its_keys_in_the_secret
         ),
     )
     .expect("write commands");
-    let out = ld()
-        .current_dir(dir.path())
-        .args(["import", "aws.curl", "-o", "actions.json"])
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = import_ok(dir.path(), &["aws.curl", "-o", "actions.json"]);
     let plan = std::fs::read_to_string(dir.path().join("actions.json")).expect("plan");
     assert!(
         !plan.contains(secret) && !plan.contains("AKIDIMPORT"),
         "{plan}"
     );
     assert!(!plan.contains("Basic"), "{plan}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+    assert!(!stderr.contains(secret));
     let env_path = dir.path().join("actions.json.secrets.env");
     let env = std::fs::read_to_string(&env_path).expect("secrets file");
     assert!(env.contains(&format!("={secret}\n")), "{env}");
@@ -620,16 +621,7 @@ fn an_imported_curl_command_with_cacert_cert_and_key_replays_to_an_mtls_server()
     let url = format!("https://localhost:{}/secure", addr.port());
     let import_and_replay = |command: &str| {
         std::fs::write(dir.path().join("tls.curl"), command).expect("write commands");
-        let out = ld()
-            .current_dir(dir.path())
-            .args(["import", "tls.curl", "-o", "tls.json"])
-            .output()
-            .expect("import");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_ok(dir.path(), &["tls.curl", "-o", "tls.json"]);
         let text = std::fs::read_to_string(dir.path().join("tls.json")).expect("plan");
         let mut plan: Value = serde_json::from_str(&text).expect("plan json");
         let task = &mut plan["load_density"][0][1]["tasks"]["tasks"][0];
@@ -695,29 +687,14 @@ fn files_a_postman_collection_names_reach_the_server_byte_for_byte() {
     let text = collection.to_string().replace("data/", "../data/");
     std::fs::write(dir.path().join("coll/files.postman_collection.json"), &text).expect("write");
     // Relative paths are read beside the collection...
-    let out = ld()
-        .current_dir(dir.path())
-        .args([
-            "import",
-            "coll/files.postman_collection.json",
-            "-o",
-            "actions.json",
-        ])
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    import_ok(
+        dir.path(),
+        &["coll/files.postman_collection.json", "-o", "actions.json"],
     );
     let summary = replay_once(dir.path(), "actions.json");
     assert_eq!(summary["totals"]["failures"], 0);
     let got = server.received();
-    let by_path = |p: &str| {
-        got.iter()
-            .find(|r| r.path() == p)
-            .unwrap_or_else(|| panic!("{p} was requested"))
-    };
+    let by_path = |p: &str| requested(&got, p);
     assert_eq!(by_path("/raw").body.as_ref(), blob);
     let multi = by_path("/multi");
     assert!(
@@ -741,22 +718,15 @@ fn files_a_postman_collection_names_reach_the_server_byte_for_byte() {
         collection.to_string(),
     )
     .expect("write");
-    let out = ld()
-        .current_dir(dir.path())
-        .args([
-            "import",
+    import_ok(
+        dir.path(),
+        &[
             "coll/wd.postman_collection.json",
             "--working-dir",
             ".",
             "-o",
             "wd.json",
-        ])
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 
     // A file that is not there is an error naming it and where the collection names it.
@@ -832,13 +802,10 @@ fn postman_scripts_that_set_variables_from_the_response_become_extractors() {
         collection.to_string(),
     )
     .expect("write");
-    let out = ld()
-        .current_dir(dir.path())
-        .args(["import", "s.postman_collection.json", "-o", "plan.json"])
-        .output()
-        .expect("import");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = import_ok(
+        dir.path(),
+        &["s.postman_collection.json", "-o", "plan.json"],
+    );
     assert!(
         stderr.contains("sets {{count}} to `pm.response.json().items.length + 1`"),
         "the set that needs JavaScript is named: {stderr}"

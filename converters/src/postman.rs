@@ -1254,6 +1254,10 @@ fn body_of(
                 };
                 let mut part = Map::new();
                 part.insert("name".into(), Value::String(vars.subst(&k, builder)));
+                let content_type = f
+                    .get("contentType")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty());
                 if f.get("type").and_then(Value::as_str) == Some("file") {
                     // One part per file: Postman sends each file of a list under the key.
                     let at = format!("{pointer}/formdata/{index}/src");
@@ -1274,20 +1278,12 @@ fn body_of(
                         ));
                         part.insert("value".into(), Value::String(String::new()));
                         part.insert("filename".into(), Value::String("file".into()));
-                        if let Some(t) = f
-                            .get("contentType")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.is_empty())
-                        {
+                        if let Some(t) = content_type {
                             part.insert("content_type".into(), Value::String(t.into()));
                         }
                         parts.push(Value::Object(part));
                         continue;
                     }
-                    let content_type = f
-                        .get("contentType")
-                        .and_then(Value::as_str)
-                        .filter(|t| !t.is_empty());
                     for (src, at) in sources {
                         let src = vars.subst(&src, builder);
                         let bytes =
@@ -1313,11 +1309,7 @@ fn body_of(
                     let v = f.get("value").map(text_of).unwrap_or_default();
                     part.insert("value".into(), Value::String(vars.subst(&v, builder)));
                 }
-                if let Some(t) = f
-                    .get("contentType")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
+                if let Some(t) = content_type {
                     part.insert("content_type".into(), Value::String(t.into()));
                 }
                 parts.push(Value::Object(part));
