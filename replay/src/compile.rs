@@ -20,7 +20,9 @@ use crate::check::{Check, Extract, Source};
 use crate::program::{Mode, Profile, Program, Step, TestSpec};
 use crate::protocol::{CompileCx, grpc, mqtt, socket, sse, ws};
 use crate::report::ReportKind;
-use crate::task::{HttpTask, NameInfo, Predicate, Proto, Recorded, Task, Think, Throttle, prepare};
+use crate::task::{
+    HttpTask, Literal, NameInfo, Predicate, Proto, Recorded, Task, Think, Throttle, prepare,
+};
 use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
 use crate::tls::{TlsSettings, client_config};
 use crate::{Error, HttpVersion, Result};
@@ -415,6 +417,8 @@ struct Compiler<'s> {
     csv: HashMap<String, Arc<CsvSource>>,
     vars: Vec<String>,
     name_ids: HashMap<Arc<str>, usize>,
+    /// The names' methods, each held once.
+    methods: Vec<Arc<str>>,
     tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
     /// The OAuth 2.0 tokens of `shared: true` auths, one store for the run.
@@ -467,6 +471,7 @@ pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Pr
         csv: HashMap::new(),
         vars: Vec::new(),
         name_ids: HashMap::new(),
+        methods: Vec::new(),
         tls: HashMap::new(),
         throttles: HashMap::new(),
         shared_tokens: Arc::default(),
@@ -1126,7 +1131,7 @@ impl Compiler<'_> {
                 for (p, t) in v {
                     let task =
                         self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
-                    tasks.push(Arc::new(task));
+                    tasks.push(task);
                 }
             }
             TaskList::Text { base, items } => {
@@ -1137,7 +1142,7 @@ impl Compiler<'_> {
                     };
                     let task =
                         self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
-                    tasks.push(Arc::new(task));
+                    tasks.push(task);
                 }
             }
         }
@@ -1154,7 +1159,7 @@ impl Compiler<'_> {
             shape,
             variables,
             mode,
-            tasks,
+            tasks: Arc::new(tasks),
         })
     }
 
@@ -1340,9 +1345,17 @@ impl Compiler<'_> {
             None => {
                 let id = self.program.names.len();
                 let name: Arc<str> = Arc::from(name_text.as_str());
+                let method = match self.methods.iter().find(|m| ***m == *report_method) {
+                    Some(m) => m.clone(),
+                    None => {
+                        let m: Arc<str> = Arc::from(report_method.as_str());
+                        self.methods.push(m.clone());
+                        m
+                    }
+                };
                 self.program.names.push(NameInfo {
                     name: name.clone(),
-                    method: report_method,
+                    method,
                 });
                 self.name_ids.insert(name, id);
                 id
@@ -1603,6 +1616,13 @@ impl Compiler<'_> {
                         b
                     }
                 };
+                let follow_redirects = match t.get("allow_redirects") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
+                    }
+                };
                 let prepared = match request_tv.as_literal() {
                     Some(fields) => {
                         let mut p = prepare(
@@ -1612,13 +1632,34 @@ impl Compiler<'_> {
                             self.form_charset,
                         )
                         .map_err(|m| err(file, pointer, m))?;
-                        p.headers = compact_headers(&p.headers);
-                        Some(Arc::new(p))
+                        // A task named by its URL shares the name's text.
+                        if *p.url == *name {
+                            p.url = name.clone();
+                        }
+                        Some(p)
                     }
                     None => None,
                 };
-                let request_tv = match (&prepared, request_tv) {
-                    (Some(_), TValue::Literal(Value::Object(fields))) => {
+                // HTTP/1.1 requests without auth take the compact form; HTTP/2 and auth read
+                // the header map, kept for them.
+                let h1 = match self.settings.http {
+                    HttpVersion::Http1 => true,
+                    HttpVersion::Auto => prepared.as_ref().is_some_and(|p| !p.https),
+                    HttpVersion::Http2 => false,
+                };
+                let (prepared, literal) = match prepared {
+                    Some(p) if h1 && auth.is_none() => match Literal::new(&p) {
+                        Some(l) => (None, Some(Box::new(l))),
+                        None => (Some(p), None),
+                    },
+                    other => (other, None),
+                };
+                let prepared = prepared.map(|mut p| {
+                    p.headers = compact_headers(&p.headers);
+                    Arc::new(p)
+                });
+                let request_tv = match (prepared.is_some() || literal.is_some(), request_tv) {
+                    (true, TValue::Literal(Value::Object(fields))) => {
                         let rest = unprepared_fields(fields);
                         // An empty map still holds its table: a plan of many tasks would pay
                         // for it in each.
@@ -1630,13 +1671,6 @@ impl Compiler<'_> {
                     }
                     (_, tv) => tv,
                 };
-                let follow_redirects = match t.get("allow_redirects") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => {
-                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
-                    }
-                };
                 Proto::Http(HttpTask {
                     method,
                     form_charset: self.form_charset,
@@ -1645,6 +1679,7 @@ impl Compiler<'_> {
                         tv => Some(Box::new(tv)),
                     },
                     prepared,
+                    literal,
                     base_dir: base,
                     follow_redirects,
                     tls,
@@ -1786,7 +1821,7 @@ impl Compiler<'_> {
             || extract
                 .iter()
                 .any(|e| matches!(e.source, Source::Header(_)));
-        checks.shrink_to_fit();
+        let checks = checks.into_boxed_slice();
         extract.shrink_to_fit();
         Ok(Task {
             name_id,
@@ -2042,7 +2077,10 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             })
     };
     Ok(match kind.as_str() {
-        "status_code" => Check::Status(value(binder)?),
+        "status_code" => match m.get("value").and_then(Value::as_u64) {
+            Some(code) if code <= u64::from(u16::MAX) => Check::StatusCode(code as u16),
+            _ => Check::Status(Box::new(value(binder)?)),
+        },
         "grpc_status" => {
             let v = m
                 .get("value")
@@ -2064,18 +2102,18 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             })?)
         }
         "message_count" => Check::Header {
-            name: "grpc-messages".to_string(),
-            value: value(binder)?,
+            name: "grpc-messages".into(),
+            value: Box::new(value(binder)?),
         },
-        "contains" => Check::Contains(value(binder)?),
-        "not_contains" => Check::NotContains(value(binder)?),
+        "contains" => Check::Contains(Box::new(value(binder)?)),
+        "not_contains" => Check::NotContains(Box::new(value(binder)?)),
         "json_path" => Check::JsonPath {
-            path: text_field("path")?,
-            value: value(binder)?,
+            path: text_field("path")?.into(),
+            value: Box::new(value(binder)?),
         },
         "header" => Check::Header {
-            name: text_field("name")?,
-            value: value(binder)?,
+            name: text_field("name")?.into(),
+            value: Box::new(value(binder)?),
         },
         "regex" => {
             let pattern = m
@@ -2083,9 +2121,9 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
                 .or_else(|| m.get("value"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(file, p, "a `regex` assertion needs a `pattern`"))?;
-            Check::Regex(
+            Check::Regex(Box::new(
                 regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
-            )
+            ))
         }
         "max_latency_ms" => {
             let v = m
@@ -2104,10 +2142,10 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             let shape = m
                 .get("shape")
                 .ok_or_else(|| err(file, p, "a `json_shape` assertion needs a `shape`"))?;
-            Check::JsonShape(
+            Check::JsonShape(Box::new(
                 crate::check::Shape::parse(shape)
                     .map_err(|(at, e)| err(file, &format!("{p}/shape{at}"), e))?,
-            )
+            ))
         }
         other => {
             let hint = nearest(other, ASSERTION_TYPES.iter().copied());

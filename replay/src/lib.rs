@@ -432,6 +432,8 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
         }
     }
     let mut program = compile::compile(&options.plan, text, &settings)?;
+    // The plan's text is not read again: a large plan's run does not hold it too.
+    drop(bytes);
     env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
     let redactor = Arc::new(program.redactor(&loaded.secrets));
     redact::names(&redactor, &mut program.names);
