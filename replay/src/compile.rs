@@ -438,20 +438,22 @@ struct Compiler<'s> {
     grpc: grpc::Schemas,
 }
 
-/// The tasks of one `LD_start_test`: read as values, or still text (see `doc`).
-enum TaskList<'a> {
+/// The tasks of one `LD_start_test`: read as values, or still text (see `doc`), read one
+/// at a time from their places in the file.
+enum TaskList {
     Values(Vec<RawTask>),
     Text {
         base: String,
-        items: Vec<&'a RawValue>,
+        spans: Vec<(u64, u32)>,
+        extracted: Vec<(String, bool)>,
     },
 }
 
-impl TaskList<'_> {
+impl TaskList {
     fn len(&self) -> usize {
         match self {
             TaskList::Values(v) => v.len(),
-            TaskList::Text { items, .. } => items.len(),
+            TaskList::Text { spans, .. } => spans.len(),
         }
     }
 
@@ -464,7 +466,7 @@ impl TaskList<'_> {
 }
 
 /// Compiles the plan file at `path` with its text.
-pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Program> {
+pub(crate) fn compile(path: &Path, text: String, settings: &Settings) -> Result<Program> {
     let mut c = Compiler {
         settings,
         program: Program::default(),
@@ -547,6 +549,153 @@ pub(crate) fn decode<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
     })
 }
 
+/// [`decode`] taking the bytes: the text is the same buffer, not a copy.
+pub(crate) fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| match decode(path, e.as_bytes()) {
+        Err(e) => e,
+        Ok(_) => Error::plan(format!("{}: invalid UTF-8", path.display())),
+    })
+}
+
+/// Plans larger than this are not held while their tasks are compiled: each task's text is
+/// read again from the file as it is compiled.
+const KEEP_TEXT: usize = 1024 * 1024;
+
+/// Where the tasks of a file's task lists are read from once its document is read.
+enum TaskSource {
+    /// The file's text, kept.
+    Text(String),
+    /// The file, read again at each task's place: the text of a large plan is not held
+    /// beside its compiled tasks.
+    File(PathBuf),
+}
+
+/// Reads task texts in the order they stand in the file.
+struct TaskReader<'s> {
+    source: &'s TaskSource,
+    file: Option<std::io::BufReader<std::fs::File>>,
+    /// Where `file` reads next.
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl<'s> TaskReader<'s> {
+    fn new(source: &'s TaskSource) -> Self {
+        TaskReader {
+            source,
+            file: None,
+            pos: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The task at `span` (its offset and length in the file) as a value; `None` when it is
+    /// no longer there (the file changed while it was read).
+    fn read(&mut self, span: (u64, u32)) -> std::io::Result<Option<Value>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (at, len) = (span.0, span.1 as usize);
+        let text = match self.source {
+            TaskSource::Text(text) => usize::try_from(at)
+                .ok()
+                .and_then(|at| text.get(at..at.checked_add(len)?)),
+            TaskSource::File(path) => {
+                let file = match &mut self.file {
+                    Some(f) => f,
+                    None => self
+                        .file
+                        .insert(std::io::BufReader::new(std::fs::File::open(path)?)),
+                };
+                match at.checked_sub(self.pos).and_then(|d| i64::try_from(d).ok()) {
+                    Some(ahead) => file.seek_relative(ahead)?,
+                    None => {
+                        file.seek(SeekFrom::Start(at))?;
+                    }
+                }
+                self.buf.resize(len, 0);
+                file.read_exact(&mut self.buf)?;
+                self.pos = at + len as u64;
+                std::str::from_utf8(&self.buf).ok()
+            }
+        };
+        Ok(text
+            .filter(|t| t.trim_start().starts_with('{'))
+            .and_then(|t| serde_json::from_str(t).ok()))
+    }
+}
+
+/// A task list of a file's document: left as text (each task's place in the file and the
+/// variables its extractors set), or read as a value.
+enum Tasks {
+    Spans {
+        nested: bool,
+        mode: Option<Value>,
+        spans: Vec<(u64, u32)>,
+        /// The first item that is not an object.
+        not_object: Option<usize>,
+        /// Variables set by extractors: (name, session scope).
+        extracted: Vec<(String, bool)>,
+    },
+    Value(Value),
+}
+
+impl Tasks {
+    /// The task list `raw`, a slice of `text`.
+    fn of(text: &str, raw: &RawValue) -> Tasks {
+        let base = text.as_ptr() as usize;
+        let Some(list) = crate::doc::task_list(raw) else {
+            return Tasks::Value(crate::doc::value(raw));
+        };
+        let mut spans = Vec::with_capacity(list.items.len());
+        let mut extracted = Vec::new();
+        let mut not_object = None;
+        for (i, item) in list.items.iter().enumerate() {
+            let t = item.get();
+            let at = (t.as_ptr() as usize).wrapping_sub(base);
+            let (Ok(at), Ok(len)) = (u64::try_from(at), u32::try_from(t.len())) else {
+                return Tasks::Value(crate::doc::value(raw));
+            };
+            if text
+                .get(at as usize..at as usize + t.len())
+                .map(str::as_ptr)
+                != Some(t.as_ptr())
+            {
+                return Tasks::Value(crate::doc::value(raw));
+            }
+            spans.push((at, len));
+            if not_object.is_none() && !crate::doc::is_object(item) {
+                not_object = Some(i);
+            }
+            // Only a task whose text may name `extract` is read here.
+            if (t.contains("extract") || t.contains("\\u"))
+                && let Value::Object(task) = crate::doc::value(item)
+            {
+                extracted.extend(extractor_vars(&task));
+            }
+        }
+        Tasks::Spans {
+            nested: list.nested,
+            mode: list.mode,
+            spans,
+            not_object,
+            extracted,
+        }
+    }
+}
+
+/// The variables a task's extractors set: (name, session scope).
+fn extractor_vars(t: &Map<String, Value>) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(ex)) = t.get("extract") {
+        for e in ex {
+            if let Some(var) = e.get("var").and_then(Value::as_str) {
+                let session = e.get("scope").and_then(Value::as_str) == Some("session");
+                out.push((var.to_string(), session));
+            }
+        }
+    }
+    out
+}
+
 /// Formats a plan error for `file` at `pointer`.
 fn err(file: &Path, pointer: &str, message: impl std::fmt::Display) -> Error {
     let at = if pointer.is_empty() { "/" } else { pointer };
@@ -561,36 +710,49 @@ fn base_dir(file: &Path) -> PathBuf {
 }
 
 impl Compiler<'_> {
-    fn file(&mut self, path: &Path, text: &str) -> Result<()> {
+    fn file(&mut self, path: &Path, text: String) -> Result<()> {
         if self.files.len() > 16 || self.files.iter().any(|f| f == path) {
             return Err(err(path, "", "LD_execute_files includes itself"));
         }
         let doc =
-            crate::doc::read(text).map_err(|e| match e {
+            crate::doc::read(&text).map_err(|e| match e {
                 ld_plan::Error::Syntax { message, pos } => Error::plan(
-                    ld_plan::render_source_error(&path.display().to_string(), text, pos, &message),
+                    ld_plan::render_source_error(&path.display().to_string(), &text, pos, &message),
                 ),
                 other => Error::plan(format!("{}: {other}", path.display())),
             })?;
-        self.files.push(path.to_path_buf());
         let base = if doc.wrapped { "/load_density" } else { "" };
-        let result = self.actions(path, doc.actions, doc.tasks, base);
+        let crate::doc::Doc { actions, tasks, .. } = doc;
+        let tasks: Vec<Option<Tasks>> = tasks
+            .into_iter()
+            .map(|t| t.map(|raw| Tasks::of(&text, raw)))
+            .collect();
+        let source = if text.len() > KEEP_TEXT {
+            drop(text);
+            TaskSource::File(path.to_path_buf())
+        } else {
+            TaskSource::Text(text)
+        };
+        self.files.push(path.to_path_buf());
+        let result = self.actions(path, actions, tasks, &source, base);
         self.files.pop();
         result
     }
 
-    /// Compiles `actions`; `tasks` holds the task lists left as text, action by action.
+    /// Compiles `actions`; `tasks` holds the task lists left as text, action by action, read
+    /// from `source`.
     fn actions(
         &mut self,
         file: &Path,
         actions: Vec<Action>,
-        tasks: Vec<Option<&RawValue>>,
+        tasks: Vec<Option<Tasks>>,
+        source: &TaskSource,
         base: &str,
     ) -> Result<()> {
         let mut tasks = tasks.into_iter();
         for (i, action) in actions.into_iter().enumerate() {
             let t = tasks.next().flatten();
-            self.action(file, action, t, &format!("{base}/{i}"))?;
+            self.action(file, action, t, source, &format!("{base}/{i}"))?;
         }
         Ok(())
     }
@@ -599,7 +761,8 @@ impl Compiler<'_> {
         &mut self,
         file: &Path,
         action: Action,
-        tasks: Option<&RawValue>,
+        tasks: Option<Tasks>,
+        source: &TaskSource,
         pointer: &str,
     ) -> Result<()> {
         let Action { command, args } = action;
@@ -712,7 +875,7 @@ impl Compiler<'_> {
             }
             "LD_start_test" => {
                 let kw = kwargs(file, cmd, args, START_FIELDS, pointer)?;
-                let spec = self.start_test(file, kw, tasks, pointer)?;
+                let spec = self.start_test(file, kw, tasks, source, pointer)?;
                 self.program.steps.push(Step::StartTest(Box::new(spec)));
             }
             "LD_register_variable" => {
@@ -794,7 +957,13 @@ impl Compiler<'_> {
                 };
                 let inner =
                     Plan::from_value(list).map_err(|e| err(file, &format!("{pointer}/1"), e))?;
-                self.actions(file, inner.actions, Vec::new(), &format!("{pointer}/1"))?;
+                self.actions(
+                    file,
+                    inner.actions,
+                    Vec::new(),
+                    source,
+                    &format!("{pointer}/1"),
+                )?;
             }
             "LD_execute_files" => {
                 let kw = kwargs(file, cmd, args, &["execute_files_list"], pointer)?;
@@ -816,8 +985,7 @@ impl Compiler<'_> {
                             format!("cannot read {}: {source}", path.display()),
                         )
                     })?;
-                    let text = decode(&path, &bytes)?;
-                    self.file(&path, text)?;
+                    self.file(&path, into_text(&path, bytes)?)?;
                 }
             }
             other if SKIPPED_COMMANDS.contains(&other) => {
@@ -906,7 +1074,8 @@ impl Compiler<'_> {
         &mut self,
         file: &Path,
         mut kw: Map<String, Value>,
-        tasks_text: Option<&RawValue>,
+        tasks_text: Option<Tasks>,
+        source: &TaskSource,
         pointer: &str,
     ) -> Result<TestSpec> {
         let at = |k: &str| format!("{pointer}/1/{k}");
@@ -1056,30 +1225,36 @@ impl Compiler<'_> {
         self.csv_sources(file, kw.get("csv_sources"), &at("csv_sources"))?;
 
         let tasks_ptr = at("tasks");
-        let lazy = tasks_text.and_then(crate::doc::task_list);
-        let (mode, list) = match lazy {
-            Some(text) => {
-                let (mode, base) = if text.nested {
-                    let mode = mode_of(file, text.mode.as_ref(), &format!("{tasks_ptr}/mode"))?;
+        let (mode, list) = match tasks_text {
+            Some(Tasks::Spans {
+                nested,
+                mode,
+                spans,
+                not_object,
+                extracted,
+            }) => {
+                let (mode, base) = if nested {
+                    let mode = mode_of(file, mode.as_ref(), &format!("{tasks_ptr}/mode"))?;
                     (mode, format!("{tasks_ptr}/tasks"))
                 } else {
                     (Mode::Sequence, tasks_ptr.clone())
                 };
-                if let Some(i) = text.items.iter().position(|t| !crate::doc::is_object(t)) {
+                if let Some(i) = not_object {
                     return Err(err(file, &format!("{base}/{i}"), "expected a task object"));
                 }
                 (
                     mode,
                     TaskList::Text {
                         base,
-                        items: text.items,
+                        spans,
+                        extracted,
                     },
                 )
             }
-            None => {
-                let value = match tasks_text {
-                    Some(text) => Some(crate::doc::value(text)),
-                    None => kw.remove("tasks"),
+            other => {
+                let value = match other {
+                    Some(Tasks::Value(v)) => Some(v),
+                    _ => kw.remove("tasks"),
                 };
                 let (mode, list) = self.task_values(file, value, &tasks_ptr)?;
                 (mode, TaskList::Values(list))
@@ -1098,32 +1273,18 @@ impl Compiler<'_> {
         self.task_count += list.len();
         // Variables extractors will set are known names for the placeholder report.
         let mut session = Vec::new();
-        let mut scan = |t: &Map<String, Value>| {
-            if let Some(Value::Array(ex)) = t.get("extract") {
-                for e in ex {
-                    if let Some(var) = e.get("var").and_then(Value::as_str) {
-                        if e.get("scope").and_then(Value::as_str) == Some("session") {
-                            session.push(var.to_string());
-                        } else {
-                            self.vars.push(var.to_string());
-                        }
-                    }
+        let mut known = |vars: Vec<(String, bool)>| {
+            for (var, in_session) in vars {
+                if in_session {
+                    session.push(var);
+                } else {
+                    self.vars.push(var);
                 }
             }
         };
         match &list {
-            TaskList::Values(v) => v.iter().for_each(|(_, t)| scan(t)),
-            TaskList::Text { items, .. } => {
-                // Only a task whose text may name `extract` is read twice.
-                for item in items {
-                    let text = item.get();
-                    if (text.contains("extract") || text.contains("\\u"))
-                        && let Value::Object(t) = crate::doc::value(item)
-                    {
-                        scan(&t);
-                    }
-                }
-            }
+            TaskList::Values(v) => v.iter().for_each(|(_, t)| known(extractor_vars(t))),
+            TaskList::Text { extracted, .. } => known(extracted.clone()),
         }
         let mut tasks = Vec::with_capacity(list.len());
         match list {
@@ -1134,11 +1295,20 @@ impl Compiler<'_> {
                     tasks.push(task);
                 }
             }
-            TaskList::Text { base, items } => {
-                for (i, item) in items.into_iter().enumerate() {
+            TaskList::Text { base, spans, .. } => {
+                let mut reader = TaskReader::new(source);
+                for (i, span) in spans.into_iter().enumerate() {
                     let p = format!("{base}/{i}");
-                    let Value::Object(t) = crate::doc::value(item) else {
-                        return Err(err(file, &p, "expected a task object"));
+                    let t = match reader.read(span) {
+                        Ok(Some(Value::Object(t))) => t,
+                        Ok(_) => {
+                            return Err(err(
+                                file,
+                                &p,
+                                "the task is no longer there: the file changed while it was read",
+                            ));
+                        }
+                        Err(e) => return Err(err(file, &p, format!("cannot read the task: {e}"))),
                     };
                     let task =
                         self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
@@ -2504,7 +2674,7 @@ mod tests {
     }
 
     fn compile_text(text: &str) -> Result<Program> {
-        compile(Path::new("plan.json"), text, &settings())
+        compile(Path::new("plan.json"), text.to_string(), &settings())
     }
 
     #[test]
