@@ -1233,3 +1233,48 @@ fn summaries_reach_webhooks_and_github_actions_gets_annotations_and_a_job_summar
     let card: Value = serde_json::from_slice(&posted.body).expect("json");
     assert_eq!(card["title"], "nightly: failed");
 }
+
+#[test]
+fn http2_posts_bodies_and_reads_replies_larger_than_its_windows_on_one_connection() {
+    // 6 MiB: past a stream's 2 MiB window and the connection's 5 MiB, so the reply only
+    // arrives whole if the client hands the window back as it reads.
+    let big = "x".repeat(6 << 20);
+    let (addr, server) = serve(Kind::H2c, move |r: &Received| match r.path() {
+        "/echo" => Reply::new(200, r.body.clone()),
+        _ => Reply::new(200, big.clone()),
+    });
+    let base = format!("http://{addr}");
+    let tasks = json!([
+        {"method": "post", "request_url": format!("{base}/echo"), "name": "echo",
+         "json": {"order": 17, "items": ["lamp", "desk"]},
+         "assertions": [{"type": "json_path", "path": "order", "value": 17}]},
+        {"method": "get", "request_url": format!("{base}/big"), "name": "big",
+         "assertions": [{"type": "contains", "value": "xxxx"}]}
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--http2-prior-knowledge", "-n", "3"])
+        .args(["--report", "summary", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(summary["totals"]["requests"], 6);
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().all(|r| r.version == HttpVersion::HTTP_2));
+    let posted: serde_json::Value = serde_json::from_slice(&got[0].body).expect("posted json");
+    assert_eq!(posted["order"], 17);
+}

@@ -39,6 +39,7 @@ pub mod export;
 mod faker;
 mod grpc_post;
 mod h1;
+mod h2;
 mod http;
 mod load;
 pub mod notify;
