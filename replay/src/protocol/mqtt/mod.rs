@@ -1,6 +1,7 @@
 //! MQTT steps (LoadDensity's `mqtt_user`, or a task with `"protocol": "mqtt"`): `connect`,
 //! `subscribe`, `publish`, `expect`, `unsubscribe` and `disconnect` over one connection per
-//! user and `connection` name, with rumqttc as the client (MQTT 3.1.1 and 5).
+//! user and `connection` name, with a client of its own over rumqttc's packet codec (MQTT
+//! 3.1.1 and 5; see `client`).
 //!
 //! Task fields (besides the common `name`, `connection`, `timeout`, `assertions`, ...):
 //!
@@ -12,7 +13,7 @@
 //! - `version`: `3.1.1` (also `3`, `4`; the default, as LoadDensity's paho client) or `5`.
 //! - `client_id` (placeholders allowed; default a unique `ld-...` id per user and connection),
 //!   `username`, `password`, `clean_session` (default true), `keep_alive` (or LoadDensity's
-//!   `keepalive`) in whole seconds, default 60 (MQTT 5 through rumqttc: at least 5).
+//!   `keepalive`) in whole seconds, default 60 (0: no keep-alive pings).
 //! - TLS: an `mqtts://` broker or `"tls": true`; `verify` (false, or a CA bundle path, as for
 //!   HTTP), `ca_cert` (a PEM file of CAs to trust besides the web roots), `cert` and `key`
 //!   (PEM client certificate and key; `cert` alone holds both). `--insecure` applies.
