@@ -1,7 +1,8 @@
 //! One MQTT connection of a user (3.1.1 or 5): a client of its own over rumqttc's packet codec
 //! (`rumqttc::mqttbytes::v4`, `rumqttc::v5::mqttbytes::v5`), driven by one task.
 //!
-//! The driver task owns the stream (TCP, or TLS over it) and forwards what the steps wait for
+//! The driver task owns the stream (TCP, or TLS over it; either one carrying WebSocket binary
+//! frames for a `ws://` or `wss://` broker) and forwards what the steps wait for
 //! over two bounded queues: received messages, and control events (CONNACK, the packet id a
 //! request went out with, its acknowledgement, connection errors). Both are fed with
 //! `try_send`: a driver never waits for a step, so keep-alive pings and acks go on while no
@@ -28,12 +29,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use rumqttc::mqttbytes::v4 as p4;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::either::Either;
 
 use super::super::net::Io;
@@ -55,6 +62,8 @@ const HEADER_ROOM: usize = 4096;
 const READ_START: usize = 512;
 /// The most a read asks for at once when the buffer grows for a burst of small packets.
 const READ_BURST: usize = 16 * 1024;
+/// The WebSocket read buffer (tungstenite allocates it whole).
+const WS_READ_BUFFER: usize = 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -76,6 +85,8 @@ pub(super) struct Options {
     pub(super) clean_session: bool,
     pub(super) keep_alive: Duration,
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    /// `ws://` or `wss://` URL: MQTT over WebSocket (subprotocol `mqtt`) to `host:port`.
+    pub(super) ws: Option<String>,
     /// Seconds the TCP, TLS and MQTT handshakes get together; a write gets as long (or the
     /// keep-alive interval when that is longer).
     pub(super) connect_timeout: u64,
@@ -293,9 +304,21 @@ impl Conn {
     }
 }
 
-/// The stream a connection speaks over.
-struct Link {
-    io: Io,
+/// The stream a connection speaks over: MQTT's bytes as they are, or in WebSocket binary
+/// frames (a packet may span frames, and a frame hold several packets).
+enum Link {
+    Stream(Io),
+    Ws(Box<WebSocketStream<Io>>),
+}
+
+/// What a WebSocket failure means for the connection.
+fn ws_failure(e: WsError, max_body: usize) -> Failure {
+    match e {
+        WsError::Capacity(_) => too_large(max_body),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => broker_closed(),
+        WsError::Io(e) => Failure::io(FailureKind::Closed, "the connection failed", &e),
+        other => Failure::new(FailureKind::Protocol, format!("WebSocket: {other}")),
+    }
 }
 
 impl Link {
@@ -321,15 +344,67 @@ impl Link {
                 Either::Right(Box::new(s))
             }
         };
-        Ok(Link { io })
+        let Some(url) = &o.ws else {
+            return Ok(Link::Stream(io));
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Failure::new(FailureKind::Plan, format!("invalid URL {url:?}: {e}")))?;
+        request
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
+        // A small read buffer, frames written as they come; a message past the packet cap
+        // is refused as it arrives.
+        let cap = o.max_body.saturating_add(HEADER_ROOM);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(MAX_OUTGOING.saturating_add(WS_READ_BUFFER))
+            .max_message_size(Some(cap))
+            .max_frame_size(Some(cap));
+        match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
+            Ok((ws, _)) => Ok(Link::Ws(Box::new(ws))),
+            Err(WsError::Http(r)) => Err(Failure::new(
+                FailureKind::Protocol,
+                format!(
+                    "the WebSocket handshake was refused with HTTP {}",
+                    r.status().as_u16()
+                ),
+            )),
+            Err(e) => Err(Failure::new(
+                FailureKind::Protocol,
+                format!("the WebSocket handshake failed: {e}"),
+            )),
+        }
     }
 
     /// Reads what has arrived into `buf` (cancel-safe); how many bytes.
-    async fn read(&mut self, buf: &mut BytesMut) -> Result<usize, Failure> {
+    async fn read(&mut self, buf: &mut BytesMut, max_body: usize) -> Result<usize, Failure> {
+        let io = match self {
+            Link::Stream(io) => io,
+            Link::Ws(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        buf.extend_from_slice(&b);
+                        return Ok(b.len());
+                    }
+                    Some(Ok(Message::Text(_))) => {
+                        return Err(Failure::new(
+                            FailureKind::Protocol,
+                            "the broker sent a WebSocket text frame (MQTT's frames are binary)",
+                        ));
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Err(broker_closed()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(ws_failure(e, max_body)),
+                }
+            },
+        };
         if buf.capacity() == buf.len() {
             buf.reserve(buf.capacity().clamp(READ_START, READ_BURST));
         }
-        match self.io.read_buf(buf).await {
+        match io.read_buf(buf).await {
             Ok(0) => Err(Failure::new(
                 FailureKind::Closed,
                 "the broker closed the connection",
@@ -343,11 +418,19 @@ impl Link {
         }
     }
 
-    async fn write(&mut self, bytes: BytesMut) -> Result<(), Failure> {
+    async fn write(&mut self, bytes: BytesMut, max_body: usize) -> Result<(), Failure> {
         let failed =
             |e: std::io::Error| Failure::io(FailureKind::Closed, "the connection failed", &e);
-        self.io.write_all(&bytes).await.map_err(failed)?;
-        self.io.flush().await.map_err(failed)
+        match self {
+            Link::Stream(io) => {
+                io.write_all(&bytes).await.map_err(failed)?;
+                io.flush().await.map_err(failed)
+            }
+            Link::Ws(ws) => ws
+                .send(Message::Binary(bytes.freeze()))
+                .await
+                .map_err(|e| ws_failure(e, max_body)),
+        }
     }
 }
 
@@ -748,7 +831,7 @@ impl Driver {
             return Ok(());
         }
         let bound = Duration::from_secs(self.o.connect_timeout).max(self.o.keep_alive);
-        tokio::time::timeout(bound, link.write(buf))
+        tokio::time::timeout(bound, link.write(buf, self.o.max_body))
             .await
             .map_err(|_| {
                 Failure::new(
@@ -816,7 +899,7 @@ impl Driver {
         loop {
             let room = self.inflight.len() + self.acks.len() < INFLIGHT;
             tokio::select! {
-                read = link.read(&mut buf) => {
+                read = link.read(&mut buf, self.o.max_body) => {
                     let n = read?;
                     let mut acks = BytesMut::new();
                     while let Some(p) = decode(self.o.version, &mut buf, self.incoming_max)? {
@@ -870,7 +953,7 @@ impl Driver {
         let mut link = Link::open(&self.o).await?;
         self.write(&mut link, &[Out::Connect]).await?;
         loop {
-            link.read(buf).await?;
+            link.read(buf, self.o.max_body).await?;
             match decode(self.o.version, buf, self.incoming_max)? {
                 None => {}
                 Some(In::ConnAck(Ok(()), session, keep_alive)) => {
