@@ -285,3 +285,41 @@ fn a_ws_broker_speaks_mqtt_over_websocket_with_packets_split_across_frames() {
     let line = run.failure("got").unwrap_or_else(|| panic!("{run}"));
     assert!(line.contains("check") && line.contains("three"), "{line}");
 }
+
+#[test]
+fn keep_alive_pings_hold_a_short_session_and_a_missing_pingresp_is_noticed() {
+    // rumqttd closes a connection silent for 1.5 keep-alive intervals: pings keep it open.
+    let b = mqtt::broker();
+    let tasks = json!([
+        {"protocol": "mqtt", "version": 5, "method": "connect", "broker": b.v5.to_string(),
+         "keep_alive": 1, "name": "connect"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/quiet", "timeout": 3,
+         "name": "quiet"},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/quiet", "payload": "still here",
+         "qos": 1, "name": "pub"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/quiet", "name": "got",
+         "assertions": [{"type": "contains", "value": "still here"}]},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let line = run.failure("quiet").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("no message on \"t/quiet\""), "{line}");
+    assert!(!line.contains("reconnects"), "{line}");
+    assert!(run.failure("pub").is_none(), "{run}");
+    assert!(run.failure("got").is_none(), "{run}");
+
+    let mute = mqtt::mute_broker();
+    let tasks = json!([
+        {"method": "connect", "broker": mute.to_string(), "keep_alive": 1, "name": "connect"},
+        {"method": "expect", "topic": "t/never", "timeout": 4, "name": "never"},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.failure("connect").is_none(), "{run}");
+    let line = run.failure("never").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("no SUBACK"), "{line}");
+    assert!(
+        line.contains("no PINGRESP within the keep-alive interval"),
+        "{line}"
+    );
+}

@@ -218,3 +218,29 @@ async fn bridge(
     };
     tokio::join!(up, down);
 }
+
+/// A broker that accepts MQTT 3.1.1 connections with a CONNACK and then answers nothing (no
+/// PINGRESP, no SUBACK), to show that a client notices; its threads live until the test
+/// binary exits.
+pub fn mute_broker() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().expect("the broker's address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                // The CONNECT, then a CONNACK that accepts it; what follows is read and dropped.
+                if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                    return;
+                }
+                if stream.write_all(&[0x20, 0x02, 0x00, 0x00]).is_err() {
+                    return;
+                }
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}

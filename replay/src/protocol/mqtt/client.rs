@@ -116,12 +116,17 @@ pub(super) enum Ctl {
     Sent(Sent, u16),
     PubAck(u16),
     PubComp(u16),
-    /// SUBACK: the granted QoS of each filter, `None` for one the broker refused.
-    SubAck(u16, Vec<Option<u8>>),
+    /// SUBACK: the granted QoS of the filter (a request subscribes one), `None` when the
+    /// broker refused it.
+    SubAck(u16, Option<u8>),
     UnsubAck(u16),
     /// The connection failed; the driver reconnects unless it never connected.
     Error(Box<Failure>),
 }
+
+// A queue allocates its slots 32 at a time, for every connection: keep them two words.
+const _: () = assert!(std::mem::size_of::<Ctl>() <= 16);
+const _: () = assert!(std::mem::size_of::<Request>() <= 16);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Sent {
@@ -161,9 +166,15 @@ pub(super) struct Outgoing {
 /// What a step asks the driver for.
 enum Request {
     Publish(Box<Outgoing>),
-    Subscribe(String, u8),
-    Unsubscribe(String),
+    Subscribe(Box<Filter>),
+    Unsubscribe(Box<Filter>),
     Disconnect,
+}
+
+/// A topic filter and the QoS it is subscribed at.
+struct Filter {
+    filter: String,
+    qos: u8,
 }
 
 /// The client half of a connection: it queues requests for the driver.
@@ -195,12 +206,20 @@ impl Client {
     }
 
     pub(super) async fn subscribe(&self, filter: &str, qos: u8) -> Result<(), Failure> {
-        self.send(Request::Subscribe(filter.to_string(), qos), "subscribe")
+        let f = Filter {
+            filter: filter.to_string(),
+            qos,
+        };
+        self.send(Request::Subscribe(Box::new(f)), "subscribe")
             .await
     }
 
     pub(super) async fn unsubscribe(&self, filter: &str) -> Result<(), Failure> {
-        self.send(Request::Unsubscribe(filter.to_string()), "unsubscribe")
+        let f = Filter {
+            filter: filter.to_string(),
+            qos: 0,
+        };
+        self.send(Request::Unsubscribe(Box::new(f)), "unsubscribe")
             .await
     }
 
@@ -463,6 +482,29 @@ enum Out<'a> {
     Unsubscribe(u16, &'a str),
     PingReq,
     Disconnect,
+}
+
+impl Out<'_> {
+    /// About the encoded size, so that a write's buffer is allocated once.
+    fn size_hint(&self) -> usize {
+        match self {
+            Out::Publish(m, ..) => {
+                let props = m.props.as_ref().map_or(0, |p| {
+                    p.user_properties
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 5)
+                        .sum::<usize>()
+                        + p.content_type.as_ref().map_or(0, String::len)
+                        + p.response_topic.as_ref().map_or(0, String::len)
+                        + 32
+                });
+                m.topic.len() + m.payload.len() + props + 16
+            }
+            Out::Subscribe(_, f, _) | Out::Unsubscribe(_, f) => f.len() + 16,
+            Out::Connect => 128,
+            _ => 8,
+        }
+    }
 }
 
 fn qos4(q: u8) -> rumqttc::mqttbytes::QoS {
@@ -819,7 +861,7 @@ impl Driver {
 
     /// Writes `packets` within the write bound.
     async fn write(&self, link: &mut Link, packets: &[Out<'_>]) -> Result<(), Failure> {
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(packets.iter().map(Out::size_hint).sum());
         for p in packets {
             encode(&self.o, *p, &mut buf)?;
         }
@@ -849,7 +891,9 @@ impl Driver {
         let mut buf = BytesMut::with_capacity(READ_START);
         let wait = Duration::from_secs(self.o.connect_timeout.max(1));
         let (mut link, session_present, server_keep_alive) =
-            tokio::time::timeout(wait, self.handshake(&mut buf))
+            // Boxed: the TCP, TLS and WebSocket handshakes' state is large and needed only
+            // while connecting, not in every idle connection's task.
+            tokio::time::timeout(wait, Box::pin(self.handshake(&mut buf)))
                 .await
                 .map_err(|_| {
                     Failure::new(FailureKind::Timeout, "the broker did not answer in time")
@@ -923,6 +967,12 @@ impl Driver {
                     }
                 }
                 () = &mut ping, if !keep_alive.is_zero() => {
+                    // The timer is moved on lazily, not at every write.
+                    let due = last_write + keep_alive;
+                    if !self.pinged && due > tokio::time::Instant::now() {
+                        ping.as_mut().reset(due);
+                        continue;
+                    }
                     if self.pinged {
                         return Err(Failure::new(
                             FailureKind::Timeout,
@@ -935,11 +985,8 @@ impl Driver {
                     self.write(&mut link, &[Out::PingReq]).await?;
                     self.pinged = true;
                     last_write = tokio::time::Instant::now();
+                    ping.as_mut().reset(last_write + keep_alive);
                 }
-            }
-            let next = last_write + keep_alive;
-            if ping.deadline() != next {
-                ping.as_mut().reset(next);
             }
         }
     }
@@ -1013,7 +1060,8 @@ impl Driver {
             }
             In::SubAck(pkid, codes) => {
                 self.acks.retain(|i| *i != pkid);
-                let _ = self.control.try_send(Ctl::SubAck(pkid, codes));
+                let code = codes.first().copied().flatten();
+                let _ = self.control.try_send(Ctl::SubAck(pkid, code));
             }
             In::UnsubAck(pkid) => {
                 self.acks.retain(|i| *i != pkid);
@@ -1053,17 +1101,17 @@ impl Driver {
                     let _ = self.control.try_send(Ctl::Sent(Sent::Publish, id));
                 }
             }
-            Request::Subscribe(filter, qos) => {
+            Request::Subscribe(f) => {
                 let id = self.next_id();
                 self.acks.push(id);
-                self.write(link, &[Out::Subscribe(id, &filter, qos)])
+                self.write(link, &[Out::Subscribe(id, &f.filter, f.qos)])
                     .await?;
                 let _ = self.control.try_send(Ctl::Sent(Sent::Subscribe, id));
             }
-            Request::Unsubscribe(filter) => {
+            Request::Unsubscribe(f) => {
                 let id = self.next_id();
                 self.acks.push(id);
-                self.write(link, &[Out::Unsubscribe(id, &filter)]).await?;
+                self.write(link, &[Out::Unsubscribe(id, &f.filter)]).await?;
                 let _ = self.control.try_send(Ctl::Sent(Sent::Unsubscribe, id));
             }
             Request::Disconnect => {

@@ -628,6 +628,8 @@ async fn ensure(
             Ok(Some(_)) => {}
         }
     }
+    // Room for this one only: a user has one connection or a few.
+    s.conns.reserve_exact(1);
     s.conns.push(Named {
         name: task.connection.clone(),
         broker,
@@ -815,9 +817,9 @@ async fn subscribe(
             pkid = Some(*id);
             None
         }
-        Ctl::SubAck(id, codes) if pkid == Some(*id) => Some(match codes.first() {
-            Some(Some(q)) => Ok(*q),
-            _ => Err(Failure::new(
+        Ctl::SubAck(id, code) if pkid == Some(*id) => Some(match code {
+            Some(q) => Ok(*q),
+            None => Err(Failure::new(
                 FailureKind::Protocol,
                 format!("the broker refused the subscription to {filter:?}"),
             )),
