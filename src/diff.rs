@@ -277,6 +277,11 @@ pub(crate) struct ReplayStoreArgs {
     #[arg(long, value_name = "PATH", env = "LD_DB", help_heading = "Baselines")]
     pub(crate) db: Option<PathBuf>,
 
+    /// Records of requests stored a second, of passed and of failed ones each, e.g. 500/s;
+    /// `all` stores every one. The run's figures always count every request
+    #[arg(long, value_name = "RATE|all", default_value = "1000/s", value_parser = records_per_s, help_heading = "Baselines")]
+    pub(crate) store_records: RecordsPerS,
+
     /// A label for this run, e.g. the branch or the pull request
     #[arg(long, help_heading = "Baselines")]
     pub(crate) label: Option<String>,
@@ -304,6 +309,24 @@ pub(crate) struct ReplayStoreArgs {
 
     #[command(flatten)]
     pub(crate) thresholds: ThresholdArgs,
+}
+
+/// `--store-records`: a number a second, or every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordsPerS(pub(crate) Option<u32>);
+
+fn records_per_s(s: &str) -> Result<RecordsPerS, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(RecordsPerS(None));
+    }
+    let n = s.strip_suffix("/s").unwrap_or(s).trim();
+    match n.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(RecordsPerS(Some(n))),
+        _ => Err(format!(
+            "expected records a second such as 1000/s (1 to {}), or `all`; got `{s}`",
+            u32::MAX
+        )),
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -370,7 +393,9 @@ impl ReplayStore {
             load,
         );
         let store = me.open_store(args)?;
-        me.recorder = Some(store.recorder(meta).map_err(store_error)?);
+        let recorder = store.recorder(meta).map_err(store_error)?;
+        recorder.set_records_per_s(args.store_records.0);
+        me.recorder = Some(recorder);
         Ok(me)
     }
 
@@ -474,8 +499,16 @@ impl ReplayStore {
         if let Some(rec) = &self.recorder {
             match rec.finish(end) {
                 Ok(Some(id)) => {
+                    let skipped = rec.records_skipped();
+                    let kept = match skipped {
+                        0 => String::new(),
+                        n => format!(
+                            " (its figures count every request; {n} request records past \
+                             the store's budget a second were left out: --store-records)"
+                        ),
+                    };
                     gate.notes
-                        .push(format!("stored as run {id} in {}", self.db.display()));
+                        .push(format!("stored as run {id} in {}{kept}", self.db.display()));
                     gate.stored = Some(id);
                 }
                 Ok(None) => {}

@@ -673,3 +673,94 @@ fn doc_with(plan_path: &Path, variables: Value) {
     doc["load_density"][0][1]["variables"] = variables;
     std::fs::write(plan_path, doc.to_string()).expect("write");
 }
+
+/// The records `ld.db` holds for run `id`, read back through LoadDensity's own command.
+fn stored_records(dir: &Path, id: i64) -> usize {
+    let doc = json!({"load_density": [["LD_fetch_run_records", ["ld.db", id]]]});
+    std::fs::write(dir.join("fetch.json"), doc.to_string()).expect("plan");
+    let out = ld()
+        .current_dir(dir)
+        .args(["replay", "fetch.json", "--no-store"])
+        .output()
+        .expect("ld replay");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).matches("\"status_code\"").count()
+}
+
+/// Every request `ld runs show` counts for run `id`.
+fn stored_requests(dir: &Path, id: &str) -> u64 {
+    let out = ld()
+        .current_dir(dir)
+        .args(["runs", "show", id, "--json"])
+        .output()
+        .expect("runs show");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    doc["names"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|a| a["requests"].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_load_run_keeps_records_within_its_budget_a_second_and_counts_every_request() {
+    let switches = Arc::new(Switches::default());
+    let (addr, _server) = api(&switches);
+    let dir = tempfile::tempdir().expect("tempdir");
+    plan(dir.path(), addr, &["/api/users", "/api/item"]);
+    let load = |budget: &str| {
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["replay", "actions.json", "-u", "4", "-d", "2s"])
+            .args(["--store-records", budget, "--report", "summary"])
+            .output()
+            .expect("ld replay");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let summary: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("loaddensity-summary.json")).expect("summary"),
+        )
+        .expect("summary json");
+        (
+            summary["totals"]["requests"].as_u64().expect("requests"),
+            text(&out.stderr),
+        )
+    };
+
+    let (requests, stderr) = load("20/s");
+    assert!(
+        requests > 200,
+        "the run must outpace the budget to test it: {requests} requests"
+    );
+    assert_eq!(
+        stored_requests(dir.path(), "1"),
+        requests,
+        "figures count every request"
+    );
+    let records = stored_records(dir.path(), 1);
+    // Two seconds of load, and the part of a third second the run ends in.
+    assert!(
+        (1..=60).contains(&records),
+        "{records} records stored for {requests} requests"
+    );
+    assert!(
+        stderr.contains("records past the store's budget a second were left out"),
+        "{stderr}"
+    );
+
+    let (requests, stderr) = load("all");
+    assert_eq!(stored_requests(dir.path(), "2"), requests);
+    assert_eq!(stored_records(dir.path(), 2), requests as usize);
+    assert!(!stderr.contains("left out"), "{stderr}");
+
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--store-records", "0/s"])
+        .output()
+        .expect("ld replay");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected records a second such as 1000/s"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -239,3 +239,87 @@ fn bad_fields_point_into_the_plan() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("qoss"), "{run}");
 }
+
+#[test]
+fn a_ws_broker_speaks_mqtt_over_websocket_with_packets_split_across_frames() {
+    let b = mqtt::broker();
+    let v5 = mqtt::ws_bridge(b.v5);
+    let broker = format!("ws://{}/mqtt", v5.addr);
+    let tasks = json!([
+        {"protocol": "mqtt", "version": 5, "method": "subscribe", "broker": broker,
+         "topic": "t/ws/+", "qos": 2, "name": "sub"},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/ws/1", "payload": "over websocket",
+         "qos": 1, "user_properties": {"via": "ws"}, "name": "pub1"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/ws/+", "name": "got1",
+         "assertions": [{"type": "contains", "value": "over websocket"},
+                        {"type": "header", "name": "via", "value": "ws"}]},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/ws/2", "payload": "two", "qos": 2,
+         "name": "pub2"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/ws/+", "name": "got2",
+         "assertions": [{"type": "regex", "pattern": "^two$"}]},
+        {"protocol": "mqtt", "method": "disconnect", "name": "bye"},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    for name in ["pub1", "got1", "pub2", "got2"] {
+        assert!(run.stdout.contains(name), "{name} missing\n{run}");
+    }
+    let (offered, path) = v5
+        .handshakes
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("a WebSocket handshake at the bridge");
+    assert_eq!((offered.as_str(), path.as_str()), ("mqtt", "/mqtt"));
+
+    let v4 = mqtt::ws_bridge(b.v4);
+    let tasks = json!([
+        {"method": "subscribe", "broker": format!("ws://{}", v4.addr), "topic": "t/ws4",
+         "qos": 1, "name": "sub"},
+        {"method": "publish", "topic": "t/ws4", "payload": "three", "qos": 1, "name": "pub"},
+        {"method": "expect", "topic": "t/ws4", "name": "got",
+         "assertions": [{"type": "contains", "value": "four"}]},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    // The message arrives over WebSocket and fails its check: the payload is compared.
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.failure("pub").is_none(), "{run}");
+    let line = run.failure("got").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("check") && line.contains("three"), "{line}");
+}
+
+#[test]
+fn keep_alive_pings_hold_a_short_session_and_a_missing_pingresp_is_noticed() {
+    // rumqttd closes a connection silent for 1.5 keep-alive intervals: pings keep it open.
+    let b = mqtt::broker();
+    let tasks = json!([
+        {"protocol": "mqtt", "version": 5, "method": "connect", "broker": b.v5.to_string(),
+         "keep_alive": 1, "name": "connect"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/quiet", "timeout": 3,
+         "name": "quiet"},
+        {"protocol": "mqtt", "method": "publish", "topic": "t/quiet", "payload": "still here",
+         "qos": 1, "name": "pub"},
+        {"protocol": "mqtt", "method": "expect", "topic": "t/quiet", "name": "got",
+         "assertions": [{"type": "contains", "value": "still here"}]},
+    ]);
+    let run = replay("fast_http_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let line = run.failure("quiet").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("no message on \"t/quiet\""), "{line}");
+    assert!(!line.contains("reconnects"), "{line}");
+    assert!(run.failure("pub").is_none(), "{run}");
+    assert!(run.failure("got").is_none(), "{run}");
+
+    let mute = mqtt::mute_broker();
+    let tasks = json!([
+        {"method": "connect", "broker": mute.to_string(), "keep_alive": 1, "name": "connect"},
+        {"method": "expect", "topic": "t/never", "timeout": 4, "name": "never"},
+    ]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.failure("connect").is_none(), "{run}");
+    let line = run.failure("never").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.contains("no SUBACK"), "{line}");
+    assert!(
+        line.contains("no PINGRESP within the keep-alive interval"),
+        "{line}"
+    );
+}

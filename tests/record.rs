@@ -1081,21 +1081,29 @@ fn stalled_clients_are_dropped_after_the_header_timeout_even_before_auth() {
 /// /proc/net/tcp shows established with that local port).
 #[cfg(target_os = "linux")]
 fn accepted_connections(pid: u32, port: u16) -> usize {
-    let mut inodes = std::collections::HashSet::new();
-    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for fd in fds.flatten() {
-            if let Ok(link) = std::fs::read_link(fd.path()) {
-                let link = link.to_string_lossy().into_owned();
-                if let Some(inode) = link
-                    .strip_prefix("socket:[")
-                    .and_then(|s| s.strip_suffix(']'))
-                {
-                    inodes.insert(inode.to_string());
+    let sockets = || {
+        let mut inodes = std::collections::HashSet::new();
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(link) = std::fs::read_link(fd.path()) {
+                    let link = link.to_string_lossy().into_owned();
+                    if let Some(inode) = link
+                        .strip_prefix("socket:[")
+                        .and_then(|s| s.strip_suffix(']'))
+                    {
+                        inodes.insert(inode.to_string());
+                    }
                 }
             }
         }
-    }
+        inodes
+    };
+    // The descriptors are listed before and after the table is read, and only those in
+    // both count: the three reads are not one snapshot.
+    let before = sockets();
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let after = sockets();
+    let inodes: std::collections::HashSet<&String> = before.intersection(&after).collect();
     table
         .lines()
         .skip(1)
@@ -1104,7 +1112,7 @@ fn accepted_connections(pid: u32, port: u16) -> usize {
             fields.len() > 9
                 && fields[1].ends_with(&format!(":{port:04X}"))
                 && fields[3] == "01"
-                && inodes.contains(fields[9])
+                && inodes.contains(&fields[9].to_string())
         })
         .count()
 }

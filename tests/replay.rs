@@ -1268,4 +1268,62 @@ fn a_large_plan_reads_each_task_again_from_its_file_and_sends_them_all_in_order(
         assert_eq!(r.header("x-request"), format!("r-{i}"));
     }
     assert_eq!(got[n - 1].header("x-token"), "t-9");
+
+    // Through a pipe the text cannot be read again, so it is kept.
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "/dev/stdin", "--once", "-q", "--no-store"])
+        .write_stdin(doc.into_bytes())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = server.received();
+    assert_eq!(got.len(), n);
+    assert_eq!(got[n - 1].target, format!("/t?i={}", n - 1));
+    assert_eq!(got[n - 1].header("x-token"), "t-9");
+}
+
+#[test]
+fn http2_posts_bodies_and_reads_replies_larger_than_its_windows_on_one_connection() {
+    // 6 MiB: past a stream's 2 MiB window and the connection's 5 MiB, so the reply only
+    // arrives whole if the client hands the window back as it reads.
+    let big = "x".repeat(6 << 20);
+    let (addr, server) = serve(Kind::H2c, move |r: &Received| match r.path() {
+        "/echo" => Reply::new(200, r.body.clone()),
+        _ => Reply::new(200, big.clone()),
+    });
+    let base = format!("http://{addr}");
+    let tasks = json!([
+        {"method": "post", "request_url": format!("{base}/echo"), "name": "echo",
+         "json": {"order": 17, "items": ["lamp", "desk"]},
+         "assertions": [{"type": "json_path", "path": "order", "value": 17}]},
+        {"method": "get", "request_url": format!("{base}/big"), "name": "big",
+         "assertions": [{"type": "contains", "value": "xxxx"}]}
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "plan.json", &plan(tasks, json!({})));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--http2-prior-knowledge", "-n", "3"])
+        .args(["--report", "summary", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(summary["totals"]["requests"], 6);
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().all(|r| r.version == HttpVersion::HTTP_2));
+    let posted: serde_json::Value = serde_json::from_slice(&got[0].body).expect("posted json");
+    assert_eq!(posted["order"], 17);
 }

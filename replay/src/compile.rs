@@ -727,7 +727,11 @@ impl Compiler<'_> {
             .into_iter()
             .map(|t| t.map(|raw| Tasks::of(&text, raw)))
             .collect();
-        let source = if text.len() > KEEP_TEXT {
+        // Only a regular file that still has the text's length is read again: a pipe or a
+        // process substitution is read once.
+        let again = text.len() > KEEP_TEXT
+            && std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64);
+        let source = if again {
             drop(text);
             TaskSource::File(path.to_path_buf())
         } else {

@@ -772,14 +772,24 @@ impl Sink for RemoteWrite {
     }
 }
 
-/// StatsD: per batch and name a request counter and a failure counter (`:N|c`, as StatsD
-/// clients aggregate), and per sample a timer, written straight into datagrams.
+/// Timer lines a second per name, at most, before timers are sampled.
+const TIMERS_PER_S: u64 = 1000;
+
+/// StatsD: per name a request counter and a failure counter each second (`:N|c`, as StatsD
+/// clients aggregate), and a timer per sample, written straight into datagrams that are sent
+/// when full and each second. Past [`TIMERS_PER_S`] samples of a name in a second, the next
+/// second sends one timer in every `k` with StatsD's sample rate (`|ms|@0.25`), so the
+/// daemon scales its counts back and what the run sends stays bounded whatever its rate.
 struct Statsd {
     socket: UdpSocket,
     keys: Vec<String>,
-    /// Per name id: requests and failures in the batch being encoded.
+    /// Per name id: requests and failures since the counters were last sent.
     counts: Vec<(u64, u64)>,
-    dropped: AtomicU64,
+    /// Per name id: one timer in every `k` samples (1: every sample), and samples seen.
+    every: Vec<(u64, u64)>,
+    /// Per name id: samples since the sample rates were last set.
+    interval: Vec<u64>,
+    out: Datagrams,
 }
 
 impl Statsd {
@@ -788,75 +798,28 @@ impl Statsd {
             socket: udp(addr)?,
             keys: Vec::new(),
             counts: Vec::new(),
-            dropped: AtomicU64::new(0),
+            every: Vec::new(),
+            interval: Vec::new(),
+            out: Datagrams {
+                dropped: AtomicU64::new(0),
+                buf: Vec::with_capacity(MAX_DATAGRAM),
+                line: Vec::with_capacity(128),
+            },
         })
     }
-}
 
-/// Datagrams being packed: lines joined by newlines, sent when the next would pass
-/// [`MAX_DATAGRAM`].
-struct Datagrams<'a> {
-    socket: &'a UdpSocket,
-    dropped: &'a AtomicU64,
-    buf: Vec<u8>,
-    line: Vec<u8>,
-}
-
-impl Datagrams<'_> {
-    /// Sends the line built in `self.line`.
-    fn push_line(&mut self) {
-        if !self.buf.is_empty() && self.buf.len() + 1 + self.line.len() > MAX_DATAGRAM {
-            self.flush();
+    fn grow(&mut self, i: usize) {
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, (0, 0));
+            self.every.resize(i + 1, (1, 0));
+            self.interval.resize(i + 1, 0);
         }
-        if !self.buf.is_empty() {
-            self.buf.push(b'\n');
-        }
-        self.buf.extend_from_slice(&self.line);
-        self.line.clear();
     }
 
+    /// Sends the counters and whatever lines are waiting.
     fn flush(&mut self) {
-        if !self.buf.is_empty() && self.socket.send(&self.buf).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        self.buf.clear();
-    }
-}
-
-impl Sink for Statsd {
-    fn name(&self) -> &str {
-        "statsd"
-    }
-
-    fn start(&mut self, names: &[Name]) -> Result<(), String> {
-        self.keys = names.iter().map(|n| statsd_key(&n.name)).collect();
-        self.counts = vec![(0, 0); names.len()];
-        Ok(())
-    }
-
-    fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
-        let mut out = Datagrams {
-            socket: &self.socket,
-            dropped: &self.dropped,
-            buf: Vec::with_capacity(MAX_DATAGRAM),
-            line: Vec::with_capacity(128),
-        };
         let mut n = itoa::Buffer::new();
-        for r in samples {
-            let i = r.name_id as usize;
-            if i >= self.counts.len() {
-                self.counts.resize(i + 1, (0, 0));
-            }
-            self.counts[i].0 += 1;
-            self.counts[i].1 += u64::from(r.error.is_some());
-            let key = self.keys.get(i).map_or("unnamed", String::as_str);
-            out.line.extend_from_slice(b"loaddensity.latency.");
-            out.line.extend_from_slice(key.as_bytes());
-            out.line.push(b':');
-            millis(r.latency_us, &mut out.line);
-            out.line.extend_from_slice(b"|ms");
-            out.push_line();
-        }
+        let out = &mut self.out;
         for (i, (requests, failures)) in self.counts.iter_mut().enumerate() {
             let key = self.keys.get(i).map_or("unnamed", String::as_str);
             for (what, count) in [("requests", *requests), ("failures", *failures)] {
@@ -868,20 +831,133 @@ impl Sink for Statsd {
                     out.line.push(b':');
                     out.line.extend_from_slice(n.format(count).as_bytes());
                     out.line.extend_from_slice(b"|c");
-                    out.push_line();
+                    out.push_line(&self.socket);
                 }
             }
             *requests = 0;
             *failures = 0;
         }
-        out.flush();
+        out.flush(&self.socket);
+    }
+
+    /// Sets each name's sample rate from the samples of the interval that ended.
+    fn rates(&mut self, interval: Duration) {
+        let budget = (TIMERS_PER_S as f64 * interval.as_secs_f64()).max(1.0);
+        for (seen, (every, _)) in self.interval.iter_mut().zip(&mut self.every) {
+            // Rates below 1/10,000 would not show in four decimals.
+            *every = ((*seen as f64 / budget).ceil() as u64).clamp(1, 10_000);
+            *seen = 0;
+        }
+    }
+}
+
+/// Datagrams being packed: lines joined by newlines, sent when the next would pass
+/// [`MAX_DATAGRAM`].
+struct Datagrams {
+    dropped: AtomicU64,
+    buf: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl Datagrams {
+    /// Sends the line built in `self.line`.
+    fn push_line(&mut self, socket: &UdpSocket) {
+        if !self.buf.is_empty() && self.buf.len() + 1 + self.line.len() > MAX_DATAGRAM {
+            self.flush(socket);
+        }
+        if !self.buf.is_empty() {
+            self.buf.push(b'\n');
+        }
+        self.buf.extend_from_slice(&self.line);
+        self.line.clear();
+    }
+
+    fn flush(&mut self, socket: &UdpSocket) {
+        if !self.buf.is_empty() && socket.send(&self.buf).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.buf.clear();
+    }
+}
+
+/// `|@0.25`: StatsD's sample rate of one line in every `k`, to four decimals.
+fn sample_rate(k: u64, out: &mut Vec<u8>) {
+    let per_10k = (10_000 + k / 2) / k;
+    out.extend_from_slice(b"|@0.");
+    let digits = [
+        per_10k / 1000 % 10,
+        per_10k / 100 % 10,
+        per_10k / 10 % 10,
+        per_10k % 10,
+    ];
+    let used = digits.iter().rposition(|d| *d != 0).map_or(1, |p| p + 1);
+    out.extend(digits[..used].iter().map(|d| b'0' + *d as u8));
+}
+
+impl Sink for Statsd {
+    fn name(&self) -> &str {
+        "statsd"
+    }
+
+    fn start(&mut self, names: &[Name]) -> Result<(), String> {
+        self.keys = names.iter().map(|n| statsd_key(&n.name)).collect();
+        self.counts = vec![(0, 0); names.len()];
+        self.every = vec![(1, 0); names.len()];
+        self.interval = vec![0; names.len()];
+        Ok(())
+    }
+
+    fn batch(&mut self, samples: &[Record]) -> Result<(), String> {
+        for r in samples {
+            let i = r.name_id as usize;
+            self.grow(i);
+            self.counts[i].0 += 1;
+            self.counts[i].1 += u64::from(r.error.is_some());
+            self.interval[i] += 1;
+            let (every, seen) = &mut self.every[i];
+            *seen += 1;
+            if *seen % *every != 0 {
+                continue;
+            }
+            let k = *every;
+            let key = self.keys.get(i).map_or("unnamed", String::as_str);
+            let line = &mut self.out.line;
+            line.extend_from_slice(b"loaddensity.latency.");
+            line.extend_from_slice(key.as_bytes());
+            line.push(b':');
+            millis(r.latency_us, line);
+            line.extend_from_slice(b"|ms");
+            if k > 1 {
+                sample_rate(k, line);
+            }
+            self.out.push_line(&self.socket);
+        }
         Ok(())
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
-        let gauge = [format!("loaddensity.active_users:{}|g", s.active_users)];
-        send_lines(&self.socket, &gauge, &self.dropped);
+        let mut n = itoa::Buffer::new();
+        self.out
+            .line
+            .extend_from_slice(b"loaddensity.active_users:");
+        self.out
+            .line
+            .extend_from_slice(n.format(s.active_users).as_bytes());
+        self.out.line.extend_from_slice(b"|g");
+        self.out.push_line(&self.socket);
+        self.flush();
+        self.rates(Duration::from_secs(1));
         Ok(())
+    }
+
+    fn end_test(&mut self) -> Result<(), String> {
+        self.flush();
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Summary) -> Result<Vec<PathBuf>, String> {
+        self.flush();
+        Ok(Vec::new())
     }
 }
 
@@ -1113,5 +1189,91 @@ impl Sink for JsonFile {
             ));
         }
         Ok(vec![self.path.clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(latency_us: u64) -> Record {
+        Record {
+            name_id: 0,
+            status: 200,
+            latency_us,
+            bytes: 1,
+            at_us: 0,
+            url: "http://127.0.0.1/".into(),
+            error: None,
+            protocol: crate::protocol::ProtocolKind::Http,
+            kind: crate::protocol::FailureKind::Check,
+            check: 0,
+        }
+    }
+
+    #[test]
+    fn statsd_samples_timers_past_its_budget_and_counts_every_request() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let addr = rx.local_addr().expect("addr");
+        // Read while the sink sends: a socket's receive buffer holds fewer datagrams.
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = rx.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                lines.extend(text.lines().map(str::to_string));
+            }
+            lines
+        });
+        let mut sink = Statsd::new(addr).expect("statsd");
+        sink.start(&[Name {
+            name: "home page".into(),
+            method: "get".into(),
+        }])
+        .expect("start");
+        let batch: Vec<Record> = (0..300).map(|i| sample(1000 + i)).collect();
+        for _ in 0..10 {
+            sink.batch(&batch).expect("batch");
+            // Room for the reader: a full receive buffer drops datagrams.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink.snapshot(&Snapshot::default()).expect("snapshot");
+        for _ in 0..10 {
+            sink.batch(&batch).expect("batch");
+            // Room for the reader: a full receive buffer drops datagrams.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink.end_test().expect("end");
+        let lines = reader.join().expect("reader");
+        let timers = |suffix: &str| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with("loaddensity.latency.home_page:") && l.ends_with(suffix))
+                .count()
+        };
+        assert_eq!(timers("|ms"), 3000, "the first second: every sample");
+        assert_eq!(timers("|ms|@0.3333"), 1000, "then one in three");
+        let counted: u64 = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("loaddensity.requests.home_page:"))
+            .map(|v| v.trim_end_matches("|c").parse::<u64>().expect("count"))
+            .sum();
+        assert_eq!(counted, 6000);
+        assert!(lines.iter().all(|l| l.len() < MAX_DATAGRAM));
+    }
+
+    #[test]
+    fn sample_rates_have_four_decimals_at_most() {
+        let rate = |k| {
+            let mut v = Vec::new();
+            sample_rate(k, &mut v);
+            String::from_utf8(v).expect("ascii")
+        };
+        assert_eq!(rate(2), "|@0.5");
+        assert_eq!(rate(4), "|@0.25");
+        assert_eq!(rate(3), "|@0.3333");
+        assert_eq!(rate(10_000), "|@0.0001");
     }
 }

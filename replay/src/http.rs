@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{Method, Uri};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
@@ -30,7 +27,7 @@ use crate::task::{HttpTask, Prepared, Req, prepare};
 
 enum Sender {
     H1(h1::Conn),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(Box<crate::h2::Conn>),
 }
 
 struct Conn {
@@ -505,11 +502,11 @@ impl HttpTransport {
                     c.exchange(method, p, cookie.as_ref(), keep, want_headers)
                         .await
                 }
-                Sender::H2(s) => match p {
-                    Req::Full(p) => send_h2(s, method, p, cookie.as_ref(), keep).await,
+                Sender::H2(c) => match p {
+                    Req::Full(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
                     // A literal request on a connection that turned out to be HTTP/2.
                     Req::Literal(l) => match l.prepared() {
-                        Ok(p) => send_h2(s, method, &p, cookie.as_ref(), keep).await,
+                        Ok(p) => c.exchange(method, &p, cookie.as_ref(), keep).await,
                         Err(message) => {
                             return Err(message);
                         }
@@ -563,7 +560,7 @@ impl HttpTransport {
             .position(|c| c.https == https && c.port == port && c.tls == tls && c.host == host)?;
         let closed = match &mut self.conns[i].sender {
             Sender::H1(c) => !c.usable(),
-            Sender::H2(s) => s.is_closed(),
+            Sender::H2(c) => c.is_closed(),
         };
         if closed {
             self.conns.swap_remove(i);
@@ -594,88 +591,6 @@ fn cookie_header(jar: &Jar, p: Req<'_>) -> Option<HeaderValue> {
     HeaderValue::from_str(&text.join("; ")).ok()
 }
 
-/// One request on an HTTP/2 connection, through hyper.
-async fn send_h2(
-    sender: &mut http2::SendRequest<Full<Bytes>>,
-    method: &Method,
-    p: &Prepared,
-    cookie: Option<&HeaderValue>,
-    keep_body: Option<usize>,
-) -> Result<h1::Answer, h1::Failure> {
-    // `unsent`: the request was certainly not sent.
-    let failed = |what: &str, e: hyper::Error| h1::Failure {
-        unsent: e.is_canceled() || what == "connection",
-        no_reply: false,
-        message: chain(what, &e),
-    };
-    let mut req = Request::new(Full::new(p.body.clone()));
-    *req.method_mut() = method.clone();
-    *req.headers_mut() = p.headers.clone();
-    if p.default_user_agent {
-        req.headers_mut().insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(crate::task::USER_AGENT),
-        );
-    }
-    if let Some(c) = cookie {
-        req.headers_mut().insert(header::COOKIE, c.clone());
-    }
-    *req.uri_mut() = p.uri.clone();
-    for h in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::TE,
-        header::HOST,
-    ] {
-        req.headers_mut().remove(h);
-    }
-    req.headers_mut().remove("keep-alive");
-    req.headers_mut().remove("proxy-connection");
-    sender.ready().await.map_err(|e| failed("connection", e))?;
-    let response = sender
-        .send_request(req)
-        .await
-        .map_err(|e| failed("request", e))?;
-    let (parts, mut body) = response.into_parts();
-    let mut wire = 0u64;
-    let mut kept = 0usize;
-    let mut chunks: Vec<Bytes> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| h1::Failure {
-            unsent: false,
-            no_reply: false,
-            message: chain("reading the body", &e),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            wire += data.len() as u64;
-            if let Some(cap) = keep_body {
-                kept += data.len();
-                if kept > cap {
-                    // Dropping the body resets the stream; the connection stays usable.
-                    return Err(h1::Failure {
-                        unsent: false,
-                        no_reply: false,
-                        message: h1::too_large(cap),
-                    });
-                }
-                chunks.push(data);
-            }
-        }
-    }
-    let coding = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.as_bytes().to_vec());
-    Ok(h1::Answer {
-        status: parts.status.as_u16(),
-        coding,
-        headers: parts.headers,
-        body: concat(chunks),
-        wire,
-    })
-}
-
 async fn connect(
     p: Req<'_>,
     tls: &Arc<rustls::ClientConfig>,
@@ -703,42 +618,7 @@ async fn connect(
     if !h2 {
         return Ok(Sender::H1(h1::Conn::new(io)));
     }
-    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-        .await
-        .map_err(|e| chain("HTTP/2 handshake", &e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(Sender::H2(sender))
-}
-
-/// `what: error: cause: cause`, each cause once.
-fn chain(what: &str, e: &dyn std::error::Error) -> String {
-    let mut out = format!("{what}: {e}");
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-fn concat(chunks: Vec<Bytes>) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.into_iter().next().unwrap_or_default(),
-        _ => {
-            let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-            for c in &chunks {
-                v.extend_from_slice(c);
-            }
-            Bytes::from(v)
-        }
-    }
+    Ok(Sender::H2(Box::new(crate::h2::Conn::handshake(io).await?)))
 }
 
 /// Bodies whose encoded size is at least this are decoded on the blocking pool, so a

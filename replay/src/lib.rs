@@ -39,6 +39,7 @@ pub mod export;
 mod faker;
 mod grpc_post;
 mod h1;
+mod h2;
 mod http;
 mod load;
 pub mod notify;
@@ -153,7 +154,8 @@ pub struct ReplayOptions {
     /// Per-request timeout where a task sets none; default 30 s.
     pub timeout: Option<Duration>,
     pub http: HttpVersion,
-    /// Stores the run (names, every record, sampled response shapes); `None`: not stored.
+    /// Stores the run (names, its figures, records within the store's budget a second,
+    /// sampled response shapes); `None`: not stored.
     pub store: Option<ld_store::Recorder>,
     /// The most bytes of a response body kept for checks, extractors and the store, before
     /// and after decoding; a larger body fails its task. Default [`DEFAULT_MAX_BODY`].
@@ -441,7 +443,7 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
         sinks.push(export::sink(output).map_err(Error::plan)?);
     }
     if let Some(store) = &options.store {
-        sinks.push(Box::new(store::StoreSink(store.clone())));
+        sinks.push(Box::new(store::StoreSink::new(store.clone())));
     }
     warn(&program, &mut sinks);
     execute(program, &options, redactor, sinks).await
@@ -538,6 +540,9 @@ async fn execute(
         )?);
     }
     let summary = results.summary();
+    if let Some(store) = &options.store {
+        store.results(results.mergeable(interrupted));
+    }
     let mergeable = options.results.then(|| {
         let mut r = results.mergeable(interrupted);
         r.segment = (!options.segment.is_whole()).then_some(ld_store::results::SegmentId {

@@ -28,8 +28,20 @@ pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
 }
 
 /// The run store as a sink: every batch goes to its writer thread (a channel send, never a
-/// wait on the database).
-pub(crate) struct StoreSink(pub(crate) Recorder);
+/// wait on the database), less the records past the store's budget a second.
+pub(crate) struct StoreSink {
+    recorder: Recorder,
+    budget: Option<ld_store::Budget>,
+}
+
+impl StoreSink {
+    pub(crate) fn new(recorder: Recorder) -> StoreSink {
+        StoreSink {
+            budget: recorder.budget(),
+            recorder,
+        }
+    }
+}
 
 impl Sink for StoreSink {
     fn name(&self) -> &str {
@@ -37,20 +49,27 @@ impl Sink for StoreSink {
     }
 
     fn batch(&mut self, batch: &[Record]) -> Result<(), String> {
-        self.0.requests(
-            batch
-                .iter()
-                .map(|r| ld_store::Request {
-                    name_id: r.name_id,
-                    status: r.status,
-                    latency_us: r.latency_us,
-                    bytes: r.bytes,
-                    at_us: r.at_us,
-                    url: r.url.clone(),
-                    error: r.error.clone(),
-                })
-                .collect(),
-        );
+        let before = batch.len();
+        let kept: Vec<ld_store::Request> = batch
+            .iter()
+            .filter(|r| match &mut self.budget {
+                Some(b) => b.keep(r.at_us, r.error.is_some()),
+                None => true,
+            })
+            .map(|r| ld_store::Request {
+                name_id: r.name_id,
+                status: r.status,
+                latency_us: r.latency_us,
+                bytes: r.bytes,
+                at_us: r.at_us,
+                url: r.url.clone(),
+                error: r.error.clone(),
+            })
+            .collect();
+        if kept.len() < before {
+            self.recorder.skipped((before - kept.len()) as u64);
+        }
+        self.recorder.requests(kept);
         Ok(())
     }
 }

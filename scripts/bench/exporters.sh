@@ -31,6 +31,7 @@ need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/bin/time ] || need+=(time)
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -120,37 +121,47 @@ cat > "$BENCH_DIR/plan.json" <<JSON
   "tasks": [{"method": "get", "request_url": "http://127.0.0.1:$PORT/", "name": "hello", "assertions": [{"type": "status_code", "value": 200}]}]}]]}
 JSON
 
-run() {  # run LABEL [--out ...]: prints requests per second
+run() {  # run LABEL [--out ...]: prints requests per second, failures, CPU µs per request
   local label="$1"; shift
   rm -f "$BENCH_DIR/loaddensity-summary.json"
-  taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" --users "$CONNS" --spawn-rate 100000 \
+  /usr/bin/time -f '%U %S' -o "$BENCH_DIR/$label.time" taskset -c 1 "$LD_BIN" replay "$BENCH_DIR/plan.json" --users "$CONNS" --spawn-rate 100000 \
     --duration "${DURATION}s" --report summary --report-dir "$BENCH_DIR" -q "$@" >/dev/null 2>"$BENCH_DIR/$label.err" || true
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%.0f %d" % (s["run"]["requests_per_s"], s["totals"]["failures"]))' "$BENCH_DIR/loaddensity-summary.json"
+  python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+cpu = sum(float(x) for x in open(sys.argv[2]).read().split()[-2:])
+print("%.0f %d %.2f" % (s["run"]["requests_per_s"], s["totals"]["failures"], cpu * 1e6 / max(1, s["totals"]["requests"])))
+' "$BENCH_DIR/loaddensity-summary.json" "$BENCH_DIR/$label.time"
 }
 
-NONE_BEST=0; ALL_BEST=0; FIG_BEST=0; RATIOS=(); FIG_RATIOS=()
+NONE_BEST=0; ALL_BEST=0; FIG_BEST=0; RATIOS=(); FIG_RATIOS=(); CPU_RATIOS=(); FIG_CPU_RATIOS=()
+# CPU time per request: what throughput is on a core of its own, and robust to other load on
+# the machine (a busy machine shares core 1, and ld with more threads gets more of it).
+cpu_ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.3f}')" "$1" "$2"; }
 for round in $(seq "$ROUNDS"); do
   log "round $round/$ROUNDS: no outputs, $CONNS users, ${DURATION}s, core 1"
-  read -r none none_fail < <(run none)
+  read -r none none_fail none_cpu < <(run none)
   log "round $round/$ROUNDS: every output on"
   # A scrape each second while the run goes on, and a dashboard page's event stream (on core 0).
   ( sleep 1; taskset -c 0 curl -sN --max-time "$DURATION" "http://127.0.0.1:$DASH_PORT/events" -o /dev/null || true ) &
   ( end=$((SECONDS + DURATION + 2)); while [ $SECONDS -lt $end ]; do
       taskset -c 0 curl -fs "http://127.0.0.1:$PROM_PORT/metrics" -o /dev/null || true; sleep 1; done ) &
   SCRAPER=$!
-  read -r all all_fail < <(run all --out "prometheus=127.0.0.1:$PROM_PORT" \
+  read -r all all_fail all_cpu < <(run all --out "prometheus=127.0.0.1:$PROM_PORT" \
     --out "influxdb=udp://127.0.0.1:$UDP_PORT" --out "statsd=127.0.0.1:$UDP_PORT" \
     --out "json=$BENCH_DIR/samples.ndjson" --out "csv=$BENCH_DIR/samples.csv" \
     --out "prometheus-rw=http://127.0.0.1:$HTTP_PORT/api/v1/write" \
     --out "otlp=http://127.0.0.1:$HTTP_PORT/v1/metrics" --out "dashboard=127.0.0.1:$DASH_PORT")
   kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true
   log "round $round/$ROUNDS: the outputs fed from the aggregator only (prometheus, influxdb)"
-  read -r fig fig_fail < <(run figures --out "prometheus=127.0.0.1:$PROM_PORT" \
+  read -r fig fig_fail fig_cpu < <(run figures --out "prometheus=127.0.0.1:$PROM_PORT" \
     --out "influxdb=udp://127.0.0.1:$UDP_PORT")
   FIG_RATIOS+=("$(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$none" "$fig")")
   [ "$fig" -gt "$FIG_BEST" ] && FIG_BEST="$fig"
   samples="$(wc -l < "$BENCH_DIR/samples.ndjson" 2>/dev/null || echo 0)"
-  log "round $round: none $none req/s ($none_fail failures), all outputs $all req/s ($all_fail failures, $samples JSON samples)"
+  log "round $round: none $none req/s ($none_fail failures, $none_cpu CPU µs/request), all outputs $all req/s ($all_fail failures, $all_cpu CPU µs/request, $samples JSON samples)"
+  CPU_RATIOS+=("$(cpu_ratio "$none_cpu" "$all_cpu")")
+  FIG_CPU_RATIOS+=("$(cpu_ratio "$none_cpu" "$fig_cpu")")
   RATIOS+=("$(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$none" "$all")")
   [ "$none" -gt "$NONE_BEST" ] && NONE_BEST="$none"
   [ "$all" -gt "$ALL_BEST" ] && ALL_BEST="$all"
@@ -166,4 +177,8 @@ live outputs, $CONNS users, ${DURATION}s x $ROUNDS rounds, ld on core 1, nginx o
   ratio (best rounds):   $(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "$NONE_BEST" "$ALL_BEST")
   ratio (median round):  $MEDIAN   (per round: ${RATIOS[*]})
   prometheus + influxdb: $FIG_BEST req/s (best round), median ratio $FIG_MEDIAN (per round: ${FIG_RATIOS[*]})
+  CPU per request, none / every --out (the throughput ratio on an idle core):
+                         median $(median "${CPU_RATIOS[@]}")   (per round: ${CPU_RATIOS[*]})
+  CPU per request, none / prometheus + influxdb:
+                         median $(median "${FIG_CPU_RATIOS[@]}")   (per round: ${FIG_CPU_RATIOS[*]})
 OUT

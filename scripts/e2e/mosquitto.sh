@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End to end: Debian's mosquitto with a password file, a plain listener and a TLS listener
-# (a CA and a server certificate made here with openssl). `ld replay` logs in on both,
+# End to end: Debian's mosquitto with a password file, a plain listener, a TLS listener (a CA
+# and a server certificate made here with openssl), and WebSocket listeners without and with
+# TLS. `ld replay` logs in on each (MQTT over WebSocket as 3.1.1 and, with TLS, as 5),
 # publishes at QoS 1 and 2, expects its own messages back with checks, and a retained message
 # reaches a later subscriber; a wrong password and an unexpected payload must fail the run.
 # Loopback only; every step is bounded.
@@ -30,13 +31,20 @@ openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcrea
 
 "$PASSWD" -c -b "$W/passwd" loader 's3cret-pw' >/dev/null 2>&1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PLAIN="$(free_port)"; TLS="$(free_port)"
+PLAIN="$(free_port)"; TLS="$(free_port)"; WS="$(free_port)"; WSS="$(free_port)"
 cat > "$W/mosquitto.conf" <<CONF
 per_listener_settings false
 allow_anonymous false
 password_file $W/passwd
 listener $PLAIN 127.0.0.1
 listener $TLS 127.0.0.1
+cafile $W/ca.pem
+certfile $W/server.pem
+keyfile $W/server.key
+listener $WS 127.0.0.1
+protocol websockets
+listener $WSS 127.0.0.1
+protocol websockets
 cafile $W/ca.pem
 certfile $W/server.pem
 keyfile $W/server.key
@@ -66,6 +74,14 @@ plan() {  # plan FILE PASSWORD EXPECTED_PAYLOAD_TEXT
     {"name": "plain late subscriber", "method": "expect", "connection": "late", "broker": "127.0.0.1:$PLAIN",
      "username": "loader", "password": "$2", "topic": "ld/retained", "timeout": 5,
      "assertions": [{"type": "contains", "value": "kept"}, {"type": "header", "name": "mqtt-retain", "value": "true"}]},
+    {"name": "ws subscribe", "method": "subscribe", "connection": "ws", "broker": "ws://127.0.0.1:$WS/mqtt",
+     "username": "loader", "password": "$2", "topic": "ld/ws", "qos": 1},
+    {"name": "ws publish qos1", "method": "publish", "connection": "ws", "topic": "ld/ws", "qos": 1, "payload": "over websocket"},
+    {"name": "ws expect", "method": "expect", "connection": "ws", "topic": "ld/ws", "timeout": 5,
+     "assertions": [{"type": "contains", "value": "over websocket"}]},
+    {"name": "wss expect", "method": "expect", "connection": "wss", "broker": "wss://127.0.0.1:$WSS/mqtt", "ca_cert": "$W/ca.pem",
+     "username": "loader", "password": "$2", "version": 5, "topic": "ld/retained", "qos": 1, "timeout": 5,
+     "assertions": [{"type": "contains", "value": "kept"}]},
     {"name": "disconnect", "method": "disconnect", "connection": "tls"}
   ]}]]}
 JSON
@@ -86,9 +102,9 @@ python3 - "$W/out/loaddensity-summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 t = s["totals"]
-assert t["failures"] == 0 and t["requests"] >= 7, t
+assert t["failures"] == 0 and t["requests"] >= 11, t
 PY
-log "login over TLS and plain, QoS 1 and 2, user properties, a retained message: passed"
+log "login over TLS, plain, WebSocket and WebSocket over TLS, QoS 1 and 2, user properties, a retained message: passed"
 
 plan "$W/bad-check.json" 's3cret-pw' refunded
 rc="$(run "$W/bad-check.json")"

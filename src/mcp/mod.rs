@@ -851,6 +851,7 @@ async fn replay(
     let store_args = crate::diff::ReplayStoreArgs {
         no_store: !store_run,
         db: Some(db.clone()),
+        store_records: crate::diff::RecordsPerS(Some(ld_store::RECORDS_PER_S)),
         label: a.string("label")?,
         meta: Vec::new(),
         diff: None,

@@ -25,7 +25,7 @@ pub use aggregate::Aggregate;
 pub use diff::{Diff, Thresholds};
 pub use error::{Error, Result};
 pub use latencies::Latencies;
-pub use recorder::{Recorder, Request, RunEnd, RunMeta};
+pub use recorder::{Budget, RECORDS_PER_S, Recorder, Request, RunEnd, RunMeta};
 pub use results::RunResults;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Baseline, LdRecord, LdRun, Run, Store};

@@ -89,6 +89,8 @@ enum Msg {
         content_type: Option<String>,
         body: Vec<u8>,
     },
+    /// The engine's figures for the run, stored as its aggregates.
+    Results(Box<crate::results::RunResults>),
     Finish(RunEnd),
 }
 
@@ -150,9 +152,49 @@ impl Sampler {
     }
 }
 
+/// Records kept a second by default, of passed and of failed requests each
+/// ([`Recorder::set_records_per_s`]).
+pub const RECORDS_PER_S: u32 = 1000;
+
+/// Which requests a run keeps as records (`load_density_records`): in each second of the
+/// run, the first `per_s` that passed and the first `per_s` that failed. Every request
+/// counts in the run's figures whether or not its record is kept.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    per_s: u32,
+    second: u64,
+    passed: u32,
+    failed: u32,
+}
+
+impl Budget {
+    /// Whether to keep the record of a request that started at `at_us` (µs since the run
+    /// began). Records of a second already past count against the current one.
+    #[inline]
+    pub fn keep(&mut self, at_us: u64, failed: bool) -> bool {
+        let second = at_us / 1_000_000;
+        if second > self.second {
+            self.second = second;
+            self.passed = 0;
+            self.failed = 0;
+        }
+        let n = if failed {
+            &mut self.failed
+        } else {
+            &mut self.passed
+        };
+        *n += 1;
+        *n <= self.per_s
+    }
+}
+
 struct Inner {
     tx: Sender<Msg>,
     sampler: Sampler,
+    /// Records kept a second ([`Budget`]); 0 keeps every one.
+    per_s: AtomicU32,
+    /// Records not kept.
+    skipped: AtomicU64,
     join: Mutex<Option<JoinHandle<Result<Option<i64>>>>>,
 }
 
@@ -202,8 +244,48 @@ impl Recorder {
                     slots: OnceLock::new(),
                 },
                 join: Mutex::new(Some(join)),
+                per_s: AtomicU32::new(RECORDS_PER_S),
+                skipped: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// How many records to keep a second, of passed and of failed requests each (`None`:
+    /// every record). The default is [`RECORDS_PER_S`].
+    pub fn set_records_per_s(&self, per_s: Option<u32>) {
+        self.inner
+            .per_s
+            .store(per_s.map_or(0, |n| n.max(1)), Ordering::Relaxed);
+    }
+
+    /// A fresh record budget for a batch source; `None` when every record is kept.
+    pub fn budget(&self) -> Option<Budget> {
+        match self.inner.per_s.load(Ordering::Relaxed) {
+            0 => None,
+            per_s => Some(Budget {
+                per_s,
+                second: 0,
+                passed: 0,
+                failed: 0,
+            }),
+        }
+    }
+
+    /// Counts records the budget left out.
+    pub fn skipped(&self, n: u64) {
+        self.inner.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records left out so far.
+    pub fn records_skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
+    }
+
+    /// The run's figures from the engine's aggregator, the one the summary reads: the
+    /// aggregates stored with the run are these. Call once, before [`Recorder::finish`]; a
+    /// run finished without them has the figures of the records it was given.
+    pub fn results(&self, results: crate::results::RunResults) {
+        let _ = self.inner.tx.send(Msg::Results(Box::new(results)));
     }
 
     /// The run's request names and methods, indexed by `name_id`; call once, before the
@@ -364,6 +446,8 @@ impl Writer {
                 }
                 Ok(Msg::Requests(batch)) => {
                     self.guard(Writer::ensure_run);
+                    // The figures of the records kept, until the engine's own replace them
+                    // (`Msg::Results`); a run that ends without them keeps these.
                     for r in &batch {
                         self.acc(r.name_id)
                             .add(r.latency_us, r.status, r.bytes, r.error.is_some());
@@ -381,6 +465,7 @@ impl Writer {
                         .shape
                         .observe(content_type.as_deref(), &body);
                 }
+                Ok(Msg::Results(results)) => self.take_results(&results),
                 Ok(Msg::Finish(end)) => {
                     self.guard(Writer::flush);
                     if self.run_id.is_some() {
@@ -419,6 +504,42 @@ impl Writer {
             self.pending.clear();
             self.failed = Some(e);
         }
+    }
+
+    /// The aggregates become the engine's figures, in the plan's name order, each keeping
+    /// the response shape the samples built.
+    fn take_results(&mut self, results: &crate::results::RunResults) {
+        use std::collections::HashMap;
+        let mut shapes: HashMap<(String, String), crate::shape::Shape> = HashMap::new();
+        for acc in &mut self.accs {
+            let key = (acc.name.clone(), acc.method.to_ascii_lowercase());
+            shapes.insert(key, std::mem::take(&mut acc.shape));
+        }
+        let order: HashMap<(&str, String), usize> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, (n, m))| ((n.as_str(), m.to_ascii_lowercase()), i))
+            .collect();
+        let mut named: Vec<(usize, Accumulator)> = results
+            .names
+            .iter()
+            .map(|n| {
+                let method = n.method.to_ascii_lowercase();
+                let at = order
+                    .get(&(n.name.as_str(), method.clone()))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                let mut acc = n.accumulator();
+                if let Some(shape) = shapes.remove(&(n.name.clone(), method.clone())) {
+                    acc.shape = shape;
+                }
+                acc.method = method;
+                (at, acc)
+            })
+            .collect();
+        named.sort_by_key(|(at, _)| *at);
+        self.accs = named.into_iter().map(|(_, acc)| acc).collect();
     }
 
     fn acc(&mut self, name_id: u32) -> &mut Accumulator {

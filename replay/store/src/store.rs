@@ -658,6 +658,72 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_figures_are_the_stored_aggregates_whatever_records_were_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ld.db");
+        let rec = Store::open(&path)
+            .expect("open")
+            .recorder(RunMeta::default())
+            .expect("recorder");
+        rec.names([("GET /a", "get"), ("GET /b", "get")]);
+        let mut budget = rec.budget().expect("a budget by default");
+        let kept: Vec<Request> = (0..3000u64)
+            .map(|i| request(0, 200, 1 + i % 5, None))
+            .enumerate()
+            .filter(|(i, _)| budget.keep(*i as u64 * 500, false))
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(kept.len(), 2000, "1000 in each of the 1.5 seconds' two");
+        rec.skipped(1000);
+        rec.requests(kept);
+        let mut ok = crate::results::latency_histogram();
+        for i in 0..3000u64 {
+            ok.record((1 + i % 5) * 1000).expect("record");
+        }
+        let name = |name: &str, requests: u64, ok| crate::results::NameResults {
+            name: name.into(),
+            method: "GET".into(),
+            protocol: "http".into(),
+            requests,
+            failures: 0,
+            bytes: 42 * requests,
+            statuses: BTreeMap::from([(200, requests)]),
+            ok,
+            failed: crate::results::latency_histogram(),
+        };
+        let mut one = crate::results::latency_histogram();
+        one.record(7000).expect("record");
+        rec.results(crate::results::RunResults {
+            format: crate::results::RESULTS_FORMAT.into(),
+            plan_hash: None,
+            plan_path: None,
+            segment: None,
+            merged: Vec::new(),
+            started_at: String::new(),
+            duration_s: 3.0,
+            tool_version: "test".into(),
+            host: None,
+            load: Value::Null,
+            interrupted: false,
+            dropped: 0,
+            // Not in the plan's order: the stored order is the plan's.
+            names: vec![name("GET /b", 1, one), name("GET /a", 3000, ok)],
+            failures: Vec::new(),
+            active_users: None,
+        });
+        assert_eq!(rec.records_skipped(), 1000);
+        let id = rec.finish(RunEnd::Passed).expect("finish").expect("run id");
+        let store = Store::open_existing(&path).expect("open");
+        assert_eq!(store.fetch_run_records(id).expect("records").len(), 2000);
+        let aggs = store.aggregates(id).expect("aggregates");
+        let names: Vec<(&str, u64)> = aggs.iter().map(|a| (a.name.as_str(), a.requests)).collect();
+        assert_eq!(names, [("GET /a", 3000), ("GET /b", 1)]);
+        assert_eq!(aggs[0].method, "GET");
+        assert_eq!(store.run(id).expect("run").requests, Some(3001));
+        assert!((aggs[1].p50_ms - 7.0).abs() < 0.01, "{}", aggs[1].p50_ms);
+    }
+
+    #[test]
     fn a_run_is_stored_with_records_aggregates_and_summary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ld.db");

@@ -1,5 +1,6 @@
 //! An embedded MQTT broker (rumqttd, plain TCP) on loopback with a 3.1.1 and an MQTT 5
-//! listener, and a blocking publisher a test's own servers use to send it messages.
+//! listener, a blocking publisher a test's own servers use to send it messages, and a
+//! WebSocket bridge in front of a listener (MQTT over WebSocket).
 //!
 //! rumqttd binds the address it is configured with and does not say which port it got, so
 //! each listener's port is found by binding `127.0.0.1:0` first and releasing it. rumqttd has
@@ -115,4 +116,131 @@ pub fn publish(broker: SocketAddr, topic: &str, payload: &[u8], retain: bool) ->
     })
     .join()
     .unwrap_or(false)
+}
+
+/// A WebSocket listener in front of a broker's TCP listener, as MQTT over WebSocket brokers
+/// serve it: the handshake must offer the `mqtt` subprotocol (the bridge answers with it), the
+/// client's binary frames go to the broker as they are, and what the broker sends comes back
+/// in frames of at most 3 bytes, so an MQTT packet spans frames.
+pub struct WsBridge {
+    /// `ws://127.0.0.1:PORT`.
+    pub addr: SocketAddr,
+    /// The `Sec-WebSocket-Protocol` and path of each handshake, in order.
+    pub handshakes: std::sync::mpsc::Receiver<(String, String)>,
+}
+
+/// Starts a bridge to `broker` on a free loopback port; its threads live until the test
+/// binary exits.
+pub fn ws_bridge(broker: SocketAddr) -> WsBridge {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().expect("the bridge's address");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let (tx, handshakes) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("bridge runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(bridge(stream, broker, tx.clone()));
+            }
+        });
+    });
+    WsBridge { addr, handshakes }
+}
+
+// The handshake callback's error type is tungstenite's.
+#[allow(clippy::result_large_err)]
+async fn bridge(
+    stream: tokio::net::TcpStream,
+    broker: SocketAddr,
+    seen: std::sync::mpsc::Sender<(String, String)>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let answer = |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let _ = seen.send((offered.clone(), req.uri().path().to_string()));
+        if offered.split(',').any(|p| p.trim() == "mqtt") {
+            res.headers_mut().insert(
+                "sec-websocket-protocol",
+                http::HeaderValue::from_static("mqtt"),
+            );
+        }
+        Ok(res)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, answer).await else {
+        return;
+    };
+    let Ok(tcp) = tokio::net::TcpStream::connect(broker).await else {
+        return;
+    };
+    let (mut to_client, mut from_client) = ws.split();
+    let (mut from_broker, mut to_broker) = tcp.into_split();
+    let up = async move {
+        while let Some(Ok(m)) = from_client.next().await {
+            let open = match m {
+                Message::Binary(b) => to_broker.write_all(&b).await.is_ok(),
+                Message::Close(_) => false,
+                _ => true,
+            };
+            if !open {
+                break;
+            }
+        }
+        let _ = to_broker.shutdown().await;
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = from_broker.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            for chunk in buf[..n].chunks(3) {
+                let frame = Message::Binary(bytes::Bytes::copy_from_slice(chunk));
+                if to_client.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = to_client.close().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// A broker that accepts MQTT 3.1.1 connections with a CONNACK and then answers nothing (no
+/// PINGRESP, no SUBACK), to show that a client notices; its threads live until the test
+/// binary exits.
+pub fn mute_broker() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().expect("the broker's address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                // The CONNECT, then a CONNACK that accepts it; what follows is read and dropped.
+                if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                    return;
+                }
+                if stream.write_all(&[0x20, 0x02, 0x00, 0x00]).is_err() {
+                    return;
+                }
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
 }

@@ -1,43 +1,69 @@
-//! One MQTT connection of a user: a rumqttc client (3.1.1 or 5) and the task that drives its
-//! event loop.
+//! One MQTT connection of a user (3.1.1 or 5): a client of its own over rumqttc's packet codec
+//! (`rumqttc::mqttbytes::v4`, `rumqttc::v5::mqttbytes::v5`), driven by one task.
 //!
-//! rumqttc makes progress only while its `EventLoop` is polled, so each connection spawns one
-//! driver task that polls it and forwards what the steps wait for over two bounded queues:
-//! received messages, and control events (CONNACK, the packet id a request went out with,
-//! its acknowledgement, connection errors). Both are fed with `try_send`: a driver never
-//! waits for a step, so keep-alive pings and acks go on while no step reads. A message that
-//! finds the queue full is dropped and counted. After a connection that had been up fails,
-//! the driver reconnects with a doubling backoff (100 ms to 5 s), counts it, and subscribes
-//! again to the session's filters when the broker kept no session.
+//! The driver task owns the stream (TCP, or TLS over it; either one carrying WebSocket binary
+//! frames for a `ws://` or `wss://` broker) and forwards what the steps wait for
+//! over two bounded queues: received messages, and control events (CONNACK, the packet id a
+//! request went out with, its acknowledgement, connection errors). Both are fed with
+//! `try_send`: a driver never waits for a step, so keep-alive pings and acks go on while no
+//! step reads. A message that finds the queue full is dropped and counted. Steps hand it their
+//! requests over a third queue. After a connection that had been up fails, the driver
+//! reconnects with a doubling backoff (100 ms to 5 s), counts it, sends again the publishes
+//! still awaiting their acknowledgement, and subscribes again to the session's filters when
+//! the broker kept no session.
 //!
-//! Per-connection memory is kept small: a few queue slots of boxed messages, at most
-//! [`INFLIGHT`] outgoing publishes in flight, and packets capped at `--max-body`.
+//! Per-connection memory is what tens of thousands of idle clients multiply, so it is kept
+//! small: a read buffer that starts at [`READ_START`] bytes, grows for a large packet (never
+//! past `--max-body` and the room for its header) and shrinks back when traffic is light; each
+//! write encodes into a buffer of its own that is dropped once written; at most [`INFLIGHT`]
+//! outgoing QoS 1 and 2 publishes (and SUBSCRIBE and UNSUBSCRIBE requests) await their acks;
+//! incoming QoS 2 messages are remembered by packet id only until their PUBREL; a few queue
+//! slots of boxed messages.
+//!
+//! Keep-alive: a PINGREQ goes out when nothing was written for the keep-alive interval (the
+//! broker's, when an MQTT 5 CONNACK sets one); a PINGRESP that has not come by the next
+//! interval fails the connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use rumqttc::mqttbytes::v4 as p4;
 use rumqttc::v5::mqttbytes::v5 as p5;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::either::Either;
 
+use super::super::net::Io;
 use super::super::{Failure, FailureKind};
 
 /// Received messages a connection queues for its steps.
 const MESSAGES: usize = 64;
 /// Control events a connection queues; steps drain stale ones before they send.
 const CONTROL: usize = 16;
-/// Requests waiting for the event loop.
+/// Requests waiting for the driver.
 const REQUESTS: usize = 8;
-/// Outgoing QoS 1 and 2 publishes in flight at once (rumqttc keeps a slot for each).
-pub(super) const INFLIGHT: u16 = 8;
-/// Events the client's event loop has room for before its queue grows.
-const EVENTS: usize = 4;
+/// Outgoing QoS 1 and 2 publishes, subscribes and unsubscribes awaiting their acks at once.
+pub(super) const INFLIGHT: usize = 8;
 /// The largest MQTT packet a client may send (the protocol's own limit).
 const MAX_OUTGOING: usize = 268_435_455;
 /// Room for a message's topic and properties on top of `--max-body`.
 const HEADER_ROOM: usize = 4096;
+/// The read buffer's size while traffic is light.
+const READ_START: usize = 512;
+/// The most a read asks for at once when the buffer grows for a burst of small packets.
+const READ_BURST: usize = 16 * 1024;
+/// The WebSocket read buffer (tungstenite allocates it whole).
+const WS_READ_BUFFER: usize = 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -59,7 +85,10 @@ pub(super) struct Options {
     pub(super) clean_session: bool,
     pub(super) keep_alive: Duration,
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
-    /// Seconds rumqttc gives the TCP, TLS and MQTT handshakes.
+    /// `ws://` or `wss://` URL: MQTT over WebSocket (subprotocol `mqtt`) to `host:port`.
+    pub(super) ws: Option<String>,
+    /// Seconds the TCP, TLS and MQTT handshakes get together; a write gets as long (or the
+    /// keep-alive interval when that is longer).
     pub(super) connect_timeout: u64,
     pub(super) max_body: usize,
 }
@@ -81,18 +110,23 @@ pub(super) struct Msg {
 /// What a step waits for besides messages.
 #[derive(Debug)]
 pub(super) enum Ctl {
-    /// CONNACK: the broker's return code (0 accepted).
+    /// CONNACK that accepted the connection.
     ConnAck,
     /// A request went out with this packet id (0 for QoS 0 publishes).
     Sent(Sent, u16),
     PubAck(u16),
     PubComp(u16),
-    /// SUBACK: the granted QoS of each filter, `None` for one the broker refused.
-    SubAck(u16, Vec<Option<u8>>),
+    /// SUBACK: the granted QoS of the filter (a request subscribes one), `None` when the
+    /// broker refused it.
+    SubAck(u16, Option<u8>),
     UnsubAck(u16),
     /// The connection failed; the driver reconnects unless it never connected.
     Error(Box<Failure>),
 }
+
+// A queue allocates its slots 32 at a time, for every connection: keep them two words.
+const _: () = assert!(std::mem::size_of::<Ctl>() <= 16);
+const _: () = assert!(std::mem::size_of::<Request>() <= 16);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Sent {
@@ -120,13 +154,6 @@ pub(super) struct Shared {
     pub(super) last_error: Mutex<Option<String>>,
 }
 
-/// The client half of a connection.
-#[derive(Clone)]
-pub(super) enum Client {
-    V311(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
 /// A publish as a step sends it.
 pub(super) struct Outgoing {
     pub(super) topic: String,
@@ -136,92 +163,68 @@ pub(super) struct Outgoing {
     pub(super) props: Option<p5::PublishProperties>,
 }
 
-fn qos4(q: u8) -> rumqttc::QoS {
-    match q {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
-    }
+/// What a step asks the driver for.
+enum Request {
+    Publish(Box<Outgoing>),
+    Subscribe(Box<Filter>),
+    Unsubscribe(Box<Filter>),
+    Disconnect,
 }
 
-fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
-    use rumqttc::v5::mqttbytes::QoS;
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
+/// A topic filter and the QoS it is subscribed at.
+struct Filter {
+    filter: String,
+    qos: u8,
+}
+
+/// The client half of a connection: it queues requests for the driver.
+#[derive(Clone)]
+pub(super) struct Client {
+    requests: mpsc::Sender<Request>,
 }
 
 fn closed(what: &str) -> Failure {
     Failure::new(
         FailureKind::Closed,
-        format!("{what}: the connection's event loop has stopped"),
+        format!("{what}: the connection's driver has stopped"),
     )
 }
 
 impl Client {
+    async fn send(&self, r: Request, what: &str) -> Result<(), Failure> {
+        self.requests.send(r).await.map_err(|_| closed(what))
+    }
+
     pub(super) async fn publish(&self, m: Outgoing) -> Result<(), Failure> {
-        let r = match self {
-            Client::V311(c) => c
-                .publish_bytes(m.topic, qos4(m.qos), m.retain, m.payload)
-                .await
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => match m.props {
-                Some(p) => c
-                    .publish_bytes_with_properties(m.topic, qos5(m.qos), m.retain, m.payload, p)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => c
-                    .publish_bytes(m.topic, qos5(m.qos), m.retain, m.payload)
-                    .await
-                    .map_err(|e| e.to_string()),
-            },
-        };
-        r.map_err(|e| match e.contains("Invalid") {
-            true => Failure::new(FailureKind::Plan, format!("publish: {e}")),
-            false => closed("publish"),
-        })
+        if m.topic.len().saturating_add(m.payload.len()) > MAX_OUTGOING {
+            return Err(Failure::new(
+                FailureKind::Plan,
+                "publish: the message is larger than MQTT's packet limit (256 MB)",
+            ));
+        }
+        self.send(Request::Publish(Box::new(m)), "publish").await
     }
 
     pub(super) async fn subscribe(&self, filter: &str, qos: u8) -> Result<(), Failure> {
-        let r = match self {
-            Client::V311(c) => c
-                .subscribe(filter, qos4(qos))
-                .await
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .subscribe(filter, qos5(qos))
-                .await
-                .map_err(|e| e.to_string()),
+        let f = Filter {
+            filter: filter.to_string(),
+            qos,
         };
-        r.map_err(|_| closed("subscribe"))
+        self.send(Request::Subscribe(Box::new(f)), "subscribe")
+            .await
     }
 
     pub(super) async fn unsubscribe(&self, filter: &str) -> Result<(), Failure> {
-        let r = match self {
-            Client::V311(c) => c.unsubscribe(filter).await.map_err(|e| e.to_string()),
-            Client::V5(c) => c.unsubscribe(filter).await.map_err(|e| e.to_string()),
+        let f = Filter {
+            filter: filter.to_string(),
+            qos: 0,
         };
-        r.map_err(|_| closed("unsubscribe"))
+        self.send(Request::Unsubscribe(Box::new(f)), "unsubscribe")
+            .await
     }
 
     pub(super) async fn disconnect(&self) -> Result<(), Failure> {
-        let r = match self {
-            Client::V311(c) => c.disconnect().await.map_err(|e| e.to_string()),
-            Client::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
-        };
-        r.map_err(|_| closed("disconnect"))
-    }
-
-    /// Subscribes again without waiting (the driver's resubscription after a reconnect).
-    fn resubscribe(&self, subs: &[(String, u8)]) {
-        for (filter, qos) in subs {
-            let _ = match self {
-                Client::V311(c) => c.try_subscribe(filter.clone(), qos4(*qos)).is_ok(),
-                Client::V5(c) => c.try_subscribe(filter.clone(), qos5(*qos)).is_ok(),
-            };
-        }
+        self.send(Request::Disconnect, "disconnect").await
     }
 }
 
@@ -241,76 +244,32 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    /// Starts the client and its driver; the first event is a CONNACK or an error.
+    /// Starts the driver; the first control event is a CONNACK or an error.
     pub(super) fn open(o: &Options) -> Conn {
         let (mtx, messages) = mpsc::channel(MESSAGES);
         let (ctx, control) = mpsc::channel(CONTROL);
+        let (rtx, requests) = mpsc::channel(REQUESTS);
         let shared = Arc::new(Shared::default());
-        let incoming = o.max_body.saturating_add(HEADER_ROOM);
         let driver = Driver {
+            o: o.clone(),
+            incoming_max: o.max_body.saturating_add(HEADER_ROOM),
+            requests,
             messages: mtx,
             control: ctx,
             shared: shared.clone(),
             queue_bytes: o.max_body.max(64 * 1024),
-            max_body: o.max_body,
-        };
-        let transport = || match &o.tls {
-            Some(c) => {
-                rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(c.clone()))
-            }
-            None => rumqttc::Transport::tcp(),
-        };
-        let (client, handle) = match o.version {
-            Version::V311 => {
-                let mut m = rumqttc::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
-                m.set_keep_alive(o.keep_alive)
-                    .set_clean_session(o.clean_session)
-                    .set_max_packet_size(incoming, MAX_OUTGOING)
-                    .set_inflight(INFLIGHT)
-                    .set_request_channel_capacity(REQUESTS)
-                    .set_transport(transport());
-                if let Some((u, p)) = &o.login {
-                    m.set_credentials(u.clone(), p.clone());
-                }
-                let (c, mut el) = rumqttc::AsyncClient::new(m, REQUESTS);
-                // rumqttc makes room for 100 buffered events per client; an idle client of
-                // thousands needs a few, and the queue grows when a busy one needs more.
-                el.state.events.shrink_to(EVENTS);
-                let mut net = rumqttc::NetworkOptions::new();
-                net.set_tcp_nodelay(true);
-                net.set_connection_timeout(o.connect_timeout);
-                el.set_network_options(net);
-                let client = Client::V311(c);
-                let h = tokio::spawn(driver.run_v311(el, client.clone()));
-                (client, h)
-            }
-            Version::V5 => {
-                let mut m =
-                    rumqttc::v5::MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
-                // rumqttc's MQTT 5 client allows no keep-alive under 5 s (nor none at all).
-                m.set_keep_alive(o.keep_alive.max(Duration::from_secs(5)))
-                    .set_clean_start(o.clean_session)
-                    .set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)))
-                    .set_outgoing_inflight_upper_limit(INFLIGHT)
-                    .set_request_channel_capacity(REQUESTS)
-                    .set_connection_timeout(o.connect_timeout)
-                    .set_transport(transport());
-                if let Some((u, p)) = &o.login {
-                    m.set_credentials(u.clone(), p.clone());
-                }
-                let (c, mut el) = rumqttc::v5::AsyncClient::new(m, REQUESTS);
-                el.state.events.shrink_to(EVENTS);
-                let client = Client::V5(c);
-                let h = tokio::spawn(driver.run_v5(el, client.clone()));
-                (client, h)
-            }
+            inflight: Vec::new(),
+            acks: Vec::new(),
+            awaiting_rel: Vec::new(),
+            last_id: 0,
+            pinged: false,
         };
         Conn {
-            client,
+            client: Client { requests: rtx },
             messages,
             control,
             shared,
-            driver: handle,
+            driver: tokio::spawn(driver.run()),
         }
     }
 
@@ -364,20 +323,488 @@ impl Conn {
     }
 }
 
+/// The stream a connection speaks over: MQTT's bytes as they are, or in WebSocket binary
+/// frames (a packet may span frames, and a frame hold several packets).
+enum Link {
+    Stream(Io),
+    Ws(Box<WebSocketStream<Io>>),
+}
+
+/// What a WebSocket failure means for the connection.
+fn ws_failure(e: WsError, max_body: usize) -> Failure {
+    match e {
+        WsError::Capacity(_) => too_large(max_body),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => broker_closed(),
+        WsError::Io(e) => Failure::io(FailureKind::Closed, "the connection failed", &e),
+        other => Failure::new(FailureKind::Protocol, format!("WebSocket: {other}")),
+    }
+}
+
+impl Link {
+    async fn open(o: &Options) -> Result<Link, Failure> {
+        let tcp = TcpStream::connect((o.host.as_str(), o.port))
+            .await
+            .map_err(|e| Failure::io(FailureKind::Connect, "connect", &e))?;
+        let _ = tcp.set_nodelay(true);
+        let io = match &o.tls {
+            None => Either::Left(tcp),
+            Some(config) => {
+                let name =
+                    rustls::pki_types::ServerName::try_from(o.host.clone()).map_err(|e| {
+                        Failure::new(
+                            FailureKind::Plan,
+                            format!("invalid TLS server name {:?}: {e}", o.host),
+                        )
+                    })?;
+                let s = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| Failure::io(FailureKind::Tls, "TLS", &e))?;
+                Either::Right(Box::new(s))
+            }
+        };
+        let Some(url) = &o.ws else {
+            return Ok(Link::Stream(io));
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Failure::new(FailureKind::Plan, format!("invalid URL {url:?}: {e}")))?;
+        request
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
+        // A small read buffer, frames written as they come; a message past the packet cap
+        // is refused as it arrives.
+        let cap = o.max_body.saturating_add(HEADER_ROOM);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(MAX_OUTGOING.saturating_add(WS_READ_BUFFER))
+            .max_message_size(Some(cap))
+            .max_frame_size(Some(cap));
+        match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
+            Ok((ws, _)) => Ok(Link::Ws(Box::new(ws))),
+            Err(WsError::Http(r)) => Err(Failure::new(
+                FailureKind::Protocol,
+                format!(
+                    "the WebSocket handshake was refused with HTTP {}",
+                    r.status().as_u16()
+                ),
+            )),
+            Err(e) => Err(Failure::new(
+                FailureKind::Protocol,
+                format!("the WebSocket handshake failed: {e}"),
+            )),
+        }
+    }
+
+    /// Reads what has arrived into `buf` (cancel-safe); how many bytes.
+    async fn read(&mut self, buf: &mut BytesMut, max_body: usize) -> Result<usize, Failure> {
+        let io = match self {
+            Link::Stream(io) => io,
+            Link::Ws(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        buf.extend_from_slice(&b);
+                        return Ok(b.len());
+                    }
+                    Some(Ok(Message::Text(_))) => {
+                        return Err(Failure::new(
+                            FailureKind::Protocol,
+                            "the broker sent a WebSocket text frame (MQTT's frames are binary)",
+                        ));
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Err(broker_closed()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(ws_failure(e, max_body)),
+                }
+            },
+        };
+        if buf.capacity() == buf.len() {
+            buf.reserve(buf.capacity().clamp(READ_START, READ_BURST));
+        }
+        match io.read_buf(buf).await {
+            Ok(0) => Err(Failure::new(
+                FailureKind::Closed,
+                "the broker closed the connection",
+            )),
+            Ok(n) => Ok(n),
+            Err(e) => Err(Failure::io(
+                FailureKind::Closed,
+                "the connection failed",
+                &e,
+            )),
+        }
+    }
+
+    async fn write(&mut self, bytes: BytesMut, max_body: usize) -> Result<(), Failure> {
+        let failed =
+            |e: std::io::Error| Failure::io(FailureKind::Closed, "the connection failed", &e);
+        match self {
+            Link::Stream(io) => {
+                io.write_all(&bytes).await.map_err(failed)?;
+                io.flush().await.map_err(failed)
+            }
+            Link::Ws(ws) => ws
+                .send(Message::Binary(bytes.freeze()))
+                .await
+                .map_err(|e| ws_failure(e, max_body)),
+        }
+    }
+}
+
+/// A packet from the broker, whichever the version.
+enum In {
+    /// Accepted (or the reason it was refused), session present, the broker's keep-alive.
+    ConnAck(Result<(), String>, bool, Option<u16>),
+    Publish(Box<Msg>, u16),
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    SubAck(u16, Vec<Option<u8>>),
+    UnsubAck(u16),
+    PingResp,
+    Disconnect(String),
+    Other,
+}
+
+/// A packet to the broker.
+#[derive(Clone, Copy)]
+enum Out<'a> {
+    Connect,
+    Publish(&'a Outgoing, u16, bool),
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    Subscribe(u16, &'a str, u8),
+    Unsubscribe(u16, &'a str),
+    PingReq,
+    Disconnect,
+}
+
+impl Out<'_> {
+    /// About the encoded size, so that a write's buffer is allocated once.
+    fn size_hint(&self) -> usize {
+        match self {
+            Out::Publish(m, ..) => {
+                let props = m.props.as_ref().map_or(0, |p| {
+                    p.user_properties
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 5)
+                        .sum::<usize>()
+                        + p.content_type.as_ref().map_or(0, String::len)
+                        + p.response_topic.as_ref().map_or(0, String::len)
+                        + 32
+                });
+                m.topic.len() + m.payload.len() + props + 16
+            }
+            Out::Subscribe(_, f, _) | Out::Unsubscribe(_, f) => f.len() + 16,
+            Out::Connect => 128,
+            _ => 8,
+        }
+    }
+}
+
+fn qos4(q: u8) -> rumqttc::mqttbytes::QoS {
+    use rumqttc::mqttbytes::QoS;
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS;
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn too_large(max_body: usize) -> Failure {
+    Failure::new(
+        FailureKind::Body,
+        format!(
+            "the broker sent a packet larger than the {} limit (--max-body)",
+            super::super::human_size(max_body)
+        ),
+    )
+}
+
+fn malformed(e: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        FailureKind::Protocol,
+        format!("a malformed packet from the broker: {e}"),
+    )
+}
+
+fn broker_closed() -> Failure {
+    Failure::new(FailureKind::Closed, "the broker closed the connection")
+}
+
+/// Encodes `p` for `version`.
+fn encode(o: &Options, p: Out<'_>, buf: &mut BytesMut) -> Result<(), Failure> {
+    let keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
+    let r = match o.version {
+        Version::V311 => {
+            use p4::Packet as P;
+            let packet = match p {
+                Out::Connect => {
+                    let mut c = p4::Connect::new(o.client_id.clone());
+                    c.keep_alive = keep_alive;
+                    c.clean_session = o.clean_session;
+                    if let Some((u, pw)) = &o.login {
+                        c.set_login(u.clone(), pw.clone());
+                    }
+                    P::Connect(c)
+                }
+                Out::Publish(m, pkid, dup) => {
+                    let mut p =
+                        p4::Publish::from_bytes(m.topic.clone(), qos4(m.qos), m.payload.clone());
+                    p.retain = m.retain;
+                    p.pkid = pkid;
+                    p.dup = dup;
+                    P::Publish(p)
+                }
+                Out::PubAck(id) => P::PubAck(p4::PubAck::new(id)),
+                Out::PubRec(id) => P::PubRec(p4::PubRec::new(id)),
+                Out::PubRel(id) => P::PubRel(p4::PubRel::new(id)),
+                Out::PubComp(id) => P::PubComp(p4::PubComp::new(id)),
+                Out::Subscribe(id, filter, qos) => {
+                    let mut s = p4::Subscribe::new(filter, qos4(qos));
+                    s.pkid = id;
+                    P::Subscribe(s)
+                }
+                Out::Unsubscribe(id, filter) => {
+                    let mut u = p4::Unsubscribe::new(filter);
+                    u.pkid = id;
+                    P::Unsubscribe(u)
+                }
+                Out::PingReq => P::PingReq,
+                Out::Disconnect => P::Disconnect,
+            };
+            packet
+                .write(buf, MAX_OUTGOING)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Version::V5 => {
+            use p5::Packet as P;
+            let packet = match p {
+                Out::Connect => {
+                    let props = p5::ConnectProperties {
+                        max_packet_size: Some(
+                            u32::try_from(o.max_body.saturating_add(HEADER_ROOM))
+                                .unwrap_or(u32::MAX),
+                        ),
+                        ..p5::ConnectProperties::new()
+                    };
+                    let c = p5::Connect {
+                        keep_alive,
+                        client_id: o.client_id.clone(),
+                        clean_start: o.clean_session,
+                        properties: Some(props),
+                    };
+                    let login = o
+                        .login
+                        .as_ref()
+                        .map(|(u, pw)| p5::Login::new(u.clone(), pw.clone()));
+                    P::Connect(c, None, login)
+                }
+                Out::Publish(m, pkid, dup) => {
+                    let mut p = p5::Publish::new(
+                        m.topic.as_str(),
+                        qos5(m.qos),
+                        m.payload.clone(),
+                        m.props.clone(),
+                    );
+                    p.retain = m.retain;
+                    p.pkid = pkid;
+                    p.dup = dup;
+                    P::Publish(p)
+                }
+                Out::PubAck(id) => P::PubAck(p5::PubAck::new(id, None)),
+                Out::PubRec(id) => P::PubRec(p5::PubRec::new(id, None)),
+                Out::PubRel(id) => P::PubRel(p5::PubRel::new(id, None)),
+                Out::PubComp(id) => P::PubComp(p5::PubComp::new(id, None)),
+                Out::Subscribe(id, filter, qos) => {
+                    let mut s = p5::Subscribe::new(p5::Filter::new(filter, qos5(qos)), None);
+                    s.pkid = id;
+                    P::Subscribe(s)
+                }
+                Out::Unsubscribe(id, filter) => {
+                    let mut u = p5::Unsubscribe::new(filter, None);
+                    u.pkid = id;
+                    P::Unsubscribe(u)
+                }
+                Out::PingReq => P::PingReq(p5::PingReq),
+                Out::Disconnect => P::Disconnect(p5::Disconnect::new(
+                    p5::DisconnectReasonCode::NormalDisconnection,
+                )),
+            };
+            packet
+                .write(buf, u32::try_from(MAX_OUTGOING).ok())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    r.map_err(|e| Failure::new(FailureKind::Plan, format!("cannot encode the packet: {e}")))
+}
+
+/// The next whole packet in `buf`; `None` (with room reserved for the rest) when it is not
+/// all there yet.
+fn decode(version: Version, buf: &mut BytesMut, max: usize) -> Result<Option<In>, Failure> {
+    let received = Instant::now();
+    match version {
+        Version::V311 => {
+            use p4::Packet as P;
+            use rumqttc::mqttbytes::Error as E;
+            let packet = match p4::Packet::read(buf, max) {
+                Ok(p) => p,
+                Err(E::InsufficientBytes(n)) => {
+                    buf.reserve(n);
+                    return Ok(None);
+                }
+                Err(E::PayloadSizeLimitExceeded(_)) => {
+                    return Err(too_large(max.saturating_sub(HEADER_ROOM)));
+                }
+                Err(E::PayloadRequired) => return Err(broker_closed()),
+                Err(e) => return Err(malformed(e)),
+            };
+            Ok(Some(match packet {
+                P::ConnAck(c) => {
+                    let ok = match c.code {
+                        p4::ConnectReturnCode::Success => Ok(()),
+                        code => Err(format!("{code:?}")),
+                    };
+                    In::ConnAck(ok, c.session_present, None)
+                }
+                P::Publish(p) => In::Publish(
+                    Box::new(Msg {
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos: p.qos as u8,
+                        retain: p.retain,
+                        user_properties: Vec::new(),
+                        content_type: None,
+                        response_topic: None,
+                        received,
+                    }),
+                    p.pkid,
+                ),
+                P::PubAck(a) => In::PubAck(a.pkid),
+                P::PubRec(a) => In::PubRec(a.pkid),
+                P::PubRel(a) => In::PubRel(a.pkid),
+                P::PubComp(a) => In::PubComp(a.pkid),
+                P::SubAck(a) => In::SubAck(
+                    a.pkid,
+                    a.return_codes
+                        .iter()
+                        .map(|c| match c {
+                            p4::SubscribeReasonCode::Success(q) => Some(*q as u8),
+                            p4::SubscribeReasonCode::Failure => None,
+                        })
+                        .collect(),
+                ),
+                P::UnsubAck(a) => In::UnsubAck(a.pkid),
+                P::PingResp => In::PingResp,
+                P::Disconnect => In::Disconnect(String::new()),
+                _ => In::Other,
+            }))
+        }
+        Version::V5 => {
+            use p5::Packet as P;
+            use rumqttc::v5::mqttbytes::Error as E;
+            let packet = match p5::Packet::read(buf, u32::try_from(max).ok()) {
+                Ok(p) => p,
+                Err(E::InsufficientBytes(n)) => {
+                    buf.reserve(n);
+                    return Ok(None);
+                }
+                Err(E::PayloadSizeLimitExceeded { .. }) => {
+                    return Err(too_large(max.saturating_sub(HEADER_ROOM)));
+                }
+                Err(E::PayloadRequired) => return Err(broker_closed()),
+                Err(e) => return Err(malformed(e)),
+            };
+            Ok(Some(match packet {
+                P::ConnAck(c) => {
+                    let ok = match c.code {
+                        p5::ConnectReturnCode::Success => Ok(()),
+                        code => Err(format!("{code:?}")),
+                    };
+                    let keep_alive = c.properties.and_then(|p| p.server_keep_alive);
+                    In::ConnAck(ok, c.session_present, keep_alive)
+                }
+                P::Publish(p) => {
+                    let props = p.properties.unwrap_or_default();
+                    In::Publish(
+                        Box::new(Msg {
+                            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                            payload: p.payload,
+                            qos: p.qos as u8,
+                            retain: p.retain,
+                            user_properties: props.user_properties,
+                            content_type: props.content_type,
+                            response_topic: props.response_topic,
+                            received,
+                        }),
+                        p.pkid,
+                    )
+                }
+                P::PubAck(a) => In::PubAck(a.pkid),
+                P::PubRec(a) => In::PubRec(a.pkid),
+                P::PubRel(a) => In::PubRel(a.pkid),
+                P::PubComp(a) => In::PubComp(a.pkid),
+                P::SubAck(a) => In::SubAck(
+                    a.pkid,
+                    a.return_codes
+                        .iter()
+                        .map(|c| match c {
+                            p5::SubscribeReasonCode::Success(q) => Some(*q as u8),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                P::UnsubAck(a) => In::UnsubAck(a.pkid),
+                P::PingResp(_) => In::PingResp,
+                P::Disconnect(d) => In::Disconnect(format!("{:?}", d.reason_code)),
+                _ => In::Other,
+            }))
+        }
+    }
+}
+
+/// An outgoing QoS 1 or 2 publish awaiting its acknowledgement.
+struct Inflight {
+    pkid: u16,
+    /// The message, kept to send again after a reconnect; `None` once PUBREC came (PUBREL
+    /// is what goes again then).
+    publish: Option<Box<Outgoing>>,
+}
+
 struct Driver {
+    o: Options,
+    /// The largest packet read: `--max-body` and room for the header.
+    incoming_max: usize,
+    requests: mpsc::Receiver<Request>,
     messages: mpsc::Sender<Box<Msg>>,
     control: mpsc::Sender<Ctl>,
     shared: Arc<Shared>,
     queue_bytes: usize,
-    max_body: usize,
-}
-
-/// What one poll of either event loop came to.
-enum Polled {
-    Msg(Box<Msg>),
-    ConnAck(u8, bool),
-    Ctl(Ctl),
-    Nothing,
+    inflight: Vec<Inflight>,
+    /// Ids of SUBSCRIBE and UNSUBSCRIBE requests awaiting their acks.
+    acks: Vec<u16>,
+    /// Ids of incoming QoS 2 messages delivered and awaiting PUBREL: a publish again with
+    /// one of them is a duplicate.
+    awaiting_rel: Vec<u16>,
+    last_id: u16,
+    /// A PINGREQ went out and its PINGRESP has not come.
+    pinged: bool,
 }
 
 impl Driver {
@@ -398,212 +825,301 @@ impl Driver {
         }
     }
 
-    /// Handles one poll; false when the driver is done.
-    async fn handle(
-        &self,
-        polled: Result<Polled, Failure>,
-        up: &mut bool,
-        backoff: &mut Duration,
-        client: &Client,
-    ) -> bool {
-        match polled {
-            Ok(Polled::Msg(m)) => self.message(m),
-            Ok(Polled::ConnAck(_code, session_present)) => {
-                if *up && !session_present {
-                    let subs = self
-                        .shared
-                        .subs
-                        .lock()
-                        .map(|s| s.clone())
-                        .unwrap_or_default();
-                    client.resubscribe(&subs);
-                }
-                *up = true;
-                self.shared.up.store(true, Ordering::Relaxed);
-                *backoff = BACKOFF_MIN;
-                self.shared.connected.store(true, Ordering::Relaxed);
-                let _ = self.control.try_send(Ctl::ConnAck);
-            }
-            Ok(Polled::Ctl(c)) => {
-                let _ = self.control.try_send(c);
-            }
-            Ok(Polled::Nothing) => {}
-            Err(f) => {
-                self.shared.connected.store(false, Ordering::Relaxed);
-                if let Ok(mut e) = self.shared.last_error.lock() {
-                    *e = Some(f.message.clone());
-                }
-                let _ = self.control.try_send(Ctl::Error(Box::new(f)));
-                // A connection that never came up is the connecting step's failure; one
-                // the plan closed is done.
-                if !*up || self.shared.closing.load(Ordering::Relaxed) {
-                    return false;
-                }
-                self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(*backoff).await;
-                *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    /// A packet id that no request awaiting its ack holds.
+    fn next_id(&mut self) -> u16 {
+        loop {
+            self.last_id = self.last_id.checked_add(1).unwrap_or(1);
+            let id = self.last_id;
+            if !self.inflight.iter().any(|i| i.pkid == id) && !self.acks.contains(&id) {
+                return id;
             }
         }
-        true
     }
 
-    async fn run_v311(self, mut el: rumqttc::EventLoop, client: Client) {
-        use rumqttc::{Event, Packet};
+    async fn run(mut self) {
         let (mut up, mut backoff) = (false, BACKOFF_MIN);
         loop {
-            let polled = match el.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => Ok(Polled::Msg(Box::new(Msg {
-                    topic: p.topic,
-                    payload: p.payload,
-                    qos: p.qos as u8,
-                    retain: p.retain,
-                    user_properties: Vec::new(),
-                    content_type: None,
-                    response_topic: None,
-                    received: Instant::now(),
-                }))),
-                Ok(Event::Incoming(Packet::ConnAck(c))) => {
-                    Ok(Polled::ConnAck(c.code as u8, c.session_present))
-                }
-                Ok(Event::Incoming(Packet::PubAck(a))) => Ok(Polled::Ctl(Ctl::PubAck(a.pkid))),
-                Ok(Event::Incoming(Packet::PubComp(a))) => Ok(Polled::Ctl(Ctl::PubComp(a.pkid))),
-                Ok(Event::Incoming(Packet::SubAck(a))) => {
-                    let codes = a
-                        .return_codes
-                        .iter()
-                        .map(|c| match c {
-                            rumqttc::SubscribeReasonCode::Success(q) => Some(*q as u8),
-                            rumqttc::SubscribeReasonCode::Failure => None,
-                        })
-                        .collect();
-                    Ok(Polled::Ctl(Ctl::SubAck(a.pkid, codes)))
-                }
-                Ok(Event::Incoming(Packet::UnsubAck(a))) => Ok(Polled::Ctl(Ctl::UnsubAck(a.pkid))),
-                Ok(Event::Outgoing(o)) => Ok(outgoing(o)),
-                Ok(Event::Incoming(_)) => Ok(Polled::Nothing),
-                Err(rumqttc::ConnectionError::RequestsDone) => return,
-                Err(e) => Err(failure_v311(e, self.max_body)),
+            let f = match self.session(&mut up, &mut backoff).await {
+                Ok(()) => return,
+                Err(f) => f,
             };
-            if !self.handle(polled, &mut up, &mut backoff, &client).await {
+            self.shared.connected.store(false, Ordering::Relaxed);
+            if let Ok(mut e) = self.shared.last_error.lock() {
+                *e = Some(f.message.clone());
+            }
+            let _ = self.control.try_send(Ctl::Error(Box::new(f)));
+            // A connection that never came up is the connecting step's failure; one the
+            // plan closed is done.
+            if !up || self.shared.closing.load(Ordering::Relaxed) {
                 return;
             }
+            self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
-    async fn run_v5(self, mut el: rumqttc::v5::EventLoop, client: Client) {
-        use p5::Packet;
-        use rumqttc::v5::Event;
-        let (mut up, mut backoff) = (false, BACKOFF_MIN);
+    /// Writes `packets` within the write bound.
+    async fn write(&self, link: &mut Link, packets: &[Out<'_>]) -> Result<(), Failure> {
+        let mut buf = BytesMut::with_capacity(packets.iter().map(Out::size_hint).sum());
+        for p in packets {
+            encode(&self.o, *p, &mut buf)?;
+        }
+        self.send(link, buf).await
+    }
+
+    async fn send(&self, link: &mut Link, buf: BytesMut) -> Result<(), Failure> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let bound = Duration::from_secs(self.o.connect_timeout).max(self.o.keep_alive);
+        tokio::time::timeout(bound, link.write(buf, self.o.max_body))
+            .await
+            .map_err(|_| {
+                Failure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "the broker did not read what was sent within {}",
+                        humantime::format_duration(bound)
+                    ),
+                )
+            })?
+    }
+
+    /// Connects, then serves the connection until it fails (`Err`) or is closed (`Ok`).
+    async fn session(&mut self, up: &mut bool, backoff: &mut Duration) -> Result<(), Failure> {
+        let mut buf = BytesMut::with_capacity(READ_START);
+        let wait = Duration::from_secs(self.o.connect_timeout.max(1));
+        let (mut link, session_present, server_keep_alive) =
+            // Boxed: the TCP, TLS and WebSocket handshakes' state is large and needed only
+            // while connecting, not in every idle connection's task.
+            tokio::time::timeout(wait, Box::pin(self.handshake(&mut buf)))
+                .await
+                .map_err(|_| {
+                    Failure::new(FailureKind::Timeout, "the broker did not answer in time")
+                })??;
+        self.pinged = false;
+        self.acks.clear();
+        if !session_present {
+            self.awaiting_rel.clear();
+        }
+        // What the broker may not know: the session's filters when it kept no session, and
+        // every publish still awaiting its acknowledgement.
+        let subs = match *up && !session_present {
+            true => self
+                .shared
+                .subs
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let mut again = BytesMut::new();
+        for (filter, qos) in &subs {
+            let id = self.next_id();
+            self.acks.push(id);
+            encode(&self.o, Out::Subscribe(id, filter, *qos), &mut again)?;
+        }
+        for i in &self.inflight {
+            let p = match &i.publish {
+                Some(m) => Out::Publish(m, i.pkid, true),
+                None => Out::PubRel(i.pkid),
+            };
+            encode(&self.o, p, &mut again)?;
+        }
+        self.send(&mut link, again).await?;
+        *up = true;
+        *backoff = BACKOFF_MIN;
+        self.shared.up.store(true, Ordering::Relaxed);
+        self.shared.connected.store(true, Ordering::Relaxed);
+        let _ = self.control.try_send(Ctl::ConnAck);
+
+        let keep_alive = server_keep_alive
+            .map(|s| Duration::from_secs(u64::from(s)))
+            .unwrap_or(self.o.keep_alive);
+        let mut last_write = tokio::time::Instant::now();
+        let ping = tokio::time::sleep(keep_alive);
+        tokio::pin!(ping);
         loop {
-            let polled = match el.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let props = p.properties.unwrap_or_default();
-                    Ok(Polled::Msg(Box::new(Msg {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        payload: p.payload,
-                        qos: p.qos as u8,
-                        retain: p.retain,
-                        user_properties: props.user_properties,
-                        content_type: props.content_type,
-                        response_topic: props.response_topic,
-                        received: Instant::now(),
-                    })))
+            let room = self.inflight.len() + self.acks.len() < INFLIGHT;
+            tokio::select! {
+                read = link.read(&mut buf, self.o.max_body) => {
+                    let n = read?;
+                    let mut acks = BytesMut::new();
+                    while let Some(p) = decode(self.o.version, &mut buf, self.incoming_max)? {
+                        self.incoming(p, &mut acks)?;
+                    }
+                    // Light traffic: the buffer goes back to its small size once empty.
+                    if buf.is_empty() && n < READ_START && buf.capacity() > READ_START {
+                        buf = BytesMut::with_capacity(READ_START);
+                    }
+                    if !acks.is_empty() {
+                        self.send(&mut link, acks).await?;
+                        last_write = tokio::time::Instant::now();
+                    }
                 }
-                Ok(Event::Incoming(Packet::ConnAck(c))) => {
-                    Ok(Polled::ConnAck(c.code as u8, c.session_present))
+                request = self.requests.recv(), if room => {
+                    let Some(request) = request else { return Ok(()) };
+                    let done = self.request(&mut link, request).await?;
+                    last_write = tokio::time::Instant::now();
+                    if done {
+                        return Ok(());
+                    }
                 }
-                Ok(Event::Incoming(Packet::PubAck(a))) => Ok(Polled::Ctl(Ctl::PubAck(a.pkid))),
-                Ok(Event::Incoming(Packet::PubComp(a))) => Ok(Polled::Ctl(Ctl::PubComp(a.pkid))),
-                Ok(Event::Incoming(Packet::SubAck(a))) => {
-                    let codes = a
-                        .return_codes
-                        .iter()
-                        .map(|c| match c {
-                            p5::SubscribeReasonCode::Success(q) => Some(*q as u8),
-                            _ => None,
-                        })
-                        .collect();
-                    Ok(Polled::Ctl(Ctl::SubAck(a.pkid, codes)))
+                () = &mut ping, if !keep_alive.is_zero() => {
+                    // The timer is moved on lazily, not at every write.
+                    let due = last_write + keep_alive;
+                    if !self.pinged && due > tokio::time::Instant::now() {
+                        ping.as_mut().reset(due);
+                        continue;
+                    }
+                    if self.pinged {
+                        return Err(Failure::new(
+                            FailureKind::Timeout,
+                            format!(
+                                "no PINGRESP within the keep-alive interval ({})",
+                                humantime::format_duration(keep_alive)
+                            ),
+                        ));
+                    }
+                    self.write(&mut link, &[Out::PingReq]).await?;
+                    self.pinged = true;
+                    last_write = tokio::time::Instant::now();
+                    ping.as_mut().reset(last_write + keep_alive);
                 }
-                Ok(Event::Incoming(Packet::UnsubAck(a))) => Ok(Polled::Ctl(Ctl::UnsubAck(a.pkid))),
-                Ok(Event::Outgoing(o)) => Ok(outgoing(o)),
-                Ok(Event::Incoming(_)) => Ok(Polled::Nothing),
-                Err(rumqttc::v5::ConnectionError::RequestsDone) => return,
-                Err(e) => Err(failure_v5(e, self.max_body)),
-            };
-            if !self.handle(polled, &mut up, &mut backoff, &client).await {
-                return;
             }
         }
     }
-}
 
-fn outgoing(o: rumqttc::Outgoing) -> Polled {
-    use rumqttc::Outgoing as O;
-    match o {
-        O::Publish(id) => Polled::Ctl(Ctl::Sent(Sent::Publish, id)),
-        O::Subscribe(id) => Polled::Ctl(Ctl::Sent(Sent::Subscribe, id)),
-        O::Unsubscribe(id) => Polled::Ctl(Ctl::Sent(Sent::Unsubscribe, id)),
-        O::Disconnect => Polled::Ctl(Ctl::Sent(Sent::Disconnect, 0)),
-        _ => Polled::Nothing,
+    /// Opens the stream, sends CONNECT and reads CONNACK: the link, whether the broker kept
+    /// a session, and the keep-alive it asks for.
+    async fn handshake(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<(Link, bool, Option<u16>), Failure> {
+        let mut link = Link::open(&self.o).await?;
+        self.write(&mut link, &[Out::Connect]).await?;
+        loop {
+            link.read(buf, self.o.max_body).await?;
+            match decode(self.o.version, buf, self.incoming_max)? {
+                None => {}
+                Some(In::ConnAck(Ok(()), session, keep_alive)) => {
+                    return Ok((link, session, keep_alive));
+                }
+                Some(In::ConnAck(Err(code), _, _)) => {
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        format!("the broker refused the connection: {code}"),
+                    ));
+                }
+                Some(_) => {
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        "the broker sent another packet before CONNACK",
+                    ));
+                }
+            }
+        }
     }
-}
 
-fn too_large(max_body: usize) -> Failure {
-    Failure::new(
-        FailureKind::Body,
-        format!(
-            "the broker sent a packet larger than the {} limit (--max-body)",
-            super::super::human_size(max_body)
-        ),
-    )
-}
-
-fn failure_v311(e: rumqttc::ConnectionError, max_body: usize) -> Failure {
-    use rumqttc::ConnectionError as E;
-    match e {
-        E::Io(e) => Failure::new(FailureKind::Connect, format!("connect: {e}")),
-        E::Tls(e) => Failure::new(FailureKind::Tls, format!("TLS: {e}")),
-        E::NetworkTimeout | E::FlushTimeout => {
-            Failure::new(FailureKind::Timeout, "the broker did not answer in time")
+    /// Handles a packet from the broker; the acks it calls for go into `acks`.
+    fn incoming(&mut self, p: In, acks: &mut BytesMut) -> Result<(), Failure> {
+        match p {
+            In::Publish(m, pkid) => match m.qos {
+                0 => self.message(m),
+                1 => {
+                    self.message(m);
+                    encode(&self.o, Out::PubAck(pkid), acks)?;
+                }
+                _ => {
+                    // Delivered once: a publish again before its PUBREL is a duplicate.
+                    if !self.awaiting_rel.contains(&pkid) {
+                        self.awaiting_rel.push(pkid);
+                        self.message(m);
+                    }
+                    encode(&self.o, Out::PubRec(pkid), acks)?;
+                }
+            },
+            In::PubRel(pkid) => {
+                self.awaiting_rel.retain(|i| *i != pkid);
+                encode(&self.o, Out::PubComp(pkid), acks)?;
+            }
+            In::PubAck(pkid) => {
+                self.inflight.retain(|i| i.pkid != pkid);
+                let _ = self.control.try_send(Ctl::PubAck(pkid));
+            }
+            In::PubRec(pkid) => {
+                if let Some(i) = self.inflight.iter_mut().find(|i| i.pkid == pkid) {
+                    i.publish = None;
+                }
+                encode(&self.o, Out::PubRel(pkid), acks)?;
+            }
+            In::PubComp(pkid) => {
+                self.inflight.retain(|i| i.pkid != pkid);
+                let _ = self.control.try_send(Ctl::PubComp(pkid));
+            }
+            In::SubAck(pkid, codes) => {
+                self.acks.retain(|i| *i != pkid);
+                let code = codes.first().copied().flatten();
+                let _ = self.control.try_send(Ctl::SubAck(pkid, code));
+            }
+            In::UnsubAck(pkid) => {
+                self.acks.retain(|i| *i != pkid);
+                let _ = self.control.try_send(Ctl::UnsubAck(pkid));
+            }
+            In::PingResp => self.pinged = false,
+            In::Disconnect(reason) => {
+                let mut f = broker_closed();
+                if !reason.is_empty() {
+                    f.message.push_str(&format!(": {reason}"));
+                }
+                return Err(f);
+            }
+            In::ConnAck(..) | In::Other => {}
         }
-        E::ConnectionRefused(code) => Failure::new(
-            FailureKind::Protocol,
-            format!("the broker refused the connection: {code:?}"),
-        ),
-        E::MqttState(rumqttc::StateError::Deserialization(
-            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_),
-        )) => too_large(max_body),
-        E::MqttState(rumqttc::StateError::Io(e)) => {
-            Failure::new(FailureKind::Closed, format!("the connection failed: {e}"))
-        }
-        E::MqttState(rumqttc::StateError::ConnectionAborted) => {
-            Failure::new(FailureKind::Closed, "the broker closed the connection")
-        }
-        other => Failure::new(FailureKind::Protocol, other.to_string()),
+        Ok(())
     }
-}
 
-fn failure_v5(e: rumqttc::v5::ConnectionError, max_body: usize) -> Failure {
-    use rumqttc::v5::ConnectionError as E;
-    use rumqttc::v5::StateError as S;
-    match e {
-        E::Io(e) => Failure::new(FailureKind::Connect, format!("connect: {e}")),
-        E::Tls(e) => Failure::new(FailureKind::Tls, format!("TLS: {e}")),
-        E::Timeout(_) => Failure::new(FailureKind::Timeout, "the broker did not answer in time"),
-        E::ConnectionRefused(code) => Failure::new(
-            FailureKind::Protocol,
-            format!("the broker refused the connection: {code:?}"),
-        ),
-        E::MqttState(S::Deserialization(
-            rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded { .. },
-        )) => too_large(max_body),
-        E::MqttState(S::Io(e)) => {
-            Failure::new(FailureKind::Closed, format!("the connection failed: {e}"))
+    /// Sends a step's request; true when it was the DISCONNECT that ends the connection.
+    async fn request(&mut self, link: &mut Link, r: Request) -> Result<bool, Failure> {
+        match r {
+            Request::Publish(m) => {
+                if m.qos == 0 {
+                    self.write(link, &[Out::Publish(&m, 0, false)]).await?;
+                    let _ = self.control.try_send(Ctl::Sent(Sent::Publish, 0));
+                } else {
+                    // In flight before it is written: a failed write sends it again after
+                    // the reconnect.
+                    let id = self.next_id();
+                    self.inflight.push(Inflight {
+                        pkid: id,
+                        publish: Some(m),
+                    });
+                    if let Some(m) = self.inflight.last().and_then(|i| i.publish.as_deref()) {
+                        self.write(link, &[Out::Publish(m, id, false)]).await?;
+                    }
+                    let _ = self.control.try_send(Ctl::Sent(Sent::Publish, id));
+                }
+            }
+            Request::Subscribe(f) => {
+                let id = self.next_id();
+                self.acks.push(id);
+                self.write(link, &[Out::Subscribe(id, &f.filter, f.qos)])
+                    .await?;
+                let _ = self.control.try_send(Ctl::Sent(Sent::Subscribe, id));
+            }
+            Request::Unsubscribe(f) => {
+                let id = self.next_id();
+                self.acks.push(id);
+                self.write(link, &[Out::Unsubscribe(id, &f.filter)]).await?;
+                let _ = self.control.try_send(Ctl::Sent(Sent::Unsubscribe, id));
+            }
+            Request::Disconnect => {
+                self.write(link, &[Out::Disconnect]).await?;
+                let _ = self.control.try_send(Ctl::Sent(Sent::Disconnect, 0));
+                return Ok(true);
+            }
         }
-        E::MqttState(S::ConnectionAborted) => {
-            Failure::new(FailureKind::Closed, "the broker closed the connection")
-        }
-        other => Failure::new(FailureKind::Protocol, other.to_string()),
+        Ok(false)
     }
 }

@@ -1,18 +1,21 @@
 //! MQTT steps (LoadDensity's `mqtt_user`, or a task with `"protocol": "mqtt"`): `connect`,
 //! `subscribe`, `publish`, `expect`, `unsubscribe` and `disconnect` over one connection per
-//! user and `connection` name, with rumqttc as the client (MQTT 3.1.1 and 5).
+//! user and `connection` name, with a client of its own over rumqttc's packet codec (MQTT
+//! 3.1.1 and 5; see `client`).
 //!
 //! Task fields (besides the common `name`, `connection`, `timeout`, `assertions`, ...):
 //!
 //! - `method`: the step, `publish` when absent (as LoadDensity).
 //! - `broker`: `host:port` (port 1883 when absent), `mqtt://host:port` or `mqtts://host:port`
-//!   (TLS, port 8883 when absent); placeholders allowed. Without it a step uses the open
-//!   connection, and a connection is opened to the user's `host`, else `127.0.0.1:1883`. A step
-//!   whose `broker` differs from its connection's reconnects there.
+//!   (TLS, port 8883 when absent), or `ws://host:port/path` / `wss://...` (MQTT over
+//!   WebSocket, subprotocol `mqtt`; ports 80 and 443 when absent); placeholders allowed.
+//!   Without it a step uses the open connection, and a connection is opened to the user's
+//!   `host`, else `127.0.0.1:1883`. A step whose `broker` differs from its connection's
+//!   reconnects there.
 //! - `version`: `3.1.1` (also `3`, `4`; the default, as LoadDensity's paho client) or `5`.
 //! - `client_id` (placeholders allowed; default a unique `ld-...` id per user and connection),
 //!   `username`, `password`, `clean_session` (default true), `keep_alive` (or LoadDensity's
-//!   `keepalive`) in whole seconds, default 60 (MQTT 5 through rumqttc: at least 5).
+//!   `keepalive`) in whole seconds, default 60 (0: no keep-alive pings).
 //! - TLS: an `mqtts://` broker or `"tls": true`; `verify` (false, or a CA bundle path, as for
 //!   HTTP), `ca_cert` (a PEM file of CAs to trust besides the web roots), `cert` and `key`
 //!   (PEM client certificate and key; `cert` alone holds both). `--insecure` applies.
@@ -126,31 +129,49 @@ enum Op {
     Disconnect,
 }
 
-/// `host:port`, and whether it is TLS.
+/// `host:port`, whether it is TLS, and the URL of a WebSocket broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Broker {
     text: Arc<str>,
     host: String,
     port: u16,
     tls: bool,
+    /// `ws://host[:port]/path` or `wss://...`: MQTT over WebSocket.
+    ws: Option<String>,
 }
 
 impl Broker {
     fn parse(text: &str, tls: bool) -> Result<Broker, String> {
         let t = text.trim();
         let lower = t.to_ascii_lowercase();
-        let (rest, tls) = if let Some(r) = lower.strip_prefix("mqtts://") {
-            (&t[t.len() - r.len()..], true)
+        let tail = |r: &str| &t[t.len() - r.len()..];
+        let (rest, tls, ws) = if let Some(r) = lower.strip_prefix("mqtts://") {
+            (tail(r), true, false)
         } else if let Some(r) = lower.strip_prefix("mqtt://") {
-            (&t[t.len() - r.len()..], tls)
+            (tail(r), tls, false)
+        } else if let Some(r) = lower.strip_prefix("wss://") {
+            (tail(r), true, true)
+        } else if let Some(r) = lower.strip_prefix("ws://") {
+            (tail(r), tls, true)
         } else if t.contains("://") {
             return Err(format!(
-                "unsupported broker URL {t:?}: host:port, mqtt://host:port or mqtts://host:port"
+                "unsupported broker URL {t:?}: host:port, mqtt://host:port, mqtts://host:port, \
+                 ws://host:port/path or wss://host:port/path"
             ));
         } else {
-            (t, tls)
+            (t, tls, false)
         };
-        let rest = rest.trim_end_matches('/');
+        // A WebSocket URL keeps its path (and query) for the handshake.
+        let (rest, path) = match (ws, rest.find(['/', '?'])) {
+            (true, Some(i)) => (&rest[..i], &rest[i..]),
+            (true, None) => (rest, "/"),
+            (false, _) => (rest.trim_end_matches('/'), ""),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
         let (host, port) = if let Some(r) = rest.strip_prefix('[') {
             let (h, p) = r
                 .split_once(']')
@@ -166,24 +187,25 @@ impl Broker {
             return Err(format!("broker {t:?} has no host"));
         }
         let port = match port {
-            None => {
-                if tls {
-                    8883
-                } else {
-                    1883
-                }
-            }
+            None => match (ws, tls) {
+                (true, true) => 443,
+                (true, false) => 80,
+                (false, true) => 8883,
+                (false, false) => 1883,
+            },
             Some(p) => p
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
                 .ok_or_else(|| format!("broker {t:?}: the port must be from 1 to 65535"))?,
         };
+        let ws = ws.then(|| format!("{}://{rest}{path}", if tls { "wss" } else { "ws" }));
         Ok(Broker {
             text: Arc::from(t),
             host: host.to_string(),
             port,
             tls,
+            ws,
         })
     }
 }
@@ -573,6 +595,7 @@ async fn ensure(
         clean_session: task.clean_session,
         keep_alive: task.keep_alive,
         tls: broker.tls.then(|| task.tls.clone()),
+        ws: broker.ws.clone(),
         connect_timeout: cx.timeout.as_secs().max(1),
         max_body: s.max_body,
     };
@@ -605,6 +628,8 @@ async fn ensure(
             Ok(Some(_)) => {}
         }
     }
+    // Room for this one only: a user has one connection or a few.
+    s.conns.reserve_exact(1);
     s.conns.push(Named {
         name: task.connection.clone(),
         broker,
@@ -792,9 +817,9 @@ async fn subscribe(
             pkid = Some(*id);
             None
         }
-        Ctl::SubAck(id, codes) if pkid == Some(*id) => Some(match codes.first() {
-            Some(Some(q)) => Ok(*q),
-            _ => Err(Failure::new(
+        Ctl::SubAck(id, code) if pkid == Some(*id) => Some(match code {
+            Some(q) => Ok(*q),
+            None => Err(Failure::new(
                 FailureKind::Protocol,
                 format!("the broker refused the subscription to {filter:?}"),
             )),
@@ -1067,7 +1092,18 @@ mod tests {
         assert_eq!((b.host.as_str(), b.port), ("::1", 7));
         let b = Broker::parse("localhost", true).expect("tls flag");
         assert_eq!((b.port, b.tls), (8883, true));
+        let b = Broker::parse("ws://127.0.0.1:9001/mqtt?x=1", false).expect("ws");
+        assert_eq!((b.host.as_str(), b.port, b.tls), ("127.0.0.1", 9001, false));
+        assert_eq!(b.ws.as_deref(), Some("ws://127.0.0.1:9001/mqtt?x=1"));
+        let b = Broker::parse("WSS://broker.test", false).expect("wss");
+        assert_eq!((b.port, b.tls), (443, true));
+        assert_eq!(b.ws.as_deref(), Some("wss://broker.test/"));
+        let b = Broker::parse("ws://[::1]/", true).expect("ws with the tls flag");
+        assert_eq!((b.host.as_str(), b.port), ("::1", 443));
+        assert_eq!(b.ws.as_deref(), Some("wss://[::1]/"));
+        assert_eq!(Broker::parse("mqtt://h:1", false).expect("mqtt").ws, None);
         assert!(Broker::parse("http://x:1", false).is_err());
+        assert!(Broker::parse("ws:///mqtt", false).is_err());
         assert!(Broker::parse(":1883", false).is_err());
         assert!(Broker::parse("h:0", false).is_err());
     }
