@@ -1234,6 +1234,55 @@ fn summaries_reach_webhooks_and_github_actions_gets_annotations_and_a_job_summar
     assert_eq!(card["title"], "nightly: failed");
 }
 
+/// A plan over the size whose text is kept while its tasks compile: each task is read again
+/// from the file, in order, and the variables its extractors set are known to later tasks.
+#[test]
+fn a_large_plan_reads_each_task_again_from_its_file_and_sends_them_all_in_order() {
+    let (addr, server) = serve(Kind::Http1, |_| Reply::json(200, r#"{"token":"t-9"}"#));
+    let base = format!("http://{addr}");
+    let pad = "p".repeat(200);
+    let n = 4000;
+    let mut tasks: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"method": "get", "request_url": format!("{base}/t?i={i}"),
+                   "headers": {"X-Request": format!("r-{i}"), "X-Pad": pad},
+                   "assertions": [{"type": "status_code", "value": 200}]})
+        })
+        .collect();
+    tasks[0]["extract"] = json!([{"var": "token", "from": "json_path", "path": "token"}]);
+    tasks[n - 1]["headers"]["X-Token"] = json!("${var.token}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = plan(Value::Array(tasks), json!({}));
+    assert!(doc.len() > 1024 * 1024, "{} bytes", doc.len());
+    write(dir.path(), "plan.json", &doc);
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--once", "-q", "--no-store"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = server.received();
+    assert_eq!(got.len(), n);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.target, format!("/t?i={i}"));
+        assert_eq!(r.header("x-request"), format!("r-{i}"));
+    }
+    assert_eq!(got[n - 1].header("x-token"), "t-9");
+
+    // Through a pipe the text cannot be read again, so it is kept.
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "/dev/stdin", "--once", "-q", "--no-store"])
+        .write_stdin(doc.into_bytes())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = server.received();
+    assert_eq!(got.len(), n);
+    assert_eq!(got[n - 1].target, format!("/t?i={}", n - 1));
+    assert_eq!(got[n - 1].header("x-token"), "t-9");
+}
+
 #[test]
 fn http2_posts_bodies_and_reads_replies_larger_than_its_windows_on_one_connection() {
     // 6 MiB: past a stream's 2 MiB window and the connection's 5 MiB, so the reply only

@@ -11,23 +11,27 @@ use crate::template::{Scope, TValue, value_text};
 
 /// One compiled assertion.
 #[derive(Debug)]
+/// Payloads are boxed: a plan of a million tasks holds a million checks, most of them a
+/// literal status.
 pub(crate) enum Check {
-    Status(TValue),
+    /// A status written as a number: the common case, kept without a template.
+    StatusCode(u16),
+    Status(Box<TValue>),
     /// A gRPC status code (the observation's code).
     GrpcStatus(u16),
-    Contains(TValue),
-    NotContains(TValue),
+    Contains(Box<TValue>),
+    NotContains(Box<TValue>),
     JsonPath {
-        path: String,
-        value: TValue,
+        path: Box<str>,
+        value: Box<TValue>,
     },
     Header {
-        name: String,
-        value: TValue,
+        name: Box<str>,
+        value: Box<TValue>,
     },
-    Regex(Regex),
+    Regex(Box<Regex>),
     MaxLatency(f64),
-    JsonShape(Shape),
+    JsonShape(Box<Shape>),
     /// A `graphql` task's own check: the reply is JSON without a non-empty `errors` list.
     GraphqlErrors,
 }
@@ -313,6 +317,8 @@ impl Check {
     /// `None` when the response satisfies the check, else what went wrong.
     pub(crate) fn verify(&self, seen: &mut Seen<'_>, scope: &mut Scope<'_>) -> Option<String> {
         match self {
+            Check::StatusCode(want) => (seen.status != *want)
+                .then(|| format!("status_code expected {want}, got {}", seen.status)),
             Check::Status(expected) => {
                 let want = expected.resolve(scope);
                 let ok = match &want {
@@ -636,7 +642,7 @@ mod tests {
     }
 
     fn shape(v: serde_json::Value) -> Check {
-        Check::JsonShape(Shape::parse(&v).expect("a shape"))
+        Check::JsonShape(Box::new(Shape::parse(&v).expect("a shape")))
     }
 
     #[test]
@@ -701,7 +707,7 @@ mod tests {
 
     #[test]
     fn assertions_report_what_was_expected_and_seen() {
-        let status = Check::Status(TValue::Literal(json!(200)));
+        let status = Check::Status(Box::new(TValue::Literal(json!(200))));
         assert_eq!(run(&status, 200, ""), None);
         assert_eq!(
             run(&status, 503, "").as_deref(),
@@ -709,14 +715,14 @@ mod tests {
         );
         let jp = Check::JsonPath {
             path: "a.0".into(),
-            value: TValue::Literal(json!(1)),
+            value: Box::new(TValue::Literal(json!(1))),
         };
         assert_eq!(run(&jp, 200, r#"{"a":[1.0]}"#), None);
         assert_eq!(
             run(&jp, 200, r#"{"a":[2]}"#).as_deref(),
             Some("json_path a.0 expected 1, got 2")
         );
-        let nc = Check::NotContains(TValue::Literal(json!("error")));
+        let nc = Check::NotContains(Box::new(TValue::Literal(json!("error"))));
         assert!(run(&nc, 200, "an error").is_some());
         assert!(run(&Check::MaxLatency(1.0), 200, "").is_some());
     }

@@ -20,7 +20,9 @@ use crate::check::{Check, Extract, Source};
 use crate::program::{Mode, Profile, Program, Step, TestSpec};
 use crate::protocol::{CompileCx, grpc, mqtt, socket, sse, ws};
 use crate::report::ReportKind;
-use crate::task::{HttpTask, NameInfo, Predicate, Proto, Recorded, Task, Think, Throttle, prepare};
+use crate::task::{
+    HttpTask, Literal, NameInfo, Predicate, Proto, Recorded, Task, Think, Throttle, prepare,
+};
 use crate::template::{Binder, CsvSource, TValue, escape_pointer, nearest, value_text};
 use crate::tls::{TlsSettings, client_config};
 use crate::{Error, HttpVersion, Result};
@@ -415,6 +417,8 @@ struct Compiler<'s> {
     csv: HashMap<String, Arc<CsvSource>>,
     vars: Vec<String>,
     name_ids: HashMap<Arc<str>, usize>,
+    /// The names' methods, each held once.
+    methods: Vec<Arc<str>>,
     tls: HashMap<(TlsSettings, HttpVersion), Arc<rustls::ClientConfig>>,
     throttles: HashMap<String, Arc<Throttle>>,
     /// The OAuth 2.0 tokens of `shared: true` auths, one store for the run.
@@ -434,20 +438,22 @@ struct Compiler<'s> {
     grpc: grpc::Schemas,
 }
 
-/// The tasks of one `LD_start_test`: read as values, or still text (see `doc`).
-enum TaskList<'a> {
+/// The tasks of one `LD_start_test`: read as values, or still text (see `doc`), read one
+/// at a time from their places in the file.
+enum TaskList {
     Values(Vec<RawTask>),
     Text {
         base: String,
-        items: Vec<&'a RawValue>,
+        spans: Vec<(u64, u32)>,
+        extracted: Vec<(String, bool)>,
     },
 }
 
-impl TaskList<'_> {
+impl TaskList {
     fn len(&self) -> usize {
         match self {
             TaskList::Values(v) => v.len(),
-            TaskList::Text { items, .. } => items.len(),
+            TaskList::Text { spans, .. } => spans.len(),
         }
     }
 
@@ -460,13 +466,14 @@ impl TaskList<'_> {
 }
 
 /// Compiles the plan file at `path` with its text.
-pub(crate) fn compile(path: &Path, text: &str, settings: &Settings) -> Result<Program> {
+pub(crate) fn compile(path: &Path, text: String, settings: &Settings) -> Result<Program> {
     let mut c = Compiler {
         settings,
         program: Program::default(),
         csv: HashMap::new(),
         vars: Vec::new(),
         name_ids: HashMap::new(),
+        methods: Vec::new(),
         tls: HashMap::new(),
         throttles: HashMap::new(),
         shared_tokens: Arc::default(),
@@ -542,6 +549,153 @@ pub(crate) fn decode<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
     })
 }
 
+/// [`decode`] taking the bytes: the text is the same buffer, not a copy.
+pub(crate) fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| match decode(path, e.as_bytes()) {
+        Err(e) => e,
+        Ok(_) => Error::plan(format!("{}: invalid UTF-8", path.display())),
+    })
+}
+
+/// Plans larger than this are not held while their tasks are compiled: each task's text is
+/// read again from the file as it is compiled.
+const KEEP_TEXT: usize = 1024 * 1024;
+
+/// Where the tasks of a file's task lists are read from once its document is read.
+enum TaskSource {
+    /// The file's text, kept.
+    Text(String),
+    /// The file, read again at each task's place: the text of a large plan is not held
+    /// beside its compiled tasks.
+    File(PathBuf),
+}
+
+/// Reads task texts in the order they stand in the file.
+struct TaskReader<'s> {
+    source: &'s TaskSource,
+    file: Option<std::io::BufReader<std::fs::File>>,
+    /// Where `file` reads next.
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl<'s> TaskReader<'s> {
+    fn new(source: &'s TaskSource) -> Self {
+        TaskReader {
+            source,
+            file: None,
+            pos: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The task at `span` (its offset and length in the file) as a value; `None` when it is
+    /// no longer there (the file changed while it was read).
+    fn read(&mut self, span: (u64, u32)) -> std::io::Result<Option<Value>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (at, len) = (span.0, span.1 as usize);
+        let text = match self.source {
+            TaskSource::Text(text) => usize::try_from(at)
+                .ok()
+                .and_then(|at| text.get(at..at.checked_add(len)?)),
+            TaskSource::File(path) => {
+                let file = match &mut self.file {
+                    Some(f) => f,
+                    None => self
+                        .file
+                        .insert(std::io::BufReader::new(std::fs::File::open(path)?)),
+                };
+                match at.checked_sub(self.pos).and_then(|d| i64::try_from(d).ok()) {
+                    Some(ahead) => file.seek_relative(ahead)?,
+                    None => {
+                        file.seek(SeekFrom::Start(at))?;
+                    }
+                }
+                self.buf.resize(len, 0);
+                file.read_exact(&mut self.buf)?;
+                self.pos = at + len as u64;
+                std::str::from_utf8(&self.buf).ok()
+            }
+        };
+        Ok(text
+            .filter(|t| t.trim_start().starts_with('{'))
+            .and_then(|t| serde_json::from_str(t).ok()))
+    }
+}
+
+/// A task list of a file's document: left as text (each task's place in the file and the
+/// variables its extractors set), or read as a value.
+enum Tasks {
+    Spans {
+        nested: bool,
+        mode: Option<Value>,
+        spans: Vec<(u64, u32)>,
+        /// The first item that is not an object.
+        not_object: Option<usize>,
+        /// Variables set by extractors: (name, session scope).
+        extracted: Vec<(String, bool)>,
+    },
+    Value(Value),
+}
+
+impl Tasks {
+    /// The task list `raw`, a slice of `text`.
+    fn of(text: &str, raw: &RawValue) -> Tasks {
+        let base = text.as_ptr() as usize;
+        let Some(list) = crate::doc::task_list(raw) else {
+            return Tasks::Value(crate::doc::value(raw));
+        };
+        let mut spans = Vec::with_capacity(list.items.len());
+        let mut extracted = Vec::new();
+        let mut not_object = None;
+        for (i, item) in list.items.iter().enumerate() {
+            let t = item.get();
+            let at = (t.as_ptr() as usize).wrapping_sub(base);
+            let (Ok(at), Ok(len)) = (u64::try_from(at), u32::try_from(t.len())) else {
+                return Tasks::Value(crate::doc::value(raw));
+            };
+            if text
+                .get(at as usize..at as usize + t.len())
+                .map(str::as_ptr)
+                != Some(t.as_ptr())
+            {
+                return Tasks::Value(crate::doc::value(raw));
+            }
+            spans.push((at, len));
+            if not_object.is_none() && !crate::doc::is_object(item) {
+                not_object = Some(i);
+            }
+            // Only a task whose text may name `extract` is read here.
+            if (t.contains("extract") || t.contains("\\u"))
+                && let Value::Object(task) = crate::doc::value(item)
+            {
+                extracted.extend(extractor_vars(&task));
+            }
+        }
+        Tasks::Spans {
+            nested: list.nested,
+            mode: list.mode,
+            spans,
+            not_object,
+            extracted,
+        }
+    }
+}
+
+/// The variables a task's extractors set: (name, session scope).
+fn extractor_vars(t: &Map<String, Value>) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(ex)) = t.get("extract") {
+        for e in ex {
+            if let Some(var) = e.get("var").and_then(Value::as_str) {
+                let session = e.get("scope").and_then(Value::as_str) == Some("session");
+                out.push((var.to_string(), session));
+            }
+        }
+    }
+    out
+}
+
 /// Formats a plan error for `file` at `pointer`.
 fn err(file: &Path, pointer: &str, message: impl std::fmt::Display) -> Error {
     let at = if pointer.is_empty() { "/" } else { pointer };
@@ -556,36 +710,53 @@ fn base_dir(file: &Path) -> PathBuf {
 }
 
 impl Compiler<'_> {
-    fn file(&mut self, path: &Path, text: &str) -> Result<()> {
+    fn file(&mut self, path: &Path, text: String) -> Result<()> {
         if self.files.len() > 16 || self.files.iter().any(|f| f == path) {
             return Err(err(path, "", "LD_execute_files includes itself"));
         }
         let doc =
-            crate::doc::read(text).map_err(|e| match e {
+            crate::doc::read(&text).map_err(|e| match e {
                 ld_plan::Error::Syntax { message, pos } => Error::plan(
-                    ld_plan::render_source_error(&path.display().to_string(), text, pos, &message),
+                    ld_plan::render_source_error(&path.display().to_string(), &text, pos, &message),
                 ),
                 other => Error::plan(format!("{}: {other}", path.display())),
             })?;
-        self.files.push(path.to_path_buf());
         let base = if doc.wrapped { "/load_density" } else { "" };
-        let result = self.actions(path, doc.actions, doc.tasks, base);
+        let crate::doc::Doc { actions, tasks, .. } = doc;
+        let tasks: Vec<Option<Tasks>> = tasks
+            .into_iter()
+            .map(|t| t.map(|raw| Tasks::of(&text, raw)))
+            .collect();
+        // Only a regular file that still has the text's length is read again: a pipe or a
+        // process substitution is read once.
+        let again = text.len() > KEEP_TEXT
+            && std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64);
+        let source = if again {
+            drop(text);
+            TaskSource::File(path.to_path_buf())
+        } else {
+            TaskSource::Text(text)
+        };
+        self.files.push(path.to_path_buf());
+        let result = self.actions(path, actions, tasks, &source, base);
         self.files.pop();
         result
     }
 
-    /// Compiles `actions`; `tasks` holds the task lists left as text, action by action.
+    /// Compiles `actions`; `tasks` holds the task lists left as text, action by action, read
+    /// from `source`.
     fn actions(
         &mut self,
         file: &Path,
         actions: Vec<Action>,
-        tasks: Vec<Option<&RawValue>>,
+        tasks: Vec<Option<Tasks>>,
+        source: &TaskSource,
         base: &str,
     ) -> Result<()> {
         let mut tasks = tasks.into_iter();
         for (i, action) in actions.into_iter().enumerate() {
             let t = tasks.next().flatten();
-            self.action(file, action, t, &format!("{base}/{i}"))?;
+            self.action(file, action, t, source, &format!("{base}/{i}"))?;
         }
         Ok(())
     }
@@ -594,7 +765,8 @@ impl Compiler<'_> {
         &mut self,
         file: &Path,
         action: Action,
-        tasks: Option<&RawValue>,
+        tasks: Option<Tasks>,
+        source: &TaskSource,
         pointer: &str,
     ) -> Result<()> {
         let Action { command, args } = action;
@@ -707,7 +879,7 @@ impl Compiler<'_> {
             }
             "LD_start_test" => {
                 let kw = kwargs(file, cmd, args, START_FIELDS, pointer)?;
-                let spec = self.start_test(file, kw, tasks, pointer)?;
+                let spec = self.start_test(file, kw, tasks, source, pointer)?;
                 self.program.steps.push(Step::StartTest(Box::new(spec)));
             }
             "LD_register_variable" => {
@@ -789,7 +961,13 @@ impl Compiler<'_> {
                 };
                 let inner =
                     Plan::from_value(list).map_err(|e| err(file, &format!("{pointer}/1"), e))?;
-                self.actions(file, inner.actions, Vec::new(), &format!("{pointer}/1"))?;
+                self.actions(
+                    file,
+                    inner.actions,
+                    Vec::new(),
+                    source,
+                    &format!("{pointer}/1"),
+                )?;
             }
             "LD_execute_files" => {
                 let kw = kwargs(file, cmd, args, &["execute_files_list"], pointer)?;
@@ -811,8 +989,7 @@ impl Compiler<'_> {
                             format!("cannot read {}: {source}", path.display()),
                         )
                     })?;
-                    let text = decode(&path, &bytes)?;
-                    self.file(&path, text)?;
+                    self.file(&path, into_text(&path, bytes)?)?;
                 }
             }
             other if SKIPPED_COMMANDS.contains(&other) => {
@@ -901,7 +1078,8 @@ impl Compiler<'_> {
         &mut self,
         file: &Path,
         mut kw: Map<String, Value>,
-        tasks_text: Option<&RawValue>,
+        tasks_text: Option<Tasks>,
+        source: &TaskSource,
         pointer: &str,
     ) -> Result<TestSpec> {
         let at = |k: &str| format!("{pointer}/1/{k}");
@@ -1051,30 +1229,36 @@ impl Compiler<'_> {
         self.csv_sources(file, kw.get("csv_sources"), &at("csv_sources"))?;
 
         let tasks_ptr = at("tasks");
-        let lazy = tasks_text.and_then(crate::doc::task_list);
-        let (mode, list) = match lazy {
-            Some(text) => {
-                let (mode, base) = if text.nested {
-                    let mode = mode_of(file, text.mode.as_ref(), &format!("{tasks_ptr}/mode"))?;
+        let (mode, list) = match tasks_text {
+            Some(Tasks::Spans {
+                nested,
+                mode,
+                spans,
+                not_object,
+                extracted,
+            }) => {
+                let (mode, base) = if nested {
+                    let mode = mode_of(file, mode.as_ref(), &format!("{tasks_ptr}/mode"))?;
                     (mode, format!("{tasks_ptr}/tasks"))
                 } else {
                     (Mode::Sequence, tasks_ptr.clone())
                 };
-                if let Some(i) = text.items.iter().position(|t| !crate::doc::is_object(t)) {
+                if let Some(i) = not_object {
                     return Err(err(file, &format!("{base}/{i}"), "expected a task object"));
                 }
                 (
                     mode,
                     TaskList::Text {
                         base,
-                        items: text.items,
+                        spans,
+                        extracted,
                     },
                 )
             }
-            None => {
-                let value = match tasks_text {
-                    Some(text) => Some(crate::doc::value(text)),
-                    None => kw.remove("tasks"),
+            other => {
+                let value = match other {
+                    Some(Tasks::Value(v)) => Some(v),
+                    _ => kw.remove("tasks"),
                 };
                 let (mode, list) = self.task_values(file, value, &tasks_ptr)?;
                 (mode, TaskList::Values(list))
@@ -1093,32 +1277,18 @@ impl Compiler<'_> {
         self.task_count += list.len();
         // Variables extractors will set are known names for the placeholder report.
         let mut session = Vec::new();
-        let mut scan = |t: &Map<String, Value>| {
-            if let Some(Value::Array(ex)) = t.get("extract") {
-                for e in ex {
-                    if let Some(var) = e.get("var").and_then(Value::as_str) {
-                        if e.get("scope").and_then(Value::as_str) == Some("session") {
-                            session.push(var.to_string());
-                        } else {
-                            self.vars.push(var.to_string());
-                        }
-                    }
+        let mut known = |vars: Vec<(String, bool)>| {
+            for (var, in_session) in vars {
+                if in_session {
+                    session.push(var);
+                } else {
+                    self.vars.push(var);
                 }
             }
         };
         match &list {
-            TaskList::Values(v) => v.iter().for_each(|(_, t)| scan(t)),
-            TaskList::Text { items, .. } => {
-                // Only a task whose text may name `extract` is read twice.
-                for item in items {
-                    let text = item.get();
-                    if (text.contains("extract") || text.contains("\\u"))
-                        && let Value::Object(t) = crate::doc::value(item)
-                    {
-                        scan(&t);
-                    }
-                }
-            }
+            TaskList::Values(v) => v.iter().for_each(|(_, t)| known(extractor_vars(t))),
+            TaskList::Text { extracted, .. } => known(extracted.clone()),
         }
         let mut tasks = Vec::with_capacity(list.len());
         match list {
@@ -1126,18 +1296,27 @@ impl Compiler<'_> {
                 for (p, t) in v {
                     let task =
                         self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
-                    tasks.push(Arc::new(task));
+                    tasks.push(task);
                 }
             }
-            TaskList::Text { base, items } => {
-                for (i, item) in items.into_iter().enumerate() {
+            TaskList::Text { base, spans, .. } => {
+                let mut reader = TaskReader::new(source);
+                for (i, span) in spans.into_iter().enumerate() {
                     let p = format!("{base}/{i}");
-                    let Value::Object(t) = crate::doc::value(item) else {
-                        return Err(err(file, &p, "expected a task object"));
+                    let t = match reader.read(span) {
+                        Ok(Some(Value::Object(t))) => t,
+                        Ok(_) => {
+                            return Err(err(
+                                file,
+                                &p,
+                                "the task is no longer there: the file changed while it was read",
+                            ));
+                        }
+                        Err(e) => return Err(err(file, &p, format!("cannot read the task: {e}"))),
                     };
                     let task =
                         self.task(file, t, &p, host.as_deref(), &session, default_protocol)?;
-                    tasks.push(Arc::new(task));
+                    tasks.push(task);
                 }
             }
         }
@@ -1154,7 +1333,7 @@ impl Compiler<'_> {
             shape,
             variables,
             mode,
-            tasks,
+            tasks: Arc::new(tasks),
         })
     }
 
@@ -1340,9 +1519,17 @@ impl Compiler<'_> {
             None => {
                 let id = self.program.names.len();
                 let name: Arc<str> = Arc::from(name_text.as_str());
+                let method = match self.methods.iter().find(|m| ***m == *report_method) {
+                    Some(m) => m.clone(),
+                    None => {
+                        let m: Arc<str> = Arc::from(report_method.as_str());
+                        self.methods.push(m.clone());
+                        m
+                    }
+                };
                 self.program.names.push(NameInfo {
                     name: name.clone(),
-                    method: report_method,
+                    method,
                 });
                 self.name_ids.insert(name, id);
                 id
@@ -1603,6 +1790,13 @@ impl Compiler<'_> {
                         b
                     }
                 };
+                let follow_redirects = match t.get("allow_redirects") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
+                    }
+                };
                 let prepared = match request_tv.as_literal() {
                     Some(fields) => {
                         let mut p = prepare(
@@ -1612,13 +1806,34 @@ impl Compiler<'_> {
                             self.form_charset,
                         )
                         .map_err(|m| err(file, pointer, m))?;
-                        p.headers = compact_headers(&p.headers);
-                        Some(Arc::new(p))
+                        // A task named by its URL shares the name's text.
+                        if *p.url == *name {
+                            p.url = name.clone();
+                        }
+                        Some(p)
                     }
                     None => None,
                 };
-                let request_tv = match (&prepared, request_tv) {
-                    (Some(_), TValue::Literal(Value::Object(fields))) => {
+                // HTTP/1.1 requests without auth take the compact form; HTTP/2 and auth read
+                // the header map, kept for them.
+                let h1 = match self.settings.http {
+                    HttpVersion::Http1 => true,
+                    HttpVersion::Auto => prepared.as_ref().is_some_and(|p| !p.https),
+                    HttpVersion::Http2 => false,
+                };
+                let (prepared, literal) = match prepared {
+                    Some(p) if h1 && auth.is_none() => match Literal::new(&p) {
+                        Some(l) => (None, Some(Box::new(l))),
+                        None => (Some(p), None),
+                    },
+                    other => (other, None),
+                };
+                let prepared = prepared.map(|mut p| {
+                    p.headers = compact_headers(&p.headers);
+                    Arc::new(p)
+                });
+                let request_tv = match (prepared.is_some() || literal.is_some(), request_tv) {
+                    (true, TValue::Literal(Value::Object(fields))) => {
                         let rest = unprepared_fields(fields);
                         // An empty map still holds its table: a plan of many tasks would pay
                         // for it in each.
@@ -1630,13 +1845,6 @@ impl Compiler<'_> {
                     }
                     (_, tv) => tv,
                 };
-                let follow_redirects = match t.get("allow_redirects") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => {
-                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
-                    }
-                };
                 Proto::Http(HttpTask {
                     method,
                     form_charset: self.form_charset,
@@ -1645,6 +1853,7 @@ impl Compiler<'_> {
                         tv => Some(Box::new(tv)),
                     },
                     prepared,
+                    literal,
                     base_dir: base,
                     follow_redirects,
                     tls,
@@ -1786,7 +1995,7 @@ impl Compiler<'_> {
             || extract
                 .iter()
                 .any(|e| matches!(e.source, Source::Header(_)));
-        checks.shrink_to_fit();
+        let checks = checks.into_boxed_slice();
         extract.shrink_to_fit();
         Ok(Task {
             name_id,
@@ -2042,7 +2251,10 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             })
     };
     Ok(match kind.as_str() {
-        "status_code" => Check::Status(value(binder)?),
+        "status_code" => match m.get("value").and_then(Value::as_u64) {
+            Some(code) if code <= u64::from(u16::MAX) => Check::StatusCode(code as u16),
+            _ => Check::Status(Box::new(value(binder)?)),
+        },
         "grpc_status" => {
             let v = m
                 .get("value")
@@ -2064,18 +2276,18 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             })?)
         }
         "message_count" => Check::Header {
-            name: "grpc-messages".to_string(),
-            value: value(binder)?,
+            name: "grpc-messages".into(),
+            value: Box::new(value(binder)?),
         },
-        "contains" => Check::Contains(value(binder)?),
-        "not_contains" => Check::NotContains(value(binder)?),
+        "contains" => Check::Contains(Box::new(value(binder)?)),
+        "not_contains" => Check::NotContains(Box::new(value(binder)?)),
         "json_path" => Check::JsonPath {
-            path: text_field("path")?,
-            value: value(binder)?,
+            path: text_field("path")?.into(),
+            value: Box::new(value(binder)?),
         },
         "header" => Check::Header {
-            name: text_field("name")?,
-            value: value(binder)?,
+            name: text_field("name")?.into(),
+            value: Box::new(value(binder)?),
         },
         "regex" => {
             let pattern = m
@@ -2083,9 +2295,9 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
                 .or_else(|| m.get("value"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(file, p, "a `regex` assertion needs a `pattern`"))?;
-            Check::Regex(
+            Check::Regex(Box::new(
                 regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
-            )
+            ))
         }
         "max_latency_ms" => {
             let v = m
@@ -2104,10 +2316,10 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             let shape = m
                 .get("shape")
                 .ok_or_else(|| err(file, p, "a `json_shape` assertion needs a `shape`"))?;
-            Check::JsonShape(
+            Check::JsonShape(Box::new(
                 crate::check::Shape::parse(shape)
                     .map_err(|(at, e)| err(file, &format!("{p}/shape{at}"), e))?,
-            )
+            ))
         }
         other => {
             let hint = nearest(other, ASSERTION_TYPES.iter().copied());
@@ -2466,7 +2678,7 @@ mod tests {
     }
 
     fn compile_text(text: &str) -> Result<Program> {
-        compile(Path::new("plan.json"), text, &settings())
+        compile(Path::new("plan.json"), text.to_string(), &settings())
     }
 
     #[test]

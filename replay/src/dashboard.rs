@@ -91,7 +91,7 @@ impl Dashboard {
                 let n = self.names.get(f.name_id as usize);
                 json!({
                     "name": n.map_or("", |n| n.name.as_str()),
-                    "method": n.map_or("", |n| n.method.as_str()),
+                    "method": n.map_or("", |n| &*n.method),
                     "protocol": f.protocol,
                     "requests": f.requests,
                     "failures": f.failures,

@@ -221,7 +221,7 @@ pub fn openmetrics(names: &[Name], figures: &[NameFigures], active_users: u64) -
         let n = names.get(f.name_id as usize);
         (
             label(n.map_or("", |n| n.name.as_str())),
-            label(n.map_or("", |n| n.method.as_str())),
+            label(n.map_or("", |n| &*n.method)),
         )
     };
     out.push_str("# TYPE loaddensity_requests counter\n# HELP loaddensity_requests Requests sent, by name, method, status, protocol and outcome.\n");
@@ -462,7 +462,7 @@ impl Influx {
                 format!(
                     "loaddensity_request,name={},method={},protocol={} requests={}i,failures={}i,bytes={}i,p50_ms={},p95_ms={},p99_ms={},max_ms={} {now}",
                     influx_tag(n.map_or("", |n| n.name.as_str())),
-                    influx_tag(n.map_or("", |n| n.method.as_str())),
+                    influx_tag(n.map_or("", |n| &*n.method)),
                     f.protocol,
                     f.requests,
                     f.failures,

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
-use crate::task::Prepared;
+use crate::task::Req;
 
 /// A cleartext or TLS byte stream.
 pub(crate) type Io = Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
@@ -135,13 +135,13 @@ impl Conn {
     pub(crate) async fn exchange(
         &mut self,
         method: &Method,
-        p: &Prepared,
+        req: Req<'_>,
         cookie: Option<&HeaderValue>,
         keep_body: Option<usize>,
         want_headers: bool,
     ) -> Result<Answer, Failure> {
         self.busy = true;
-        let result = self.run(method, p, cookie, keep_body, want_headers).await;
+        let result = self.run(method, req, cookie, keep_body, want_headers).await;
         if result.is_err() {
             self.done = true;
         }
@@ -153,13 +153,13 @@ impl Conn {
     async fn run(
         &mut self,
         method: &Method,
-        p: &Prepared,
+        req: Req<'_>,
         cookie: Option<&HeaderValue>,
         keep_body: Option<usize>,
         want_headers: bool,
     ) -> Result<Answer, Failure> {
-        let separate = encode(&mut self.out, method, p, cookie);
-        let body = separate.then_some(&p.body[..]);
+        let separate = encode(&mut self.out, method, req, cookie);
+        let body = separate.then_some(&req.body()[..]);
         if let Err(e) = write_request(&mut self.io, &self.out, body).await {
             return Err(Failure {
                 message: format!("request: sending: {e}"),
@@ -475,45 +475,58 @@ async fn write_request(io: &mut Io, head: &[u8], body: Option<&[u8]>) -> io::Res
 
 /// Writes the request head (and the body, when small) into `out`; true when the body must
 /// be written after it on its own.
-fn encode(out: &mut Vec<u8>, method: &Method, p: &Prepared, cookie: Option<&HeaderValue>) -> bool {
+fn encode(out: &mut Vec<u8>, method: &Method, req: Req<'_>, cookie: Option<&HeaderValue>) -> bool {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(p.origin_form().as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(p.authority().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut framed = false;
-    for (name, value) in &p.headers {
-        if name == header::HOST || (cookie.is_some() && name == header::COOKIE) {
-            continue;
+    let framed = match req {
+        Req::Full(p) => {
+            out.extend_from_slice(p.origin_form().as_bytes());
+            out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+            out.extend_from_slice(p.authority().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            let mut framed = false;
+            for (name, value) in &p.headers {
+                if name == header::HOST || (cookie.is_some() && name == header::COOKIE) {
+                    continue;
+                }
+                if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                    framed = true;
+                }
+                line(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+            framed
         }
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            framed = true;
+        Req::Literal(l) => {
+            // The host line and the headers are kept as written (no `Host`, no `Cookie`).
+            out.extend_from_slice(l.origin_form().as_bytes());
+            out.extend_from_slice(b" HTTP/1.1\r\n");
+            out.extend_from_slice(l.head_lines().as_bytes());
+            l.framed()
         }
-        line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    if p.default_user_agent {
+    };
+    let default_user_agent = match req {
+        Req::Full(p) => p.default_user_agent,
+        Req::Literal(l) => l.default_user_agent,
+    };
+    if default_user_agent {
         line(out, b"user-agent", crate::task::USER_AGENT.as_bytes());
     }
     if let Some(c) = cookie {
         line(out, b"cookie", c.as_bytes());
     }
+    let body = req.body();
     let has_payload =
-        !p.body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+        !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     if !framed && has_payload {
         let mut digits = itoa::Buffer::new();
-        line(
-            out,
-            b"content-length",
-            digits.format(p.body.len()).as_bytes(),
-        );
+        line(out, b"content-length", digits.format(body.len()).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    if p.body.len() >= COPY_BODY {
+    if body.len() >= COPY_BODY {
         true
     } else {
-        out.extend_from_slice(&p.body);
+        out.extend_from_slice(body);
         false
     }
 }
@@ -699,6 +712,44 @@ mod tests {
         match parse_head(&mut buf, want_headers) {
             Ok(Some(h)) => (h, buf),
             _ => panic!("no head in {:?}", String::from_utf8_lossy(text)),
+        }
+    }
+
+    #[test]
+    fn a_literal_request_is_written_as_its_prepared_form() {
+        use rand::SeedableRng;
+        let cases = [
+            serde_json::json!({"url": "http://127.0.0.1:8080/ok?item=1",
+                "headers": {"Accept": "text/plain", "X-Request": "r-1"}}),
+            serde_json::json!({"url": "http://[::1]:9/a%20b", "headers": {"User-Agent": "me"},
+                "cookies": {"s": "1"}, "body": "hello"}),
+            serde_json::json!({"url": "http://example.test/s", "params": {"q": "x y"},
+                "headers": {"Transfer-Encoding": "chunked"}, "json": {"a": 1}}),
+        ];
+        for fields in cases {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
+            let p = crate::task::prepare(&fields, std::path::Path::new("."), &mut rng, true)
+                .expect("prepares");
+            let l = crate::task::Literal::new(&p).expect("a literal form");
+            let cookie = HeaderValue::from_static("s=1; t=2");
+            for method in [Method::GET, Method::POST] {
+                for c in [None, Some(&cookie)] {
+                    let (mut full, mut literal) = (Vec::new(), Vec::new());
+                    let a = encode(&mut full, &method, Req::Full(&p), c);
+                    let b = encode(&mut literal, &method, Req::Literal(&l), c);
+                    assert_eq!(
+                        String::from_utf8_lossy(&full),
+                        String::from_utf8_lossy(&literal),
+                        "{fields}"
+                    );
+                    assert_eq!(a, b);
+                }
+            }
+            let back = l.prepared().expect("prepared again");
+            assert_eq!(back.uri, p.uri);
+            assert_eq!(back.headers, p.headers);
+            assert_eq!((back.host.as_str(), back.port), (l.host(), l.port));
+            assert_eq!(Req::Literal(&l).path(), Req::Full(&p).path());
         }
     }
 

@@ -23,7 +23,7 @@ use crate::auth::{Auth, JwtAuth, OAuth2Auth, ToSign};
 use crate::cookies::Jar;
 use crate::h1;
 use crate::protocol::{Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
-use crate::task::{HttpTask, Prepared, prepare};
+use crate::task::{HttpTask, Prepared, Req, prepare};
 
 enum Sender {
     H1(h1::Conn),
@@ -62,9 +62,20 @@ impl Protocol for Http {
     }
 
     async fn exec(transport: &mut HttpTransport, task: &HttpTask, cx: &mut StepCx<'_, '_>) -> Step {
-        let prepared: Arc<Prepared> = match &task.prepared {
-            Some(p) => p.clone(),
-            None => {
+        if let Some(literal) = &task.literal
+            && task.auth.is_none()
+        {
+            return send(transport, task, cx, Req::Literal(literal)).await;
+        }
+        let prepared: Arc<Prepared> = match (&task.prepared, &task.literal) {
+            (Some(p), _) => p.clone(),
+            (None, Some(l)) => match l.prepared() {
+                Ok(p) => Arc::new(p),
+                Err(message) => {
+                    return Step::failed(l.url.clone(), Failure::new(FailureKind::Plan, message));
+                }
+            },
+            (None, None) => {
                 let fields = match &task.request {
                     Some(r) => r.resolve(cx.scope),
                     None => serde_json::Value::Null,
@@ -92,44 +103,54 @@ impl Protocol for Http {
                 }
             }
         };
-        let timeout = crate::protocol::remaining(cx);
-        // Boxed: a user waiting on think time then holds a small future, not the largest
-        // state of a request in flight.
-        let sent = tokio::time::timeout(
-            timeout,
-            Box::pin(transport.send(
-                cx.jar,
-                &task.method,
-                &prepared,
-                &task.tls,
-                task.follow_redirects,
-                cx.want_body,
-                cx.want_headers,
-            )),
-        )
-        .await;
-        match sent {
-            Ok(Ok(reply)) => Step {
-                target: reply.url,
-                result: Ok(Observation {
-                    code: reply.status,
-                    headers: reply.headers,
-                    body: reply.body,
-                    wire_bytes: reply.wire_bytes,
-                }),
-            },
-            Ok(Err(message)) => Step::failed(
-                prepared.url.clone(),
-                Failure::new(failure_kind(&message), message),
+        send(transport, task, cx, Req::Full(&prepared)).await
+    }
+}
+
+/// Sends the task's request within what is left of its timeout.
+async fn send(
+    transport: &mut HttpTransport,
+    task: &HttpTask,
+    cx: &mut StepCx<'_, '_>,
+    req: Req<'_>,
+) -> Step {
+    let timeout = crate::protocol::remaining(cx);
+    // Boxed: a user waiting on think time then holds a small future, not the largest
+    // state of a request in flight.
+    let sent = tokio::time::timeout(
+        timeout,
+        Box::pin(transport.send_req(
+            cx.jar,
+            &task.method,
+            req,
+            &task.tls,
+            task.follow_redirects,
+            cx.want_body,
+            cx.want_headers,
+        )),
+    )
+    .await;
+    match sent {
+        Ok(Ok(reply)) => Step {
+            target: reply.url,
+            result: Ok(Observation {
+                code: reply.status,
+                headers: reply.headers,
+                body: reply.body,
+                wire_bytes: reply.wire_bytes,
+            }),
+        },
+        Ok(Err(message)) => Step::failed(
+            req.url().clone(),
+            Failure::new(failure_kind(&message), message),
+        ),
+        Err(_) => Step::failed(
+            req.url().clone(),
+            Failure::new(
+                FailureKind::Timeout,
+                format!("timed out after {}", humantime::format_duration(cx.timeout)),
             ),
-            Err(_) => Step::failed(
-                prepared.url.clone(),
-                Failure::new(
-                    FailureKind::Timeout,
-                    format!("timed out after {}", humantime::format_duration(cx.timeout)),
-                ),
-            ),
-        }
+        ),
     }
 }
 
@@ -349,13 +370,45 @@ impl HttpTransport {
         want_body: bool,
         want_headers: bool,
     ) -> Result<Reply, String> {
+        self.send_req(
+            jar,
+            method,
+            Req::Full(prepared),
+            tls,
+            follow,
+            want_body,
+            want_headers,
+        )
+        .await
+    }
+
+    /// [`HttpTransport::send`] for a request in either form.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_req(
+        &mut self,
+        jar: &mut Jar,
+        method: &Method,
+        req: Req<'_>,
+        tls: &Arc<rustls::ClientConfig>,
+        follow: bool,
+        want_body: bool,
+        want_headers: bool,
+    ) -> Result<Reply, String> {
         let want_headers = want_headers || follow;
         let reply = self
-            .exchange(jar, method, prepared, tls, want_body, want_headers)
+            .exchange(jar, method, req, tls, want_body, want_headers)
             .await?;
         if !follow || !is_redirect(reply.status) {
             return Ok(reply);
         }
+        let whole;
+        let prepared = match req {
+            Req::Full(p) => p,
+            Req::Literal(l) => {
+                whole = l.prepared()?;
+                &whole
+            }
+        };
         // Boxed, as the redirect chain is the rare case: its state stays out of every
         // request's future.
         Box::pin(self.redirects(jar, reply, method, prepared, tls, want_body)).await
@@ -405,7 +458,7 @@ impl HttpTransport {
                 next.headers.remove(header::CONTENT_TYPE);
             }
             reply = self
-                .exchange(jar, &method, &next, tls, want_body, true)
+                .exchange(jar, &method, Req::Full(&next), tls, want_body, true)
                 .await?;
             current = Some(next);
         }
@@ -416,7 +469,7 @@ impl HttpTransport {
         &mut self,
         jar: &mut Jar,
         method: &Method,
-        p: &Prepared,
+        p: Req<'_>,
         tls: &Arc<rustls::ClientConfig>,
         want_body: bool,
         want_headers: bool,
@@ -433,9 +486,9 @@ impl HttpTransport {
                     // request would otherwise be as large and copied whole on each send.
                     let sender = Box::pin(connect(p, tls, self.version)).await?;
                     self.conns.push(Conn {
-                        https: p.https,
-                        host: p.host.clone(),
-                        port: p.port,
+                        https: p.https(),
+                        host: p.host().to_string(),
+                        port: p.port(),
                         tls: tls_id,
                         sender,
                     });
@@ -449,7 +502,16 @@ impl HttpTransport {
                     c.exchange(method, p, cookie.as_ref(), keep, want_headers)
                         .await
                 }
-                Sender::H2(c) => c.exchange(method, p, cookie.as_ref(), keep).await,
+                Sender::H2(c) => match p {
+                    Req::Full(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
+                    // A literal request on a connection that turned out to be HTTP/2.
+                    Req::Literal(l) => match l.prepared() {
+                        Ok(p) => c.exchange(method, &p, cookie.as_ref(), keep).await,
+                        Err(message) => {
+                            return Err(message);
+                        }
+                    },
+                },
             };
             let answer = match answer {
                 Ok(a) => a,
@@ -472,8 +534,7 @@ impl HttpTransport {
             }
             for value in answer.headers.get_all(header::SET_COOKIE) {
                 if let Ok(text) = value.to_str() {
-                    let path = p.uri.path();
-                    jar.store(text, &p.host, path);
+                    jar.store(text, p.host(), p.path());
                 }
             }
             let body = if want_body {
@@ -486,15 +547,17 @@ impl HttpTransport {
                 headers: answer.headers,
                 body,
                 wire_bytes: answer.wire,
-                url: p.url.clone(),
+                url: p.url().clone(),
             });
         }
     }
 
-    fn find(&mut self, p: &Prepared, tls: usize) -> Option<usize> {
-        let i = self.conns.iter().position(|c| {
-            c.https == p.https && c.port == p.port && c.tls == tls && c.host == p.host
-        })?;
+    fn find(&mut self, p: Req<'_>, tls: usize) -> Option<usize> {
+        let (https, port, host) = (p.https(), p.port(), p.host());
+        let i = self
+            .conns
+            .iter()
+            .position(|c| c.https == https && c.port == port && c.tls == tls && c.host == host)?;
         let closed = match &mut self.conns[i].sender {
             Sender::H1(c) => !c.usable(),
             Sender::H2(c) => c.is_closed(),
@@ -508,16 +571,16 @@ impl HttpTransport {
 }
 
 /// The `Cookie` header: the task's own cookies, overridden by the jar's of the same name.
-fn cookie_header(jar: &Jar, p: &Prepared) -> Option<HeaderValue> {
-    if jar.is_empty() && p.cookies.is_empty() {
+fn cookie_header(jar: &Jar, p: Req<'_>) -> Option<HeaderValue> {
+    if jar.is_empty() && p.cookies().is_empty() {
         return None;
     }
     let mut pairs: Vec<(&str, &str)> = p
-        .cookies
+        .cookies()
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    for (k, v) in jar.matching(&p.host, p.uri.path(), p.https) {
+    for (k, v) in jar.matching(p.host(), p.path(), p.https()) {
         pairs.retain(|(n, _)| *n != k);
         pairs.push((k, v));
     }
@@ -529,23 +592,24 @@ fn cookie_header(jar: &Jar, p: &Prepared) -> Option<HeaderValue> {
 }
 
 async fn connect(
-    p: &Prepared,
+    p: Req<'_>,
     tls: &Arc<rustls::ClientConfig>,
     version: HttpVersion,
 ) -> Result<Sender, String> {
-    let tcp = match p.host.parse::<IpAddr>() {
-        Ok(ip) => TcpStream::connect((ip, p.port)).await,
-        Err(_) => TcpStream::connect((p.host.as_str(), p.port)).await,
+    let (host, port) = (p.host(), p.port());
+    let tcp = match host.parse::<IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, port)).await,
+        Err(_) => TcpStream::connect((host, port)).await,
     }
-    .map_err(|e| format!("connect to {}:{}: {e}", p.host, p.port))?;
+    .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (io, h2) = if p.https {
-        let name = rustls::pki_types::ServerName::try_from(p.host.clone())
-            .map_err(|e| format!("invalid TLS server name {:?}: {e}", p.host))?;
+    let (io, h2) = if p.https() {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
         let stream = tokio_rustls::TlsConnector::from(tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake with {}:{}: {e}", p.host, p.port))?;
+            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         (Either::Right(Box::new(stream)), h2)
     } else {

@@ -403,10 +403,10 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
         },
         too_large => Error::plan(format!("{}: {too_large}", options.plan.display())),
     })?;
-    let text = compile::decode(&options.plan, &bytes)?;
+    let text = compile::into_text(&options.plan, bytes)?;
     let loaded = env::load(
         &options.plan,
-        text,
+        &text,
         options.secrets_file.as_deref(),
         options.environment.iter().cloned(),
     )?;
@@ -433,6 +433,7 @@ pub async fn run_async(options: ReplayOptions, sinks: Vec<Box<dyn Sink>>) -> Res
             });
         }
     }
+    // The text goes to the compiler, which drops a large plan's text before its tasks.
     let mut program = compile::compile(&options.plan, text, &settings)?;
     env::check_unresolved(&options.plan, &program.unresolved, &loaded)?;
     let redactor = Arc::new(program.redactor(&loaded.secrets));
@@ -720,7 +721,7 @@ pub fn check_plan(path: &Path, bytes: &[u8]) -> Result<PlanCheck> {
 /// The plan compiled without its environment, secrets or network: what [`check_plan`] and
 /// [`pace_plan`] read.
 fn offline_program(path: &Path, bytes: &[u8]) -> Result<Program> {
-    let text = compile::decode(path, bytes)?;
+    let text = compile::decode(path, bytes)?.to_string();
     let settings = compile::Settings {
         insecure: false,
         ca_cert: None,

@@ -59,7 +59,7 @@ pub(crate) enum Load {
 
 /// What every virtual user of one test shares, read-only.
 pub(crate) struct TestCtx {
-    pub(crate) tasks: Vec<Arc<Task>>,
+    pub(crate) tasks: Arc<Vec<Task>>,
     pub(crate) mode: Mode,
     pub(crate) vars: HashMap<String, String>,
     pub(crate) seed: Option<u64>,
@@ -176,7 +176,7 @@ impl TestCtx {
     }
 
     /// Weighted mode: one task, in proportion to the weights (weight 0 never).
-    fn pick(&self, rng: &mut SmallRng) -> Option<&Arc<Task>> {
+    fn pick(&self, rng: &mut SmallRng) -> Option<&Task> {
         let total = *self.cumulative.last()?;
         if total == 0 {
             return None;
@@ -347,11 +347,11 @@ impl Vu {
         let ctx = self.ctx.clone();
         let mut ran = 0;
         if ctx.mode == Mode::Weighted {
-            let task = ctx.pick(&mut self.rng).cloned();
+            let task = ctx.pick(&mut self.rng);
             if let Some(task) = task
-                && self.condition(&task)
+                && self.condition(task)
             {
-                self.exec(&task, intended).await;
+                self.exec(task, intended).await;
                 ran += 1;
             }
             return ran;
@@ -359,7 +359,7 @@ impl Vu {
         // An open-model arrival already counts as sent: it runs to its end (within the grace
         // period), whereas a closed-model user leaves at the next task once stopped.
         let open = intended.is_some();
-        for task in &ctx.tasks {
+        for task in ctx.tasks.iter() {
             if !open && self.stopped() {
                 break;
             }

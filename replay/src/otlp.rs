@@ -27,7 +27,7 @@ fn attributes(
     let n = names.get(f.name_id as usize);
     let mut a = vec![
         ("name", n.map_or("", |n| n.name.as_str()).to_string()),
-        ("method", n.map_or("", |n| n.method.as_str()).to_string()),
+        ("method", n.map_or("", |n| &*n.method).to_string()),
         ("protocol", f.protocol.to_string()),
     ];
     a.extend(extra.iter().cloned());

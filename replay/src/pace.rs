@@ -8,7 +8,6 @@
 //! lanes run at once. A task without `recorded` follows the task before it in the plan, on the
 //! same lane, at once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::task::Task;
@@ -69,7 +68,7 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     /// The schedule of `tasks` at `pace`.
-    pub(crate) fn new(tasks: &[Arc<Task>], pace: &Pace) -> Schedule {
+    pub(crate) fn new(tasks: &[Task], pace: &Pace) -> Schedule {
         // Each task's recorded offset and lane, those without one after the task before.
         let mut timeline: Vec<(Duration, u32, usize)> = Vec::with_capacity(tasks.len());
         let (mut at, mut lane) = (Duration::ZERO, 0u32);

@@ -62,7 +62,8 @@ pub(crate) struct TestSpec {
     pub(crate) shape: Option<Profile>,
     pub(crate) variables: Vec<(String, String)>,
     pub(crate) mode: Mode,
-    pub(crate) tasks: Vec<Arc<Task>>,
+    /// Shared by the test's users; built once.
+    pub(crate) tasks: Arc<Vec<Task>>,
 }
 
 /// How the number of virtual users changes over time.
@@ -170,7 +171,7 @@ impl Program {
                 Step::Variables(vars) => variables.push(vars),
                 Step::StartTest(spec) => {
                     variables.push(&spec.variables);
-                    tasks.extend(spec.tasks.iter().map(|t| &**t));
+                    tasks.extend(spec.tasks.iter());
                 }
                 _ => {}
             }

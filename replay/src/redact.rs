@@ -312,6 +312,14 @@ pub(crate) fn for_plan(
                 s.add(v);
             }
         }
+        if let Some(l) = &task.literal {
+            for (name, value) in l.headers() {
+                s.header(name, value);
+            }
+            for (_, v) in &l.cookies {
+                s.add(v);
+            }
+        }
     }
     s.build()
 }

@@ -55,7 +55,7 @@ pub(crate) fn write_request(
             vec![
                 ("__name__", metric.to_string()),
                 ("name", n.map_or("", |n| n.name.as_str()).to_string()),
-                ("method", n.map_or("", |n| n.method.as_str()).to_string()),
+                ("method", n.map_or("", |n| &*n.method).to_string()),
                 ("protocol", f.protocol.to_string()),
             ]
         };

@@ -179,7 +179,7 @@ impl Sinks {
             .iter()
             .map(|n| Name {
                 name: n.name.to_string(),
-                method: n.method.clone(),
+                method: n.method.to_string(),
             })
             .collect();
         self.each("start", |s| s.start(&names));

@@ -19,7 +19,11 @@ use crate::task::NameInfo;
 /// Tells the store the plan's request names, indexed as the records' `name_id`.
 pub(crate) fn names(store: Option<&Recorder>, names: &[NameInfo]) {
     if let Some(s) = store {
-        s.names(names.iter().map(|n| (n.name.to_string(), n.method.clone())));
+        s.names(
+            names
+                .iter()
+                .map(|n| (n.name.to_string(), n.method.to_string())),
+        );
     }
 }
 

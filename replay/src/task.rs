@@ -39,7 +39,7 @@ pub(crate) struct Task {
     /// When the request was sent in the recording (`--pace recorded`); boxed: most tasks
     /// written by hand have none.
     pub(crate) recorded: Option<Box<Recorded>>,
-    pub(crate) checks: Vec<Check>,
+    pub(crate) checks: Box<[Check]>,
     pub(crate) extract: Vec<Extract>,
     /// A check or an extractor reads the body (or message); failed checks quote it.
     pub(crate) needs_body: bool,
@@ -93,6 +93,9 @@ pub(crate) struct HttpTask {
     /// plan are prepared.
     pub(crate) request: Option<Box<TValue>>,
     pub(crate) prepared: Option<Arc<Prepared>>,
+    /// The prepared request in its compact form, instead of `prepared`: a literal request
+    /// that goes out over HTTP/1.1 with no auth to apply.
+    pub(crate) literal: Option<Box<Literal>>,
     /// Directory that relative `files` paths are read from.
     pub(crate) base_dir: Arc<std::path::Path>,
     pub(crate) follow_redirects: bool,
@@ -108,7 +111,8 @@ pub(crate) struct HttpTask {
 #[derive(Debug, Clone)]
 pub(crate) struct NameInfo {
     pub(crate) name: Arc<str>,
-    pub(crate) method: String,
+    /// Shared by the names of the same method.
+    pub(crate) method: Arc<str>,
 }
 
 /// The `User-Agent` of requests whose plan sets none.
@@ -493,6 +497,216 @@ impl Prepared {
         self.uri
             .authority()
             .map_or(self.host.as_str(), |a| a.as_str())
+    }
+}
+
+/// A literal request sent over HTTP/1.1, in one buffer: what most tasks of a large plan are.
+/// Its head lines are kept as they are written, so a task costs its URL and its head's bytes
+/// instead of a URI, a header map and their strings, and sending it is copying bytes. Made
+/// from a [`Prepared`] (see [`Literal::new`]), and made one again where a request must be
+/// changed or sent over HTTP/2 ([`Literal::prepared`]).
+#[derive(Debug)]
+pub(crate) struct Literal {
+    pub(crate) url: Arc<str>,
+    /// The request target (path and query), the host (no brackets), then the `host` line
+    /// and each header's, each ending in CRLF. Offsets below are into it.
+    text: Box<str>,
+    /// End of the cookie path (the target's path) and of the target.
+    path_end: u32,
+    target_end: u32,
+    host_end: u32,
+    /// Where the header lines after the `host` line start.
+    lines_start: u32,
+    pub(crate) port: u16,
+    pub(crate) https: bool,
+    pub(crate) default_user_agent: bool,
+    /// A `Content-Length` or `Transfer-Encoding` header is among the lines.
+    framed: bool,
+    pub(crate) cookies: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+}
+
+impl Literal {
+    /// The literal form of `p`; `None` when its headers hold what the form does not keep (a
+    /// `Cookie` header, a value that is not text) or its offsets would not fit.
+    pub(crate) fn new(p: &Prepared) -> Option<Literal> {
+        let target = p.origin_form();
+        let path = p.uri.path();
+        if !target.starts_with(path) {
+            return None;
+        }
+        let mut text = String::with_capacity(
+            target.len()
+                + p.host.len()
+                + p.authority().len()
+                + 8
+                + p.headers
+                    .iter()
+                    .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                    .sum::<usize>(),
+        );
+        text.push_str(target);
+        text.push_str(&p.host);
+        let host_end = text.len();
+        text.push_str("host: ");
+        text.push_str(p.authority());
+        text.push_str("\r\n");
+        let lines_start = text.len();
+        let mut framed = false;
+        for (name, value) in &p.headers {
+            if *name == header::HOST {
+                continue;
+            }
+            if *name == header::COOKIE {
+                return None;
+            }
+            if *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING {
+                framed = true;
+            }
+            text.push_str(name.as_str());
+            text.push_str(": ");
+            text.push_str(value.to_str().ok()?);
+            text.push_str("\r\n");
+        }
+        let at = |n: usize| u32::try_from(n).ok();
+        Some(Literal {
+            url: p.url.clone(),
+            path_end: at(path.len())?,
+            target_end: at(target.len())?,
+            host_end: at(host_end)?,
+            lines_start: at(lines_start)?,
+            text: text.into_boxed_str(),
+            port: p.port,
+            https: p.https,
+            default_user_agent: p.default_user_agent,
+            framed,
+            cookies: p.cookies.clone(),
+            body: p.body.clone(),
+        })
+    }
+
+    fn part(&self, from: u32, to: u32) -> &str {
+        self.text.get(from as usize..to as usize).unwrap_or("")
+    }
+
+    /// The request target of HTTP/1.1: path and query.
+    pub(crate) fn origin_form(&self) -> &str {
+        self.part(0, self.target_end)
+    }
+
+    /// The path cookies are matched and stored against.
+    pub(crate) fn path(&self) -> &str {
+        self.part(0, self.path_end)
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        self.part(self.target_end, self.host_end)
+    }
+
+    /// The `host` line and every header line, each ending in CRLF.
+    pub(crate) fn head_lines(&self) -> &str {
+        self.text.get(self.host_end as usize..).unwrap_or("")
+    }
+
+    /// The headers, as a [`HeaderMap`] lists them (lowercase names, in order).
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.text
+            .get(self.lines_start as usize..)
+            .unwrap_or("")
+            .split_terminator("\r\n")
+            .filter_map(|line| line.split_once(": "))
+    }
+
+    /// Whether a header frames the body itself.
+    pub(crate) fn framed(&self) -> bool {
+        self.framed
+    }
+
+    /// The request as a [`Prepared`]: for HTTP/2, redirects and auth.
+    pub(crate) fn prepared(&self) -> Result<Prepared, String> {
+        let uri: Uri = self
+            .url
+            .parse()
+            .map_err(|e| format!("invalid URL {:?}: {e}", self.url))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.headers() {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name:?}"))?;
+            headers.append(name, value);
+        }
+        Ok(Prepared {
+            url: self.url.clone(),
+            uri,
+            https: self.https,
+            host: self.host().to_string(),
+            port: self.port,
+            headers,
+            default_user_agent: self.default_user_agent,
+            cookies: self.cookies.clone(),
+            body: self.body.clone(),
+        })
+    }
+}
+
+/// A request as the HTTP transport sends it: built per request or kept whole
+/// ([`Prepared`]), or a task's literal one ([`Literal`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Req<'a> {
+    Full(&'a Prepared),
+    Literal(&'a Literal),
+}
+
+impl Req<'_> {
+    pub(crate) fn url(&self) -> &Arc<str> {
+        match self {
+            Req::Full(p) => &p.url,
+            Req::Literal(l) => &l.url,
+        }
+    }
+
+    pub(crate) fn https(&self) -> bool {
+        match self {
+            Req::Full(p) => p.https,
+            Req::Literal(l) => l.https,
+        }
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        match self {
+            Req::Full(p) => &p.host,
+            Req::Literal(l) => l.host(),
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        match self {
+            Req::Full(p) => p.port,
+            Req::Literal(l) => l.port,
+        }
+    }
+
+    /// The path cookies are matched and stored against.
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Req::Full(p) => p.uri.path(),
+            Req::Literal(l) => l.path(),
+        }
+    }
+
+    pub(crate) fn cookies(&self) -> &[(String, String)] {
+        match self {
+            Req::Full(p) => &p.cookies,
+            Req::Literal(l) => &l.cookies,
+        }
+    }
+
+    pub(crate) fn body(&self) -> &Bytes {
+        match self {
+            Req::Full(p) => &p.body,
+            Req::Literal(l) => &l.body,
+        }
     }
 }
 

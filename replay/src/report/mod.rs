@@ -124,7 +124,7 @@ fn method(results: &Results, id: u32) -> String {
     results
         .names
         .get(id as usize)
-        .map(|n| n.method.clone())
+        .map(|n| n.method.to_string())
         .unwrap_or_default()
 }
 
