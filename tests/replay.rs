@@ -430,6 +430,7 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
         server.cert_pem.as_deref().expect("pem"),
     );
     let tasks = json!([{"method": "get", "request_url": format!("https://localhost:{}/s", addr.port()),
+        "headers": {"X-Request": "r-1"},
         "assertions": [{"type": "json_path", "path": "secure", "value": true}]}]);
     write(dir.path(), "plan.json", &plan(tasks, json!({})));
     let out = ld()
@@ -449,6 +450,7 @@ fn https_speaks_http2_with_the_ca_file_and_fails_without_it() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].version, HttpVersion::HTTP_2, "ALPN chose h2");
     assert!(got[0].header("user-agent").starts_with("ld/"), "{got:?}");
+    assert_eq!(got[0].header("x-request"), "r-1");
 
     let out = ld()
         .current_dir(dir.path())

@@ -1814,11 +1814,11 @@ impl Compiler<'_> {
                     }
                     None => None,
                 };
-                // HTTP/1.1 requests without auth take the compact form; HTTP/2 and auth read
-                // the header map, kept for them.
+                // Requests without auth take the compact form unless they are certain to go
+                // out over HTTP/2 (auth reads the header map, kept for it). An `https://`
+                // request whose server picks `h2` makes its full form when first sent.
                 let h1 = match self.settings.http {
-                    HttpVersion::Http1 => true,
-                    HttpVersion::Auto => prepared.as_ref().is_some_and(|p| !p.https),
+                    HttpVersion::Http1 | HttpVersion::Auto => true,
                     HttpVersion::Http2 => false,
                 };
                 let (prepared, literal) = match prepared {

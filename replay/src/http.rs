@@ -505,8 +505,8 @@ impl HttpTransport {
                 Sender::H2(c) => match p {
                     Req::Full(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
                     // A literal request on a connection that turned out to be HTTP/2.
-                    Req::Literal(l) => match l.prepared() {
-                        Ok(p) => c.exchange(method, &p, cookie.as_ref(), keep).await,
+                    Req::Literal(l) => match l.full() {
+                        Ok(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
                         Err(message) => {
                             return Err(message);
                         }

@@ -524,6 +524,9 @@ pub(crate) struct Literal {
     framed: bool,
     pub(crate) cookies: Vec<(String, String)>,
     pub(crate) body: Bytes,
+    /// The full form, made the first time the request goes out over HTTP/2 (an `https://`
+    /// URL whose server picks `h2`) and kept for the next times.
+    full: std::sync::OnceLock<Prepared>,
 }
 
 impl Literal {
@@ -582,7 +585,19 @@ impl Literal {
             framed,
             cookies: p.cookies.clone(),
             body: p.body.clone(),
+            full: std::sync::OnceLock::new(),
         })
+    }
+
+    /// [`Literal::prepared`], made once.
+    pub(crate) fn full(&self) -> Result<&Prepared, String> {
+        match self.full.get() {
+            Some(p) => Ok(p),
+            None => {
+                let p = self.prepared()?;
+                Ok(self.full.get_or_init(|| p))
+            }
+        }
     }
 
     fn part(&self, from: u32, to: u32) -> &str {
