@@ -12,6 +12,35 @@ fn replay(user: &str, tasks: Value, args: &[&str]) -> Run {
     cli::replay_once(dir.path(), &cli::plan(user, tasks), args)
 }
 
+/// Runs `tasks` as one `mqtt_user` for `iterations` iterations; the run and its summary
+/// report (null when none was written).
+fn replay_iterations(tasks: Value, iterations: u64) -> (Run, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("plan.json"), cli::plan("mqtt_user", tasks)).expect("plan");
+    let out = assert_cmd::Command::cargo_bin("ld")
+        .expect("the ld binary")
+        .current_dir(dir.path())
+        .args(["replay", "plan.json", "--users", "1", "--no-store"])
+        .args(["--iterations", &iterations.to_string()])
+        .args(["--report", "summary", "--report-dir", "out"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("run ld");
+    let summary = std::fs::read_to_string(dir.path().join("out/loaddensity-summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (Run::from(out), summary)
+}
+
+/// The summary report's row of the request name `name`.
+fn row<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["run"]["names"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
 #[test]
 fn publish_at_each_qos_and_expect_with_checks() {
     let b = mqtt::broker();
@@ -322,4 +351,92 @@ fn keep_alive_pings_hold_a_short_session_and_a_missing_pingresp_is_noticed() {
         line.contains("no PINGRESP within the keep-alive interval"),
         "{line}"
     );
+}
+
+#[test]
+fn a_window_of_publishes_gives_one_sample_per_publish_at_qos_1_and_2() {
+    let b = mqtt::broker();
+    for (qos, broker) in [(1, b.v4.to_string()), (2, b.v5.to_string())] {
+        let tasks = json!([
+            {"protocol": "mqtt", "version": if qos == 2 { 5 } else { 4 },
+             "method": "connect", "broker": broker, "inflight": 16, "name": "connect"},
+            {"method": "publish", "topic": format!("t/window/{qos}"), "payload": "w",
+             "qos": qos, "name": "pub"},
+            {"method": "publish", "topic": format!("t/window/{qos}/own"), "payload": "w2",
+             "qos": qos, "inflight": 4, "name": "pub own window"},
+        ]);
+        let (run, summary) = replay_iterations(tasks, 150);
+        assert_eq!(run.code, Some(0), "{run}");
+        for name in ["pub", "pub own window"] {
+            let r = row(&summary, name);
+            assert_eq!(r["requests"], 150, "QoS {qos} {name}: {r}\n{run}");
+            assert_eq!(r["failures"], 0, "QoS {qos} {name}: {r}\n{run}");
+            let p50 = r["p50_ms"].as_f64().unwrap_or(0.0);
+            assert!(
+                p50 > 0.0,
+                "QoS {qos} {name}: latencies from send to ack: {r}"
+            );
+        }
+        // The connect of each iteration finds its connection open: one sample each.
+        assert_eq!(row(&summary, "connect")["requests"], 150, "{summary}");
+        assert_eq!(summary["totals"]["requests"], 450, "{summary}");
+    }
+}
+
+#[test]
+fn a_window_at_a_broker_that_never_acks_fails_each_publish_once() {
+    let mute = mqtt::mute_broker();
+    let tasks = json!([
+        {"method": "publish", "broker": mute.to_string(), "topic": "t/mute", "payload": "m",
+         "qos": 1, "inflight": 16, "timeout": 0.5, "name": "pub"},
+    ]);
+    let (run, summary) = replay_iterations(tasks, 40);
+    assert_eq!(run.code, Some(1), "{run}");
+    let r = row(&summary, "pub");
+    assert_eq!(r["requests"], 40, "{r}\n{run}");
+    assert_eq!(r["failures"], 40, "{r}\n{run}");
+    let line = run.failure("pub").unwrap_or_else(|| panic!("{run}"));
+    assert!(line.starts_with("40 × timeout"), "{line}");
+    assert!(line.contains("publish: no PUBACK within 500ms"), "{line}");
+}
+
+#[test]
+fn an_inflight_of_zero_or_past_the_bound_is_an_input_error() {
+    for (inflight, at) in [
+        (json!(0), "/tasks/0/inflight"),
+        (json!(1025), "/tasks/0/inflight"),
+    ] {
+        let tasks = json!([{"method": "publish", "topic": "a", "qos": 1, "inflight": inflight}]);
+        let run = replay("mqtt_user", tasks, &[]);
+        assert_eq!(run.code, Some(2), "{run}");
+        assert!(run.stderr.contains(at), "{run}");
+        assert!(run.stderr.contains("from 1 to 1024"), "{run}");
+    }
+    let tasks = json!([{"method": "publish", "topic": "a", "qos": 1, "inflight": 8,
+                        "assertions": [{"type": "max_latency_ms", "value": 100}]}]);
+    let run = replay("mqtt_user", tasks, &[]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("/tasks/0/inflight"), "{run}");
+    assert!(run.stderr.contains("no reply for `assertions`"), "{run}");
+}
+
+#[test]
+fn a_window_is_sent_again_after_a_reconnect_and_acked_there() {
+    let (broker, seen) = mqtt::dropping_broker();
+    let tasks = json!([
+        {"method": "publish", "broker": broker.to_string(), "topic": "t/again", "payload": "r",
+         "qos": 1, "inflight": 8, "timeout": 10, "name": "pub"},
+    ]);
+    let (run, summary) = replay_iterations(tasks, 30);
+    assert_eq!(run.code, Some(0), "{run}");
+    let r = row(&summary, "pub");
+    assert_eq!(r["requests"], 30, "{r}\n{run}");
+    assert_eq!(r["failures"], 0, "{r}\n{run}");
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(seen.connections.load(Relaxed), 2, "{run}");
+    assert!(
+        seen.duplicates.load(Relaxed) >= 1,
+        "the unacked publish went again: {run}"
+    );
+    assert!(seen.publishes.load(Relaxed) > 30, "{run}");
 }

@@ -27,7 +27,9 @@ use crate::protocol::mqtt::{Mqtt, MqttSessions};
 use crate::protocol::socket::{Socket, SocketSessions};
 use crate::protocol::sse::{Sse, SseSessions};
 use crate::protocol::ws::{WebSocket, WsSessions};
-use crate::protocol::{Extra, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
+use crate::protocol::{
+    Deferred, Extra, FailureKind, Late, Observation, Protocol, SessionCx, Step, StepCx,
+};
 use crate::stats::{BatchSender, Buffer, Record};
 use crate::task::{Proto, Retry, RetryClass, Task};
 use crate::template::Scope;
@@ -208,6 +210,16 @@ impl Sessions {
             grpc: Grpc::session(cx),
         }
     }
+
+    /// The outcomes still to come of the user's earlier steps, until `cap` at the latest.
+    async fn finish(&mut self, cap: Option<Instant>, out: &mut Vec<Late>) {
+        Http::finish(&mut self.http, cap, out).await;
+        WebSocket::finish(&mut self.ws, cap, out).await;
+        Sse::finish(&mut self.sse, cap, out).await;
+        Socket::finish(&mut self.socket, cap, out).await;
+        Mqtt::finish(&mut self.mqtt, cap, out).await;
+        Grpc::finish(&mut self.grpc, cap, out).await;
+    }
 }
 
 /// What the lanes of one paced user share: its cookies and the values its steps extracted.
@@ -230,6 +242,8 @@ struct Vu {
     jar: Jar,
     /// Samples streaming steps yielded, reused between steps.
     extra: Vec<Extra>,
+    /// Outcomes that come after their steps.
+    deferred: Deferred,
     vars: HashMap<String, String>,
     session: HashMap<String, String>,
     rng: SmallRng,
@@ -257,6 +271,7 @@ impl Vu {
             sessions: Sessions::new(&cx),
             jar: Jar::default(),
             extra: Vec::new(),
+            deferred: Deferred::default(),
             vars: ctx.vars.clone(),
             session: HashMap::new(),
             rng,
@@ -458,7 +473,10 @@ impl Vu {
             let failure = e.failure.map(|f| (f.kind, f.message, 0));
             self.record(task, start, at, 0, e.bytes, step.target.clone(), failure);
         }
+        self.record_late();
         match step.result {
+            // Its outcome comes later, as a late sample: there is nothing to check yet.
+            Ok(_) if self.deferred.pending => {}
             Ok(seen_reply) => {
                 if sample {
                     crate::store::sample(
@@ -567,7 +585,10 @@ impl Vu {
             rng: &mut self.rng,
             rows: &mut self.rows,
         };
+        self.deferred.pending = false;
         let mut cx = StepCx {
+            name_id: task.name_id,
+            name: &task.name,
             scope: &mut scope,
             jar: &mut self.jar,
             want_body: task.needs_body || sample,
@@ -576,6 +597,7 @@ impl Vu {
             max_body: self.ctx.max_body,
             started,
             extra: &mut self.extra,
+            deferred: &mut self.deferred,
         };
         let s = &mut self.sessions;
         match &task.proto {
@@ -586,6 +608,44 @@ impl Vu {
             Proto::Mqtt(t) => Box::pin(Mqtt::exec(&mut s.mqtt, t, &mut cx)).await,
             Proto::Grpc(t) => Box::pin(Grpc::exec(&mut s.grpc, t, &mut cx)).await,
         }
+    }
+
+    /// Records the late samples the last step (or `finish`) yielded.
+    fn record_late(&mut self) {
+        for l in std::mem::take(&mut self.deferred.samples) {
+            let end = l.started + l.latency;
+            let (kind, error) = match l.failure {
+                Some(f) => (f.kind, Some(format!("{}: {}", l.name, f.message))),
+                None => (FailureKind::Check, None),
+            };
+            let record = Record {
+                name_id: l.name_id as u32,
+                status: 0,
+                latency_us: l.latency.as_micros() as u64,
+                bytes: l.bytes,
+                at_us: l
+                    .started
+                    .saturating_duration_since(self.ctx.epoch)
+                    .as_micros() as u64,
+                url: l.target,
+                error: error.map(String::into_boxed_str),
+                protocol: l.protocol,
+                kind,
+                check: 0,
+            };
+            self.buffer.push(record, end);
+        }
+    }
+
+    /// The user ends: the outcomes of its steps still to come are waited for and recorded.
+    /// A stopped user waits at most half the grace period the test gives it.
+    async fn finish(&mut self) {
+        let cap = self.stopped().then(|| Instant::now() + GRACE / 2);
+        let mut out = std::mem::take(&mut self.deferred.samples);
+        self.sessions.finish(cap, &mut out).await;
+        self.deferred.samples = out;
+        self.record_late();
+        self.buffer.flush(Instant::now());
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -764,7 +824,7 @@ async fn lane_user(
         }
         vu.push();
     }
-    vu.buffer.flush(Instant::now());
+    vu.finish().await;
 }
 
 struct Handle {
@@ -889,7 +949,7 @@ async fn closed_user(mut vu: Vu, iterations: Option<u64>) {
         }
         done += 1;
     }
-    vu.buffer.flush(Instant::now());
+    vu.finish().await;
 }
 
 async fn finish(vus: Vec<Handle>, grace: Duration) {
@@ -993,7 +1053,7 @@ async fn open_user(
             break;
         }
     }
-    vu.buffer.flush(Instant::now());
+    vu.finish().await;
 }
 
 #[cfg(test)]

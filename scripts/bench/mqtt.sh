@@ -4,7 +4,8 @@
 #   1. publishes/s at QoS 0 and QoS 1: CONNS users loop a publish of a small payload, think-free,
 #      for DURATION seconds; beside a plain paho-mqtt loop (one client, QoS 0 publishes with
 #      the network loop in a thread, QoS 1 waiting for each PUBACK) and LoadDensity's
-#      `mqtt_user` with paho (its 0.1-0.2 s wait set to zero);
+#      `mqtt_user` with paho (its 0.1-0.2 s wait set to zero); QoS 1 once more with a window of
+#      INFLIGHT publishes per connection awaiting their PUBACKs (`"inflight"`);
 #   2. publish-to-receive latency: one user loops an expect and a stamped QoS 1 publish on one
 #      topic (each expect takes the previous iteration's message; the first one times out
 #      after 1 s, as it subscribes); the p99 of the stamped samples;
@@ -15,6 +16,7 @@
 # Environment:
 #   LD_BIN        the ld binary (default: target/release/ld, built here)
 #   CONNS         users of the throughput runs (default 50), DURATION seconds (default 10)
+#   INFLIGHT      the window of the windowed QoS 1 run (default 16)
 #   MQTT_VUS      idle clients of the memory run (default 10000), HOLD seconds (default 25)
 #   LDV_VENV      venv for LoadDensity and paho-mqtt (default /tmp/ldv-bench-mqtt)
 #   SKIP_LOADDENSITY=1 leaves LoadDensity and paho out
@@ -25,6 +27,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CONNS="${CONNS:-50}"
 DURATION="${DURATION:-10}"
+INFLIGHT="${INFLIGHT:-16}"
 MQTT_VUS="${MQTT_VUS:-10000}"
 HOLD="${HOLD:-25}"
 LDV_VENV="${LDV_VENV:-/tmp/ldv-bench-mqtt}"
@@ -100,6 +103,7 @@ PY
 PAYLOAD='{"device":"d-17","temp":21.5,"ok":true}'
 plan 1 "$DURATION" "[{\"method\": \"publish\", \"topic\": \"bench/q0\", \"qos\": 0, \"payload\": $PAYLOAD, \"name\": \"pub\"}]" "$PORT" > "$BENCH_DIR/q0.json"
 plan 1 "$DURATION" "[{\"method\": \"publish\", \"topic\": \"bench/q1\", \"qos\": 1, \"payload\": $PAYLOAD, \"name\": \"pub\"}]" "$PORT" > "$BENCH_DIR/q1.json"
+plan 1 "$DURATION" "[{\"method\": \"publish\", \"topic\": \"bench/q1w\", \"qos\": 1, \"inflight\": $INFLIGHT, \"payload\": $PAYLOAD, \"name\": \"pub\"}]" "$PORT" > "$BENCH_DIR/q1w.json"
 plan 1 "$DURATION" "[{\"method\": \"expect\", \"topic\": \"bench/rt\", \"name\": \"recv\", \"timeout\": 1},
   {\"method\": \"publish\", \"topic\": \"bench/rt\", \"qos\": 1, \"payload\": $PAYLOAD, \"stamp\": true, \"name\": \"pub\"}]" "$PORT" > "$BENCH_DIR/rt.json"
 
@@ -107,6 +111,8 @@ log "ld replay: $CONNS users, QoS 0 publishes, ${DURATION}s, core 1"
 read -r LD_Q0 LD_Q0_N LD_Q0_F _ < <(ldrun "$BENCH_DIR/q0.json" pub)
 log "ld replay: $CONNS users, QoS 1 publishes"
 read -r LD_Q1 LD_Q1_N LD_Q1_F _ < <(ldrun "$BENCH_DIR/q1.json" pub)
+log "ld replay: $CONNS users, QoS 1 publishes, a window of $INFLIGHT"
+read -r LD_Q1W LD_Q1W_N LD_Q1W_F LD_Q1W_P99 < <(ldrun "$BENCH_DIR/q1w.json" pub)
 log "ld replay: one user, stamped QoS 1 publish + expect"
 read -r LD_RT LD_RT_N LD_RT_F LD_RT_P99 < <(ldrun "$BENCH_DIR/rt.json" recv 1)
 [ "$LD_RT_N" != 0 ] || { log "the round-trip run failed:"; tail -5 "$BENCH_DIR/ld-err.txt" >&2; }
@@ -203,6 +209,8 @@ MQTT, mosquitto on core 0, clients on core 1, $CONNS users, ${DURATION}s runs
   ld replay                          $LD_Q0        $LD_Q1   (failures $LD_Q0_F / $LD_Q1_F)
   paho-mqtt loop (one client)        $PAHO_Q0        $PAHO_Q1   ld: $(ratio "$LD_Q0" "$PAHO_Q0") / $(ratio "$LD_Q1" "$PAHO_Q1")
   LoadDensity mqtt_user (no wait)    $LDV_Q0        $LDV_Q1   ld: $(ratio "$LD_Q0" "$LDV_Q0") / $(ratio "$LD_Q1" "$LDV_Q1") (target 10x) $NOTE
+  ld replay, QoS 1, inflight $INFLIGHT                    $LD_Q1W   (failures $LD_Q1W_F, publish-to-PUBACK p99 ${LD_Q1W_P99} ms)
+                                     ld: $(ratio "$LD_Q1W" "$LD_Q1") of window 1, $(ratio "$LD_Q1W" "$PAHO_Q1") of paho, $(ratio "$LD_Q1W" "$LDV_Q1") of LoadDensity (target 10x)
   publish-to-receive (stamped QoS 1, one user): $LD_RT_N received, $LD_RT/s, p99 ${LD_RT_P99} ms, failures $LD_RT_F
   idle clients: $MQTT_VUS asked, $OPEN connected at the broker, peak RSS ${RSS_MB} MB (target 150), $CONNECTS connects, $FAILS failures
 OUT

@@ -5,7 +5,10 @@
 //! task's `connection` name where a user may hold several). Executing a step never fails the
 //! run: it yields an [`Observation`] that the engine's checks and extractors read, or a
 //! [`Failure`] with its [`FailureKind`], and a streaming step may yield extra samples before
-//! it (one per SSE event or WebSocket message waited for). Assertions, extractors, think time,
+//! it (one per SSE event or WebSocket message waited for). A step whose outcome comes later
+//! (an MQTT publish in a window, acknowledged during a later step) says so in
+//! [`Deferred::pending`] and its sample arrives as a [`Late`] one, from whichever step, or the
+//! user's [`Protocol::finish`], sees it complete. Assertions, extractors, think time,
 //! throttling, conditions and retries are the engine's, the same for every protocol.
 //!
 //! Tasks dispatch through the engine's enum of protocols (static dispatch on the hot path);
@@ -177,8 +180,35 @@ pub(crate) struct Extra {
     pub(crate) failure: Option<Failure>,
 }
 
+/// A sample of an earlier step, completed since: recorded under that step's task, from its
+/// start.
+#[derive(Debug, Clone)]
+pub(crate) struct Late {
+    pub(crate) name_id: usize,
+    pub(crate) name: Arc<str>,
+    pub(crate) protocol: ProtocolKind,
+    pub(crate) target: Arc<str>,
+    pub(crate) started: Instant,
+    pub(crate) latency: Duration,
+    pub(crate) bytes: u64,
+    pub(crate) failure: Option<Failure>,
+}
+
+/// Outcomes that come after their step: the late samples a step or [`Protocol::finish`]
+/// yields, and whether the current step's own outcome is one of those still to come (then
+/// its observation is no sample and its checks do not run).
+#[derive(Debug, Default)]
+pub(crate) struct Deferred {
+    pub(crate) samples: Vec<Late>,
+    pub(crate) pending: bool,
+}
+
 /// What a step gets from its virtual user.
 pub(crate) struct StepCx<'a, 'b> {
+    /// The task's name and its index in the run's name table, for the late samples it
+    /// leaves behind.
+    pub(crate) name_id: usize,
+    pub(crate) name: &'a Arc<str>,
     /// Placeholders resolve against the user's variables.
     pub(crate) scope: &'a mut Scope<'b>,
     /// The user's cookie jar, shared by every protocol that sends cookies.
@@ -196,6 +226,8 @@ pub(crate) struct StepCx<'a, 'b> {
     pub(crate) started: Instant,
     /// Samples yielded besides the observation.
     pub(crate) extra: &'a mut Vec<Extra>,
+    /// Outcomes of this step or earlier ones that come later.
+    pub(crate) deferred: &'a mut Deferred,
 }
 
 /// What a user's sessions are made with.
@@ -221,6 +253,18 @@ pub(crate) trait Protocol {
         task: &'a Self::Task,
         cx: &'a mut StepCx<'_, '_>,
     ) -> impl Future<Output = Step> + Send + 'a;
+
+    /// When the user ends: waits for the outcomes of its earlier steps still to come (each
+    /// within its own task's timeout, and until `cap` at the latest) and yields them into
+    /// `out`, failed when they did not come. Most protocols have none.
+    fn finish<'a>(
+        session: &'a mut Self::Session,
+        cap: Option<Instant>,
+        out: &'a mut Vec<Late>,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        let _ = (session, cap, out);
+        std::future::ready(())
+    }
 }
 
 /// What compiling a protocol task needs: the plan file and the task's pointer for errors,

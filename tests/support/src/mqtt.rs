@@ -244,3 +244,92 @@ pub fn mute_broker() -> SocketAddr {
     });
     addr
 }
+
+/// What [`dropping_broker`] saw: its connections, and the QoS 1 PUBLISH packets it read,
+/// those flagged DUP (sent again) apart.
+#[derive(Debug, Default)]
+pub struct DropCounts {
+    pub connections: std::sync::atomic::AtomicUsize,
+    pub publishes: std::sync::atomic::AtomicUsize,
+    pub duplicates: std::sync::atomic::AtomicUsize,
+}
+
+/// A broker for MQTT 3.1.1 that closes its first connection at the first QoS 1 PUBLISH,
+/// unacknowledged, and then acknowledges every PUBLISH with a PUBACK; its threads live until
+/// the test binary exits.
+pub fn dropping_broker() -> (SocketAddr, std::sync::Arc<DropCounts>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().expect("the broker's address");
+    let counts = std::sync::Arc::new(DropCounts::default());
+    let seen = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let first = seen.connections.fetch_add(1, Ordering::Relaxed) == 0;
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut buf: Vec<u8> = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // Whole packets: the fixed header, the remaining length, the rest.
+                    while let Some((kind, body, used)) = packet(&buf) {
+                        let puback;
+                        let reply: &[u8] = match kind >> 4 {
+                            1 => &[0x20, 0x02, 0x00, 0x00],
+                            3 if (kind >> 1) & 3 == 1 && body.len() >= 2 => {
+                                seen.publishes.fetch_add(1, Ordering::Relaxed);
+                                if kind & 0x08 != 0 {
+                                    seen.duplicates.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let topic = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                                let Some(id) = body.get(2 + topic..4 + topic) else {
+                                    return;
+                                };
+                                if first {
+                                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                                puback = [0x40, 0x02, id[0], id[1]];
+                                &puback
+                            }
+                            12 => &[0xd0, 0x00],
+                            14 => return,
+                            _ => &[],
+                        };
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                        buf.drain(..used);
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    (addr, counts)
+}
+
+/// The first whole MQTT packet in `buf`: its first byte, its body and its length.
+fn packet(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (mut len, mut shift, mut at) = (0usize, 0, 1);
+    loop {
+        let b = *buf.get(at)?;
+        len |= usize::from(b & 0x7f) << shift;
+        at += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 21 {
+            return None;
+        }
+    }
+    let body = buf.get(at..at + len)?;
+    Some((buf[0], body, at + len))
+}

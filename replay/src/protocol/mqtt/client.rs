@@ -16,14 +16,22 @@
 //! small: a read buffer that starts at [`READ_START`] bytes, grows for a large packet (never
 //! past `--max-body` and the room for its header) and shrinks back when traffic is light; each
 //! write encodes into a buffer of its own that is dropped once written; at most [`INFLIGHT`]
-//! outgoing QoS 1 and 2 publishes (and SUBSCRIBE and UNSUBSCRIBE requests) await their acks;
-//! incoming QoS 2 messages are remembered by packet id only until their PUBREL; a few queue
-//! slots of boxed messages.
+//! outgoing QoS 1 and 2 publishes (and SUBSCRIBE and UNSUBSCRIBE requests) await their acks,
+//! each kept as its packet id, its ticket and the boxed message (until PUBREC); incoming QoS 2
+//! messages are remembered by packet id only until their PUBREL; a few queue slots of boxed
+//! messages.
+//!
+//! A publish in a window (a non-zero [`Outgoing::ticket`]) has no `Sent` event: its step does
+//! not wait for it. Its acknowledgement is noted in [`Shared::acked`] (the ticket and when it
+//! came), which the steps read, and a `PubAck`/`PubComp` event wakes a step that waits. The
+//! driver takes such publishes from the request queue several at a time and writes them at
+//! once.
 //!
 //! Keep-alive: a PINGREQ goes out when nothing was written for the keep-alive interval (the
 //! broker's, when an MQTT 5 CONNACK sets one); a PINGRESP that has not come by the next
 //! interval fails the connection.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,9 +59,12 @@ const MESSAGES: usize = 64;
 /// Control events a connection queues; steps drain stale ones before they send.
 const CONTROL: usize = 16;
 /// Requests waiting for the driver.
-const REQUESTS: usize = 8;
-/// Outgoing QoS 1 and 2 publishes, subscribes and unsubscribes awaiting their acks at once.
-pub(super) const INFLIGHT: usize = 8;
+const REQUESTS: usize = 16;
+/// Outgoing QoS 1 and 2 publishes, subscribes and unsubscribes awaiting their acks at once:
+/// the largest window a plan may ask for (`inflight`).
+pub(super) const INFLIGHT: usize = 1024;
+/// Requests the driver takes from its queue for one write.
+const BATCH: usize = 64;
 /// The largest MQTT packet a client may send (the protocol's own limit).
 const MAX_OUTGOING: usize = 268_435_455;
 /// Room for a message's topic and properties on top of `--max-body`.
@@ -152,6 +163,9 @@ pub(super) struct Shared {
     /// The session's filters and their QoS, subscribed again after a reconnect.
     pub(super) subs: Mutex<Vec<(String, u8)>>,
     pub(super) last_error: Mutex<Option<String>>,
+    /// The tickets of windowed publishes acknowledged (PUBACK, or PUBCOMP at QoS 2) and
+    /// when, until a step takes them: at most [`INFLIGHT`] between two steps.
+    pub(super) acked: Mutex<Vec<(u32, Instant)>>,
 }
 
 /// A publish as a step sends it.
@@ -161,6 +175,9 @@ pub(super) struct Outgoing {
     pub(super) qos: u8,
     pub(super) retain: bool,
     pub(super) props: Option<p5::PublishProperties>,
+    /// Non-zero: the step's number for a publish in a window, whose ack goes to
+    /// [`Shared::acked`]; zero: the step waits for `Sent` and the ack itself.
+    pub(super) ticket: u32,
 }
 
 /// What a step asks the driver for.
@@ -258,7 +275,7 @@ impl Conn {
             control: ctx,
             shared: shared.clone(),
             queue_bytes: o.max_body.max(64 * 1024),
-            inflight: Vec::new(),
+            inflight: VecDeque::new(),
             acks: Vec::new(),
             awaiting_rel: Vec::new(),
             last_id: 0,
@@ -782,6 +799,8 @@ fn decode(version: Version, buf: &mut BytesMut, max: usize) -> Result<Option<In>
 /// An outgoing QoS 1 or 2 publish awaiting its acknowledgement.
 struct Inflight {
     pkid: u16,
+    /// [`Outgoing::ticket`].
+    ticket: u32,
     /// The message, kept to send again after a reconnect; `None` once PUBREC came (PUBREL
     /// is what goes again then).
     publish: Option<Box<Outgoing>>,
@@ -796,7 +815,8 @@ struct Driver {
     control: mpsc::Sender<Ctl>,
     shared: Arc<Shared>,
     queue_bytes: usize,
-    inflight: Vec<Inflight>,
+    /// In the order sent: acks mostly come in that order, so the one acked is found first.
+    inflight: VecDeque<Inflight>,
     /// Ids of SUBSCRIBE and UNSUBSCRIBE requests awaiting their acks.
     acks: Vec<u16>,
     /// Ids of incoming QoS 2 messages delivered and awaiting PUBREL: a publish again with
@@ -822,6 +842,19 @@ impl Driver {
             Err(_) => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// The publish `pkid` is done; a windowed one's ticket is noted for its step.
+    fn acked(&mut self, pkid: u16) {
+        let Some(i) = self.inflight.iter().position(|i| i.pkid == pkid) else {
+            return;
+        };
+        if let Some(done) = self.inflight.remove(i)
+            && done.ticket != 0
+            && let Ok(mut acked) = self.shared.acked.lock()
+        {
+            acked.push((done.ticket, Instant::now()));
         }
     }
 
@@ -960,7 +993,7 @@ impl Driver {
                 }
                 request = self.requests.recv(), if room => {
                     let Some(request) = request else { return Ok(()) };
-                    let done = self.request(&mut link, request).await?;
+                    let done = self.requests(&mut link, request).await?;
                     last_write = tokio::time::Instant::now();
                     if done {
                         return Ok(());
@@ -1045,7 +1078,7 @@ impl Driver {
                 encode(&self.o, Out::PubComp(pkid), acks)?;
             }
             In::PubAck(pkid) => {
-                self.inflight.retain(|i| i.pkid != pkid);
+                self.acked(pkid);
                 let _ = self.control.try_send(Ctl::PubAck(pkid));
             }
             In::PubRec(pkid) => {
@@ -1055,7 +1088,7 @@ impl Driver {
                 encode(&self.o, Out::PubRel(pkid), acks)?;
             }
             In::PubComp(pkid) => {
-                self.inflight.retain(|i| i.pkid != pkid);
+                self.acked(pkid);
                 let _ = self.control.try_send(Ctl::PubComp(pkid));
             }
             In::SubAck(pkid, codes) => {
@@ -1080,46 +1113,93 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends a step's request; true when it was the DISCONNECT that ends the connection.
-    async fn request(&mut self, link: &mut Link, r: Request) -> Result<bool, Failure> {
-        match r {
+    /// Sends a step's request, and the windowed publishes queued behind it in the same
+    /// write; true when it was the DISCONNECT that ends the connection.
+    async fn requests(&mut self, link: &mut Link, first: Request) -> Result<bool, Failure> {
+        let mut buf = BytesMut::new();
+        let mut r = first;
+        let mut taken = 1;
+        let then = loop {
+            match self.take(r, &mut buf)? {
+                Next::More => {}
+                other => break other,
+            }
+            if taken >= BATCH || self.inflight.len() + self.acks.len() >= INFLIGHT {
+                break Next::More;
+            }
+            match self.requests.try_recv() {
+                Ok(next) => r = next,
+                Err(_) => break Next::More,
+            }
+            taken += 1;
+        };
+        self.send(link, buf).await?;
+        match then {
+            Next::More => Ok(false),
+            Next::Then(c) => {
+                let _ = self.control.try_send(c);
+                Ok(false)
+            }
+            Next::Close => {
+                let _ = self.control.try_send(Ctl::Sent(Sent::Disconnect, 0));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Encodes a request into `buf`: whether another may follow it in the same write, or the
+    /// event to tell its step once written.
+    fn take(&mut self, r: Request, buf: &mut BytesMut) -> Result<Next, Failure> {
+        Ok(match r {
             Request::Publish(m) => {
                 if m.qos == 0 {
-                    self.write(link, &[Out::Publish(&m, 0, false)]).await?;
-                    let _ = self.control.try_send(Ctl::Sent(Sent::Publish, 0));
+                    encode(&self.o, Out::Publish(&m, 0, false), buf)?;
+                    Next::Then(Ctl::Sent(Sent::Publish, 0))
                 } else {
                     // In flight before it is written: a failed write sends it again after
                     // the reconnect.
                     let id = self.next_id();
-                    self.inflight.push(Inflight {
+                    let ticket = m.ticket;
+                    self.inflight.push_back(Inflight {
                         pkid: id,
+                        ticket,
                         publish: Some(m),
                     });
-                    if let Some(m) = self.inflight.last().and_then(|i| i.publish.as_deref()) {
-                        self.write(link, &[Out::Publish(m, id, false)]).await?;
+                    if let Some(m) = self.inflight.back().and_then(|i| i.publish.as_deref()) {
+                        encode(&self.o, Out::Publish(m, id, false), buf)?;
                     }
-                    let _ = self.control.try_send(Ctl::Sent(Sent::Publish, id));
+                    match ticket {
+                        0 => Next::Then(Ctl::Sent(Sent::Publish, id)),
+                        _ => Next::More,
+                    }
                 }
             }
             Request::Subscribe(f) => {
                 let id = self.next_id();
                 self.acks.push(id);
-                self.write(link, &[Out::Subscribe(id, &f.filter, f.qos)])
-                    .await?;
-                let _ = self.control.try_send(Ctl::Sent(Sent::Subscribe, id));
+                encode(&self.o, Out::Subscribe(id, &f.filter, f.qos), buf)?;
+                Next::Then(Ctl::Sent(Sent::Subscribe, id))
             }
             Request::Unsubscribe(f) => {
                 let id = self.next_id();
                 self.acks.push(id);
-                self.write(link, &[Out::Unsubscribe(id, &f.filter)]).await?;
-                let _ = self.control.try_send(Ctl::Sent(Sent::Unsubscribe, id));
+                encode(&self.o, Out::Unsubscribe(id, &f.filter), buf)?;
+                Next::Then(Ctl::Sent(Sent::Unsubscribe, id))
             }
             Request::Disconnect => {
-                self.write(link, &[Out::Disconnect]).await?;
-                let _ = self.control.try_send(Ctl::Sent(Sent::Disconnect, 0));
-                return Ok(true);
+                encode(&self.o, Out::Disconnect, buf)?;
+                Next::Close
             }
-        }
-        Ok(false)
+        })
     }
+}
+
+/// What follows a request the driver encoded.
+enum Next {
+    /// A windowed publish: another request may go in the same write.
+    More,
+    /// The step waits for this event, sent once the write is done.
+    Then(Ctl),
+    /// The DISCONNECT: the connection ends once it is written.
+    Close,
 }

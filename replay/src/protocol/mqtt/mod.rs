@@ -28,11 +28,25 @@
 //!   properties `ld-pub`, `ld-seq`, `ld-sent`; 3.1.1 as a payload prefix
 //!   `ld:<seq>:<sent µs since the epoch>:<client id>;` that an `expect` strips.
 //! - `count` on an expect: how many messages it waits for (default 1).
+//! - `inflight`: the window of QoS 1 and 2 publishes, from 1 (the default) to 1024 (the
+//!   client's [`client::INFLIGHT`]): on a `publish`, its own; on the step that opens a
+//!   connection (a `connect`, or any other), the default of that connection's publishes.
 //!
 //! Every step but `disconnect` connects first when its connection is not open (LoadDensity's
 //! `publish` and `subscribe` need no `connect`). A `publish` at QoS 0 is done once written, at
 //! QoS 1 when PUBACK arrives, at QoS 2 when PUBCOMP does; the sample's latency is that wait.
 //! `subscribe` waits for SUBACK (the observation's code is the granted QoS).
+//!
+//! A window above 1 (as emqtt-bench's `--inflight`): a QoS 1 or 2 publish step ends once its
+//! PUBLISH is handed to the connection's driver and fewer than `inflight` publishes of the
+//! connection await their acks; it waits, within its timeout, only while the window is full.
+//! Such a step's own observation is no sample (and it has no reply for `assertions` or
+//! `extract`, which the plan may not give it): each publish is one late sample, from its
+//! step's start to its PUBACK (QoS 1) or PUBCOMP (QoS 2), recorded by whichever step of the
+//! user sees the ack, so the run counts one request per publish. One that is not acked within
+//! its task's timeout fails then, once, as a `timeout` ("publish: no PUBACK within ...");
+//! a `disconnect`, and the user's end, wait for the window to empty first (a user stopped at
+//! the end of the test waits at most half the grace period, then fails what is left).
 //!
 //! `expect` waits within the task's `timeout` for `count` messages matching `topic`; it
 //! subscribes first (at the task's `qos`) when the connection has not subscribed to that exact
@@ -72,7 +86,7 @@ use self::client::{Conn, Ctl, Msg, Options, Outgoing, Sent, Version};
 use self::stamp::{Seen, Sequencer, Stamp, Tracker};
 use super::payload::Payload;
 use super::{
-    CompileCx, Extra, Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx,
+    CompileCx, Extra, Failure, FailureKind, Late, Observation, Protocol, SessionCx, Step, StepCx,
     remaining, render,
 };
 use crate::template::{Scope, TValue, value_text};
@@ -101,6 +115,7 @@ pub(crate) const FIELDS: &[&str] = &[
     "user_properties",
     "stamp",
     "count",
+    "inflight",
 ];
 
 const METHODS: &[&str] = &[
@@ -241,6 +256,8 @@ pub(crate) struct MqttTask {
     user_properties: Option<TValue>,
     stamp: bool,
     count: usize,
+    /// The publish window the task sets (`None`: the connection's).
+    inflight: Option<u16>,
 }
 
 fn flag(cx: &CompileCx<'_, '_>, key: &str, default: bool) -> crate::Result<bool> {
@@ -409,6 +426,31 @@ impl MqttTask {
         }
         let stamp = flag(cx, "stamp", false)?;
         let count = cx.count("count", 1, 1_000_000)?.max(1) as usize;
+        let inflight = match cx.task.get("inflight") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(w) if (1..=client::INFLIGHT as u64).contains(&w) => Some(w as u16),
+                _ => {
+                    return Err(cx.err(
+                        "inflight",
+                        format!("expected a whole number from 1 to {}", client::INFLIGHT),
+                    ));
+                }
+            },
+        };
+        if op == Op::Publish
+            && qos > 0
+            && inflight.is_some_and(|w| w > 1)
+            && ["assertions", "extract"]
+                .iter()
+                .any(|k| cx.task.get(*k).is_some_and(|v| !v.is_null()))
+        {
+            return Err(cx.err(
+                "inflight",
+                "a publish in a window ends before its acknowledgement: it has no reply for \
+                 `assertions` or `extract`",
+            ));
+        }
         Ok(MqttTask {
             op,
             connection,
@@ -430,6 +472,7 @@ impl MqttTask {
             user_properties,
             stamp,
             count,
+            inflight,
         })
     }
 
@@ -458,6 +501,53 @@ struct Named {
     backlog: VecDeque<Box<Msg>>,
     seq: Sequencer,
     tracker: Tracker,
+    /// The window of its publishes that set none (the opening step's `inflight`).
+    inflight: u16,
+    /// Publishes in a window awaiting their acks, oldest first.
+    window: VecDeque<Pending>,
+    /// The last publish ticket handed out (never 0).
+    tickets: u32,
+    /// The acks taken from the driver, reused from step to step.
+    acked: Vec<(u32, std::time::Instant)>,
+}
+
+/// A publish in a window awaiting its acknowledgement: what its late sample will say.
+struct Pending {
+    ticket: u32,
+    qos: u8,
+    bytes: u64,
+    started: std::time::Instant,
+    timeout: Duration,
+    name_id: usize,
+    name: Arc<str>,
+    target: Arc<str>,
+}
+
+impl Pending {
+    fn deadline(&self) -> Instant {
+        Instant::from_std(self.started + self.timeout)
+    }
+
+    fn late(self, latency: Duration, failure: Option<Failure>) -> Late {
+        Late {
+            name_id: self.name_id,
+            name: self.name,
+            protocol: super::ProtocolKind::Mqtt,
+            target: self.target,
+            started: self.started,
+            latency,
+            bytes: if failure.is_none() { self.bytes } else { 0 },
+            failure,
+        }
+    }
+
+    /// `publish: no PUBACK` (or PUBCOMP at QoS 2).
+    fn missing(&self) -> &'static str {
+        match self.qos {
+            1 => "publish: no PUBACK",
+            _ => "publish: no PUBCOMP",
+        }
+    }
 }
 
 /// One user's MQTT connections.
@@ -521,14 +611,15 @@ impl Protocol for Mqtt {
             (None, None) => task.default_broker.text.clone(),
         };
         let result = match task.op {
-            Op::Disconnect => disconnect_step(s, task, deadline).await,
+            Op::Disconnect => disconnect_step(s, task, &mut cx.deferred.samples, deadline).await,
             op => match ensure(s, task, cx, broker, deadline).await {
                 Err(f) => Err(f),
                 Ok(i) => {
                     let n = &mut s.conns[i];
                     n.conn.drain_control();
+                    collect(n, &mut cx.deferred.samples);
                     match op {
-                        Op::Publish => publish_step(n, task, cx, deadline).await,
+                        Op::Publish => publish_step(n, task, cx, &target, deadline).await,
                         Op::Subscribe => {
                             let filter = topic_of(task, cx.scope);
                             subscribe(n, &filter, task.qos, cx.timeout, deadline)
@@ -547,6 +638,101 @@ impl Protocol for Mqtt {
         };
         Step { target, result }
     }
+
+    async fn finish(s: &mut MqttSessions, cap: Option<std::time::Instant>, out: &mut Vec<Late>) {
+        let cap = cap.map(Instant::from_std);
+        for n in &mut s.conns {
+            settle(n, cap, out).await;
+        }
+    }
+}
+
+/// Takes the acks that came for the connection's window: a late sample each.
+fn collect(n: &mut Named, out: &mut Vec<Late>) {
+    if n.window.is_empty() {
+        return;
+    }
+    match n.conn.shared.acked.lock() {
+        Ok(mut acked) if !acked.is_empty() => std::mem::swap(&mut *acked, &mut n.acked),
+        _ => return,
+    }
+    for (ticket, at) in n.acked.drain(..) {
+        // A ticket no longer in the window failed already, its time out.
+        if let Some(i) = n.window.iter().position(|p| p.ticket == ticket)
+            && let Some(p) = n.window.remove(i)
+        {
+            let latency = at.saturating_duration_since(p.started);
+            out.push(p.late(latency, None));
+        }
+    }
+}
+
+/// Fails, once each, the publishes of the window whose timeout has passed by `now`.
+fn expire(n: &mut Named, now: Instant, out: &mut Vec<Late>) {
+    while let Some(i) = n.window.iter().position(|p| p.deadline() <= now) {
+        let Some(p) = n.window.remove(i) else { break };
+        let message = format!(
+            "{} within {}{}",
+            p.missing(),
+            after(p.timeout),
+            n.conn.status()
+        );
+        let timeout = p.timeout;
+        out.push(p.late(timeout, Some(Failure::new(FailureKind::Timeout, message))));
+    }
+}
+
+/// Fails every publish left in the window with `kind` and `why`.
+fn fail_window(n: &mut Named, kind: FailureKind, why: &str, out: &mut Vec<Late>) {
+    let status = n.conn.status();
+    while let Some(p) = n.window.pop_front() {
+        let message = format!("{}{why}{status}", p.missing());
+        let latency = p.started.elapsed();
+        out.push(p.late(latency, Some(Failure::new(kind, message))));
+    }
+}
+
+/// Waits until fewer than `size` publishes of the window await their acks, or `until`; those
+/// acked meanwhile, or out of time, are late samples. A connection that fails for good fails
+/// the whole window.
+async fn window_wait(n: &mut Named, size: usize, until: Instant, out: &mut Vec<Late>) {
+    loop {
+        collect(n, out);
+        let now = Instant::now();
+        expire(n, now, out);
+        if n.window.len() < size || now >= until {
+            return;
+        }
+        let next = n
+            .window
+            .iter()
+            .map(Pending::deadline)
+            .min()
+            .map_or(until, |d| d.min(until));
+        match timeout_at(next, n.conn.control.recv()).await {
+            Ok(Some(Ctl::Error(f))) if !n.conn.reconnecting() => {
+                collect(n, out);
+                fail_window(n, f.kind, &format!(": {}", f.message), out);
+                return;
+            }
+            Ok(None) => {
+                collect(n, out);
+                fail_window(n, FailureKind::Closed, ": the connection is closed", out);
+                return;
+            }
+            Ok(Some(_)) | Err(_) => {}
+        }
+    }
+}
+
+/// Waits for the whole window, each publish within its timeout (and until `cap` at the
+/// latest: what is left then fails as the test ended).
+async fn settle(n: &mut Named, cap: Option<Instant>, out: &mut Vec<Late>) {
+    let Some(last) = n.window.iter().map(Pending::deadline).max() else {
+        return;
+    };
+    window_wait(n, 1, cap.unwrap_or(last), out).await;
+    fail_window(n, FailureKind::Timeout, " before the test ended", out);
 }
 
 fn topic_of(task: &MqttTask, scope: &mut Scope<'_>) -> String {
@@ -574,7 +760,8 @@ async fn ensure(
         if same && !n.conn.finished() {
             return Ok(i);
         }
-        s.conns.swap_remove(i);
+        let mut old = s.conns.swap_remove(i);
+        settle(&mut old, None, &mut cx.deferred.samples).await;
     }
     let broker = broker.unwrap_or_else(|| task.default_broker.clone());
     s.opened += 1;
@@ -640,6 +827,10 @@ async fn ensure(
         backlog: VecDeque::new(),
         seq: Sequencer::default(),
         tracker: Tracker::default(),
+        inflight: task.inflight.unwrap_or(1),
+        window: VecDeque::new(),
+        tickets: 0,
+        acked: Vec::new(),
     });
     Ok(s.conns.len() - 1)
 }
@@ -700,6 +891,7 @@ async fn publish_step(
     n: &mut Named,
     task: &MqttTask,
     cx: &mut StepCx<'_, '_>,
+    target: &Arc<str>,
     deadline: Instant,
 ) -> Result<Observation, Failure> {
     let plan = |m: String| Failure::new(FailureKind::Plan, m);
@@ -738,12 +930,22 @@ async fn publish_step(
         }
     }
     let wire = (payload.len() + topic.len()) as u64;
+    let size = usize::from(task.inflight.unwrap_or(n.inflight));
+    let windowed = task.qos > 0 && size > 1;
+    let ticket = match windowed {
+        true => {
+            n.tickets = n.tickets.checked_add(1).unwrap_or(1);
+            n.tickets
+        }
+        false => 0,
+    };
     let out = Outgoing {
         topic,
         payload,
         qos: task.qos,
         retain: task.retain,
         props,
+        ticket,
     };
     match timeout_at(deadline, n.conn.client.publish(out)).await {
         Ok(r) => r?,
@@ -757,6 +959,22 @@ async fn publish_step(
                 ),
             ));
         }
+    }
+    if windowed {
+        // Its outcome is the late sample its ack (or its timeout) gives.
+        n.window.push_back(Pending {
+            ticket,
+            qos: task.qos,
+            bytes: wire,
+            started: cx.started,
+            timeout: cx.timeout,
+            name_id: cx.name_id,
+            name: cx.name.clone(),
+            target: target.clone(),
+        });
+        cx.deferred.pending = true;
+        window_wait(n, size, deadline, &mut cx.deferred.samples).await;
+        return Ok(Observation::default());
     }
     let qos = task.qos;
     let mut pkid = None;
@@ -1052,12 +1270,15 @@ async fn expect_step(
 async fn disconnect_step(
     s: &mut MqttSessions,
     task: &MqttTask,
+    out: &mut Vec<Late>,
     deadline: Instant,
 ) -> Result<Observation, Failure> {
     let Some(i) = s.find(&task.connection) else {
         return Ok(Observation::default());
     };
     let mut n = s.conns.swap_remove(i);
+    // The publishes of its window are waited for (each within its own timeout) first.
+    settle(&mut n, None, out).await;
     if n.conn.finished() {
         return Ok(Observation::default());
     }
