@@ -278,3 +278,20 @@ fn a_call_as_recorded_replays_its_bytes_without_descriptors() {
     let tokens: Vec<String> = s.tokens.try_iter().collect();
     assert_eq!(tokens, ["abc"]);
 }
+
+#[test]
+fn a_reply_message_past_max_body_fails_its_call_with_its_size() {
+    let s = grpc::start(GrpcOptions::default());
+    let name = "x".repeat(2000);
+    let (_, b64) = grpc::say_request(&name);
+    let tasks = json!([
+        {"name": "big", "protocol": "grpc",
+         "request_url": format!("http://{}/ld.test.Echo/Say", s.addr),
+         "payload_base64": [b64]},
+    ]);
+    let run = replay("fast_http_user", tasks, &["--max-body", "1KiB"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let text = run.to_string();
+    assert!(text.contains("over --max-body"), "{run}");
+    assert!(text.contains("a reply message of 20"), "{run}");
+}

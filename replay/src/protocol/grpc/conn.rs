@@ -1,6 +1,8 @@
-//! One HTTP/2 connection to a gRPC server, as a service tonic's client calls through: the
-//! engine dials (TCP, or TLS with ALPN `h2`) and owns the connection, tonic frames messages,
-//! reads statuses and trailers.
+//! HTTP/2 connections to a gRPC server, dialled by the engine (TCP, or TLS with ALPN `h2`):
+//! [`direct`] gives the connection a user drives itself (`crate::h2`: no connection task, no
+//! channel hops), which carries every call whose messages all go out at once; [`dial`] gives
+//! one as a service tonic's client calls through (on hyper, with a connection task), for
+//! server reflection and for client streams that pause between messages.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,8 +47,8 @@ impl tower_service::Service<http::Request<Body>> for H2 {
     }
 }
 
-/// Dials `ep` and speaks HTTP/2 over it (prior knowledge in plaintext, ALPN `h2` over TLS).
-pub(super) async fn dial(ep: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> Result<H2, Failure> {
+/// Dials `ep`: TCP, or TLS where the server must agree to HTTP/2 (ALPN `h2`).
+async fn dial_io(ep: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> Result<net::Io, Failure> {
     let io = net::dial(ep, tls).await?;
     if let tokio_util::either::Either::Right(s) = &io
         && s.get_ref().1.alpn_protocol() != Some(b"h2")
@@ -59,6 +61,23 @@ pub(super) async fn dial(ep: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> Resu
             ),
         ));
     }
+    Ok(io)
+}
+
+/// Dials `ep` for calls the user drives itself.
+pub(super) async fn direct(
+    ep: &Endpoint,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<crate::h2::conn::Conn, Failure> {
+    let io = dial_io(ep, tls).await?;
+    crate::h2::conn::Conn::handshake(io)
+        .await
+        .map_err(|e| Failure::new(FailureKind::Protocol, e))
+}
+
+/// Dials `ep` and speaks HTTP/2 over it through hyper, for tonic's client.
+pub(super) async fn dial(ep: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> Result<H2, Failure> {
+    let io = dial_io(ep, tls).await?;
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .initial_stream_window_size(1 << 20)

@@ -1,8 +1,12 @@
 //! gRPC calls without generated code (a task with `"protocol": "grpc"`, or LoadDensity's
 //! `grpc_user`): messages are JSON in the plan, protobuf on the wire, converted through
 //! prost-reflect's `DynamicMessage` with descriptors from server reflection, `.proto` files or
-//! a descriptor set (see `schema`). tonic's client frames the calls over one HTTP/2 connection
-//! per user and `connection` name that the engine dials and owns (see `conn`).
+//! a descriptor set (see `schema`). A call goes over one HTTP/2 connection per user and
+//! `connection` name that the engine dials and owns (see `conn`), driven by the user itself
+//! (`crate::h2::conn`): its messages framed in one body, its reply unframed as it comes, its
+//! status read from the trailers (or the headers of a trailers-only reply). Only a client or
+//! bidi stream with an `interval` between messages, and server reflection, go through tonic's
+//! client instead. Compression is not negotiated: a compressed reply message fails the call.
 //!
 //! Task fields (besides the common `name`, `connection`, `timeout`, `assertions`, ...):
 //!
@@ -44,7 +48,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -92,6 +96,8 @@ pub(crate) const FIELDS: &[&str] = &[
     "request_path",
 ];
 
+/// What a call sends as `user-agent` (as HTTP requests do).
+const USER_AGENT: &str = concat!("ld/", env!("CARGO_PKG_VERSION"));
 /// LoadDensity's default target.
 const DEFAULT_TARGET: &str = "localhost:50051";
 /// LoadDensity's default deadline for a gRPC task.
@@ -611,6 +617,31 @@ impl GrpcTask {
             .clone()
     }
 
+    /// The call's metadata, its placeholders filled.
+    fn request_metadata(&self, scope: &mut Scope<'_>) -> Result<MetadataMap, Failure> {
+        let mut md = MetadataMap::with_capacity(self.metadata.len() + self.binary_metadata.len());
+        for (k, v) in &self.metadata {
+            let text = value_text(&v.resolve(scope));
+            let value = AsciiMetadataValue::try_from(text.as_str()).map_err(|_| {
+                Failure::new(
+                    FailureKind::Plan,
+                    format!("metadata {k}: not a valid header value"),
+                )
+            })?;
+            md.insert(k.clone(), value);
+        }
+        for (k, v) in &self.binary_metadata {
+            let text = value_text(&v.resolve(scope));
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| {
+                    Failure::new(FailureKind::Plan, format!("metadata {k}: not base64: {e}"))
+                })?;
+            md.insert_bin(k.clone(), BinaryMetadataValue::from_bytes(&bytes));
+        }
+        Ok(md)
+    }
+
     /// The request messages for one call.
     fn messages(
         &self,
@@ -753,15 +784,6 @@ fn encode(m: &Method, v: &Value) -> Result<Vec<Bytes>, String> {
     Ok(out)
 }
 
-/// Protobuf to JSON, every field present.
-fn to_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
-    let msg = DynamicMessage::decode(desc.clone(), bytes)
-        .map_err(|e| format!("a reply that is not a {}: {e}", desc.full_name()))?;
-    let opts = SerializeOptions::new().skip_default_fields(false);
-    msg.serialize_with_options(serde_json::value::Serializer, &opts)
-        .map_err(|e| format!("a reply that JSON cannot show: {e}"))
-}
-
 /// Each call's encode and decode buffers start at 1 KiB instead of tonic's 8 KiB and grow for
 /// larger messages: most calls of a load test carry small messages, and two 8 KiB buffers a
 /// call are most of what a unary call allocates.
@@ -815,18 +837,79 @@ impl Decoder for Raw {
     }
 }
 
-/// One named connection of a user.
+/// One named connection of a user: the one it drives itself, and tonic's for client streams
+/// that pause between messages, each dialled when first needed.
 struct Named {
     name: Arc<str>,
     /// `host:port`, TLS or not: a step to another target reconnects.
     key: String,
-    h2: H2,
+    direct: Option<Box<crate::h2::conn::Conn>>,
+    tonic: Option<H2>,
 }
 
 /// One user's gRPC connections.
 #[derive(Default)]
 pub(crate) struct GrpcSessions {
     conns: Vec<Named>,
+}
+
+impl GrpcSessions {
+    /// The task's named connection, emptied when it was to another target.
+    fn slot(&mut self, task: &GrpcTask, key: &str) -> &mut Named {
+        let i = match self.conns.iter().position(|n| n.name == task.connection) {
+            Some(i) => {
+                if self.conns[i].key != key {
+                    self.conns[i] = Named::new(task, key);
+                }
+                i
+            }
+            None => {
+                self.conns.push(Named::new(task, key));
+                self.conns.len() - 1
+            }
+        };
+        &mut self.conns[i]
+    }
+
+    /// The connection the user drives, dialled when it has none or it closed.
+    async fn direct(
+        &mut self,
+        task: &GrpcTask,
+        ep: &Endpoint,
+        key: &str,
+    ) -> Result<&mut crate::h2::conn::Conn, Failure> {
+        let n = self.slot(task, key);
+        if n.direct.as_ref().is_none_or(|c| c.is_closed()) {
+            n.direct = Some(Box::new(conn::direct(ep, &task.tls).await?));
+        }
+        n.direct
+            .as_deref_mut()
+            .ok_or_else(|| Failure::new(FailureKind::Closed, "no connection"))
+    }
+
+    /// tonic's connection, dialled when it has none or it closed.
+    async fn tonic(&mut self, task: &GrpcTask, ep: &Endpoint, key: &str) -> Result<H2, Failure> {
+        let n = self.slot(task, key);
+        if let Some(h2) = &n.tonic
+            && !h2.is_closed()
+        {
+            return Ok(h2.clone());
+        }
+        let h2 = conn::dial(ep, &task.tls).await?;
+        n.tonic = Some(h2.clone());
+        Ok(h2)
+    }
+}
+
+impl Named {
+    fn new(task: &GrpcTask, key: &str) -> Named {
+        Named {
+            name: task.connection.clone(),
+            key: key.to_string(),
+            direct: None,
+            tonic: None,
+        }
+    }
 }
 
 pub(crate) struct Grpc;
@@ -872,35 +955,31 @@ impl Protocol for Grpc {
     }
 }
 
-/// The user's connection for the task, dialled when it has none or it closed.
-async fn connection(
-    s: &mut GrpcSessions,
-    task: &GrpcTask,
-    ep: &Endpoint,
-    key: &str,
-) -> Result<H2, Failure> {
-    if let Some(n) = s.conns.iter().find(|n| n.name == task.connection)
-        && n.key == key
-        && !n.h2.is_closed()
-    {
-        return Ok(n.h2.clone());
-    }
-    s.conns.retain(|n| n.name != task.connection);
-    let h2 = conn::dial(ep, &task.tls).await?;
-    s.conns.push(Named {
-        name: task.connection.clone(),
-        key: key.to_string(),
-        h2: h2.clone(),
-    });
-    Ok(h2)
-}
-
 /// What a reply stream left for the checks.
 struct Replies {
     count: usize,
     kept: Vec<Bytes>,
     kept_bytes: usize,
     wire: u64,
+}
+
+/// How a call ended: the status's code and message, the response metadata and trailers.
+struct Ended {
+    code: u16,
+    message: String,
+    headers: HeaderMap,
+}
+
+/// What every way of making a call shares.
+struct Call<'t> {
+    task: &'t GrpcTask,
+    ep: &'t Endpoint,
+    key: &'t str,
+    origin: http::Uri,
+    path: PathAndQuery,
+    server_streaming: bool,
+    metadata: MetadataMap,
+    deadline: Instant,
 }
 
 async fn call(
@@ -915,7 +994,6 @@ async fn call(
         .origin
         .clone()
         .map_err(|e| Failure::new(FailureKind::Plan, e))?;
-    let h2 = connection(s, task, ep, &resolved.key).await?;
     let method = match &task.schema {
         None => None,
         Some(Schema::Static(pool)) => Some(
@@ -923,10 +1001,7 @@ async fn call(
                 .map_err(|e| Failure::new(FailureKind::Plan, e))?,
         ),
         Some(Schema::Reflect(r)) => {
-            let pool = r
-                .pool(&h2, &origin, &task.service)
-                .await
-                .map_err(|e| Failure::new(FailureKind::Protocol, e))?;
+            let pool = r.pool(ep, &task.tls, &origin, &task.service).await?;
             Some(
                 task.method(&pool)
                     .map_err(|e| Failure::new(FailureKind::Plan, e))?,
@@ -945,8 +1020,268 @@ async fn call(
         (None, None) => false,
     };
     let msgs = task.messages(method.as_deref(), cx.scope)?;
-    let sent_bytes: u64 = msgs.iter().map(|m| m.len() as u64 + 5).sum();
-    let interval = task.interval;
+    let mut replies = Replies {
+        count: 0,
+        kept: Vec::new(),
+        kept_bytes: 0,
+        wire: msgs.iter().map(|m| m.len() as u64 + 5).sum(),
+    };
+    let c = Call {
+        task,
+        ep,
+        key: &resolved.key,
+        origin,
+        path,
+        server_streaming,
+        metadata: task.request_metadata(cx.scope)?,
+        deadline,
+    };
+    // Messages that all go out at once go in one body over the user's own connection; a
+    // stream that pauses between them needs a body written as it goes, which tonic's is.
+    let ended = if msgs.len() > 1 && !task.interval.is_zero() {
+        tonic_call(s, c, msgs, &mut replies, cx).await?
+    } else {
+        direct_call(s, c, msgs, &mut replies, cx).await?
+    };
+    finish(task, method.as_deref(), ended, replies, cx)
+}
+
+/// The `grpc-timeout` header's value: the time left in milliseconds (rounded up), or in the
+/// coarsest unit that keeps it within the eight digits gRPC allows.
+fn grpc_timeout(left: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let ms = left.as_nanos().div_ceil(1_000_000);
+    if ms <= MAX {
+        return format!("{ms}m");
+    }
+    let secs = u128::from(left.as_secs());
+    for (unit, div) in [("S", 1), ("M", 60), ("H", 3600)] {
+        if secs.div_ceil(div) <= MAX {
+            return format!("{}{unit}", secs.div_ceil(div));
+        }
+    }
+    format!("{MAX}H")
+}
+
+/// The request's body: each message after its 5-byte prefix (not compressed, its length).
+fn frames(msgs: &[Bytes]) -> Result<Bytes, Failure> {
+    let mut body = BytesMut::with_capacity(msgs.iter().map(|m| m.len() + 5).sum());
+    for m in msgs {
+        let len = u32::try_from(m.len()).map_err(|_| {
+            Failure::new(
+                FailureKind::Plan,
+                "a request message over 4 GiB, which gRPC cannot frame",
+            )
+        })?;
+        body.put_u8(0);
+        body.put_u32(len);
+        body.put_slice(m);
+    }
+    Ok(body.freeze())
+}
+
+/// Splits what a reply body brings into messages, each within `max` bytes; holds at most one
+/// message's prefix and bytes between two chunks.
+struct Unframer {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl Unframer {
+    /// The next whole message, once its bytes are in.
+    fn next(&mut self) -> Result<Option<Bytes>, Failure> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        if self.buf[0] & 1 != 0 {
+            return Err(Failure::new(
+                FailureKind::Protocol,
+                "a compressed reply message, but the call negotiated no grpc-encoding",
+            ));
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > self.max {
+            return Err(Failure::new(
+                FailureKind::Body,
+                format!(
+                    "a reply message of {len} bytes, over --max-body ({})",
+                    super::human_size(self.max)
+                ),
+            ));
+        }
+        if self.buf.len() - 5 < len {
+            self.buf.reserve(len + 5 - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(5);
+        Ok(Some(self.buf.split_to(len).freeze()))
+    }
+}
+
+/// The HTTP status's meaning when a reply has no `grpc-status` (gRPC's HTTP mapping).
+fn http_code(status: http::StatusCode) -> u16 {
+    match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+/// The status a reply's metadata and trailers carry.
+fn status_of(headers: &HeaderMap, http: http::StatusCode) -> (u16, String) {
+    match headers.get("grpc-status") {
+        Some(v) => {
+            let code = std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+                .unwrap_or(2);
+            let message = headers
+                .get("grpc-message")
+                .map(|m| {
+                    percent_encoding::percent_decode(m.as_bytes())
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default();
+            (code, message)
+        }
+        None if http != http::StatusCode::OK => (http_code(http), format!("HTTP status {http}")),
+        None => (2, "the reply ended without a grpc-status".to_string()),
+    }
+}
+
+/// A call over the connection the user drives: the request's messages in one body, the reply
+/// read as it comes (trailers-only replies included).
+async fn direct_call(
+    s: &mut GrpcSessions,
+    c: Call<'_>,
+    msgs: Vec<Bytes>,
+    replies: &mut Replies,
+    cx: &mut StepCx<'_, '_>,
+) -> Result<Ended, Failure> {
+    let mut parts = c.origin.into_parts();
+    parts.path_and_query = Some(c.path);
+    let uri = http::Uri::from_parts(parts)
+        .map_err(|e| Failure::new(FailureKind::Plan, format!("invalid method URI: {e}")))?;
+    let body = frames(&msgs)?;
+    let mut headers = c.metadata.into_headers();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    let left = c.deadline.saturating_duration_since(Instant::now());
+    if let Ok(v) = HeaderValue::from_str(&grpc_timeout(left)) {
+        headers.insert(HeaderName::from_static("grpc-timeout"), v);
+    }
+    let head = || {
+        let mut req = http::Request::new(());
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = headers.clone();
+        req
+    };
+    let closed = |f: crate::h2::conn::SendError| Failure::new(FailureKind::Closed, f.message);
+    let mut retried = false;
+    let response = loop {
+        let conn = s.direct(c.task, c.ep, c.key).await?;
+        match conn.send(head(), body.clone()).await {
+            Ok(r) => break r,
+            // The server never saw it (a GOAWAY while idle, a refused stream): once more, anew.
+            Err(f) if f.unsent && !retried => {
+                retried = true;
+                s.slot(c.task, c.key).direct = None;
+            }
+            Err(f) => return Err(closed(f)),
+        }
+    };
+    let conn = s
+        .slot(c.task, c.key)
+        .direct
+        .as_deref_mut()
+        .ok_or_else(|| Failure::new(FailureKind::Closed, "no connection"))?;
+    let (head, mut stream) = response.into_parts();
+    let mut headers = head.headers;
+    let reset = |e: String| Failure::new(FailureKind::Closed, format!("the call broke off: {e}"));
+    // A reply that is not gRPC's (an HTTP error page) is not read as messages.
+    if head.status == http::StatusCode::OK {
+        let mut unframer = Unframer {
+            buf: BytesMut::new(),
+            max: cx.max_body,
+        };
+        while let Some(chunk) = conn.data(&mut stream).await.map_err(reset)? {
+            unframer.buf.extend_from_slice(&chunk);
+            while let Some(m) = unframer.next()? {
+                received(c.task, c.server_streaming, replies, m, cx)?;
+            }
+        }
+        if !unframer.buf.is_empty() {
+            return Err(Failure::new(
+                FailureKind::Protocol,
+                "the reply ended inside a message",
+            ));
+        }
+        if let Some(trailers) = conn.trailers(&mut stream).await.map_err(reset)? {
+            for (k, v) in trailers {
+                if let Some(k) = k {
+                    headers.append(k, v);
+                }
+            }
+        }
+    }
+    let (code, message) = status_of(&headers, head.status);
+    Ok(Ended {
+        code,
+        message,
+        headers,
+    })
+}
+
+/// One reply message: counted, sampled for a server stream, kept as `reply` says.
+fn received(
+    task: &GrpcTask,
+    server_streaming: bool,
+    replies: &mut Replies,
+    m: Bytes,
+    cx: &mut StepCx<'_, '_>,
+) -> Result<(), Failure> {
+    replies.count += 1;
+    replies.wire += m.len() as u64 + 5;
+    if server_streaming {
+        cx.extra.push(Extra {
+            latency: cx.started.elapsed(),
+            bytes: m.len() as u64,
+            failure: None,
+        });
+    }
+    keep(task.reply, replies, m, cx.max_body)?;
+    if replies.count >= MAX_MESSAGES {
+        return Err(Failure::new(
+            FailureKind::Body,
+            format!("more than {MAX_MESSAGES} reply messages in one call"),
+        ));
+    }
+    Ok(())
+}
+
+/// A call through tonic's client, its messages written `interval` apart.
+async fn tonic_call(
+    s: &mut GrpcSessions,
+    c: Call<'_>,
+    msgs: Vec<Bytes>,
+    replies: &mut Replies,
+    cx: &mut StepCx<'_, '_>,
+) -> Result<Ended, Failure> {
+    let h2 = s.tonic(c.task, c.ep, c.key).await?;
+    let interval = c.task.interval;
     let stream = futures_util::stream::unfold(
         (msgs.into_iter(), true),
         move |(mut it, first)| async move {
@@ -957,91 +1292,54 @@ async fn call(
             Some((next, (it, false)))
         },
     );
-    let mut req = tonic::Request::new(stream);
-    let md = req.metadata_mut();
-    for (k, v) in &task.metadata {
-        let text = value_text(&v.resolve(cx.scope));
-        let value = AsciiMetadataValue::try_from(text.as_str()).map_err(|_| {
-            Failure::new(
-                FailureKind::Plan,
-                format!("metadata {k}: not a valid header value"),
-            )
-        })?;
-        md.insert(k.clone(), value);
-    }
-    for (k, v) in &task.binary_metadata {
-        let text = value_text(&v.resolve(cx.scope));
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| {
-                Failure::new(FailureKind::Plan, format!("metadata {k}: not base64: {e}"))
-            })?;
-        md.insert_bin(k.clone(), BinaryMetadataValue::from_bytes(&bytes));
-    }
-    req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-    let mut grpc = tonic::client::Grpc::with_origin(h2, origin)
+    let mut req = tonic::Request::from_parts(c.metadata, Default::default(), stream);
+    req.set_timeout(c.deadline.saturating_duration_since(Instant::now()));
+    let mut grpc = tonic::client::Grpc::with_origin(h2, c.origin)
         .max_decoding_message_size(cx.max_body)
         .max_encoding_message_size(usize::MAX);
     grpc.ready().await.map_err(|e| {
-        s.conns.retain(|n| n.name != task.connection);
+        s.slot(c.task, c.key).tonic = None;
         Failure::new(FailureKind::Closed, format!("connection: {e}"))
     })?;
     let mut headers = HeaderMap::new();
-    let mut replies = Replies {
-        count: 0,
-        kept: Vec::new(),
-        kept_bytes: 0,
-        wire: sent_bytes,
-    };
-    let status = match grpc.streaming(req, path, Raw).await {
+    let status = match grpc.streaming(req, c.path, Raw).await {
         Err(status) => status,
         Ok(resp) => {
             let (meta, mut stream, _) = resp.into_parts();
             headers = meta.into_headers();
+            let mut end = None;
             loop {
                 match stream.message().await {
-                    Ok(Some(m)) => {
-                        replies.count += 1;
-                        replies.wire += m.len() as u64 + 5;
-                        if server_streaming {
-                            cx.extra.push(Extra {
-                                latency: cx.started.elapsed(),
-                                bytes: m.len() as u64,
-                                failure: None,
-                            });
-                        }
-                        keep(task.reply, &mut replies, m, cx.max_body)?;
-                        if replies.count >= MAX_MESSAGES {
-                            return Err(Failure::new(
-                                FailureKind::Body,
-                                format!("more than {MAX_MESSAGES} reply messages in one call"),
-                            ));
-                        }
-                    }
+                    Ok(Some(m)) => received(c.task, c.server_streaming, replies, m, cx)?,
                     Ok(None) => break,
                     Err(status) => {
-                        merge(&mut headers, status.metadata());
-                        break_status(&status)?;
-                        return finish(task, method.as_deref(), headers, replies, status, cx);
+                        end = Some(status);
+                        break;
                     }
                 }
             }
-            match stream.trailers().await {
-                Ok(Some(t)) => merge(&mut headers, &t),
-                Ok(None) => {}
-                Err(status) => {
-                    break_status(&status)?;
-                    return finish(task, method.as_deref(), headers, replies, status, cx);
-                }
+            match end {
+                Some(status) => status,
+                None => match stream.trailers().await {
+                    Ok(Some(t)) => {
+                        merge(&mut headers, &t);
+                        tonic::Status::new(tonic::Code::Ok, "")
+                    }
+                    Ok(None) => tonic::Status::new(tonic::Code::Ok, ""),
+                    Err(status) => status,
+                },
             }
-            tonic::Status::new(tonic::Code::Ok, "")
         }
     };
     if status.code() != tonic::Code::Ok {
         merge(&mut headers, status.metadata());
         break_status(&status)?;
     }
-    finish(task, method.as_deref(), headers, replies, status, cx)
+    Ok(Ended {
+        code: u16::try_from(i32::from(status.code())).unwrap_or(2),
+        message: status.message().to_string(),
+        headers,
+    })
 }
 
 /// A status that the transport made (a reset, a closed connection), not the server.
@@ -1106,14 +1404,16 @@ fn keep(reply: Reply, r: &mut Replies, m: Bytes, max_body: usize) -> Result<(), 
 fn finish(
     task: &GrpcTask,
     method: Option<&Method>,
-    mut headers: HeaderMap,
+    ended: Ended,
     replies: Replies,
-    status: tonic::Status,
     cx: &mut StepCx<'_, '_>,
 ) -> Result<Observation, Failure> {
-    let code = u16::try_from(i32::from(status.code())).unwrap_or(2);
+    let Ended {
+        code,
+        message,
+        mut headers,
+    } = ended;
     if code != 0 && !task.status_checked {
-        let message = status.message();
         return Err(Failure::new(
             FailureKind::Protocol,
             if message.is_empty() {
@@ -1129,29 +1429,15 @@ fn finish(
         }
     };
     set(&mut headers, "grpc-status", code.to_string());
-    if !headers.contains_key("grpc-message") && !status.message().is_empty() {
-        set(&mut headers, "grpc-message", status.message().to_string());
+    // The status's message as text, not as the wire's percent-encoding.
+    if !message.is_empty() {
+        set(&mut headers, "grpc-message", message);
     }
     set(&mut headers, "grpc-messages", replies.count.to_string());
     let body = if cx.want_body {
         match method {
-            Some(m) => {
-                let mut values = Vec::with_capacity(replies.kept.len());
-                for b in &replies.kept {
-                    values.push(
-                        to_json(&m.output, b).map_err(|e| Failure::new(FailureKind::Body, e))?,
-                    );
-                }
-                let v = match task.reply {
-                    Reply::All => Value::Array(values),
-                    _ => values.pop().unwrap_or(Value::Null),
-                };
-                if v.is_null() {
-                    Bytes::new()
-                } else {
-                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-                }
-            }
+            Some(m) => json_body(&m.output, task.reply, &replies.kept)
+                .map_err(|e| Failure::new(FailureKind::Body, e))?,
             // Without descriptors the reply is its protobuf bytes.
             None => replies.kept.last().cloned().unwrap_or_default(),
         }
@@ -1164,4 +1450,38 @@ fn finish(
         body,
         wire_bytes: replies.wire,
     })
+}
+
+/// The kept replies as JSON text, written straight from the decoded messages: the last kept
+/// one, or a list of all of them for `reply: all`; empty when none was kept.
+fn json_body(desc: &MessageDescriptor, reply: Reply, kept: &[Bytes]) -> Result<Bytes, String> {
+    let opts = SerializeOptions::new().skip_default_fields(false);
+    let decode = |b: &Bytes| {
+        DynamicMessage::decode(desc.clone(), b.clone())
+            .map_err(|e| format!("a reply that is not a {}: {e}", desc.full_name()))
+    };
+    let shown = |e: serde_json::Error| format!("a reply that JSON cannot show: {e}");
+    let mut out = Vec::with_capacity(64 + kept.iter().map(Bytes::len).sum::<usize>() * 2);
+    let write = |out: &mut Vec<u8>, b: &Bytes| {
+        decode(b)?
+            .serialize_with_options(&mut serde_json::Serializer::new(out), &opts)
+            .map_err(shown)
+    };
+    match reply {
+        Reply::All => {
+            out.push(b'[');
+            for (i, b) in kept.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(&mut out, b)?;
+            }
+            out.push(b']');
+        }
+        _ => match kept.last() {
+            Some(b) => write(&mut out, b)?,
+            None => return Ok(Bytes::new()),
+        },
+    }
+    Ok(Bytes::from(out))
 }

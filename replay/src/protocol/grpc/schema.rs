@@ -15,6 +15,8 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 use tokio::sync::OnceCell;
 use tonic::Code;
 
+use super::super::net::Endpoint;
+use super::super::{Failure, FailureKind};
 use super::conn::H2;
 
 /// Files a reflection answer may pull in, at most: a bound on what a server can make `ld` hold.
@@ -141,15 +143,22 @@ pub(super) fn method(pool: &DescriptorPool, service: &str, method: &str) -> Resu
 }
 
 impl Reflected {
-    /// The pool, asking the server on the first call (and after a failed one).
+    /// The pool, asking the server on the first call (and after a failed one) over a
+    /// connection of its own, closed once the answer is in.
     pub(super) async fn pool(
         &self,
-        h2: &H2,
+        ep: &Endpoint,
+        tls: &Arc<rustls::ClientConfig>,
         origin: &Uri,
         service: &str,
-    ) -> Result<DescriptorPool, String> {
+    ) -> Result<DescriptorPool, Failure> {
         self.pool
-            .get_or_try_init(|| reflect(h2.clone(), origin.clone(), service.to_string()))
+            .get_or_try_init(|| async {
+                let h2 = super::conn::dial(ep, tls).await?;
+                reflect(h2, origin.clone(), service.to_string())
+                    .await
+                    .map_err(|e| Failure::new(FailureKind::Protocol, e))
+            })
             .await
             .cloned()
     }
