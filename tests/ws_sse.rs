@@ -380,6 +380,33 @@ fn plan_errors_in_websocket_and_sse_tasks_exit_2_naming_the_field() {
     )
     .expect_code(2)
     .expect_output("/count");
+    // Fields of the wrong type, or of another protocol, are refused by the typed task model
+    // with their pointer.
+    run(
+        "sse_user",
+        json!([{"method": "wait", "request_url": "http://127.0.0.1:1/", "count": "three"}]),
+    )
+    .expect_code(2)
+    .expect_output("/tasks/0/count: expected a whole number, found a string");
+    run(
+        "websocket_user",
+        json!([{"method": "send", "request_url": "ws://127.0.0.1:1/", "payload": "x",
+                "headers": ["x-a", "1"]}]),
+    )
+    .expect_code(2)
+    .expect_output("/tasks/0/headers: expected an object, found a list");
+    run(
+        "websocket_user",
+        json!([{"method": "send", "request_url": "ws://127.0.0.1:1/", "json": {"a": 1}}]),
+    )
+    .expect_code(2)
+    .expect_output("/tasks/0/json");
+    run(
+        "socket_user",
+        json!([{"target": "127.0.0.1:1", "payload": "x", "keep_alive": "no"}]),
+    )
+    .expect_code(2)
+    .expect_output("/tasks/0/keep_alive: expected true or false, found a string");
 }
 
 #[test]

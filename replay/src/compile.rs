@@ -4,6 +4,12 @@
 //! unknown one is an error that names it, gives its JSON pointer and the nearest known names.
 //! Files named by `LD_execute_files` and CSV sources are read here too, so a run never stops
 //! half-way on a typo. The result is a flat list of steps with tasks ready to run.
+//!
+//! A task is read into the plan model (`ld_plan::Task`), then for its protocol
+//! (`ld_plan::Task::split`: the shared fields and the protocol's own, typed); the protocol
+//! modules compile from those structs, never from the JSON object. What a field means
+//! beyond its type (a URL's scheme, a topic's wildcards, a number's range) is checked here
+//! and in the protocol modules, with the field's pointer.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,21 +68,6 @@ const START_FIELDS: &[&str] = &[
     "worker_startup_policy",
 ];
 
-/// HTTP task fields LoadDensity's engines read that `ld_plan::Task` keeps in `extra`. `proxy`
-/// (a proxy URL for the task's requests) is accepted and not acted on, with a note: ld replay
-/// connects to every target directly. `step_id` and `scenario_id` label LoadDensity's records;
-/// ld's records do not carry them, also with a note.
-const EXTRA_TASK_FIELDS: &[&str] = &[
-    "throttle",
-    "retry",
-    "cert",
-    "client_cert",
-    "proxy",
-    "step_id",
-    "scenario_id",
-    "graphql",
-    "recorded",
-];
 const ASSERTION_FIELDS: &[&str] = &["type", "value", "path", "name", "pattern", "shape"];
 const ASSERTION_TYPES: &[&str] = &[
     "status_code",
@@ -100,51 +91,12 @@ const EXTRACT_FIELDS: &[&str] = &[
     "recorded_sha256",
 ];
 const EXTRACT_SOURCES: &[&str] = &["json_path", "header", "status_code", "regex"];
-/// LoadDensity's user templates and the protocol each sets as its tasks' default.
-const USERS: &[(&str, Kind)] = &[
-    ("fast_http_user", Kind::Http),
-    ("http_user", Kind::Http),
-    ("websocket_user", Kind::WebSocket),
-    ("sse_user", Kind::Sse),
-    ("socket_user", Kind::Socket),
-    ("mqtt_user", Kind::Mqtt),
-    ("grpc_user", Kind::Grpc),
-];
+/// Which protocol module compiles a task.
+type Kind = ld_plan::Protocol;
 
 fn user_protocol(user: &str) -> Option<Kind> {
-    USERS.iter().find(|(u, _)| *u == user).map(|(_, k)| *k)
+    Kind::of_user(user)
 }
-
-/// Which protocol module compiles a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Http,
-    WebSocket,
-    Sse,
-    Socket,
-    Mqtt,
-    Grpc,
-}
-
-/// Fields every protocol's task takes besides its own.
-const COMMON_TASK_FIELDS: &[&str] = &[
-    "name",
-    "protocol",
-    "connection",
-    "timeout",
-    "assertions",
-    "extract",
-    "weight",
-    "run_if",
-    "skip_if",
-    "think_time",
-    "throttle",
-    "retry",
-    "verify",
-    "step_id",
-    "scenario_id",
-    "recorded",
-];
 
 /// A task's protocol: its `protocol` field (ld's extension; `tcp` and `udp` as LoadDensity's
 /// `socket_user` writes them), else a `ws://` or `wss://` URL, else an `mqtt://` or `mqtts://`
@@ -158,21 +110,17 @@ fn task_protocol(
     match t.get("protocol") {
         None | Some(Value::Null) => {}
         Some(Value::String(p)) => {
-            return match p.to_ascii_lowercase().as_str() {
-                "http" | "https" => Ok(Kind::Http),
-                "websocket" | "ws" | "wss" => Ok(Kind::WebSocket),
-                "sse" => Ok(Kind::Sse),
-                "tcp" | "udp" => Ok(Kind::Socket),
-                "mqtt" | "mqtts" => Ok(Kind::Mqtt),
-                "grpc" | "grpcs" => Ok(Kind::Grpc),
-                other => {
-                    let known = ["http", "websocket", "sse", "tcp", "udp", "mqtt", "grpc"];
+            return match Kind::named(p) {
+                Some(k) => Ok(k),
+                None => {
+                    let known = ld_plan::fields::PROTOCOL_NAMES;
+                    let other = p.to_ascii_lowercase();
                     Err(err(
                         file,
                         &format!("{pointer}/protocol"),
                         format!(
                             "unknown protocol `{other}`{}: {}",
-                            nearest(other, known.into_iter()),
+                            nearest(&other, known.iter().copied()),
                             known.join(", ")
                         ),
                     ))
@@ -702,6 +650,11 @@ fn err(file: &Path, pointer: &str, message: impl std::fmt::Display) -> Error {
     Error::plan(format!("{}: {at}: {message}", file.display()))
 }
 
+/// A plan-model error of a task in `file`: `file: pointer: message`.
+fn plan_err(file: &Path, e: ld_plan::Error) -> Error {
+    Error::plan(format!("{}: {e}", file.display()))
+}
+
 fn base_dir(file: &Path) -> PathBuf {
     match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -1115,7 +1068,7 @@ impl Compiler<'_> {
             .unwrap_or("fast_http_user");
         self.form_charset = user == "fast_http_user";
         let Some(default_protocol) = user_protocol(user) else {
-            let known: Vec<&str> = USERS.iter().map(|(u, _)| *u).collect();
+            let known: Vec<&str> = ld_plan::fields::USERS.iter().map(|(u, _)| *u).collect();
             let hint = nearest(user, known.iter().copied());
             return Err(err(
                 file,
@@ -1337,33 +1290,33 @@ impl Compiler<'_> {
         })
     }
 
-    /// LoadDensity's `proxy`, `step_id` and `scenario_id`: checked as LoadDensity checks them
-    /// (a proxy is a URL string), then noted once each as not acted on.
+    /// LoadDensity's `proxy`, `step_id` and `scenario_id`: accepted (a proxy is a URL
+    /// string, as LoadDensity checks it), and noted once each as not acted on.
     fn portability_fields(
         &mut self,
-        file: &Path,
-        t: &Map<String, Value>,
+        common: &ld_plan::Common,
+        fields: &ld_plan::Fields,
         pointer: &str,
-    ) -> Result<()> {
-        if let Some(v) = t.get("proxy")
-            && !v.is_null()
-            && !v.is_string()
-        {
-            return Err(err(
-                file,
-                &format!("{pointer}/proxy"),
-                format!("expected a proxy URL string, found {}", kind_of(v)),
-            ));
-        }
-        for (field, why) in [
+    ) {
+        let proxy = matches!(fields, ld_plan::Fields::Http(h) if h.proxy.is_some());
+        for (field, set, why) in [
             (
                 "proxy",
+                proxy,
                 "ld replay connects to every target directly, not through a proxy",
             ),
-            ("step_id", "ld's records and reports do not carry it"),
-            ("scenario_id", "ld's records and reports do not carry it"),
+            (
+                "step_id",
+                common.step_id.is_some(),
+                "ld's records and reports do not carry it",
+            ),
+            (
+                "scenario_id",
+                common.scenario_id.is_some(),
+                "ld's records and reports do not carry it",
+            ),
         ] {
-            if t.get(field).is_some_and(|v| !v.is_null()) && !self.noted_fields.contains(&field) {
+            if set && !self.noted_fields.contains(&field) {
                 self.noted_fields.push(field);
                 self.program.notes.push(format!(
                     "{pointer}/{field}: `{field}` is accepted and not acted on: {why} (noted once \
@@ -1371,7 +1324,6 @@ impl Compiler<'_> {
                 ));
             }
         }
-        Ok(())
     }
 
     /// The tasks of an `LD_start_test` read as a value: a list, `{mode, tasks}` or tasks keyed
@@ -1438,44 +1390,31 @@ impl Compiler<'_> {
     fn task(
         &mut self,
         file: &Path,
-        mut t: Map<String, Value>,
+        t: Map<String, Value>,
         pointer: &str,
         host: Option<&str>,
         session: &[String],
         default_protocol: Kind,
     ) -> Result<Task> {
         let kind = task_protocol(file, &t, pointer, default_protocol)?;
-        let mut allowed: Vec<&str> = match kind {
-            Kind::Http => {
-                let mut a = ld_plan::TASK_FIELDS.to_vec();
-                a.extend_from_slice(EXTRA_TASK_FIELDS);
-                a.extend_from_slice(&["protocol"]);
-                a
-            }
-            Kind::WebSocket => ws::FIELDS.to_vec(),
-            Kind::Sse => sse::FIELDS.to_vec(),
-            Kind::Socket => socket::FIELDS.to_vec(),
-            Kind::Mqtt => mqtt::FIELDS.to_vec(),
-            Kind::Grpc => grpc::FIELDS.to_vec(),
-        };
-        if kind != Kind::Http {
-            allowed.extend_from_slice(COMMON_TASK_FIELDS);
-        }
-        check_keys(file, &t, &allowed, pointer)?;
-        self.portability_fields(file, &t, pointer)?;
+        check_keys(file, &t, &kind.fields(), pointer)?;
+        // The task read into the plan model, then for its protocol: from here on every field
+        // is a typed one.
+        let mut typed = ld_plan::Task::from_map(t, pointer).map_err(|e| plan_err(file, e))?;
+        let (common, mut fields) = typed.split(kind, pointer).map_err(|e| plan_err(file, e))?;
+        self.portability_fields(&common, &fields, pointer);
         let at = |k: &str| format!("{pointer}/{k}");
-        let graphql = kind == Kind::Http && t.contains_key("graphql");
-        if graphql {
-            graphql_request(file, &mut t, pointer)?;
+        let mut graphql = false;
+        if let ld_plan::Fields::Http(h) = &mut fields
+            && let Some(g) = h.graphql.take()
+        {
+            graphql_request(file, &mut typed, g, pointer)?;
+            graphql = true;
         }
-        let method_text = t
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        let url_field = match (t.get("request_url"), t.get("url")) {
-            (Some(Value::String(u)), _) => Some(("request_url", u.clone())),
-            (_, Some(Value::String(u))) => Some(("url", u.clone())),
+        let method_text = typed.method.as_deref().unwrap_or("").to_ascii_uppercase();
+        let url_field = match (&typed.request_url, &typed.url) {
+            (Some(u), _) => Some(("request_url", u.clone())),
+            (_, Some(u)) => Some(("url", u.clone())),
             _ => None,
         };
         let (report_method, default_name) = match kind {
@@ -1493,16 +1432,25 @@ impl Compiler<'_> {
                 (method_text.to_ascii_lowercase(), url.clone())
             }
             Kind::Socket => {
-                let proto = t
-                    .get("protocol")
-                    .and_then(Value::as_str)
+                let proto = common
+                    .protocol
+                    .as_deref()
                     .unwrap_or("tcp")
                     .to_ascii_lowercase();
-                let target = t.get("target").and_then(Value::as_str).unwrap_or("");
+                let target = match &fields {
+                    ld_plan::Fields::Socket(f) => f.target.as_deref().unwrap_or(""),
+                    _ => "",
+                };
                 (proto.clone(), format!("{proto} {target}"))
             }
-            Kind::Mqtt => mqtt::MqttTask::names(&t),
-            Kind::Grpc => grpc::GrpcTask::names(&t),
+            Kind::Mqtt => match &fields {
+                ld_plan::Fields::Mqtt(f) => mqtt::MqttTask::names(&typed, f),
+                _ => Default::default(),
+            },
+            Kind::Grpc => match &fields {
+                ld_plan::Fields::Grpc(f) => grpc::GrpcTask::names(&typed, f),
+                _ => Default::default(),
+            },
             Kind::WebSocket | Kind::Sse => {
                 let prefix = if kind == Kind::WebSocket { "ws" } else { "sse" };
                 let op = method_text.to_ascii_lowercase();
@@ -1510,8 +1458,8 @@ impl Compiler<'_> {
                 (format!("{prefix} {op}"), format!("{prefix} {op} {url}"))
             }
         };
-        let name_text = match t.get("name") {
-            Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        let name_text = match &typed.name {
+            Some(n) if !n.is_empty() => n.clone(),
             _ => default_name.trim().to_string(),
         };
         let name_id = match self.name_ids.get(name_text.as_str()) {
@@ -1542,7 +1490,7 @@ impl Compiler<'_> {
             ca_files: self.settings.ca_cert.iter().cloned().collect(),
             client_cert: self.settings.client_cert.clone(),
         };
-        match t.get("verify") {
+        match &typed.verify {
             None | Some(Value::Null) | Some(Value::Bool(true)) => {}
             Some(Value::Bool(false)) => tls.verify = false,
             Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
@@ -1554,7 +1502,13 @@ impl Compiler<'_> {
                 ));
             }
         }
-        match t.get("cert").or_else(|| t.get("client_cert")) {
+        let cert = match &fields {
+            ld_plan::Fields::Http(h) => h.cert.as_ref().or(h.client_cert.as_ref()),
+            ld_plan::Fields::Mqtt(m) => m.cert.as_ref(),
+            ld_plan::Fields::Grpc(g) => g.cert.as_ref(),
+            _ => None,
+        };
+        match cert {
             None | Some(Value::Null) => {}
             Some(Value::String(both)) => {
                 let p = resolve_path(file, both);
@@ -1567,21 +1521,19 @@ impl Compiler<'_> {
             }
             Some(_) => return Err(err(file, &at("cert"), "expected a PEM path or [cert, key]")),
         }
-        if matches!(kind, Kind::Mqtt | Kind::Grpc) {
-            // MQTT's and gRPC's own TLS fields: `ca_cert` trusted besides the roots, `key` beside `cert`.
-            match t.get("ca_cert") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(ca)) => tls.ca_files.push(resolve_path(file, ca)),
-                Some(_) => return Err(err(file, &at("ca_cert"), "expected a PEM path")),
-            }
-            match (t.get("key"), tls.client_cert.as_mut()) {
-                (None | Some(Value::Null), _) => {}
-                (Some(Value::String(k)), Some((_, key))) => *key = resolve_path(file, k),
-                (Some(Value::String(_)), None) => {
-                    return Err(err(file, &at("key"), "a `key` needs a `cert`"));
-                }
-                (Some(_), _) => return Err(err(file, &at("key"), "expected a PEM path")),
-            }
+        // MQTT's and gRPC's own TLS fields: `ca_cert` trusted besides the roots, `key` beside `cert`.
+        let (ca_cert, key) = match &fields {
+            ld_plan::Fields::Mqtt(m) => (m.ca_cert.as_ref(), m.key.as_ref()),
+            ld_plan::Fields::Grpc(g) => (g.ca_cert.as_ref(), g.key.as_ref()),
+            _ => (None, None),
+        };
+        if let Some(ca) = ca_cert {
+            tls.ca_files.push(resolve_path(file, ca));
+        }
+        match (key, tls.client_cert.as_mut()) {
+            (None, _) => {}
+            (Some(k), Some((_, key))) => *key = resolve_path(file, k),
+            (Some(_), None) => return Err(err(file, &at("key"), "a `key` needs a `cert`")),
         }
         // gRPC speaks HTTP/2; other protocols HTTP/1.1 at most (the WebSocket handshake).
         let version = match kind {
@@ -1606,36 +1558,28 @@ impl Compiler<'_> {
         };
 
         if kind == Kind::Http {
-            for (k, shape) in [
-                ("headers", "an object"),
-                ("cookies", "an object"),
-                ("auth", "an object"),
-            ] {
-                if let Some(v) = t.get(k)
-                    && !v.is_object()
-                    && !v.is_null()
-                {
-                    return Err(err(file, &at(k), format!("expected {shape}")));
+            match &typed.auth {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(auth)) => {
+                    let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
+                    let known: &[&str] = match kind.to_ascii_lowercase().as_str() {
+                        "basic" | "bearer" => &["type", "username", "password", "token"],
+                        "oauth2" => crate::auth::OAUTH2_FIELDS,
+                        "sigv4" => crate::auth::SIGV4_FIELDS,
+                        "jwt" => crate::auth::JWT_FIELDS,
+                        _ => {
+                            return Err(err(
+                                file,
+                                &format!("{}/type", at("auth")),
+                                format!(
+                                    "unknown auth type `{kind}`: basic, bearer, oauth2, sigv4 or jwt"
+                                ),
+                            ));
+                        }
+                    };
+                    check_keys(file, auth, known, &at("auth"))?;
                 }
-            }
-            if let Some(Value::Object(auth)) = t.get("auth") {
-                let kind = auth.get("type").and_then(Value::as_str).unwrap_or("");
-                let known: &[&str] = match kind.to_ascii_lowercase().as_str() {
-                    "basic" | "bearer" => &["type", "username", "password", "token"],
-                    "oauth2" => crate::auth::OAUTH2_FIELDS,
-                    "sigv4" => crate::auth::SIGV4_FIELDS,
-                    "jwt" => crate::auth::JWT_FIELDS,
-                    _ => {
-                        return Err(err(
-                            file,
-                            &format!("{}/type", at("auth")),
-                            format!(
-                                "unknown auth type `{kind}`: basic, bearer, oauth2, sigv4 or jwt"
-                            ),
-                        ));
-                    }
-                };
-                check_keys(file, auth, known, &at("auth"))?;
+                Some(_) => return Err(err(file, &at("auth"), "expected an object")),
             }
         }
         let mut unresolved = std::mem::take(&mut self.program.unresolved);
@@ -1657,7 +1601,7 @@ impl Compiler<'_> {
                 };
                 // `basic` and `bearer` are request fields; the other types are helpers the
                 // transport runs.
-                if let Some(Value::Object(map)) = t.get("auth")
+                if let Some(Value::Object(map)) = &typed.auth
                     && !map.get("type").and_then(Value::as_str).is_some_and(|k| {
                         k.eq_ignore_ascii_case("basic") || k.eq_ignore_ascii_case("bearer")
                     })
@@ -1672,19 +1616,26 @@ impl Compiler<'_> {
                     )
                     .map_err(|(p, m)| err(file, &p, m))?;
                     auth = Some(compiled);
-                    t.remove("auth");
+                    typed.auth = None;
                 }
                 let full_url = match host {
                     Some(h) if url.starts_with('/') => format!("{h}{url}"),
                     _ => url.clone(),
                 };
-                // The request fields move out of the task: nothing reads them from `t` again.
+                // The request fields move out of the task: nothing reads them from it again.
                 let mut request = Map::new();
                 request.insert("url".into(), Value::String(full_url));
-                for k in [
-                    "params", "headers", "cookies", "json", "data", "body", "files", "auth",
+                for (k, v) in [
+                    ("params", typed.params.take()),
+                    ("headers", typed.headers.take().map(Value::Object)),
+                    ("cookies", typed.cookies.take().map(Value::Object)),
+                    ("json", typed.json.take()),
+                    ("data", typed.data.take()),
+                    ("body", typed.body.take()),
+                    ("files", typed.files.take()),
+                    ("auth", typed.auth.take()),
                 ] {
-                    if let Some(v) = t.remove(k) {
+                    if let Some(v) = v {
                         request.insert(k.into(), v);
                     }
                 }
@@ -1709,60 +1660,62 @@ impl Compiler<'_> {
                 let mut cx = CompileCx {
                     file,
                     pointer,
-                    task: &t,
+                    task: &typed,
+                    common: &common,
                     binder: &mut binder,
                     tls: tls.clone(),
                     host,
                 };
-                other = Some(match kind {
-                    Kind::WebSocket => Proto::WebSocket(Box::new(ws::WsTask::compile(&mut cx)?)),
-                    Kind::Sse => Proto::Sse(Box::new(sse::SseTask::compile(&mut cx)?)),
-                    Kind::Mqtt => Proto::Mqtt(Box::new(mqtt::MqttTask::compile(&mut cx)?)),
-                    Kind::Grpc => {
-                        Proto::Grpc(Box::new(grpc::GrpcTask::compile(&mut cx, &mut self.grpc)?))
+                other = Some(match &fields {
+                    ld_plan::Fields::WebSocket(f) => {
+                        Proto::WebSocket(Box::new(ws::WsTask::compile(&mut cx, f)?))
                     }
-                    _ => Proto::Socket(Box::new(socket::SocketTask::compile(&mut cx)?)),
+                    ld_plan::Fields::Sse(f) => {
+                        Proto::Sse(Box::new(sse::SseTask::compile(&mut cx, f)?))
+                    }
+                    ld_plan::Fields::Mqtt(f) => {
+                        Proto::Mqtt(Box::new(mqtt::MqttTask::compile(&mut cx, f)?))
+                    }
+                    ld_plan::Fields::Grpc(f) => Proto::Grpc(Box::new(grpc::GrpcTask::compile(
+                        &mut cx,
+                        f,
+                        &mut self.grpc,
+                    )?)),
+                    ld_plan::Fields::Socket(f) => {
+                        Proto::Socket(Box::new(socket::SocketTask::compile(&mut cx, f)?))
+                    }
+                    ld_plan::Fields::Http(_) => {
+                        return Err(err(file, pointer, "an HTTP task read for another protocol"));
+                    }
                 });
             }
         }
 
         let mut checks = Vec::new();
-        if let Some(list) = t.get("assertions") {
-            let Value::Array(list) = list else {
-                return Err(err(
-                    file,
-                    &at("assertions"),
-                    "expected a list of assertions",
-                ));
-            };
-            for (i, a) in list.iter().enumerate() {
-                let p = format!("{}/{i}", at("assertions"));
-                checks.push(assertion(file, a, &p, &mut binder)?);
-            }
+        for (i, a) in typed.assertions.iter().flatten().enumerate() {
+            let p = format!("{}/{i}", at("assertions"));
+            checks.push(assertion(file, a, &p, &mut binder)?);
         }
         if graphql {
             checks.push(Check::GraphqlErrors);
         }
         let mut extract = Vec::new();
-        if let Some(list) = t.get("extract") {
-            let Value::Array(list) = list else {
-                return Err(err(file, &at("extract"), "expected a list of extractors"));
-            };
-            for (i, e) in list.iter().enumerate() {
-                extract.push(extractor(file, e, &format!("{}/{i}", at("extract")))?);
-            }
+        for (i, e) in typed.extract.iter().flatten().enumerate() {
+            extract.push(extractor(file, e, &format!("{}/{i}", at("extract")))?);
         }
-        let run_if = t
-            .get("run_if")
+        let run_if = typed
+            .run_if
+            .as_ref()
             .map(|v| predicate(file, v, &at("run_if"), &mut binder).map(Box::new))
             .transpose()?;
-        let skip_if = t
-            .get("skip_if")
+        let skip_if = typed
+            .skip_if
+            .as_ref()
             .map(|v| predicate(file, v, &at("skip_if"), &mut binder).map(Box::new))
             .transpose()?;
         self.program.unresolved = unresolved;
 
-        let timeout = match t.get("timeout") {
+        let timeout = match &typed.timeout {
             None | Some(Value::Null) => timeout_default,
             Some(v) => {
                 let d = seconds(file, v, &at("timeout"))?;
@@ -1790,13 +1743,7 @@ impl Compiler<'_> {
                         b
                     }
                 };
-                let follow_redirects = match t.get("allow_redirects") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => {
-                        return Err(err(file, &at("allow_redirects"), "expected true or false"));
-                    }
-                };
+                let follow_redirects = typed.allow_redirects.unwrap_or(false);
                 let prepared = match request_tv.as_literal() {
                     Some(fields) => {
                         let mut p = prepare(
@@ -1861,7 +1808,7 @@ impl Compiler<'_> {
                 })
             }
         };
-        let weight = match t.get("weight") {
+        let weight = match &typed.weight {
             None | Some(Value::Null) => 1,
             // LoadDensity's plans sometimes quote the weight.
             Some(Value::String(s)) => match s.trim().parse::<f64>() {
@@ -1879,7 +1826,7 @@ impl Compiler<'_> {
             },
             Some(v) => count(file, v, &at("weight"), MAX_COUNT, "a weight")?,
         };
-        let think = match t.get("think_time") {
+        let think = match &typed.think_time {
             None | Some(Value::Null) => None,
             Some(v @ Value::Number(_)) => Some(Think::Fixed(seconds(file, v, &at("think_time"))?)),
             Some(Value::Object(m)) => {
@@ -1906,7 +1853,7 @@ impl Compiler<'_> {
                 ));
             }
         };
-        let throttle = match t.get("throttle") {
+        let throttle = match &common.throttle {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => {
                 let tp = at("throttle");
@@ -1945,7 +1892,7 @@ impl Compiler<'_> {
                 ));
             }
         };
-        let retry = match t.get("retry") {
+        let retry = match &common.retry {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(Box::new(retry_policy(file, m, &at("retry"))?)),
             Some(v) => {
@@ -1956,7 +1903,7 @@ impl Compiler<'_> {
                 ));
             }
         };
-        let recorded = match t.get("recorded") {
+        let recorded = match &common.recorded {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => {
                 let rp = at("recorded");
@@ -2019,18 +1966,21 @@ impl Compiler<'_> {
 
 /// A task's `graphql: {query, variables, operation_name}` made its `json` body, `{"query",
 /// "variables", "operationName"}`, sent with POST (the method when the task names none).
-fn graphql_request(file: &Path, t: &mut Map<String, Value>, pointer: &str) -> Result<()> {
+fn graphql_request(
+    file: &Path,
+    t: &mut ld_plan::Task,
+    g: Map<String, Value>,
+    pointer: &str,
+) -> Result<()> {
     let gp = format!("{pointer}/graphql");
-    let Some(Value::Object(g)) = t.remove("graphql") else {
-        return Err(err(
-            file,
-            &gp,
-            "expected {query, variables, operation_name}",
-        ));
-    };
     check_keys(file, &g, &["query", "variables", "operation_name"], &gp)?;
-    for body in ["json", "data", "body", "files"] {
-        if t.contains_key(body) {
+    for (body, set) in [
+        ("json", t.json.is_some()),
+        ("data", t.data.is_some()),
+        ("body", t.body.is_some()),
+        ("files", t.files.is_some()),
+    ] {
+        if set {
             return Err(err(
                 file,
                 &format!("{pointer}/{body}"),
@@ -2071,10 +2021,8 @@ fn graphql_request(file: &Path, t: &mut Map<String, Value>, pointer: &str) -> Re
             ));
         }
     }
-    match t.get("method").and_then(Value::as_str) {
-        None => {
-            t.insert("method".into(), Value::from("post"));
-        }
+    match t.method.as_deref() {
+        None => t.method = Some("post".into()),
         Some(m) if m.eq_ignore_ascii_case("post") => {}
         Some(_) => {
             return Err(err(
@@ -2084,7 +2032,7 @@ fn graphql_request(file: &Path, t: &mut Map<String, Value>, pointer: &str) -> Re
             ));
         }
     }
-    t.insert("json".into(), Value::Object(json));
+    t.json = Some(Value::Object(json));
     Ok(())
 }
 
@@ -2223,41 +2171,39 @@ fn check_shape(file: &Path, kind: &str, config: &Value, kind_p: &str, p: &str) -
     Ok(())
 }
 
-fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result<Check> {
-    let Value::Object(m) = a else {
-        return Err(err(file, p, "expected an assertion object"));
-    };
-    check_keys(file, m, ASSERTION_FIELDS, p)?;
-    let kind = m
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_ascii_lowercase();
+fn assertion(
+    file: &Path,
+    a: &ld_plan::Assertion,
+    p: &str,
+    binder: &mut Binder<'_>,
+) -> Result<Check> {
+    // The model names every field but `shape`, which only `json_shape` takes.
+    check_keys(file, &a.extra, ASSERTION_FIELDS, p)?;
+    let kind = a.kind.to_ascii_lowercase();
     let value = |binder: &mut Binder<'_>| -> Result<TValue> {
-        m.get("value")
+        a.value
+            .as_ref()
             .map(|v| binder.value(v, &format!("{p}/value")))
             .ok_or_else(|| err(file, p, format!("a `{kind}` assertion needs a `value`")))
     };
-    let text_field = |k: &str| -> Result<String> {
-        m.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                err(
-                    file,
-                    p,
-                    format!("a `{kind}` assertion needs a `{k}` string"),
-                )
-            })
+    let text_field = |k: &str, v: &Option<String>| -> Result<String> {
+        v.clone().ok_or_else(|| {
+            err(
+                file,
+                p,
+                format!("a `{kind}` assertion needs a `{k}` string"),
+            )
+        })
     };
     Ok(match kind.as_str() {
-        "status_code" => match m.get("value").and_then(Value::as_u64) {
+        "status_code" => match a.value.as_ref().and_then(Value::as_u64) {
             Some(code) if code <= u64::from(u16::MAX) => Check::StatusCode(code as u16),
             _ => Check::Status(Box::new(value(binder)?)),
         },
         "grpc_status" => {
-            let v = m
-                .get("value")
+            let v = a
+                .value
+                .as_ref()
                 .ok_or_else(|| err(file, p, "a `grpc_status` assertion needs a `value`"))?;
             let code = match v {
                 Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
@@ -2282,26 +2228,27 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
         "contains" => Check::Contains(Box::new(value(binder)?)),
         "not_contains" => Check::NotContains(Box::new(value(binder)?)),
         "json_path" => Check::JsonPath {
-            path: text_field("path")?.into(),
+            path: text_field("path", &a.path)?.into(),
             value: Box::new(value(binder)?),
         },
         "header" => Check::Header {
-            name: text_field("name")?.into(),
+            name: text_field("name", &a.name)?.into(),
             value: Box::new(value(binder)?),
         },
         "regex" => {
-            let pattern = m
-                .get("pattern")
-                .or_else(|| m.get("value"))
-                .and_then(Value::as_str)
+            let pattern = a
+                .pattern
+                .as_deref()
+                .or_else(|| a.value.as_ref().and_then(Value::as_str))
                 .ok_or_else(|| err(file, p, "a `regex` assertion needs a `pattern`"))?;
             Check::Regex(Box::new(
                 regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
             ))
         }
         "max_latency_ms" => {
-            let v = m
-                .get("value")
+            let v = a
+                .value
+                .as_ref()
                 .ok_or_else(|| err(file, p, "a `max_latency_ms` assertion needs a `value`"))?;
             Check::MaxLatency(number_in(
                 file,
@@ -2313,7 +2260,8 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
             )?)
         }
         "json_shape" => {
-            let shape = m
+            let shape = a
+                .extra
                 .get("shape")
                 .ok_or_else(|| err(file, p, "a `json_shape` assertion needs a `shape`"))?;
             Check::JsonShape(Box::new(
@@ -2332,37 +2280,27 @@ fn assertion(file: &Path, a: &Value, p: &str, binder: &mut Binder<'_>) -> Result
     })
 }
 
-fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
-    let Value::Object(m) = e else {
-        return Err(err(file, p, "expected an extractor object"));
-    };
-    check_keys(file, m, EXTRACT_FIELDS, p)?;
-    let var = m
-        .get("var")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| err(file, p, "an extractor needs a `var`"))?
-        .to_string();
-    let from = m
-        .get("from")
-        .and_then(Value::as_str)
-        .unwrap_or("json_path")
-        .to_ascii_lowercase();
-    let field = |k: &str| -> Result<String> {
-        m.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
+fn extractor(file: &Path, e: &ld_plan::Extractor, p: &str) -> Result<Extract> {
+    // The model names every field but `recorded_sha256`.
+    check_keys(file, &e.extra, EXTRACT_FIELDS, p)?;
+    if e.var.is_empty() {
+        return Err(err(file, p, "an extractor needs a `var`"));
+    }
+    let var = e.var.clone();
+    let from = e.from.to_ascii_lowercase();
+    let field = |k: &str, v: &Option<String>| -> Result<String> {
+        v.clone()
             .ok_or_else(|| err(file, p, format!("a `{from}` extractor needs a `{k}`")))
     };
     let source = match from.as_str() {
-        "json_path" => Source::JsonPath(field("path")?),
-        "header" => Source::Header(field("name")?),
+        "json_path" => Source::JsonPath(field("path", &e.path)?),
+        "header" => Source::Header(field("name", &e.name)?),
         "status_code" => Source::Status,
         "regex" => {
-            let pattern = m
-                .get("pattern")
-                .or_else(|| m.get("path"))
-                .and_then(Value::as_str)
+            let pattern = e
+                .pattern
+                .as_deref()
+                .or(e.path.as_deref())
                 .ok_or_else(|| err(file, p, "a `regex` extractor needs a `pattern`"))?;
             Source::Regex(
                 regex::Regex::new(pattern).map_err(|e| err(file, &format!("{p}/pattern"), e))?,
@@ -2377,7 +2315,7 @@ fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
             ));
         }
     };
-    let session = match m.get("scope").and_then(Value::as_str).unwrap_or("var") {
+    let session = match e.scope.as_deref().unwrap_or("var") {
         "var" => false,
         "session" => true,
         other => {
@@ -2388,7 +2326,7 @@ fn extractor(file: &Path, e: &Value, p: &str) -> Result<Extract> {
             ));
         }
     };
-    let recorded = match m.get("recorded_sha256") {
+    let recorded = match e.extra.get("recorded_sha256") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) if d.len() == 16 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Some(d.to_ascii_lowercase().into_boxed_str())

@@ -12,6 +12,7 @@
 mod diag;
 pub mod encode;
 mod error;
+pub mod fields;
 pub mod fs;
 pub mod lint;
 mod model;
@@ -20,6 +21,7 @@ mod task;
 
 pub use diag::{SourcePos, render_source_error};
 pub use error::{Error, Result};
+pub use fields::{Common, Fields, Flag, Protocol};
 pub use model::{Action, Args, Plan, StartTest, Tasks};
 pub use task::{Assertion, Extractor, TASK_FIELDS, Task, value_digest};
 

@@ -132,6 +132,8 @@ impl Assertion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extractor {
     pub var: String,
+    /// `json_path` (when absent), `header`, `status_code` or `regex`.
+    #[serde(default = "json_path")]
     pub from: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -143,6 +145,10 @@ pub struct Extractor {
     pub scope: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn json_path() -> String {
+    "json_path".into()
 }
 
 /// An extractor's `recorded_sha256`: the first 16 hex digits of the SHA-256 of the value the

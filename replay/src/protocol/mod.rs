@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::HttpVersion;
 use crate::cookies::Jar;
@@ -272,7 +272,10 @@ pub(crate) trait Protocol {
 pub(crate) struct CompileCx<'a, 'b> {
     pub(crate) file: &'a Path,
     pub(crate) pointer: &'a str,
-    pub(crate) task: &'a Map<String, Value>,
+    /// The task in the plan model (`method`, the URL, `headers`, the checks).
+    pub(crate) task: &'a ld_plan::Task,
+    /// The fields every protocol takes (`connection`, `protocol`, ...).
+    pub(crate) common: &'a ld_plan::Common,
     pub(crate) binder: &'a mut Binder<'b>,
     /// The TLS client configuration for the task (HTTP/1.1 ALPN), built from the run's
     /// `--insecure`/`--ca-cert` and the task's `verify`.
@@ -316,34 +319,32 @@ impl CompileCx<'_, '_> {
         crate::Error::plan(format!("{}: {pointer}: {message}", self.file.display()))
     }
 
-    /// A string field that may hold placeholders; `None` when absent or null, an error when
-    /// it is not a string.
-    pub(crate) fn text(&mut self, key: &str) -> crate::Result<Option<TValue>> {
-        match self.task.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v @ Value::String(_)) => {
-                let p = self.at(key);
-                Ok(Some(self.binder.value(v, &p)))
-            }
-            Some(_) => Err(self.err(key, "expected a string")),
-        }
-    }
-
-    /// Any JSON field, placeholders allowed in its strings.
-    pub(crate) fn value(&mut self, key: &str) -> Option<TValue> {
-        let v = self.task.get(key).filter(|v| !v.is_null())?.clone();
+    /// A string field `key` that may hold placeholders.
+    pub(crate) fn text(&mut self, key: &str, v: Option<&String>) -> Option<TValue> {
+        let v = Value::String(v?.clone());
         let p = self.at(key);
         Some(self.binder.value(&v, &p))
     }
 
-    /// A whole number in `0..=max`, or the default.
-    pub(crate) fn count(&self, key: &str, default: u64, max: u64) -> crate::Result<u64> {
-        match self.task.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => match v.as_u64() {
-                Some(n) if n <= max => Ok(n),
-                _ => Err(self.err(key, format!("expected a whole number from 0 to {max}"))),
-            },
+    /// Any JSON field `key`, placeholders allowed in its strings.
+    pub(crate) fn value(&mut self, key: &str, v: Option<&Value>) -> Option<TValue> {
+        let v = v.filter(|v| !v.is_null())?;
+        let p = self.at(key);
+        Some(self.binder.value(v, &p))
+    }
+
+    /// A whole number field `key` in `0..=max`, or the default.
+    pub(crate) fn count(
+        &self,
+        key: &str,
+        v: Option<u64>,
+        default: u64,
+        max: u64,
+    ) -> crate::Result<u64> {
+        match v {
+            None => Ok(default),
+            Some(n) if n <= max => Ok(n),
+            Some(_) => Err(self.err(key, format!("expected a whole number from 0 to {max}"))),
         }
     }
 }

@@ -144,9 +144,9 @@ pub(crate) fn store_cookies(
 
 /// The task's `connection` name: a user holds one connection (or stream) per name.
 pub(crate) fn connection(cx: &CompileCx<'_, '_>) -> crate::Result<Arc<str>> {
-    match cx.task.get("connection") {
-        None | Some(Value::Null) => Ok(Arc::from("default")),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Arc::from(s.as_str())),
+    match cx.common.connection.as_deref() {
+        None => Ok(Arc::from("default")),
+        Some(s) if !s.is_empty() => Ok(Arc::from(s)),
         Some(_) => Err(cx.err("connection", "expected a connection name")),
     }
 }
@@ -157,10 +157,9 @@ pub(crate) fn method(
     default: &str,
     known: &[&str],
 ) -> crate::Result<String> {
-    let m = match cx.task.get("method") {
-        None | Some(Value::Null) => return Ok(default.to_string()),
-        Some(Value::String(m)) => m.to_ascii_lowercase(),
-        Some(_) => return Err(cx.err("method", "expected a string")),
+    let m = match &cx.task.method {
+        None => return Ok(default.to_string()),
+        Some(m) => m.to_ascii_lowercase(),
     };
     if known.contains(&m.as_str()) {
         return Ok(m);
@@ -183,21 +182,19 @@ pub(crate) fn url(
     plain: &str,
     secure: &str,
 ) -> crate::Result<Option<TValue>> {
-    let key = if cx.task.get("request_url").is_some_and(|v| !v.is_null()) {
-        "request_url"
-    } else {
-        "url"
+    let (key, url) = match (&cx.task.request_url, &cx.task.url) {
+        (Some(u), _) => ("request_url", Some(u)),
+        (None, u) => ("url", u.as_ref()),
     };
-    let raw = match cx.task.get(key) {
-        None | Some(Value::Null) => match cx.host {
+    let raw = match url {
+        None => match cx.host {
             Some(h) if Endpoint::parse(h, plain, secure).is_ok() => h.to_string(),
             _ => return Ok(None),
         },
-        Some(Value::String(s)) => match cx.host {
+        Some(s) => match cx.host {
             Some(h) if s.starts_with('/') => format!("{}{s}", h.trim_end_matches('/')),
             _ => s.clone(),
         },
-        Some(_) => return Err(cx.err(key, "expected a URL string")),
     };
     let pointer = cx.at(key);
     let tv = cx.binder.value(&Value::String(raw), &pointer);
@@ -213,24 +210,22 @@ pub(crate) fn headers(
     cx: &mut CompileCx<'_, '_>,
     reserved: &[&str],
 ) -> crate::Result<Option<TValue>> {
-    match cx.task.get("headers") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(map)) => {
-            for k in map.keys() {
-                if HeaderName::from_bytes(k.as_bytes()).is_err() {
-                    return Err(cx.err("headers", format!("invalid header name {k:?}")));
-                }
-                if reserved.iter().any(|r| r.eq_ignore_ascii_case(k)) {
-                    return Err(cx.err(
-                        "headers",
-                        format!("`{k}` is set by the protocol and cannot be given"),
-                    ));
-                }
-            }
+    let Some(map) = &cx.task.headers else {
+        return Ok(None);
+    };
+    for k in map.keys() {
+        if HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(cx.err("headers", format!("invalid header name {k:?}")));
         }
-        Some(_) => return Err(cx.err("headers", "expected an object")),
+        if reserved.iter().any(|r| r.eq_ignore_ascii_case(k)) {
+            return Err(cx.err(
+                "headers",
+                format!("`{k}` is set by the protocol and cannot be given"),
+            ));
+        }
     }
-    Ok(cx.value("headers"))
+    let headers = Value::Object(map.clone());
+    Ok(cx.value("headers", Some(&headers)))
 }
 
 /// The resolved `headers`, as names and values; a value that is not a valid header value

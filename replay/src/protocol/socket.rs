@@ -30,18 +30,6 @@ use super::payload::Payload;
 use super::{CompileCx, Failure, FailureKind, Observation, Protocol, SessionCx, Step, StepCx};
 use crate::template::{Scope, TValue, value_text};
 
-/// The task fields a socket step takes besides the common ones (`protocol`, `connection`,
-/// `timeout`, ...).
-pub(crate) const FIELDS: &[&str] = &[
-    "target",
-    "host",
-    "payload",
-    "expect_bytes",
-    "expect_substring",
-    "tls",
-    "keep_alive",
-];
-
 /// LoadDensity's default target.
 const DEFAULT_TARGET: &str = "127.0.0.1:9000";
 /// The most one read asks for.
@@ -113,17 +101,20 @@ impl SocketTask {
         }
     }
 
-    pub(crate) fn compile(cx: &mut CompileCx<'_, '_>) -> crate::Result<SocketTask> {
-        let udp = match cx.task.get("protocol").and_then(Value::as_str) {
-            Some(p) => p.eq_ignore_ascii_case("udp"),
-            None => false,
+    pub(crate) fn compile(
+        cx: &mut CompileCx<'_, '_>,
+        f: &ld_plan::fields::SocketFields,
+    ) -> crate::Result<SocketTask> {
+        let udp = cx
+            .common
+            .protocol
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("udp"));
+        let (key, text) = match (&f.target, &f.host) {
+            (Some(t), _) => ("target", Some(t)),
+            (None, h) => ("host", h.as_ref()),
         };
-        let key = if cx.task.get("target").is_some_and(|v| !v.is_null()) {
-            "target"
-        } else {
-            "host"
-        };
-        let target = match cx.text(key)? {
+        let target = match cx.text(key, text) {
             Some(TValue::Literal(v)) => {
                 let text = value_text(&v);
                 Field::Fixed(Target::parse(&text).map_err(|e| cx.err(key, e))?)
@@ -135,7 +126,7 @@ impl SocketTask {
                 Field::Fixed(Target::parse(&text).map_err(|e| cx.err("", e))?)
             }
         };
-        let payload = match cx.value("payload") {
+        let payload = match cx.value("payload", f.payload.as_ref()) {
             None => Field::Fixed(Bytes::new()),
             Some(TValue::Literal(v)) => Field::Fixed(
                 Payload::parse(value_text(&v))
@@ -144,7 +135,7 @@ impl SocketTask {
             ),
             Some(t) => Field::Template(t),
         };
-        let expect_bytes = match cx.task.get("expect_bytes") {
+        let expect_bytes = match &f.expect_bytes {
             None | Some(Value::Null) => None,
             // LoadDensity reads it with int(), so a string of digits is a count too.
             Some(Value::String(s)) => Some(
@@ -152,20 +143,18 @@ impl SocketTask {
                     .parse::<usize>()
                     .map_err(|_| cx.err("expect_bytes", "expected a whole number of bytes"))?,
             ),
-            Some(_) => Some(cx.count("expect_bytes", 0, 1 << 30)? as usize),
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(cx.count("expect_bytes", Some(n), 0, 1 << 30)? as usize),
+                None => return Err(cx.err("expect_bytes", "expected a whole number of bytes")),
+            },
         };
-        let expect_substring = match cx.value("expect_substring") {
+        let expect_substring = match cx.value("expect_substring", f.expect_substring.as_ref()) {
             None => None,
             Some(TValue::Literal(v)) => Some(Field::Fixed(value_text(&v).into_bytes().into())),
             Some(t) => Some(Field::Template(t)),
         };
-        let flag = |key: &str, default: bool| match cx.task.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(cx.err(key, "expected true or false")),
-        };
-        let tls = flag("tls", false)?;
-        let keep_alive = flag("keep_alive", true)?;
+        let tls = f.tls.unwrap_or(false);
+        let keep_alive = f.keep_alive.unwrap_or(true);
         if tls && udp {
             return Err(cx.err("tls", "TLS is for tcp tasks (DTLS is not supported)"));
         }
@@ -175,11 +164,7 @@ impl SocketTask {
             c.alpn_protocols.clear();
             Arc::new(c)
         });
-        let connection = match cx.task.get("connection") {
-            None | Some(Value::Null) => Arc::from("default"),
-            Some(Value::String(s)) => Arc::from(s.as_str()),
-            Some(_) => return Err(cx.err("connection", "expected a connection name")),
-        };
+        let connection: Arc<str> = Arc::from(cx.common.connection.as_deref().unwrap_or("default"));
         Ok(SocketTask {
             udp,
             target,

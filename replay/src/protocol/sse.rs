@@ -30,8 +30,6 @@ use super::{
 use crate::template::TValue;
 
 /// The task fields an SSE step takes besides the common ones.
-pub(crate) const FIELDS: &[&str] = &["method", "request_url", "url", "expect", "headers", "count"];
-
 const METHODS: &[&str] = &["open", "connect", "wait", "close"];
 
 /// At most this many events in one `wait`.
@@ -56,7 +54,10 @@ pub(crate) struct SseTask {
 }
 
 impl SseTask {
-    pub(crate) fn compile(cx: &mut CompileCx<'_, '_>) -> crate::Result<SseTask> {
+    pub(crate) fn compile(
+        cx: &mut CompileCx<'_, '_>,
+        f: &ld_plan::fields::SseFields,
+    ) -> crate::Result<SseTask> {
         // LoadDensity's sse_user waits when a task names no method; `connect` opens.
         let op = match net::method(cx, "wait", METHODS)?.as_str() {
             "open" | "connect" => Op::Open,
@@ -65,9 +66,9 @@ impl SseTask {
         };
         let connection = net::connection(cx)?;
         let url = net::url(cx, "http", "https")?;
-        let expect = cx.value("expect");
+        let expect = cx.value("expect", f.expect.as_ref());
         let headers = net::headers(cx, &["host", "content-length", "transfer-encoding"])?;
-        let count = cx.count("count", 1, MAX_COUNT)?;
+        let count = cx.count("count", f.count, 1, MAX_COUNT)?;
         if count == 0 {
             return Err(cx.err("count", "expected at least 1 event"));
         }

@@ -30,17 +30,6 @@ use super::{
 };
 use crate::template::TValue;
 
-/// The task fields a WebSocket step takes besides the common ones.
-pub(crate) const FIELDS: &[&str] = &[
-    "method",
-    "request_url",
-    "url",
-    "payload",
-    "expect",
-    "headers",
-    "subprotocols",
-];
-
 const METHODS: &[&str] = &["connect", "send", "recv", "sendrecv", "close"];
 
 /// Headers the handshake writes itself.
@@ -79,7 +68,10 @@ pub(crate) struct WsTask {
 }
 
 impl WsTask {
-    pub(crate) fn compile(cx: &mut CompileCx<'_, '_>) -> crate::Result<WsTask> {
+    pub(crate) fn compile(
+        cx: &mut CompileCx<'_, '_>,
+        f: &ld_plan::fields::WebSocketFields,
+    ) -> crate::Result<WsTask> {
         // LoadDensity's websocket_user sends when a task names no method.
         let op = match net::method(cx, "send", METHODS)?.as_str() {
             "connect" => Op::Connect,
@@ -90,13 +82,13 @@ impl WsTask {
         };
         let connection = net::connection(cx)?;
         let url = net::url(cx, "ws", "wss")?;
-        let payload = cx.value("payload");
+        let payload = cx.value("payload", f.payload.as_ref());
         if let Some(Value::String(p)) = payload.as_ref().and_then(TValue::as_literal) {
             Payload::parse(p.clone()).map_err(|m| cx.err("payload", m))?;
         }
-        let expect = cx.value("expect");
+        let expect = cx.value("expect", f.expect.as_ref());
         let headers = net::headers(cx, RESERVED)?;
-        let subprotocols = match cx.task.get("subprotocols") {
+        let subprotocols = match &f.subprotocols {
             None | Some(Value::Null) => None,
             Some(v) => {
                 let names: Vec<&str> = match v {

@@ -54,7 +54,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataKey, MetadataMap};
@@ -68,33 +68,6 @@ use super::{
     remaining, render,
 };
 use crate::template::{Scope, TValue, value_text};
-
-/// The task fields a gRPC call takes besides the common ones.
-pub(crate) const FIELDS: &[&str] = &[
-    "target",
-    "host",
-    "request_url",
-    "url",
-    "headers",
-    "service",
-    "method",
-    "rpc",
-    "payload",
-    "payload_base64",
-    "metadata",
-    "interval",
-    "reply",
-    "proto",
-    "import_paths",
-    "descriptor_set",
-    "tls",
-    "ca_cert",
-    "cert",
-    "key",
-    "authority",
-    "stub_path",
-    "request_path",
-];
 
 /// What a call sends as `user-agent` (as HTTP requests do).
 const USER_AGENT: &str = concat!("ld/", env!("CARGO_PKG_VERSION"));
@@ -231,14 +204,6 @@ impl Resolved {
     }
 }
 
-fn flag(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<bool> {
-    match cx.task.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(cx.err(key, "expected true or false")),
-    }
-}
-
 /// `host:port`, `grpc://`, `grpcs://`, `http://` or `https://`, read as an endpoint.
 fn endpoint(text: &str, tls: bool) -> Result<Endpoint, String> {
     let t = text.trim();
@@ -289,8 +254,12 @@ fn name_reserved(name: &str) -> bool {
 }
 
 /// Paths, from a string or a list of strings.
-fn paths(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<Vec<std::path::PathBuf>> {
-    let list: Vec<&str> = match cx.task.get(key) {
+fn paths(
+    cx: &CompileCx<'_, '_>,
+    key: &str,
+    v: Option<&Value>,
+) -> crate::Result<Vec<std::path::PathBuf>> {
+    let list: Vec<&str> = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
@@ -304,11 +273,12 @@ fn paths(cx: &CompileCx<'_, '_>, key: &str) -> crate::Result<Vec<std::path::Path
 impl GrpcTask {
     pub(crate) fn compile(
         cx: &mut CompileCx<'_, '_>,
+        f: &ld_plan::fields::GrpcFields,
         schemas: &mut Schemas,
     ) -> crate::Result<GrpcTask> {
-        if cx.task.contains_key("stub_path") || cx.task.contains_key("request_path") {
+        if f.stub_path.is_some() || f.request_path.is_some() {
             return Err(cx.err(
-                if cx.task.contains_key("stub_path") {
+                if f.stub_path.is_some() {
                     "stub_path"
                 } else {
                     "request_path"
@@ -320,35 +290,28 @@ impl GrpcTask {
             ));
         }
         let connection = super::net::connection(cx)?;
-        let tls_flag = flag(cx, "tls")?;
+        let tls_flag = f.tls.unwrap_or(false);
         // A recorded call's URL: the target and, as its path, the method.
-        let url_key = ["request_url", "url"]
-            .into_iter()
-            .find(|k| cx.task.get(*k).is_some_and(Value::is_string));
+        let url = match (&cx.task.request_url, &cx.task.url) {
+            (Some(u), _) => Some(("request_url", u)),
+            (None, u) => u.as_ref().map(|u| ("url", u)),
+        };
         let mut from_url = None;
-        if let Some(k) = url_key {
-            let url = cx.task.get(k).and_then(Value::as_str).unwrap_or("");
+        if let Some((k, url)) = url {
             let (base, path) = split_url(url)
                 .ok_or_else(|| cx.err(k, "expected http(s)://host:port/package.Service/Method"))?;
-            if cx.task.contains_key("target") {
+            if f.target.is_some() {
                 return Err(cx.err(k, "give `target` or a URL, not both"));
             }
             from_url = Some((k, base.to_string(), path.to_string()));
         }
-        let key = if let Some((k, _, _)) = &from_url {
-            k
-        } else if cx.task.get("target").is_some_and(|v| !v.is_null()) {
-            "target"
-        } else {
-            "host"
+        let (key, text) = match (&from_url, &f.target, &f.host) {
+            (Some((k, base, _)), _, _) => (*k, Some(base)),
+            (None, Some(t), _) => ("target", Some(t)),
+            (None, None, h) => ("host", h.as_ref()),
         };
-        let target = match from_url.as_ref().map(|(_, b, _)| b.clone()) {
-            Some(base) => {
-                let p = cx.at(key);
-                Some(cx.binder.value(&Value::String(base), &p))
-            }
-            None => cx.text(key)?,
-        };
+        let text = text.cloned();
+        let target = cx.text(key, text.as_ref());
         let target = match target {
             Some(TValue::Literal(v)) => {
                 Target::Fixed(endpoint(&value_text(&v), tls_flag).map_err(|e| cx.err(key, e))?)
@@ -366,14 +329,12 @@ impl GrpcTask {
                 )
             }
         };
-        let method_text = match (cx.task.get("method"), &from_url) {
-            (None | Some(Value::Null), Some((_, _, path))) => path.as_str(),
+        let method_text = match (&cx.task.method, &from_url) {
+            (None, Some((_, _, path))) => path.as_str(),
             (Some(_), Some((k, _, _))) => {
                 return Err(cx.err(k, "the URL's path is the method: leave `method` out"));
             }
-            (Some(Value::String(m)), None) if !m.trim().is_empty() => {
-                m.trim().trim_start_matches('/')
-            }
+            (Some(m), None) if !m.trim().is_empty() => m.trim().trim_start_matches('/'),
             _ => {
                 return Err(cx.err(
                     "",
@@ -381,9 +342,9 @@ impl GrpcTask {
                 ));
             }
         };
-        let (service, method) = match (method_text.split_once('/'), cx.task.get("service")) {
-            (Some((s, m)), None | Some(Value::Null)) => (s.to_string(), m.to_string()),
-            (None, Some(Value::String(s))) if !s.trim().is_empty() => {
+        let (service, method) = match (method_text.split_once('/'), &f.service) {
+            (Some((s, m)), None) => (s.to_string(), m.to_string()),
+            (None, Some(s)) if !s.trim().is_empty() => {
                 (s.trim().to_string(), method_text.to_string())
             }
             (Some(_), Some(_)) => {
@@ -392,7 +353,7 @@ impl GrpcTask {
                     "give the method's name alone when `service` is given",
                 ));
             }
-            (None, None | Some(Value::Null)) => {
+            (None, None) => {
                 return Err(cx.err(
                     "",
                     "a gRPC task needs a `service` (its full name, e.g. \"helloworld.Greeter\")",
@@ -400,30 +361,22 @@ impl GrpcTask {
             }
             (None, Some(_)) => return Err(cx.err("service", "expected the service's full name")),
         };
-        let rpc = match cx.task.get("rpc") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(r)) => {
-                Some(match r.to_ascii_lowercase().replace('-', "_").as_str() {
-                    "unary" => (false, false),
-                    "server_stream" | "server_streaming" => (false, true),
-                    "client_stream" | "client_streaming" => (true, false),
-                    "bidi" | "bidi_stream" | "bidi_streaming" | "stream" => (true, true),
-                    _ => {
-                        return Err(cx.err(
-                            "rpc",
-                            "expected unary, server_stream, client_stream or bidi",
-                        ));
-                    }
-                })
-            }
-            Some(_) => {
-                return Err(cx.err(
-                    "rpc",
-                    "expected unary, server_stream, client_stream or bidi",
-                ));
-            }
+        let rpc = match &f.rpc {
+            None => None,
+            Some(r) => Some(match r.to_ascii_lowercase().replace('-', "_").as_str() {
+                "unary" => (false, false),
+                "server_stream" | "server_streaming" => (false, true),
+                "client_stream" | "client_streaming" => (true, false),
+                "bidi" | "bidi_stream" | "bidi_streaming" | "stream" => (true, true),
+                _ => {
+                    return Err(cx.err(
+                        "rpc",
+                        "expected unary, server_stream, client_stream or bidi",
+                    ));
+                }
+            }),
         };
-        let messages = match (cx.task.get("payload_base64"), cx.value("payload")) {
+        let messages = match (&f.payload_base64, cx.value("payload", f.payload.as_ref())) {
             (Some(_), Some(_)) => {
                 return Err(cx.err(
                     "payload_base64",
@@ -466,8 +419,8 @@ impl GrpcTask {
         {
             return Err(cx.err("payload", format!("more than {MAX_MESSAGES} messages")));
         }
-        let (metadata, binary_metadata) = metadata(cx)?;
-        let interval = match cx.task.get("interval") {
+        let (metadata, binary_metadata) = metadata(cx, f)?;
+        let interval = match &f.interval {
             None | Some(Value::Null) => Duration::ZERO,
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(ms) if (0.0..=3_600_000.0).contains(&ms) => {
@@ -486,7 +439,7 @@ impl GrpcTask {
                 })?,
             Some(_) => return Err(cx.err("interval", "expected a duration such as \"100ms\"")),
         };
-        let reply = match cx.task.get("reply") {
+        let reply = match &f.reply {
             None | Some(Value::Null) => Reply::Last,
             Some(Value::Number(n)) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
                 Some(i) => Reply::Nth(i),
@@ -505,9 +458,9 @@ impl GrpcTask {
             },
             Some(_) => return Err(cx.err("reply", "expected first, last, all or an index from 0")),
         };
-        let protos = paths(cx, "proto")?;
-        let includes = paths(cx, "import_paths")?;
-        let sets = paths(cx, "descriptor_set")?;
+        let protos = paths(cx, "proto", f.proto.as_ref())?;
+        let includes = paths(cx, "import_paths", f.import_paths.as_ref())?;
+        let sets = paths(cx, "descriptor_set", f.descriptor_set.as_ref())?;
         if !includes.is_empty() && protos.is_empty() {
             return Err(cx.err("import_paths", "`import_paths` go with `proto` files"));
         }
@@ -552,9 +505,9 @@ impl GrpcTask {
             reply,
             schema,
             resolved: OnceLock::new(),
-            authority: match cx.task.get("authority") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(a)) if !a.trim().is_empty() => Some(a.trim().to_string()),
+            authority: match &f.authority {
+                None => None,
+                Some(a) if !a.trim().is_empty() => Some(a.trim().to_string()),
                 Some(_) => return Err(cx.err("authority", "expected host[:port]")),
             },
             status_checked: status_checked(cx.task),
@@ -565,7 +518,7 @@ impl GrpcTask {
         if let Some(Schema::Static(pool)) = &task.schema {
             let m = schema::method(pool, &task.service, &task.method).map_err(|e| {
                 cx.err(
-                    if cx.task.contains_key("service") {
+                    if f.service.is_some() {
                         "service"
                     } else {
                         "method"
@@ -586,9 +539,9 @@ impl GrpcTask {
     }
 
     /// The report's method and the task's default name.
-    pub(crate) fn names(t: &Map<String, Value>) -> (String, String) {
-        let method = t.get("method").and_then(Value::as_str).unwrap_or("");
-        let name = match t.get("service").and_then(Value::as_str) {
+    pub(crate) fn names(t: &ld_plan::Task, f: &ld_plan::fields::GrpcFields) -> (String, String) {
+        let method = t.method.as_deref().unwrap_or("");
+        let name = match f.service.as_deref() {
             Some(s) => format!("{s}/{method}"),
             None => method.to_string(),
         };
@@ -683,15 +636,11 @@ fn rpc_name((client, server): (bool, bool)) -> &'static str {
 }
 
 /// Whether the task's assertions include a `grpc_status` one.
-fn status_checked(t: &Map<String, Value>) -> bool {
-    t.get("assertions")
-        .and_then(Value::as_array)
-        .is_some_and(|list| {
-            list.iter().any(|a| {
-                a.get("type").and_then(Value::as_str) == Some("grpc_status")
-                    || a.get("grpc_status").is_some()
-            })
-        })
+fn status_checked(t: &ld_plan::Task) -> bool {
+    t.assertions
+        .iter()
+        .flatten()
+        .any(|a| a.kind.eq_ignore_ascii_case("grpc_status"))
 }
 
 type Meta = (
@@ -701,16 +650,16 @@ type Meta = (
 
 /// `metadata` (or `headers`, as recorded calls import) as an object or a list of
 /// `[key, value]` pairs.
-fn metadata(cx: &mut CompileCx<'_, '_>) -> crate::Result<Meta> {
-    let key = if cx.task.contains_key("metadata") {
-        if cx.task.contains_key("headers") {
+fn metadata(cx: &mut CompileCx<'_, '_>, f: &ld_plan::fields::GrpcFields) -> crate::Result<Meta> {
+    let headers = cx.task.headers.clone().map(Value::Object);
+    let (key, given) = match (&f.metadata, &headers) {
+        (Some(_), Some(_)) => {
             return Err(cx.err("headers", "give `metadata` or `headers`, not both"));
         }
-        "metadata"
-    } else {
-        "headers"
+        (Some(m), None) => ("metadata", Some(m)),
+        (None, h) => ("headers", h.as_ref()),
     };
-    let pairs: Vec<(String, Value)> = match cx.task.get(key) {
+    let pairs: Vec<(String, Value)> = match given {
         None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         Some(Value::Array(list)) => {

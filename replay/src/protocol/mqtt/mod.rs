@@ -79,7 +79,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use self::client::{Conn, Ctl, Msg, Options, Outgoing, Sent, Version};
@@ -90,33 +90,6 @@ use super::{
     remaining, render,
 };
 use crate::template::{Scope, TValue, value_text};
-
-/// The task fields an MQTT step takes besides the common ones.
-pub(crate) const FIELDS: &[&str] = &[
-    "method",
-    "broker",
-    "host",
-    "version",
-    "client_id",
-    "username",
-    "password",
-    "clean_session",
-    "keep_alive",
-    "keepalive",
-    "tls",
-    "ca_cert",
-    "cert",
-    "key",
-    "topic",
-    "payload",
-    "qos",
-    "retain",
-    "properties",
-    "user_properties",
-    "stamp",
-    "count",
-    "inflight",
-];
 
 const METHODS: &[&str] = &[
     "connect",
@@ -260,16 +233,6 @@ pub(crate) struct MqttTask {
     inflight: Option<u16>,
 }
 
-fn flag(cx: &CompileCx<'_, '_>, key: &str, default: bool) -> crate::Result<bool> {
-    match cx.task.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
-        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
-        Some(_) => Err(cx.err(key, "expected true or false")),
-    }
-}
-
 /// A payload as it is sent: text, `hex:`/`base64:` bytes, or another JSON value serialized.
 fn payload_bytes(v: &Value) -> Result<Bytes, String> {
     match v {
@@ -280,7 +243,11 @@ fn payload_bytes(v: &Value) -> Result<Bytes, String> {
 }
 
 impl MqttTask {
-    pub(crate) fn compile(cx: &mut CompileCx<'_, '_>) -> crate::Result<MqttTask> {
+    pub(crate) fn compile(
+        cx: &mut CompileCx<'_, '_>,
+        f: &ld_plan::fields::MqttFields,
+    ) -> crate::Result<MqttTask> {
+        let flag = |v: Option<ld_plan::Flag>, default: bool| v.map_or(default, |f| f.0);
         let op = match super::net::method(cx, "publish", METHODS)?.as_str() {
             "connect" => Op::Connect,
             "subscribe" => Op::Subscribe,
@@ -290,13 +257,12 @@ impl MqttTask {
             _ => Op::Publish,
         };
         let connection = super::net::connection(cx)?;
-        let tls_flag = flag(cx, "tls", false)?;
-        let key = if cx.task.get("broker").is_some_and(|v| !v.is_null()) {
-            "broker"
-        } else {
-            "host"
+        let tls_flag = flag(f.tls, false);
+        let (key, text) = match (&f.broker, &f.host) {
+            (Some(b), _) => ("broker", Some(b)),
+            (None, h) => ("host", h.as_ref()),
         };
-        let broker = match cx.text(key)? {
+        let broker = match cx.text(key, text) {
             None => None,
             Some(TValue::Literal(v)) => Some(Field::Fixed(
                 Broker::parse(&value_text(&v), tls_flag).map_err(|e| cx.err(key, e))?,
@@ -310,7 +276,7 @@ impl MqttTask {
         let default_broker = Broker::parse(default_text, tls_flag)
             .or_else(|_| Broker::parse(DEFAULT_BROKER, tls_flag))
             .map_err(|e| cx.err("", e))?;
-        let version = match cx.task.get("version") {
+        let version = match &f.version {
             None | Some(Value::Null) => Version::V311,
             Some(v) => match value_text(v).trim() {
                 "3" | "3.1.1" | "4" | "311" => Version::V311,
@@ -318,21 +284,20 @@ impl MqttTask {
                 _ => return Err(cx.err("version", "expected 3.1.1 or 5")),
             },
         };
-        let client_id = cx.text("client_id")?;
-        let username = cx.text("username")?;
-        let password = cx.text("password")?;
-        let clean_session = flag(cx, "clean_session", true)?;
-        let ka_key = if cx.task.contains_key("keep_alive") {
-            "keep_alive"
-        } else {
-            "keepalive"
+        let client_id = cx.text("client_id", f.client_id.as_ref());
+        let username = cx.text("username", f.username.as_ref());
+        let password = cx.text("password", f.password.as_ref());
+        let clean_session = flag(f.clean_session, true);
+        let (ka_key, ka) = match (f.keep_alive, f.keepalive) {
+            (Some(k), _) => ("keep_alive", Some(k)),
+            (None, k) => ("keepalive", k),
         };
-        let keep_alive = Duration::from_secs(cx.count(ka_key, 60, u64::from(u16::MAX))?);
+        let keep_alive = Duration::from_secs(cx.count(ka_key, ka, 60, u64::from(u16::MAX))?);
         let mut tls = (*cx.tls).clone();
         tls.alpn_protocols.clear();
-        let topic = match cx.task.get("topic") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(t)) => {
+        let topic = match &f.topic {
+            None => None,
+            Some(t) => {
                 let p = cx.at("topic");
                 let v = Value::String(t.clone());
                 let tv = cx.binder.value(&v, &p);
@@ -352,7 +317,6 @@ impl MqttTask {
                 }
                 Some(tv)
             }
-            Some(_) => return Err(cx.err("topic", "expected a topic string")),
         };
         if topic.is_none() && matches!(op, Op::Publish | Op::Subscribe | Op::Unsubscribe) {
             return Err(cx.err(
@@ -360,26 +324,28 @@ impl MqttTask {
                 "an MQTT publish, subscribe or unsubscribe needs a `topic`",
             ));
         }
-        let payload = match cx.value("payload") {
+        let payload = match cx.value("payload", f.payload.as_ref()) {
             None => Field::Fixed(Bytes::new()),
             Some(TValue::Literal(v)) => {
                 Field::Fixed(payload_bytes(&v).map_err(|e| cx.err("payload", e))?)
             }
             Some(t) => Field::Template(t),
         };
-        let qos = match cx.task.get("qos") {
+        let qos = match &f.qos {
+            None | Some(Value::Null) => 0,
             Some(Value::String(s)) => match s.trim().parse::<u8>() {
                 Ok(q) if q <= 2 => q,
                 _ => return Err(cx.err("qos", "expected 0, 1 or 2")),
             },
-            _ => cx
-                .count("qos", 0, 2)
-                .map_err(|_| cx.err("qos", "expected 0, 1 or 2"))? as u8,
+            Some(v) => match v.as_u64() {
+                Some(q) if q <= 2 => q as u8,
+                _ => return Err(cx.err("qos", "expected 0, 1 or 2")),
+            },
         };
-        let retain = flag(cx, "retain", false)?;
-        let properties = match cx.task.get("properties") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => {
+        let retain = flag(f.retain, false);
+        let properties = match &f.properties {
+            None => None,
+            Some(m) => {
                 for k in m.keys() {
                     if !PROPERTIES.contains(&k.as_str()) {
                         return Err(cx.err(
@@ -397,14 +363,13 @@ impl MqttTask {
                 {
                     return Err(cx.err("properties/message_expiry", "expected whole seconds"));
                 }
-                cx.value("properties")
+                cx.value("properties", Some(&Value::Object(m.clone())))
             }
-            Some(_) => return Err(cx.err("properties", "expected an object")),
         };
-        let user_properties = match cx.task.get("user_properties") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) if m.values().all(|v| !v.is_object() && !v.is_array()) => {
-                cx.value("user_properties")
+        let user_properties = match &f.user_properties {
+            None => None,
+            Some(m) if m.values().all(|v| !v.is_object() && !v.is_array()) => {
+                cx.value("user_properties", Some(&Value::Object(m.clone())))
             }
             Some(_) => {
                 return Err(cx.err(
@@ -414,7 +379,7 @@ impl MqttTask {
             }
         };
         if version == Version::V311
-            && cx.task.contains_key("version")
+            && f.version.is_some()
             && (properties.is_some() || user_properties.is_some())
         {
             let key = if properties.is_some() {
@@ -424,12 +389,12 @@ impl MqttTask {
             };
             return Err(cx.err(key, "properties need MQTT 5: set `version` to 5"));
         }
-        let stamp = flag(cx, "stamp", false)?;
-        let count = cx.count("count", 1, 1_000_000)?.max(1) as usize;
-        let inflight = match cx.task.get("inflight") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_u64() {
-                Some(w) if (1..=client::INFLIGHT as u64).contains(&w) => Some(w as u16),
+        let stamp = flag(f.stamp, false);
+        let count = cx.count("count", f.count, 1, 1_000_000)?.max(1) as usize;
+        let inflight = match f.inflight {
+            None => None,
+            Some(w) => match w {
+                w if (1..=client::INFLIGHT as u64).contains(&w) => Some(w as u16),
                 _ => {
                     return Err(cx.err(
                         "inflight",
@@ -441,9 +406,7 @@ impl MqttTask {
         if op == Op::Publish
             && qos > 0
             && inflight.is_some_and(|w| w > 1)
-            && ["assertions", "extract"]
-                .iter()
-                .any(|k| cx.task.get(*k).is_some_and(|v| !v.is_null()))
+            && (cx.task.assertions.is_some() || cx.task.extract.is_some())
         {
             return Err(cx.err(
                 "inflight",
@@ -477,13 +440,13 @@ impl MqttTask {
     }
 
     /// `mqtt publish` and LoadDensity's default name, `publish:topic`.
-    pub(crate) fn names(t: &Map<String, Value>) -> (String, String) {
+    pub(crate) fn names(t: &ld_plan::Task, f: &ld_plan::fields::MqttFields) -> (String, String) {
         let op = t
-            .get("method")
-            .and_then(Value::as_str)
+            .method
+            .as_deref()
             .unwrap_or("publish")
             .to_ascii_lowercase();
-        let topic = t.get("topic").and_then(Value::as_str).unwrap_or("");
+        let topic = f.topic.as_deref().unwrap_or("");
         (format!("mqtt {op}"), format!("{op}:{topic}"))
     }
 }
