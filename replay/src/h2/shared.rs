@@ -9,8 +9,9 @@
 //! Bounds: the server's SETTINGS_MAX_CONCURRENT_STREAMS holds (`h2` queues a stream past it
 //! until one ends, so a user waits within its request's timeout rather than failing); a
 //! connection that dies fails the requests in flight on it, each as a closed connection, and
-//! the next request opens a new shared connection; when the pool is dropped (the test ends)
-//! or cancelled, every connection task ends.
+//! the next request opens a new shared connection; when the pool is dropped (the test ends,
+//! or the run is stopped), every connection task ends. A user whose request times out while
+//! it dials leaves the dial to the next user waiting for that connection.
 //!
 //! Depends on `conn` (its I/O and handshake settings) and nothing else in the crate.
 
