@@ -1344,12 +1344,24 @@ fn cookie_server(kind: Kind) -> (std::net::SocketAddr, ld_test_support::http::Se
     })
 }
 
-/// Runs 20 users, 5 iterations each of one GET, over h2c with `extra` flags; every request
-/// must succeed. The requests the server saw.
-fn twenty_users_over_h2c(kind: Kind, extra: &[&str]) -> Vec<Received> {
+/// Runs 20 users, 5 iterations each of one GET, over h2c (or TLS for `Kind::Https`, where
+/// ALPN chooses h2) with `extra` flags; every request must succeed. The requests the server
+/// saw.
+fn twenty_users_over_http2(kind: Kind, extra: &[&str]) -> Vec<Received> {
     let (addr, server) = cookie_server(kind);
-    let tasks = json!([{"method": "get", "request_url": format!("http://{addr}/r"), "name": "r"}]);
     let dir = tempfile::tempdir().expect("tempdir");
+    let (url, connection) = match &server.cert_pem {
+        Some(pem) => {
+            write(dir.path(), "ca.pem", pem);
+            let url = format!("https://localhost:{}/r", addr.port());
+            (url, ["--ca-cert", "ca.pem"].as_slice())
+        }
+        None => (
+            format!("http://{addr}/r"),
+            ["--http2-prior-knowledge"].as_slice(),
+        ),
+    };
+    let tasks = json!([{"method": "get", "request_url": url, "name": "r"}]);
     write(
         dir.path(),
         "plan.json",
@@ -1357,7 +1369,8 @@ fn twenty_users_over_h2c(kind: Kind, extra: &[&str]) -> Vec<Received> {
     );
     let out = ld()
         .current_dir(dir.path())
-        .args(["replay", "plan.json", "--http2-prior-knowledge"])
+        .args(["replay", "plan.json"])
+        .args(connection)
         .args(["--users", "20", "--iterations", "5", "--no-store"])
         .args(["--report", "summary"])
         .args(extra)
@@ -1402,7 +1415,7 @@ fn connections(got: &[Received]) -> std::collections::BTreeSet<u64> {
 /// possible (not with these overlapping requests in practice).
 #[test]
 fn h2_streams_shares_one_http2_connection_among_that_many_users() {
-    let got = twenty_users_over_h2c(Kind::H2c, &["--h2-streams", "10"]);
+    let got = twenty_users_over_http2(Kind::H2c, &["--h2-streams", "10"]);
     let conns = connections(&got);
     assert!(
         !conns.is_empty() && conns.len() <= 2,
@@ -1411,10 +1424,17 @@ fn h2_streams_shares_one_http2_connection_among_that_many_users() {
 }
 
 #[test]
+fn h2_streams_shares_connections_that_tls_alpn_made_http2() {
+    let got = twenty_users_over_http2(Kind::Https, &["--h2-streams", "10"]);
+    let conns = connections(&got);
+    assert!(!conns.is_empty() && conns.len() <= 2, "{conns:?}");
+}
+
+#[test]
 fn without_h2_streams_each_user_has_its_own_http2_connection() {
-    let got = twenty_users_over_h2c(Kind::H2c, &["--h2-streams", "1"]);
+    let got = twenty_users_over_http2(Kind::H2c, &["--h2-streams", "1"]);
     assert_eq!(connections(&got).len(), 20);
-    let got = twenty_users_over_h2c(Kind::H2c, &[]);
+    let got = twenty_users_over_http2(Kind::H2c, &[]);
     assert_eq!(connections(&got).len(), 20);
 }
 
@@ -1422,7 +1442,7 @@ fn without_h2_streams_each_user_has_its_own_http2_connection() {
 /// rather than fail.
 #[test]
 fn a_shared_connection_keeps_to_the_servers_concurrent_stream_limit() {
-    let got = twenty_users_over_h2c(Kind::H2cMaxStreams(2), &["--h2-streams", "10"]);
+    let got = twenty_users_over_http2(Kind::H2cMaxStreams(2), &["--h2-streams", "10"]);
     assert!(connections(&got).len() <= 2);
 }
 

@@ -405,6 +405,28 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
+    /// An origin whose server chose HTTP/1.1: the user that dialled keeps its connection,
+    /// the others are told to dial their own, and the pool holds no connection for it.
+    #[tokio::test]
+    async fn an_http1_origin_leaves_each_user_its_own_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::new(10);
+        let dials = AtomicUsize::new(0);
+        let dial = || async {
+            dials.fetch_add(1, Ordering::SeqCst);
+            let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            Ok((Either::Left(tcp), false))
+        };
+        let first = pool.checkout(&key(addr), dial).await;
+        assert!(matches!(first, Ok(Checkout::Http1(Some(_)))));
+        for _ in 0..20 {
+            let next = pool.checkout(&key(addr), dial).await;
+            assert!(matches!(next, Ok(Checkout::Http1(None))));
+        }
+        assert_eq!(dials.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn dropping_the_pool_ends_its_connection_tasks() {
         let (addr, _) = server().await;
