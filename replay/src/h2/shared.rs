@@ -154,13 +154,13 @@ impl Pool {
                 Ok::<_, String>(State::H2 { send, closed })
             })
             .await?;
-        match state {
-            State::Http1 => Ok(Checkout::Http1(own)),
-            State::H2 { send, .. } => Ok(Checkout::H2(Shared {
-                send: send.clone(),
-                cell: cell.clone(),
-            })),
-        }
+        let send = match state {
+            State::Http1 => return Ok(Checkout::Http1(own)),
+            State::H2 { send, .. } => send.clone(),
+        };
+        // Moved, not cloned: a second reference, however briefly, would count this user twice
+        // and make another user checking out meanwhile dial a connection too many.
+        Ok(Checkout::H2(Shared { send, cell }))
     }
 }
 
@@ -371,6 +371,30 @@ mod tests {
             .await
             .expect("a request on a third connection");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// 40 users taking and leaving places at once, on four threads: never more than the
+    /// four connections 40 places need.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn users_coming_and_going_at_once_never_dial_a_connection_too_many() {
+        let (addr, accepted) = server().await;
+        let pool = Arc::new(Pool::new(10));
+        let mut users = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let pool = pool.clone();
+            users.spawn(async move {
+                for _ in 0..200 {
+                    let held = take(&pool, addr).await;
+                    tokio::task::yield_now().await;
+                    drop(held);
+                }
+            });
+        }
+        while let Some(done) = users.join_next().await {
+            done.expect("a user");
+        }
+        let dialled = accepted.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&dialled), "{dialled} connections");
     }
 
     #[tokio::test]
