@@ -162,6 +162,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long, help_heading = "Connection")]
     pub(crate) http2_prior_knowledge: bool,
 
+    /// Users that share one HTTP/2 connection to an origin, each on its own stream (h2load's
+    /// -m), 1 to 256; wins over the plan's user_detail_dict.h2_streams [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Connection")]
+    pub(crate) h2_streams: Option<u16>,
+
     /// Reports to write, comma-separated: html, json, xml, csv, junit, summary
     #[arg(long, value_delimiter = ',', value_parser = parse_report, help_heading = "Output")]
     pub(crate) report: Vec<ReportKind>,
@@ -241,6 +246,7 @@ impl ReplayArgs {
         });
         o.timeout = self.timeout;
         o.max_body = self.max_body;
+        o.h2_streams = self.h2_streams.map(usize::from);
         o.secrets_file = self.secrets_file.clone();
         o.environment = std::env::vars().collect();
         o.http = if self.http1 {

@@ -295,3 +295,31 @@ fn a_reply_message_past_max_body_fails_its_call_with_its_size() {
     assert!(text.contains("over --max-body"), "{run}");
     assert!(text.contains("a reply message of 20"), "{run}");
 }
+
+/// ld asks for no compression (it sends no `grpc-accept-encoding`), so a reply message with
+/// the compressed flag set (`grpc-encoding: gzip`) fails its call with a message that says
+/// so, rather than being read as protobuf.
+#[test]
+fn a_gzip_compressed_reply_fails_its_call_clearly() {
+    let reply = grpc::gzip_say_reply_frame("Hello, zipped");
+    let (addr, server) = http::serve(Kind::H2c, move |_| {
+        Reply::new(200, reply.clone())
+            .header("content-type", "application/grpc")
+            .header("grpc-encoding", "gzip")
+            .header("grpc-status", "0")
+    });
+    let proto = grpc::proto_dir().join("echo.proto");
+    let tasks = json!([{"name": "zipped", "target": addr.to_string(), "proto": proto,
+                        "method": "ld.test.Echo/Say", "payload": {"name": "zip"}}]);
+    let run = replay("grpc_user", tasks, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let line = run.failure("zipped").unwrap_or_else(|| panic!("{run}"));
+    assert!(
+        line.contains("protocol") && line.contains("a compressed reply message"),
+        "{line}"
+    );
+    let got = server.received();
+    assert_eq!(got.len(), 1, "{run}");
+    assert_eq!(got[0].header("content-type"), "application/grpc");
+    assert_eq!(got[0].header("grpc-accept-encoding"), "", "{run}");
+}

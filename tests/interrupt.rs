@@ -253,3 +253,44 @@ fn a_request_in_flight_at_ctrl_c_finishes_and_is_counted() {
         "no iteration started after the SIGINT"
     );
 }
+
+/// Users sharing HTTP/2 connections (`--h2-streams`), each with a request the server holds
+/// past the grace: Ctrl-C still ends the run, its requests failed, with no hang.
+#[test]
+fn ctrl_c_stops_users_that_share_http2_connections() {
+    let (addr, server) = serve(Kind::H2c, |_r: &Received| {
+        Reply::new(200, "late").delay(Duration::from_secs(60))
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_plan(
+        dir.path(),
+        json!({"user_count": 20,
+               "tasks": [{"method": "get", "request_url": format!("http://{addr}/held")}]}),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_ld"))
+        .current_dir(dir.path())
+        .args(["replay", "actions.json", "--quiet", "--no-store"])
+        .args(["--http2-prior-knowledge", "--h2-streams", "10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ld replay");
+    let pid = child.id();
+    for _ in 0..20 {
+        server
+            .requests
+            .recv_timeout(Duration::from_secs(20))
+            .expect("every user's request arrives");
+    }
+    interrupt(pid);
+    let out = child.wait_with_output().expect("wait for ld");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stdout:\n{}\nstderr:\n{stderr}",
+        text(&out.stdout)
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}

@@ -1329,3 +1329,174 @@ fn http2_posts_bodies_and_reads_replies_larger_than_its_windows_on_one_connectio
     let posted: serde_json::Value = serde_json::from_slice(&got[0].body).expect("posted json");
     assert_eq!(posted["order"], 17);
 }
+
+/// A server that gives each client a cookie of its own (`u=1`, `u=2`, ...) on its first
+/// request, and holds each answer 20 ms so that the users' requests overlap.
+fn cookie_server(kind: Kind) -> (std::net::SocketAddr, ld_test_support::http::ServerHandle) {
+    let next = std::sync::atomic::AtomicU64::new(0);
+    serve(kind, move |r: &Received| {
+        let reply = Reply::new(200, "ok").delay(std::time::Duration::from_millis(20));
+        if r.header("cookie").starts_with("u=") {
+            return reply;
+        }
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        reply.header("set-cookie", &format!("u={n}; Path=/"))
+    })
+}
+
+/// Runs 20 users, 5 iterations each of one GET, over h2c (or TLS for `Kind::Https`, where
+/// ALPN chooses h2) with `extra` flags; every request must succeed. The requests the server
+/// saw.
+fn twenty_users_over_http2(kind: Kind, extra: &[&str]) -> Vec<Received> {
+    let (addr, server) = cookie_server(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, connection) = match &server.cert_pem {
+        Some(pem) => {
+            write(dir.path(), "ca.pem", pem);
+            let url = format!("https://localhost:{}/r", addr.port());
+            (url, ["--ca-cert", "ca.pem"].as_slice())
+        }
+        None => (
+            format!("http://{addr}/r"),
+            ["--http2-prior-knowledge"].as_slice(),
+        ),
+    };
+    let tasks = json!([{"method": "get", "request_url": url, "name": "r"}]);
+    write(
+        dir.path(),
+        "plan.json",
+        &plan(tasks, json!({"spawn_rate": 1000})),
+    );
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "plan.json"])
+        .args(connection)
+        .args(["--users", "20", "--iterations", "5", "--no-store"])
+        .args(["--report", "summary"])
+        .args(extra)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("loaddensity-summary.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(summary["totals"]["requests"], 100);
+    assert_eq!(summary["totals"]["failures"], 0);
+    let got = server.received();
+    assert_eq!(got.len(), 100, "every request reached the server");
+    assert!(got.iter().all(|r| r.version == HttpVersion::HTTP_2));
+    // Cookies stay each user's own on a shared connection: 20 users got one each, and each
+    // sent its own back on its 4 later requests.
+    let mut cookies: HashMap<&str, usize> = HashMap::new();
+    for r in &got {
+        *cookies.entry(r.header("cookie")).or_insert(0) += 1;
+    }
+    assert_eq!(cookies.remove(""), Some(20), "one first request per user");
+    assert_eq!(cookies.len(), 20, "{cookies:?}");
+    assert!(cookies.values().all(|n| *n == 4), "{cookies:?}");
+    got
+}
+
+fn connections(got: &[Received]) -> std::collections::BTreeSet<u64> {
+    got.iter().map(|r| r.conn).collect()
+}
+
+/// Ten users a connection: 20 users make 2. At most 2, strictly: a user takes a place on a
+/// connection with fewer than ten users when it first sends and keeps it to its end, and a
+/// third connection would need 20 users holding places on the other two and one more; when
+/// the first users end before the last have sent, those reuse the places freed, so fewer is
+/// possible (not with these overlapping requests in practice).
+#[test]
+fn h2_streams_shares_one_http2_connection_among_that_many_users() {
+    let got = twenty_users_over_http2(Kind::H2c, &["--h2-streams", "10"]);
+    let conns = connections(&got);
+    assert!(
+        !conns.is_empty() && conns.len() <= 2,
+        "20 users, 10 a connection: {conns:?}"
+    );
+}
+
+#[test]
+fn h2_streams_shares_connections_that_tls_alpn_made_http2() {
+    let got = twenty_users_over_http2(Kind::Https, &["--h2-streams", "10"]);
+    let conns = connections(&got);
+    assert!(!conns.is_empty() && conns.len() <= 2, "{conns:?}");
+}
+
+#[test]
+fn without_h2_streams_each_user_has_its_own_http2_connection() {
+    let got = twenty_users_over_http2(Kind::H2c, &["--h2-streams", "1"]);
+    assert_eq!(connections(&got).len(), 20);
+    let got = twenty_users_over_http2(Kind::H2c, &[]);
+    assert_eq!(connections(&got).len(), 20);
+}
+
+/// The server allows 2 streams at once: the other users on the connection wait for one
+/// rather than fail.
+#[test]
+fn a_shared_connection_keeps_to_the_servers_concurrent_stream_limit() {
+    let got = twenty_users_over_http2(Kind::H2cMaxStreams(2), &["--h2-streams", "10"]);
+    assert!(connections(&got).len() <= 2);
+}
+
+#[test]
+fn h2_streams_outside_1_to_256_is_a_usage_error() {
+    for n in ["0", "300"] {
+        let out = ld()
+            .args(["replay", "plan.json", "--h2-streams", n])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "--h2-streams {n}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--h2-streams") && err.contains("1..=256"),
+            "--h2-streams {n}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_plan_sets_h2_streams_in_user_detail_dict_and_the_flag_wins() {
+    let (addr, server) = cookie_server(Kind::H2c);
+    let tasks = json!([{"method": "get", "request_url": format!("http://{addr}/r"), "name": "r"}]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ud = json!({"user": "fast_http_user", "h2_streams": 5});
+    let extra = json!({"spawn_rate": 1000, "user_detail_dict": ud});
+    write(dir.path(), "plan.json", &plan(tasks.clone(), extra));
+    let run = |flags: &[&str]| {
+        let out = ld()
+            .current_dir(dir.path())
+            .args(["replay", "plan.json", "--http2-prior-knowledge"])
+            .args(["--users", "10", "--iterations", "3", "-q", "--no-store"])
+            .args(flags)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        connections(&server.received()).len()
+    };
+    let planned = run(&[]);
+    assert!((1..=2).contains(&planned), "5 a connection: {planned}");
+    assert_eq!(run(&["--h2-streams", "1"]), 10, "the flag wins");
+
+    let bad = json!({"spawn_rate": 1000,
+                     "user_detail_dict": {"user": "fast_http_user", "h2_streams": 0}});
+    write(dir.path(), "bad.json", &plan(tasks, bad));
+    let out = ld()
+        .current_dir(dir.path())
+        .args(["replay", "bad.json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/user_detail_dict/h2_streams") && err.contains("1 to 256"),
+        "{err}"
+    );
+}

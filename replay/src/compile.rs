@@ -1041,7 +1041,7 @@ impl Compiler<'_> {
                 return Err(err(file, &at("user_detail_dict"), "expected an object"));
             };
             for key in ud.keys() {
-                if key != "user" && key != "host" {
+                if !matches!(key.as_str(), "user" | "host" | "h2_streams") {
                     self.program.notes.push(format!(
                         "{}/{}: `{key}` is accepted and not acted on by ld replay",
                         at("user_detail_dict"),
@@ -1084,6 +1084,18 @@ impl Compiler<'_> {
             .and_then(|u| u.get("host"))
             .and_then(Value::as_str)
             .map(|h| h.trim_end_matches('/').to_string());
+        let h2_streams = match kw.get("user_detail_dict").and_then(|u| u.get("h2_streams")) {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let p = format!("{}/h2_streams", at("user_detail_dict"));
+                let what = "streams per HTTP/2 connection";
+                let n = number_in(file, v, &p, 1.0, crate::MAX_H2_STREAMS as f64, what)?;
+                if n.fract() != 0.0 {
+                    return Err(err(file, &p, format!("expected a whole number, found {n}")));
+                }
+                Some(n as usize)
+            }
+        };
         let users = match kw.get("user_count") {
             None | Some(Value::Null) => 50,
             Some(v) => count(file, v, &at("user_count"), MAX_USERS, "a number of users")?,
@@ -1286,6 +1298,7 @@ impl Compiler<'_> {
             shape,
             variables,
             mode,
+            h2_streams,
             tasks: Arc::new(tasks),
         })
     }

@@ -3,8 +3,12 @@
 //! Each virtual user owns its connections, as a browser tab or a wrk connection does: one
 //! per origin, kept alive and reused, HTTP/1.1 or HTTP/2 (ALPN over TLS, prior knowledge
 //! for cleartext when asked). There is no pool shared between users, so nothing on the hot
-//! path takes a lock. Cookies the server sets go to the user's jar, which every protocol of
-//! the user shares. [`Http`] puts this transport behind the protocol seam.
+//! path takes a lock. With `--h2-streams N` above 1, HTTP/2 connections are the exception:
+//! up to N users share one ([`crate::h2::Pool`]), each request on a stream of its own; a
+//! user takes its place on one when it first needs it and keeps it to its end. Cookies the
+//! server sets go to the user's jar, which every protocol of the user shares (the `Cookie`
+//! header is each request's, so a shared connection mixes no users' cookies). [`Http`] puts
+//! this transport behind the protocol seam.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,6 +32,8 @@ use crate::task::{HttpTask, Prepared, Req, prepare};
 enum Sender {
     H1(h1::Conn),
     H2(Box<crate::h2::Conn>),
+    /// A stream handle on a connection other users share (`--h2-streams`).
+    Shared(crate::h2::Shared),
 }
 
 struct Conn {
@@ -181,6 +187,8 @@ pub(crate) struct HttpTransport {
     tokens: HashMap<String, Token>,
     /// This user's JWTs (`per: user`): the auth's address, the token, when to mint anew.
     jwts: Vec<(usize, String, Instant)>,
+    /// The test's shared HTTP/2 connections, with `--h2-streams` above 1.
+    pool: Option<Arc<crate::h2::Pool>>,
 }
 
 const MAX_REDIRECTS: usize = 10;
@@ -193,7 +201,13 @@ impl HttpTransport {
             max_body,
             tokens: HashMap::new(),
             jwts: Vec::new(),
+            pool: None,
         }
+    }
+
+    /// Sends HTTP/2 requests over the test's shared connections (`--h2-streams` above 1).
+    pub(crate) fn share_h2(&mut self, pool: Option<Arc<crate::h2::Pool>>) {
+        self.pool = pool;
     }
 
     /// The headers an `oauth2`, `sigv4` or `jwt` auth adds to `p`. A failure is the
@@ -484,7 +498,12 @@ impl HttpTransport {
                 None => {
                     // Boxed: a TLS handshake's state is kilobytes, and the future of every
                     // request would otherwise be as large and copied whole on each send.
-                    let sender = Box::pin(connect(p, tls, self.version)).await?;
+                    let sender = match &self.pool {
+                        Some(pool) if p.https() || self.version == HttpVersion::Http2 => {
+                            Box::pin(checkout(pool, p, tls, self.version)).await?
+                        }
+                        _ => Box::pin(connect(p, tls, self.version)).await?,
+                    };
                     self.conns.push(Conn {
                         https: p.https(),
                         host: p.host().to_string(),
@@ -503,13 +522,24 @@ impl HttpTransport {
                         .await
                 }
                 Sender::H2(c) => match p {
-                    Req::Full(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
+                    Req::Full(p) => {
+                        crate::h2::exchange(c.as_mut(), method, p, cookie.as_ref(), keep).await
+                    }
                     // A literal request on a connection that turned out to be HTTP/2.
                     Req::Literal(l) => match l.full() {
-                        Ok(p) => c.exchange(method, p, cookie.as_ref(), keep).await,
+                        Ok(p) => {
+                            crate::h2::exchange(c.as_mut(), method, p, cookie.as_ref(), keep).await
+                        }
                         Err(message) => {
                             return Err(message);
                         }
+                    },
+                },
+                Sender::Shared(c) => match p {
+                    Req::Full(p) => crate::h2::exchange(c, method, p, cookie.as_ref(), keep).await,
+                    Req::Literal(l) => match l.full() {
+                        Ok(p) => crate::h2::exchange(c, method, p, cookie.as_ref(), keep).await,
+                        Err(message) => return Err(message),
                     },
                 },
             };
@@ -561,6 +591,7 @@ impl HttpTransport {
         let closed = match &mut self.conns[i].sender {
             Sender::H1(c) => !c.usable(),
             Sender::H2(c) => c.is_closed(),
+            Sender::Shared(c) => c.is_closed(),
         };
         if closed {
             self.conns.swap_remove(i);
@@ -596,6 +627,41 @@ async fn connect(
     tls: &Arc<rustls::ClientConfig>,
     version: HttpVersion,
 ) -> Result<Sender, String> {
+    let (io, h2) = dial(p, tls, version).await?;
+    if !h2 {
+        return Ok(Sender::H1(h1::Conn::new(io)));
+    }
+    Ok(Sender::H2(Box::new(crate::h2::Conn::handshake(io).await?)))
+}
+
+/// A place on a shared HTTP/2 connection to the request's origin, dialled when every one
+/// there is full; an origin whose server chose HTTP/1.1 gets a connection of the user's own.
+async fn checkout(
+    pool: &crate::h2::Pool,
+    p: Req<'_>,
+    tls: &Arc<rustls::ClientConfig>,
+    version: HttpVersion,
+) -> Result<Sender, String> {
+    let key = crate::h2::Key {
+        https: p.https(),
+        host: p.host().to_string(),
+        port: p.port(),
+        tls: Arc::as_ptr(tls) as usize,
+    };
+    match pool.checkout(&key, || dial(p, tls, version)).await? {
+        crate::h2::Checkout::H2(shared) => Ok(Sender::Shared(shared)),
+        crate::h2::Checkout::Http1(Some(io)) => Ok(Sender::H1(h1::Conn::new(io))),
+        crate::h2::Checkout::Http1(None) => connect(p, tls, version).await,
+    }
+}
+
+/// A TCP connection to the request's origin, with TLS over it for `https`; whether it is to
+/// speak HTTP/2 (ALPN's choice, or prior knowledge in cleartext).
+async fn dial(
+    p: Req<'_>,
+    tls: &Arc<rustls::ClientConfig>,
+    version: HttpVersion,
+) -> Result<(h1::Io, bool), String> {
     let (host, port) = (p.host(), p.port());
     let tcp = match host.parse::<IpAddr>() {
         Ok(ip) => TcpStream::connect((ip, port)).await,
@@ -615,10 +681,7 @@ async fn connect(
     } else {
         (Either::Left(tcp), version == HttpVersion::Http2)
     };
-    if !h2 {
-        return Ok(Sender::H1(h1::Conn::new(io)));
-    }
-    Ok(Sender::H2(Box::new(crate::h2::Conn::handshake(io).await?)))
+    Ok((io, h2))
 }
 
 /// Bodies whose encoded size is at least this are decoded on the blocking pool, so a

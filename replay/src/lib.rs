@@ -154,6 +154,10 @@ pub struct ReplayOptions {
     /// Per-request timeout where a task sets none; default 30 s.
     pub timeout: Option<Duration>,
     pub http: HttpVersion,
+    /// Users that share one HTTP/2 connection to an origin, each on a stream of its own
+    /// (`--h2-streams`, 1 to [`MAX_H2_STREAMS`]); `None`: the plan's
+    /// `user_detail_dict.h2_streams`, else 1 (each user its own connection).
+    pub h2_streams: Option<usize>,
     /// Stores the run (names, its figures, records within the store's budget a second,
     /// sampled response shapes); `None`: not stored.
     pub store: Option<ld_store::Recorder>,
@@ -180,6 +184,9 @@ pub struct ReplayOptions {
     pub verify_correlation: bool,
 }
 
+/// The most of [`ReplayOptions::h2_streams`].
+pub const MAX_H2_STREAMS: usize = 256;
+
 /// The default of [`ReplayOptions::max_body`]: 10 MiB, as the recorder's.
 pub const DEFAULT_MAX_BODY: usize = 10 << 20;
 
@@ -197,6 +204,7 @@ impl ReplayOptions {
             client_cert: None,
             timeout: None,
             http: HttpVersion::Auto,
+            h2_streams: None,
             store: None,
             max_body: DEFAULT_MAX_BODY,
             secrets_file: None,
@@ -656,6 +664,15 @@ async fn run_test(
     let mut ctx = TestCtx::new(spec, vars, options.seed, results.epoch, options.http);
     ctx.store = options.store.clone();
     ctx.max_body = options.max_body;
+    let streams = options.h2_streams.or(spec.h2_streams).unwrap_or(1);
+    if !(1..=MAX_H2_STREAMS).contains(&streams) {
+        return Err(Error::Options(format!(
+            "--h2-streams {streams}: expected 1 to {MAX_H2_STREAMS}"
+        )));
+    }
+    if streams > 1 {
+        ctx.h2_pool = Some(Arc::new(h2::Pool::new(streams)));
+    }
     ctx.segment = options.segment;
     ctx.audit = audit;
     let ctx = Arc::new(ctx);

@@ -71,6 +71,8 @@ pub(crate) struct TestCtx {
     pub(crate) store: Option<ld_store::Recorder>,
     /// The most bytes of a response body kept (`--max-body`).
     pub(crate) max_body: usize,
+    /// HTTP/2 connections up to `--h2-streams` users share, when that is above 1.
+    pub(crate) h2_pool: Option<Arc<crate::h2::Pool>>,
     /// Virtual users running now, for the progress line and the live outputs.
     pub(crate) active: std::sync::atomic::AtomicU64,
     /// The share of the plan this process runs (`--segment`).
@@ -170,6 +172,7 @@ impl TestCtx {
             http,
             store: None,
             max_body: crate::DEFAULT_MAX_BODY,
+            h2_pool: None,
             active: std::sync::atomic::AtomicU64::new(0),
             segment: crate::segment::Segment::WHOLE,
             audit: None,
@@ -200,9 +203,11 @@ struct Sessions {
 }
 
 impl Sessions {
-    fn new(cx: &SessionCx) -> Self {
+    fn new(cx: &SessionCx, h2_pool: Option<Arc<crate::h2::Pool>>) -> Self {
+        let mut http = Http::session(cx);
+        http.share_h2(h2_pool);
         Sessions {
-            http: Http::session(cx),
+            http,
             ws: WebSocket::session(cx),
             sse: Sse::session(cx),
             socket: Socket::session(cx),
@@ -268,7 +273,7 @@ impl Vu {
             max_body: ctx.max_body,
         };
         Vu {
-            sessions: Sessions::new(&cx),
+            sessions: Sessions::new(&cx, ctx.h2_pool.clone()),
             jar: Jar::default(),
             extra: Vec::new(),
             deferred: Deferred::default(),

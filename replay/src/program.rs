@@ -62,6 +62,8 @@ pub(crate) struct TestSpec {
     pub(crate) shape: Option<Profile>,
     pub(crate) variables: Vec<(String, String)>,
     pub(crate) mode: Mode,
+    /// `user_detail_dict.h2_streams`: users per shared HTTP/2 connection.
+    pub(crate) h2_streams: Option<usize>,
     /// Shared by the test's users; built once.
     pub(crate) tasks: Arc<Vec<Task>>,
 }

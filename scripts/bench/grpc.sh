@@ -9,7 +9,8 @@
 #      once. The best round of each is compared, and the median of per-round ratios;
 #   2. HTTP/2 requests/s against a one-worker nginx over TLS (`return 200`, pinned to core 0):
 #      `ld replay` (a status check on every response) and h2load, at one stream per
-#      connection, and h2load at ten.
+#      connection; then at ten: h2load `-m 10` beside `ld replay --h2-streams 10` with ten
+#      times the users (ld's users are h2load's streams), the same CONNS connections.
 # Not a test: it prints figures. Traffic goes to 127.0.0.1 only and every step is bounded.
 #
 # Usage: scripts/bench/grpc.sh
@@ -18,6 +19,7 @@
 #   CONNS      connections / users (default 50); ROUNDS (default 3); DURATION seconds per run (default 10)
 #   BENCH_DIR  work directory (default /tmp/ld-bench-grpc)
 #   LDV_VENV   venv for LoadDensity and grpcio (default /tmp/ldv-bench-grpc); SKIP_LOADDENSITY=1 leaves it out
+#   SKIP_GRPC=1  runs the HTTP/2 part only
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +30,7 @@ ROUNDS="${ROUNDS:-3}"
 BENCH_DIR="${BENCH_DIR:-/tmp/ld-bench-grpc}"
 LDV_VENV="${LDV_VENV:-/tmp/ldv-bench-grpc}"
 SKIP_LOADDENSITY="${SKIP_LOADDENSITY:-0}"
+SKIP_GRPC="${SKIP_GRPC:-0}"
 H2_PORT="${H2_PORT:-18443}"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
@@ -89,10 +92,12 @@ print(json.dumps({"load_density": [["LD_start_test", {
                               {"type": "json_path", "path": "message", "value": "Hello, bench"}]}]}]]}))
 PY
 
-# ld replay's rate for `name` from its summary, and its failures.
+# ld replay's rate for `name` from its summary, and its failures; the users (default CONNS)
+# and further flags after the name.
 ld_run() {
-  local plan="$1" name="$2"
-  "${CORE1[@]}" timeout $((DURATION + 30)) "$LD_BIN" replay "$plan" --users "$CONNS" \
+  local plan="$1" name="$2" users="${3:-$CONNS}"
+  shift 2; if [ "$#" -gt 0 ]; then shift; fi
+  "${CORE1[@]}" timeout $((DURATION + 30)) "$LD_BIN" replay "$plan" --users "$users" "$@" \
     --spawn-rate 100000 --duration "${DURATION}s" --no-store --report summary \
     --report-dir "$BENCH_DIR" -q >/dev/null 2>"$BENCH_DIR/ld-err.txt" || true
   python3 - "$BENCH_DIR/loaddensity-summary.json" "$name" <<'PY' || echo "0 n/a"
@@ -116,15 +121,16 @@ err = e.group(1) if e else "n/a"
 print(f"{float(m.group(1)):.0f} {err}" if m else "0 n/a")' <<<"$out"
 }
 
-best() { tr ' ' '\n' | grep -v '^$' | sort -n | tail -1; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+best() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -n | tail -1; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { python3 -c 'import sys; a, b = sys.argv[1], sys.argv[2]
 try: print(f"{float(a)/float(b):.2f}x")
 except Exception: print("n/a")' "$1" "$2"; }
 
 # 1. gRPC unary.
 LD_G=(); H2_G=(); R_G=(); LD_G_FAIL=""; H2_G_ERR=""
-for r in $(seq "$ROUNDS"); do
+GRPC_ROUNDS="$ROUNDS"; [ "$SKIP_GRPC" = 1 ] && GRPC_ROUNDS=0
+for r in $(seq "$GRPC_ROUNDS"); do
   log "round $r/$ROUNDS: ld replay gRPC unary, $CONNS users, ${DURATION}s, core 1"
   read -r rate fail < <(ld_run "$BENCH_DIR/grpc-plan.json" say)
   LD_G+=("$rate"); LD_G_FAIL+="$fail "
@@ -136,7 +142,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 LDV_G="n/a"; LDV_NOTE=""
-if [ "$SKIP_LOADDENSITY" = 1 ]; then
+if [ "$SKIP_LOADDENSITY" = 1 ] || [ "$SKIP_GRPC" = 1 ]; then
   LDV_NOTE="skipped (SKIP_LOADDENSITY=1)"
 else
   if ! "$LDV_VENV/bin/python" -c 'import je_load_density, grpc, grpc_tools' 2>/dev/null; then
@@ -211,7 +217,7 @@ cat > "$BENCH_DIR/h2-plan.json" <<EOF
   {"method": "get", "request_url": "https://127.0.0.1:$H2_PORT/", "name": "h2",
    "verify": false, "assertions": [{"type": "status_code", "value": 200}]}]}]]}
 EOF
-LD_H=(); H2_H=(); R_H=(); H2_H10=()
+LD_H=(); H2_H=(); R_H=(); H2_H10=(); LD_H10=(); R_H10=(); LD_H10_FAIL=""
 for r in $(seq "$ROUNDS"); do
   log "round $r/$ROUNDS: ld replay HTTP/2 over TLS, $CONNS users"
   read -r rate _ < <(ld_run "$BENCH_DIR/h2-plan.json" h2)
@@ -221,11 +227,17 @@ for r in $(seq "$ROUNDS"); do
   H2_H+=("$h2")
   read -r h10 _ < <(h2load_run -c "$CONNS" -m 10 "https://127.0.0.1:$H2_PORT/")
   H2_H10+=("$h10")
+  log "round $r/$ROUNDS: ld replay HTTP/2 over TLS, $((CONNS * 10)) users, --h2-streams 10 ($CONNS connections)"
+  read -r rate10 fail10 < <(ld_run "$BENCH_DIR/h2-plan.json" h2 $((CONNS * 10)) --h2-streams 10)
+  LD_H10+=("$rate10"); LD_H10_FAIL+="$fail10 "
+  R_H10+=("$(python3 -c "print(f'{$rate10/$h10:.3f}' if $h10 else 'n/a')")")
   R_H+=("$(python3 -c "print(f'{$rate/$h2:.3f}' if $h2 else 'n/a')")")
 done
 
 LD_GB="$(echo "${LD_G[*]}" | best)"; H2_GB="$(echo "${H2_G[*]}" | best)"
 LD_HB="$(echo "${LD_H[*]}" | best)"; H2_HB="$(echo "${H2_H[*]}" | best)"; H2_H10B="$(echo "${H2_H10[*]}" | best)"
+LD_H10B="$(echo "${LD_H10[*]}" | best)"
+if [ "$SKIP_GRPC" != 1 ]; then
 cat <<EOF
 
 gRPC unary (ld.test.Echo/Say), $CONNS connections, ${DURATION}s x $ROUNDS rounds, server on core 0, clients on core 1
@@ -233,10 +245,15 @@ gRPC unary (ld.test.Echo/Say), $CONNS connections, ${DURATION}s x $ROUNDS rounds
   h2load (pre-encoded request, -m 1)       ${H2_G[*]} req/s     errored per round: $H2_G_ERR
   best: ld $LD_GB vs h2load $H2_GB = $(ratio "$LD_GB" "$H2_GB"); median of per-round ratios $(echo "${R_G[*]}" | median)x (target 0.8x)
   LoadDensity grpc_user (no wait)          $LDV_G calls/s $LDV_NOTE   ld: $(ratio "$LD_GB" "$LDV_G") (target 20x)
+EOF
+fi
+cat <<EOF
 
 HTTP/2 over TLS, nginx return 200, $CONNS connections
   ld replay (status check), 1 stream/conn  ${LD_H[*]} req/s
   h2load -m 1                              ${H2_H[*]} req/s
   h2load -m 10                             ${H2_H10[*]} req/s
-  best: ld $LD_HB vs h2load -m 1 $H2_HB = $(ratio "$LD_HB" "$H2_HB"); median of per-round ratios $(echo "${R_H[*]}" | median)x (target 0.9x); h2load -m 10: $H2_H10B
+  ld replay --h2-streams 10, $((CONNS * 10)) users  ${LD_H10[*]} req/s   failures per round: $LD_H10_FAIL
+  best: ld $LD_HB vs h2load -m 1 $H2_HB = $(ratio "$LD_HB" "$H2_HB"); median of per-round ratios $(echo "${R_H[*]}" | median)x (target 0.9x)
+  best: ld --h2-streams 10 $LD_H10B vs h2load -m 10 $H2_H10B = $(ratio "$LD_H10B" "$H2_H10B"); median of per-round ratios $(echo "${R_H10[*]}" | median)x
 EOF

@@ -46,11 +46,17 @@ fn ended(e: Option<h2::Error>) -> String {
     }
 }
 
+/// The client's settings, for a user's own connection and a shared one alike.
+pub(crate) fn builder() -> h2::client::Builder {
+    let mut b = h2::client::Builder::new();
+    b.initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW);
+    b
+}
+
 impl Conn {
     pub(crate) async fn handshake(io: Io) -> Result<Conn, String> {
-        let (send, conn) = h2::client::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONN_WINDOW)
+        let (send, conn) = builder()
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| format!("HTTP/2 handshake: {e}"))?;

@@ -7,67 +7,125 @@
 //! handled by the next request's first poll. One stream is in flight at a time: a user's
 //! steps run in order.
 //!
-//! The driver is `conn` (which gRPC's calls use too); this module adds HTTP's exchange. It
-//! depends on `h1` (answers and failures) and `task`; `conn` on nothing in the crate.
+//! With `--h2-streams N` above 1, users share connections instead (`shared`: up to N users
+//! a connection, polled by a task of its own).
+//!
+//! The drivers are `conn` (which gRPC's calls use too) and `shared`; this module adds HTTP's
+//! exchange over either ([`Streams`]). It depends on `h1` (answers and failures) and `task`;
+//! `conn` on nothing in the crate, `shared` on `conn`.
 
 pub(crate) mod conn;
+pub(crate) mod shared;
+
+use std::future::Future;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, header};
+use http::{HeaderValue, Method, Request, Response, header};
 
 pub(crate) use self::conn::Conn;
+use self::conn::SendError;
+pub(crate) use self::shared::{Checkout, Key, Pool, Shared};
 use crate::h1::{self, Answer, Failure};
 use crate::task::Prepared;
 
-impl Conn {
-    /// One request and its answer; the body is kept up to `keep_body` bytes when asked for.
-    pub(crate) async fn exchange(
+/// Streams on an HTTP/2 connection: a user's own ([`Conn`]) or a shared one ([`Shared`]).
+pub(crate) trait Streams: Send {
+    /// Sends `req` with `body` as its whole body and waits for the response's head.
+    fn send(
         &mut self,
-        method: &Method,
-        p: &Prepared,
-        cookie: Option<&HeaderValue>,
-        keep_body: Option<usize>,
-    ) -> Result<Answer, Failure> {
-        let response = self
-            .send(request(method, p, cookie), p.body.clone())
-            .await
-            .map_err(|e| Failure {
-                message: e.message,
-                unsent: e.unsent,
-                no_reply: false,
-            })?;
-        let (parts, mut body) = response.into_parts();
-        let mut wire = 0u64;
-        let mut kept = 0usize;
-        let mut chunks: Vec<Bytes> = Vec::new();
-        loop {
-            let data = match self.data(&mut body).await {
-                Ok(Some(data)) => data,
-                Ok(None) => break,
-                Err(e) => return Err(failed(format!("reading the body: {e}"))),
-            };
-            wire += data.len() as u64;
-            if let Some(cap) = keep_body {
-                kept += data.len();
-                if kept > cap {
-                    // Dropping the stream resets it; the connection stays usable.
-                    return Err(failed(h1::too_large(cap)));
-                }
-                chunks.push(data);
-            }
-        }
-        let coding = parts
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .map(|v| v.as_bytes().to_vec());
-        Ok(Answer {
-            status: parts.status.as_u16(),
-            coding,
-            headers: parts.headers,
-            body: concat(chunks),
-            wire,
-        })
+        req: Request<()>,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<h2::RecvStream>, SendError>> + Send;
+
+    /// The body's next chunk, `None` at its end.
+    fn data(
+        &mut self,
+        body: &mut h2::RecvStream,
+    ) -> impl Future<Output = Result<Option<Bytes>, String>> + Send;
+}
+
+impl Streams for Conn {
+    fn send(
+        &mut self,
+        req: Request<()>,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<h2::RecvStream>, SendError>> + Send {
+        Conn::send(self, req, body)
     }
+
+    fn data(
+        &mut self,
+        body: &mut h2::RecvStream,
+    ) -> impl Future<Output = Result<Option<Bytes>, String>> + Send {
+        Conn::data(self, body)
+    }
+}
+
+impl Streams for Shared {
+    fn send(
+        &mut self,
+        req: Request<()>,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<h2::RecvStream>, SendError>> + Send {
+        Shared::send(self, req, body)
+    }
+
+    fn data(
+        &mut self,
+        body: &mut h2::RecvStream,
+    ) -> impl Future<Output = Result<Option<Bytes>, String>> + Send {
+        Shared::data(self, body)
+    }
+}
+
+/// One request and its answer over `s`; the body is kept up to `keep_body` bytes when asked
+/// for.
+pub(crate) async fn exchange<S: Streams>(
+    s: &mut S,
+    method: &Method,
+    p: &Prepared,
+    cookie: Option<&HeaderValue>,
+    keep_body: Option<usize>,
+) -> Result<Answer, Failure> {
+    let response = s
+        .send(request(method, p, cookie), p.body.clone())
+        .await
+        .map_err(|e| Failure {
+            message: e.message,
+            unsent: e.unsent,
+            no_reply: false,
+        })?;
+    let (parts, mut body) = response.into_parts();
+    let mut wire = 0u64;
+    let mut kept = 0usize;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        let data = match s.data(&mut body).await {
+            Ok(Some(data)) => data,
+            Ok(None) => break,
+            Err(e) => return Err(failed(format!("reading the body: {e}"))),
+        };
+        wire += data.len() as u64;
+        if let Some(cap) = keep_body {
+            kept += data.len();
+            if kept > cap {
+                // Dropping the stream resets it; the connection stays usable.
+                return Err(failed(h1::too_large(cap)));
+            }
+            chunks.push(data);
+        }
+    }
+    let coding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes().to_vec());
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        coding,
+        headers: parts.headers,
+        body: concat(chunks),
+        wire,
+    })
 }
 
 /// A failure after the request went out.

@@ -347,3 +347,18 @@ pub fn frame(bytes: &[u8]) -> Vec<u8> {
     out.extend_from_slice(bytes);
     out
 }
+
+/// A `SayReply` with `message`, gzip-compressed, as one gRPC frame with the compressed flag
+/// set (what a server answering with `grpc-encoding: gzip` sends).
+pub fn gzip_say_reply_frame(message: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let bytes = prost::Message::encode_to_vec(&pb::SayReply {
+        message: message.to_string(),
+        ..pb::SayReply::default()
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bytes).expect("gzip in memory");
+    let mut out = frame(&gz.finish().expect("gzip in memory"));
+    out[0] = 1;
+    out
+}

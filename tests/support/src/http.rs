@@ -28,6 +28,8 @@ pub struct Received {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The TCP connection it came on, numbered from 1 in the order they were accepted.
+    pub conn: u64,
 }
 
 impl Received {
@@ -88,6 +90,8 @@ pub enum Kind {
     Http1,
     /// HTTP/2 with prior knowledge, cleartext.
     H2c,
+    /// As `H2c`, with SETTINGS_MAX_CONCURRENT_STREAMS set to this.
+    H2cMaxStreams(u32),
     /// TLS with ALPN `h2` and `http/1.1`, a self-signed certificate for 127.0.0.1 and
     /// localhost.
     Https,
@@ -176,6 +180,7 @@ pub fn serve(
                 .send(listener.local_addr().expect("local addr"))
                 .expect("send addr");
             let mut stop_rx = stop_rx;
+            let mut accepted = 0u64;
             loop {
                 let (stream, _) = tokio::select! {
                     accepted = listener.accept() => match accepted {
@@ -185,6 +190,8 @@ pub fn serve(
                     _ = &mut stop_rx => break,
                 };
                 let _ = stream.set_nodelay(true);
+                accepted += 1;
+                let conn = accepted;
                 let handler = handler.clone();
                 let req_tx = req_tx.clone();
                 let tls = tls.clone();
@@ -192,7 +199,9 @@ pub fn serve(
                     let service = service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         let req_tx = req_tx.clone();
-                        async move { Ok::<_, Infallible>(answer(req, &handler, &req_tx).await) }
+                        async move {
+                            Ok::<_, Infallible>(answer(req, conn, &handler, &req_tx).await)
+                        }
                     });
                     match (kind, tls) {
                         (Kind::Http1, _) => {
@@ -202,6 +211,12 @@ pub fn serve(
                         }
                         (Kind::H2c, _) => {
                             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        (Kind::H2cMaxStreams(n), _) => {
+                            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .max_concurrent_streams(n)
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await;
                         }
@@ -235,6 +250,7 @@ pub fn serve(
 
 async fn answer(
     req: Request<Incoming>,
+    conn: u64,
     handler: &Handler,
     tx: &mpsc::Sender<Received>,
 ) -> Response<Full<Bytes>> {
@@ -254,6 +270,7 @@ async fn answer(
         version: parts.version,
         headers: parts.headers,
         body,
+        conn,
     };
     let reply = handler(&received);
     let _ = tx.send(received);
